@@ -1,0 +1,53 @@
+//! Writes the CRD YAML of every ferrolb kind into a directory (default `manifests/crds`), one
+//! file per CRD. `ferrolb-crdgen --check` exits 1 if the committed files differ.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut check = false;
+    let mut dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/crds"));
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--check" => check = true,
+            "-h" | "--help" => {
+                println!("usage: ferrolb-crdgen [--check] [DIR]  (default DIR: manifests/crds)");
+                return ExitCode::SUCCESS;
+            }
+            other => dir = PathBuf::from(other),
+        }
+    }
+    let mut stale = Vec::new();
+    for crd in ferrolb_api::all_crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let yaml = match ferrolb_api::render_crd_yaml(&crd) {
+            Ok(yaml) => yaml,
+            Err(e) => {
+                eprintln!("ferrolb-crdgen: cannot render {name}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let path = dir.join(format!("{name}.yaml"));
+        if check {
+            if std::fs::read_to_string(&path).ok().as_deref() != Some(yaml.as_str()) {
+                stale.push(path.display().to_string());
+            }
+        } else if let Err(e) =
+            std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, yaml))
+        {
+            eprintln!("ferrolb-crdgen: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        } else {
+            println!("wrote {}", path.display());
+        }
+    }
+    if stale.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "ferrolb-crdgen: out of date (run `cargo run -p ferrolb-api --bin ferrolb-crdgen`): {}",
+            stale.join(", ")
+        );
+        ExitCode::FAILURE
+    }
+}
