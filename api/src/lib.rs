@@ -9,6 +9,9 @@
 //!
 //! This crate holds types only: no logic, no I/O.
 
+// Several `printcolumn(type_ = …)` in one `#[kube]` attribute look like duplicates to clippy.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod annotations;
 mod bfd;
 mod bgp_advertisement;

@@ -38,7 +38,7 @@ fn every_schema_property_has_a_description_for_kubectl_explain() {
                 let p = format!("{path}.{k}");
                 // apiVersion/kind/metadata come from Kubernetes itself.
                 let builtin =
-                    path == "" && matches!(k.as_str(), "apiVersion" | "kind" | "metadata");
+                    path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata");
                 if !builtin && child.get("description").is_none() {
                     missing.push(p.clone());
                 }
