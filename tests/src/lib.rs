@@ -1,1 +1,12 @@
+//! Test support for ferrolb and its integration suites.
+//!
+//! This crate owns everything tests need to run ferrolb against *real* Kubernetes components
+//! instead of mocks: [`apiserver`] starts a throw-away etcd and kube-apiserver (like
+//! controller-runtime's envtest) with generated certificates, RBAC enforced and a dual-stack
+//! service range, and hands out admin and non-admin clients, kubeconfigs and a `kubectl` helper.
+//! The control-plane binaries are built from Go modules by `tests/setup/control-plane.sh` and
+//! cached outside the repository. The integration suites themselves live in `tests/tests/`.
 
+pub mod apiserver;
+
+pub use apiserver::{ControlPlane, ControlPlaneBuilder};

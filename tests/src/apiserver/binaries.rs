@@ -1,0 +1,174 @@
+//! Locating the control-plane binaries (etcd, kube-apiserver, kube-proxy, kubectl).
+//!
+//! `FERROLB_K8S_BIN` names a directory that already holds them; otherwise
+//! `tests/setup/control-plane.sh` builds them (or finds them cached) and prints their directory as
+//! its last stdout line. This happens once per process; runs of the script from several test
+//! processes are serialised with a file lock so that only one cold build happens at a time.
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use anyhow::{Context, bail};
+
+/// Environment variable naming a directory that already holds the binaries.
+pub const BIN_DIR_ENV: &str = "FERROLB_K8S_BIN";
+
+/// The binaries every control plane needs; kube-proxy is only needed by the lab.
+const REQUIRED: [&str; 3] = ["etcd", "kube-apiserver", "kubectl"];
+
+/// The directory holding the control-plane binaries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binaries {
+    dir: PathBuf,
+}
+
+impl Binaries {
+    /// The directory itself.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Path of the binary `name` in the directory (it may not exist, e.g. a tool the script does
+    /// not build).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The etcd server.
+    pub fn etcd(&self) -> PathBuf {
+        self.path("etcd")
+    }
+
+    /// kube-apiserver.
+    pub fn kube_apiserver(&self) -> PathBuf {
+        self.path("kube-apiserver")
+    }
+
+    /// kube-proxy (for the lab; the control plane does not run it).
+    pub fn kube_proxy(&self) -> PathBuf {
+        self.path("kube-proxy")
+    }
+
+    /// kubectl.
+    pub fn kubectl(&self) -> PathBuf {
+        self.path("kubectl")
+    }
+}
+
+/// The binaries, located (and built if needed) once per process.
+///
+/// # Panics
+///
+/// When they cannot be had: tests that need a control plane must fail, never skip.
+pub fn binaries() -> &'static Binaries {
+    static BINARIES: OnceLock<Result<Binaries, String>> = OnceLock::new();
+    let found = BINARIES.get_or_init(|| locate().map_err(|e| format!("{e:#}")));
+    match found {
+        Ok(b) => b,
+        Err(e) => panic!(
+            "the control-plane binaries (etcd, kube-apiserver, kubectl) are unavailable: {e}\n\
+             Build them with `bash tests/setup/control-plane.sh` (needs Go and the Go module \
+             proxy) or point {BIN_DIR_ENV} at a directory that holds them."
+        ),
+    }
+}
+
+fn locate() -> anyhow::Result<Binaries> {
+    let dir = match std::env::var_os(BIN_DIR_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => run_setup_script()?,
+    };
+    let missing: Vec<&str> = REQUIRED
+        .iter()
+        .copied()
+        .filter(|b| !is_executable(&dir.join(b)))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{} lacks executable(s) {}",
+            dir.display(),
+            missing.join(", ")
+        );
+    }
+    Ok(Binaries { dir })
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn workspace_root() -> PathBuf {
+    // This crate lives in `<workspace>/tests`.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn run_setup_script() -> anyhow::Result<PathBuf> {
+    let script = workspace_root().join("tests/setup/control-plane.sh");
+    let tmp = std::env::temp_dir();
+    // One build at a time across processes (test binaries may run concurrently, e.g. nextest).
+    let lock_path = tmp.join("ferrolb-control-plane-build.lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
+
+    let log_path = tmp.join(format!(
+        "ferrolb-control-plane-build.{}.log",
+        std::process::id()
+    ));
+    let log =
+        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    eprintln!(
+        "ferrolb-tests: locating control-plane binaries with {} (a cold build takes many \
+         minutes; progress in {})",
+        script.display(),
+        log_path.display()
+    );
+    let output = Command::new("bash")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::from(log))
+        .output()
+        .with_context(|| format!("running bash {}", script.display()))?;
+    drop(lock);
+
+    let mut stderr = String::new();
+    if let Ok(mut f) = File::open(&log_path) {
+        // Best effort: the log only decorates the error message.
+        let _ = f.read_to_string(&mut stderr);
+    }
+    if !output.status.success() {
+        bail!(
+            "{} failed ({}); last lines of its log {}:\n{}",
+            script.display(),
+            output.status,
+            log_path.display(),
+            tail(&stderr, 30)
+        );
+    }
+    // The log is no longer needed once the script succeeded.
+    let _ = std::fs::remove_file(&log_path);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .with_context(|| format!("{} printed no directory", script.display()))?;
+    Ok(PathBuf::from(last.trim()))
+}
+
+/// The last `n` lines of `text`.
+pub(crate) fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
