@@ -1,0 +1,151 @@
+//! One Service's way to its IPs (MetalLB's `convergeBalancer`, deterministic): keep what it
+//! holds if it may, otherwise release it, then allocate what it lacks. Level-triggered: running
+//! it again on the same inputs changes nothing.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use ferrolb_config::Family;
+
+use super::{AllocError, Allocator, Assignment, FamilyPolicy, ServiceRequest};
+
+/// Something worth telling the Service's owner (the kube edge turns these into Events).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// IPs were assigned (`additional`: the second family of a PreferDualStack Service).
+    Allocated {
+        /// the assignment
+        assignment: Assignment,
+        /// only the missing family was added
+        additional: bool,
+    },
+    /// The IPs the Service held were taken back.
+    ClearAssignment {
+        /// why
+        reason: String,
+    },
+    /// No IPs could be assigned.
+    AllocationFailed(AllocError),
+}
+
+/// The result of [`Allocator::converge`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Converged {
+    /// What the Service holds now (`None`: nothing; its status must be cleared).
+    pub assignment: Option<Assignment>,
+    /// What happened, for Events.
+    pub notes: Vec<Note>,
+    /// Whether IPs were released, so pending Services may now fit.
+    pub released: bool,
+}
+
+impl Allocator {
+    /// Brings `request` to its IPs, starting from `current` (the IPs in its status).
+    pub fn converge(&mut self, request: &ServiceRequest, current: &[IpAddr]) -> Converged {
+        let mut out = Converged {
+            assignment: None,
+            notes: Vec::new(),
+            released: false,
+        };
+        let wanted: BTreeSet<Family> = request.wanted_families().into_iter().collect();
+        let precondition = if self.pools().next().is_none() {
+            Some(AllocError::NoPools)
+        } else if wanted.is_empty() {
+            Some(AllocError::NoClusterIp)
+        } else if request.policy == FamilyPolicy::RequireDualStack && wanted.len() < 2 {
+            Some(AllocError::NotEnoughClusterIps(wanted.len()))
+        } else {
+            None
+        };
+        if let Some(err) = precondition {
+            out.released = self.release(&request.key);
+            out.notes.push(Note::AllocationFailed(err));
+            return out;
+        }
+
+        // Keep the current IPs if they still fit everything the Service asks for.
+        let current_fits = !current.is_empty()
+            && current.iter().all(|ip| wanted.contains(&Family::of(ip)))
+            && current.len()
+                == current
+                    .iter()
+                    .map(Family::of)
+                    .collect::<BTreeSet<_>>()
+                    .len();
+        let mut held = None;
+        if current_fits {
+            let same = |a: &[IpAddr], b: &[IpAddr]| {
+                a.iter().collect::<BTreeSet<_>>() == b.iter().collect::<BTreeSet<_>>()
+            };
+            let reason = if !request.requested_ips.is_empty()
+                && !same(&request.requested_ips, current)
+            {
+                Some(format!(
+                    "current IPs {current:?} are not the requested {:?}, will assign the requested ones",
+                    request.requested_ips
+                ))
+            } else {
+                match self.assign(request, current) {
+                    Ok(()) => None,
+                    Err(e) => Some(format!(
+                        "current IPs {current:?} are not allowed any more ({e}), will attempt a new assignment"
+                    )),
+                }
+            };
+            match reason {
+                None => held = self.assignment(&request.key).cloned(),
+                Some(reason) => {
+                    out.released |= self.release(&request.key);
+                    out.notes.push(Note::ClearAssignment { reason });
+                }
+            }
+        } else if self.release(&request.key) {
+            // The allocator remembered IPs the status no longer shows (written by someone
+            // else, or cleared by hand): start over.
+            out.released = true;
+        }
+
+        if let Some(assignment) = held {
+            if request.policy == FamilyPolicy::PreferDualStack
+                && assignment.ips.len() < wanted.len()
+                && let Some(more) = self.add_missing_family(request)
+            {
+                out.notes.push(Note::Allocated {
+                    assignment: more.clone(),
+                    additional: true,
+                });
+                out.assignment = Some(more);
+                return out;
+            }
+            out.assignment = Some(assignment);
+            return out;
+        }
+
+        let result = if request.requested_ips.is_empty() {
+            self.allocate(request)
+        } else {
+            self.assign(request, &request.requested_ips).map(|()| {
+                self.assignment(&request.key)
+                    .cloned()
+                    .unwrap_or(Assignment {
+                        pool: Default::default(),
+                        ips: request.requested_ips.clone(),
+                    })
+            })
+        };
+        match result {
+            Ok(assignment) => {
+                out.notes.push(Note::Allocated {
+                    assignment: assignment.clone(),
+                    additional: false,
+                });
+                out.assignment = Some(assignment);
+            }
+            Err(e) => {
+                out.released |= self.release(&request.key);
+                out.notes.push(Note::AllocationFailed(e));
+            }
+        }
+        out
+    }
+}
