@@ -1,6 +1,11 @@
 //! ferrolb's controller: assigns LoadBalancer IPs from IPAddressPools to Services.
 //!
-//! [`allocator`] is the pure core (pools, sharing, dual stack, pool changes); the kube edge
-//! (watches, reconcile, status, leader election, metrics) feeds it and writes its answers.
+//! [`allocator`] is the pure core (pools, sharing, dual stack, pool changes) and [`service`]
+//! the pure translation between Services and allocation requests; [`k8s`] is the kube edge
+//! (watches, the decision loop, status, Events, leader election) and [`metrics`] serves
+//! `/metrics`, `/healthz` and `/readyz`.
 
 pub mod allocator;
+pub mod k8s;
+pub mod metrics;
+pub mod service;

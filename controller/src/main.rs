@@ -1,1 +1,137 @@
-fn main() {}
+//! `ferrolb-controller`: assigns LoadBalancer IPs from IPAddressPools to Services.
+//! Settings → client → metrics server → leader-elected decision loop → drain on SIGTERM.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use ferrolb_controller::k8s::{self, Settings};
+use ferrolb_controller::metrics::{self, Health, Metrics};
+use prometheus_client::registry::Registry;
+use tracing_subscriber::EnvFilter;
+
+/// Assigns LoadBalancer IPs from IPAddressPools to Services.
+#[derive(Parser, Debug)]
+#[command(name = "ferrolb-controller", version, about)]
+struct Args {
+    /// Namespace of ferrolb's configuration objects, lease and ConfigurationState.
+    #[arg(long, env = "FERROLB_NAMESPACE", default_value = ferrolb_api::DEFAULT_NAMESPACE)]
+    namespace: String,
+
+    /// Handle only Services with this spec.loadBalancerClass. Without it, only Services that
+    /// have no class.
+    #[arg(long)]
+    lb_class: Option<String>,
+
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:7472")]
+    metrics_addr: SocketAddr,
+
+    /// This replica's identity in the leader lease (defaults to the pod name, then hostname).
+    #[arg(long, env = "FERROLB_POD_NAME")]
+    identity: Option<String>,
+
+    /// Run without leader election (only safe with a single replica).
+    #[arg(long)]
+    no_leader_election: bool,
+
+    /// Seconds a leader lease lasts; a dead leader is replaced within this time.
+    #[arg(long, default_value_t = 15)]
+    lease_duration: u64,
+
+    /// Concurrent Service status writes.
+    #[arg(long, default_value_t = 16)]
+    write_concurrency: usize,
+
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Plain)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Plain,
+    Json,
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot build a Kubernetes client (in-cluster config or KUBECONFIG)")?;
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let health = Arc::new(Health::default());
+    let server = tokio::spawn(metrics::serve(args.metrics_addr, registry, health.clone()));
+    let identity = args
+        .identity
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("ferrolb-controller-{}", std::process::id()));
+    let settings = Settings {
+        namespace: args.namespace,
+        lb_class: args.lb_class,
+        identity,
+        leader_election: !args.no_leader_election,
+        lease_duration: Duration::from_secs(args.lease_duration),
+        lease_grace: Duration::from_secs((args.lease_duration / 3).max(1)),
+        write_concurrency: args.write_concurrency,
+    };
+    tokio::select! {
+        result = k8s::run(client, settings, metrics, health, shutdown_signal()) => result,
+        served = server => match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e).context(format!("cannot serve metrics on {}", args.metrics_addr)),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logs(args.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferrolb-controller: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! The decision loop: one task owns the allocator, takes triggers from the watches, and turns
+//! each Service into the status it should have. Decisions are in memory and immediate; status
+//! writes, Events and configuration reports go to their own tasks.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferrolb_api::annotations;
+use ferrolb_config::{ObjectKind, Outcome, Pool, SecretInfo, Snapshot};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::events::EventSink;
+use super::report::Report;
+use super::watch::Stores;
+use super::writer::{StatusWrite, StatusWriter, body};
+use crate::allocator::{AllocError, Allocator, Assignment, Note, ServiceKey};
+use crate::metrics::{Metrics, PoolLabels, ResultLabels};
+use crate::service::{self, BadRequest};
+
+/// The type of the condition the controller keeps on each Service it handles.
+pub const CONDITION_TYPE: &str = "ferrolb.io/IPAssigned";
+
+pub(crate) struct Core {
+    pub namespace: String,
+    pub lb_class: Option<String>,
+    pub stores: Stores,
+    pub allocator: Allocator,
+    pub pools: Vec<Pool>,
+    /// Services of ours that want IPs and have none.
+    pub pending: BTreeSet<ServiceKey>,
+    pub writer: StatusWriter,
+    pub events: EventSink,
+    pub metrics: Arc<Metrics>,
+    pub report: watch::Sender<Arc<Report>>,
+    pub outcome: Outcome,
+}
+
+/// What a Service's status should say (compared with what it says, to skip needless writes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Desired {
+    ips: Vec<IpAddr>,
+    pool: Option<String>,
+    /// (status, reason, message) of our condition; `None`: no condition (not our Service).
+    condition: Option<(&'static str, String, String)>,
+}
+
+/// Copies the objects out of a store's snapshot.
+fn owned<K: Clone>(objects: Vec<Arc<K>>) -> Vec<K> {
+    objects.into_iter().map(|o| (*o).clone()).collect()
+}
+
+impl Core {
+    /// The configuration objects, Secrets, Nodes and Namespaces as the config crate takes them.
+    fn snapshot(&self) -> Snapshot {
+        let s = &self.stores;
+        Snapshot {
+            namespace: self.namespace.clone(),
+            pools: owned(s.pools.state()),
+            l2_advertisements: owned(s.l2_advertisements.state()),
+            bgp_advertisements: owned(s.bgp_advertisements.state()),
+            peers: owned(s.peers.state()),
+            bfd_profiles: owned(s.bfd_profiles.state()),
+            communities: owned(s.communities.state()),
+            secrets: s
+                .secrets
+                .state()
+                .iter()
+                .map(|secret| {
+                    let password = secret
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("password"))
+                        .and_then(|b| String::from_utf8(b.0.clone()).ok());
+                    let info = SecretInfo {
+                        type_: secret.type_.clone().unwrap_or_else(|| "Opaque".into()),
+                        password,
+                    };
+                    (secret.metadata.name.clone().unwrap_or_default(), info)
+                })
+                .collect(),
+            nodes: s
+                .nodes
+                .state()
+                .iter()
+                .map(|n| {
+                    let name = n.metadata.name.clone().unwrap_or_default();
+                    (name.into(), n.metadata.labels.clone().unwrap_or_default())
+                })
+                .collect(),
+            namespaces: s
+                .namespaces
+                .state()
+                .iter()
+                .map(|n| {
+                    let name = n.metadata.name.clone().unwrap_or_default();
+                    (name, n.metadata.labels.clone().unwrap_or_default())
+                })
+                .collect(),
+        }
+    }
+
+    /// Re-reads the configuration. Returns true when the pools changed (every Service must
+    /// then be looked at again). Invalid objects are reported and left out; the rest keeps
+    /// working.
+    pub fn apply_config(&mut self) -> bool {
+        let snapshot = self.snapshot();
+        self.outcome = ferrolb_config::parse(&snapshot);
+        for e in &self.outcome.errors {
+            tracing::warn!(kind = %e.kind, name = %e.name, field = %e.field, severity = ?e.severity, "configuration problem: {}", e.reason);
+        }
+        self.metrics
+            .config_valid
+            .set(i64::from(self.outcome.is_valid()));
+        let pools: Vec<Pool> = self.outcome.config.pools.values().cloned().collect();
+        let changed = pools != self.pools;
+        if changed {
+            tracing::info!(pools = pools.len(), "pools changed");
+            let released = self.allocator.set_pools(pools.clone());
+            for key in &released {
+                tracing::info!(service = %key, "IPs no longer allowed by the pools; re-examining");
+            }
+            self.pools = pools;
+        }
+        self.publish_report(&snapshot);
+        changed
+    }
+
+    fn publish_report(&self, snapshot: &Snapshot) {
+        let mut report = Report::default();
+        let names = |kind, metas: Vec<&ferrolb_api::ObjectMeta>, report: &mut Report| {
+            for m in metas {
+                let name = m.name.clone().unwrap_or_default();
+                let errors = self.outcome.errors_for(kind, &name).cloned().collect();
+                report.objects.insert((kind, name), errors);
+            }
+        };
+        names(
+            ObjectKind::IPAddressPool,
+            snapshot.pools.iter().map(|o| &o.metadata).collect(),
+            &mut report,
+        );
+        names(
+            ObjectKind::L2Advertisement,
+            snapshot
+                .l2_advertisements
+                .iter()
+                .map(|o| &o.metadata)
+                .collect(),
+            &mut report,
+        );
+        names(
+            ObjectKind::BGPAdvertisement,
+            snapshot
+                .bgp_advertisements
+                .iter()
+                .map(|o| &o.metadata)
+                .collect(),
+            &mut report,
+        );
+        names(
+            ObjectKind::BGPPeer,
+            snapshot.peers.iter().map(|o| &o.metadata).collect(),
+            &mut report,
+        );
+        names(
+            ObjectKind::BFDProfile,
+            snapshot.bfd_profiles.iter().map(|o| &o.metadata).collect(),
+            &mut report,
+        );
+        names(
+            ObjectKind::Community,
+            snapshot.communities.iter().map(|o| &o.metadata).collect(),
+            &mut report,
+        );
+        self.fill_usage(&mut report);
+        self.report.send_replace(Arc::new(report));
+    }
+
+    fn fill_usage(&self, report: &mut Report) {
+        for pool in &self.pools {
+            let Some(usage) = self.allocator.usage(&pool.name) else {
+                continue;
+            };
+            report.usage.insert(pool.name.to_string(), usage);
+            for (family, assigned, available) in [
+                ("ipv4", usage.assigned_v4, usage.available_v4),
+                ("ipv6", usage.assigned_v6, usage.available_v6),
+            ] {
+                let labels = PoolLabels {
+                    pool: pool.name.to_string(),
+                    family: family.into(),
+                };
+                self.metrics
+                    .pool_assigned
+                    .get_or_create(&labels)
+                    .set(i64::try_from(assigned).unwrap_or(i64::MAX));
+                #[allow(clippy::cast_precision_loss)]
+                self.metrics
+                    .pool_capacity
+                    .get_or_create(&labels)
+                    .set((assigned + available) as f64);
+            }
+        }
+    }
+
+    /// Publishes pool usage after allocations changed.
+    pub fn refresh_usage(&self) {
+        let mut report = (**self.report.borrow()).clone();
+        self.fill_usage(&mut report);
+        self.report.send_if_modified(|current| {
+            if **current == report {
+                return false;
+            }
+            *current = Arc::new(report);
+            true
+        });
+    }
+
+    /// Looks at every Service: those that hold IPs first (most IPs first), so that after a
+    /// restart or a pool change they keep them before pending Services may take them.
+    pub fn reprocess_all(&mut self, services: Vec<Arc<Service>>) {
+        let mut services = services;
+        services.sort_by_cached_key(|s| {
+            (
+                std::cmp::Reverse(service::ingress_ips(s).len()),
+                service::key_of(s),
+            )
+        });
+        let present: BTreeSet<ServiceKey> = services.iter().map(|s| service::key_of(s)).collect();
+        let gone: Vec<ServiceKey> = self
+            .allocator
+            .assignments()
+            .map(|(k, _)| k.clone())
+            .filter(|k| !present.contains(k))
+            .collect();
+        for key in gone {
+            self.reconcile(&key, None);
+        }
+        self.pending.retain(|k| present.contains(k));
+        for svc in services {
+            self.reconcile(&service::key_of(&svc), Some(&svc));
+        }
+        self.refresh_usage();
+    }
+
+    /// Re-examines the Services waiting for IPs (after something was released).
+    pub fn reprocess_pending(&mut self) {
+        let waiting: Vec<ServiceKey> = self.pending.iter().cloned().collect();
+        for key in waiting {
+            self.reconcile_key(&key);
+        }
+    }
+
+    /// Reconciles one Service from the cache.
+    pub fn reconcile_key(&mut self, key: &ServiceKey) -> bool {
+        let svc = self
+            .stores
+            .services
+            .get(&ObjectRef::new(&key.name).within(&key.namespace));
+        self.reconcile(key, svc.as_deref())
+    }
+
+    /// Brings one Service to the status it should have. Returns true if IPs were released
+    /// (pending Services may now fit).
+    pub fn reconcile(&mut self, key: &ServiceKey, svc: Option<&Service>) -> bool {
+        let started = Instant::now();
+        let (result, released) = self.reconcile_inner(key, svc);
+        self.metrics
+            .reconciles
+            .get_or_create(&ResultLabels::of(result))
+            .inc();
+        self.metrics
+            .reconcile_duration
+            .get_or_create(&ResultLabels::of(result))
+            .observe(started.elapsed().as_secs_f64());
+        if released {
+            self.metrics
+                .allocations
+                .get_or_create(&ResultLabels::of("released"))
+                .inc();
+        }
+        released
+    }
+
+    fn reconcile_inner(&mut self, key: &ServiceKey, svc: Option<&Service>) -> (&'static str, bool) {
+        let lb_class = self.lb_class.clone();
+        let Some(svc) = svc else {
+            // Deleted: its IPs are free again.
+            self.pending.remove(key);
+            let released = self.allocator.release(key);
+            if released {
+                tracing::info!(service = %key, "service deleted; IPs released");
+            }
+            return ("deleted", released);
+        };
+        if !service::is_ours(svc, lb_class.as_deref()) {
+            self.pending.remove(key);
+            let released = self.allocator.release(key);
+            // Clear what we wrote (SSA removes only our fields; another class's status stays).
+            let wrote_something =
+                service::allocated_pool(svc).is_some() || our_condition(svc).is_some();
+            if wrote_something || released {
+                if !service::belongs_to_another_class(svc, lb_class.as_deref()) {
+                    self.events.emit(
+                        svc,
+                        EventType::Normal,
+                        "ClearAssignment",
+                        "not a LoadBalancer Service of ours any more; IPs released".into(),
+                    );
+                }
+                self.writer
+                    .write(StatusWrite::new(key.clone(), body(key, &[], None, None)));
+            }
+            return ("ignored", released);
+        }
+
+        let (request, deprecated) = match service::request_of(svc) {
+            Ok(r) => r,
+            Err(BadRequest { reason, message }) => {
+                self.pending.remove(key);
+                let released = self.allocator.release(key);
+                self.events
+                    .emit(svc, EventType::Warning, reason, message.clone());
+                self.write_if_changed(
+                    key,
+                    svc,
+                    Desired {
+                        ips: vec![],
+                        pool: None,
+                        condition: Some(("False", reason.to_owned(), message)),
+                    },
+                );
+                return ("invalid", released);
+            }
+        };
+        // Our own record is the truth once we have one; the status counts only for Services we
+        // do not know yet (after a restart or a leader change).
+        let current = self
+            .allocator
+            .assignment(key)
+            .map(|a| a.ips.clone())
+            .unwrap_or_else(|| service::ingress_ips(svc));
+        let converged = self.allocator.converge(&request, &current);
+
+        for note in &converged.notes {
+            match note {
+                Note::Allocated {
+                    assignment,
+                    additional,
+                } => {
+                    self.metrics
+                        .allocations
+                        .get_or_create(&ResultLabels::of("allocated"))
+                        .inc();
+                    let what = if *additional {
+                        "Assigned additional IP"
+                    } else {
+                        "Assigned IP"
+                    };
+                    tracing::info!(service = %key, ips = ?assignment.ips, pool = %assignment.pool, "{what}");
+                    self.events.emit(
+                        svc,
+                        EventType::Normal,
+                        "IPAllocated",
+                        format!("{what} {}", describe(assignment)),
+                    );
+                }
+                Note::ClearAssignment { reason } => {
+                    tracing::info!(service = %key, "{reason}");
+                    self.events
+                        .emit(svc, EventType::Normal, "ClearAssignment", reason.clone());
+                }
+                Note::AllocationFailed(e) => {
+                    self.metrics
+                        .allocations
+                        .get_or_create(&ResultLabels::of("failed"))
+                        .inc();
+                    tracing::warn!(service = %key, error = %e, "allocation failed");
+                    let reason = match e {
+                        AllocError::NotEnoughClusterIps(_) => "NotEnoughClusterIPs",
+                        _ => "AllocationFailed",
+                    };
+                    self.events.emit(
+                        svc,
+                        EventType::Warning,
+                        reason,
+                        format!("Failed to allocate IP for {key}: {e}"),
+                    );
+                }
+            }
+        }
+
+        let desired = match &converged.assignment {
+            Some(a) => {
+                self.pending.remove(key);
+                Desired {
+                    ips: a.ips.clone(),
+                    pool: Some(a.pool.to_string()),
+                    condition: Some(("True", "Allocated".into(), describe(a))),
+                }
+            }
+            None => {
+                self.pending.insert(key.clone());
+                let message = converged.notes.iter().rev().find_map(|n| match n {
+                    Note::AllocationFailed(e) => Some(e.to_string()),
+                    _ => None,
+                });
+                Desired {
+                    ips: vec![],
+                    pool: None,
+                    condition: Some((
+                        "False",
+                        "AllocationFailed".into(),
+                        message.unwrap_or_else(|| "no IPs assigned".into()),
+                    )),
+                }
+            }
+        };
+        let wrote = self.write_if_changed(key, svc, desired);
+        if wrote {
+            for k in deprecated {
+                let replacement = k.replace(annotations::DEPRECATED_PREFIX, "ferrolb.io/");
+                self.events.emit(
+                    svc,
+                    EventType::Warning,
+                    "DeprecatedAnnotation",
+                    format!("annotation {k} is deprecated; use {replacement}"),
+                );
+            }
+        }
+        let result = if converged.assignment.is_some() {
+            "assigned"
+        } else {
+            "pending"
+        };
+        (result, converged.released)
+    }
+
+    /// Queues a status write if the Service does not already show `desired`.
+    fn write_if_changed(&self, key: &ServiceKey, svc: &Service, desired: Desired) -> bool {
+        let observed_condition = our_condition(svc);
+        let observed = Desired {
+            ips: service::ingress_ips(svc),
+            pool: service::allocated_pool(svc).map(str::to_owned),
+            condition: observed_condition.as_ref().map(|c| {
+                let status = if c["status"] == "True" {
+                    "True"
+                } else {
+                    "False"
+                };
+                (
+                    status,
+                    c["reason"].as_str().unwrap_or_default().to_owned(),
+                    c["message"].as_str().unwrap_or_default().to_owned(),
+                )
+            }),
+        };
+        let generation = svc.metadata.generation.unwrap_or_default();
+        let same_generation = observed_condition
+            .as_ref()
+            .and_then(|c| c["observedGeneration"].as_i64())
+            == Some(generation);
+        if observed == desired && same_generation {
+            return false;
+        }
+        let condition = desired.condition.as_ref().map(|(status, reason, message)| {
+            // The transition time moves only when the status flips.
+            let since = match &observed_condition {
+                Some(c) if c["status"] == *status => {
+                    c["lastTransitionTime"].as_str().map(str::to_owned)
+                }
+                _ => None,
+            }
+            .unwrap_or_else(|| Timestamp::now().to_string());
+            json!({
+                "type": CONDITION_TYPE,
+                "status": status,
+                "reason": reason,
+                "message": truncate(message, 32 * 1024),
+                "lastTransitionTime": since,
+                "observedGeneration": generation,
+            })
+        });
+        self.writer.write(StatusWrite::new(
+            key.clone(),
+            body(key, &desired.ips, desired.pool.as_deref(), condition),
+        ));
+        true
+    }
+}
+
+fn describe(a: &Assignment) -> String {
+    let ips: Vec<String> = a.ips.iter().map(ToString::to_string).collect();
+    format!("{} from pool {}", ips.join(", "), a.pool)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// Our condition on the Service, if present.
+fn our_condition(svc: &Service) -> Option<Value> {
+    svc.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == CONDITION_TYPE)
+        .and_then(|c| serde_json::to_value(c).ok())
+}
