@@ -15,7 +15,7 @@ macro_rules! duration_rule {
             $field,
             ") || !self.",
             $field,
-            ".matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || ",
+            ".matches('^([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h))+$') || ",
             "[duration(self.",
             $field,
             ")].all(d, ",
@@ -61,8 +61,8 @@ macro_rules! duration_rule {
     .message("holdTime must be 0 (no keepalives) or at least 3s").field_path(".holdTime"))]
 #[x_kube(validation = kube::core::Rule::new(
     "!has(self.keepaliveTime) || !has(self.holdTime) || \
-     !self.keepaliveTime.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || \
-     !self.holdTime.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || \
+     !self.keepaliveTime.matches('^([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h))+$') || \
+     !self.holdTime.matches('^([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h))+$') || \
      duration(self.keepaliveTime) <= duration(self.holdTime)")
     .message("keepaliveTime must not exceed holdTime").field_path(".keepaliveTime"))]
 #[x_kube(validation = kube::core::Rule::new(
@@ -70,8 +70,12 @@ macro_rules! duration_rule {
     .message("keepaliveTime without holdTime implies holdTime = 3 x keepaliveTime, which must be 0 or at least 3s")
     .field_path(".keepaliveTime"))]
 #[x_kube(validation = kube::core::Rule::new(duration_rule!("connectTime",
-    "d >= duration('1s') && d <= duration('65535s') && d.getMilliseconds() % 1000 == 0"))
+    "d >= duration('1s') && d <= duration('65535s')"))
     .message("connectTime must be a whole number of seconds between 1s and 65535s").field_path(".connectTime"))]
+#[x_kube(validation = kube::core::Rule::new(
+    "!has(self.connectTime) || self.connectTime.matches('^(([0-9]+h)?([0-9]+m)?([0-9]+s)?|[0-9]*000ms)$')")
+    .message("connectTime must be a whole number of seconds between 1s and 65535s (e.g. 10s, 2m)")
+    .field_path(".connectTime"))]
 #[x_kube(validation = kube::core::Rule::new(
     "!has(self.ebgpMultiHop) || !self.ebgpMultiHop || \
      (has(self.peerASN) ? self.peerASN != self.myASN : (!has(self.dynamicASN) || self.dynamicASN != 'internal'))")
@@ -137,7 +141,7 @@ pub struct BGPPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 32),
-        regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")
+        regex(pattern = r"^([0-9]{1,6}(\.[0-9]{1,9})?(ns|us|ms|s|m|h))+$")
     )]
     pub hold_time: Option<String>,
 
@@ -145,7 +149,7 @@ pub struct BGPPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 32),
-        regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")
+        regex(pattern = r"^([0-9]{1,6}(\.[0-9]{1,9})?(ns|us|ms|s|m|h))+$")
     )]
     pub keepalive_time: Option<String>,
 
@@ -153,7 +157,7 @@ pub struct BGPPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 32),
-        regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")
+        regex(pattern = r"^([0-9]{1,6}(\.[0-9]{1,9})?(ns|us|ms|s|m|h))+$")
     )]
     pub connect_time: Option<String>,
 
@@ -211,7 +215,7 @@ fn default_port() -> u16 {
     179
 }
 
-/// How a peer's AS number is learned when `peerASN` is not given.
+// How a peer's AS number is learned when `peerASN` is not given (the field documents it).
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum DynamicAsnMode {

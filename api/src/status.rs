@@ -25,6 +25,11 @@ pub struct ConfigStatus {
     group = "ferrolb.io",
     version = "v1beta1",
     kind = "ServiceL2Status",
+    validation = kube::core::Rule::new(
+        "!has(oldSelf.status) || ((!has(oldSelf.status.node) || (has(self.status) && has(self.status.node))) && \
+         (!has(oldSelf.status.serviceName) || (has(self.status) && has(self.status.serviceName))) && \
+         (!has(oldSelf.status.serviceNamespace) || (has(self.status) && has(self.status.serviceNamespace))))"
+    ).message("status.node, status.serviceName and status.serviceNamespace are immutable: they cannot be removed once set").field_path(".status"),
     doc = "Which node announces a Service over layer 2 (written by the speakers).",
     namespaced,
     status = "ServiceL2StatusStatus",
@@ -84,6 +89,11 @@ pub struct InterfaceName {
     group = "ferrolb.io",
     version = "v1beta1",
     kind = "ServiceBGPStatus",
+    validation = kube::core::Rule::new(
+        "!has(oldSelf.status) || ((!has(oldSelf.status.node) || (has(self.status) && has(self.status.node))) && \
+         (!has(oldSelf.status.serviceName) || (has(self.status) && has(self.status.serviceName))) && \
+         (!has(oldSelf.status.serviceNamespace) || (has(self.status) && has(self.status.serviceNamespace))))"
+    ).message("status.node, status.serviceName and status.serviceNamespace are immutable: they cannot be removed once set").field_path(".status"),
     doc = "Which BGP peers a node advertises a Service to (written by the speakers).",
     namespaced,
     status = "ServiceBGPStatusStatus",
@@ -172,7 +182,7 @@ pub struct ConfigurationStateStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// A component's verdict on its configuration.
+// A component's verdict on its configuration (the field documents it).
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConfigurationResult {
     /// Every object was accepted.

@@ -5,8 +5,10 @@
 //! controller-runtime's envtest) with generated certificates, RBAC enforced and a dual-stack
 //! service range, and hands out admin and non-admin clients, kubeconfigs and a `kubectl` helper.
 //! The control-plane binaries are built from Go modules by `tests/setup/control-plane.sh` and
-//! cached outside the repository. The integration suites themselves live in `tests/tests/`.
+//! cached outside the repository. [`fixtures`] holds the set-up shared by suites that need
+//! ferrolb's CRDs and manifests. The integration suites themselves live in `tests/tests/`.
 
 pub mod apiserver;
+pub mod fixtures;
 
 pub use apiserver::{ControlPlane, ControlPlaneBuilder};
