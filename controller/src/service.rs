@@ -27,14 +27,15 @@ pub fn is_ours(svc: &Service, lb_class: Option<&str>) -> bool {
     spec.type_.as_deref() == Some("LoadBalancer") && spec.load_balancer_class.as_deref() == lb_class
 }
 
-/// Whether the Service belongs to another load-balancer implementation (it has a class that is
-/// not ours): its status is not ours to touch.
+/// Whether the Service belongs to another load-balancer implementation: it has a class that is
+/// not ours, or it is a class-less LoadBalancer while we serve a class (class-less Services are
+/// the default implementation's). Its status is not ours to touch.
 pub fn belongs_to_another_class(svc: &Service, lb_class: Option<&str>) -> bool {
-    let class = svc
-        .spec
-        .as_ref()
-        .and_then(|s| s.load_balancer_class.as_deref());
-    class.is_some() && class != lb_class
+    let Some(spec) = &svc.spec else {
+        return false;
+    };
+    let class = spec.load_balancer_class.as_deref();
+    class != lb_class && (class.is_some() || spec.type_.as_deref() == Some("LoadBalancer"))
 }
 
 /// The IPs in `status.loadBalancer.ingress` (unparseable entries are skipped).
@@ -330,6 +331,15 @@ mod tests {
         assert!(!is_ours(&svc, None));
         assert!(belongs_to_another_class(&svc, None));
         assert!(!belongs_to_another_class(&svc, Some("other.io/lb")));
+        // A class-less LoadBalancer is the default implementation's, not a class controller's.
+        let classless = service(&[], lb(&["198.19.0.10"]));
+        assert!(belongs_to_another_class(&classless, Some("ferrolb")));
+        assert!(!belongs_to_another_class(&classless, None));
+        let mut cluster_ip = service(&[], lb(&["198.19.0.10"]));
+        if let Some(spec) = cluster_ip.spec.as_mut() {
+            spec.type_ = Some("ClusterIP".into());
+        }
+        assert!(!belongs_to_another_class(&cluster_ip, Some("ferrolb")));
     }
 
     #[test]

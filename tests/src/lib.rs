@@ -6,9 +6,12 @@
 //! service range, and hands out admin and non-admin clients, kubeconfigs and a `kubectl` helper.
 //! The control-plane binaries are built from Go modules by `tests/setup/control-plane.sh` and
 //! cached outside the repository. [`fixtures`] holds the set-up shared by suites that need
-//! ferrolb's CRDs and manifests. The integration suites themselves live in `tests/tests/`.
+//! ferrolb's CRDs and manifests, and [`controller`] runs ferrolb's controller in-process (one
+//! thread and runtime per replica, stopped gracefully or killed). The integration suites
+//! themselves live in `tests/tests/`.
 
 pub mod apiserver;
+pub mod controller;
 pub mod fixtures;
 
 pub use apiserver::{ControlPlane, ControlPlaneBuilder};

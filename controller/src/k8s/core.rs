@@ -303,18 +303,24 @@ impl Core {
         if !service::is_ours(svc, lb_class.as_deref()) {
             self.pending.remove(key);
             let released = self.allocator.release(key);
-            // Clear what we wrote (SSA removes only our fields; another class's status stays).
+            // Another class's Service is that controller's, even if it shows our annotation and
+            // condition: a ferrolb instance serving that class wrote them under the same field
+            // manager, and clearing them would fight it. (loadBalancerClass is immutable on a
+            // LoadBalancer, so a Service of ours only becomes another class's through another
+            // type, where it was cleared.)
+            if service::belongs_to_another_class(svc, lb_class.as_deref()) {
+                return ("ignored", released);
+            }
+            // Clear what we wrote (SSA removes only our fields).
             let wrote_something =
                 service::allocated_pool(svc).is_some() || our_condition(svc).is_some();
             if wrote_something || released {
-                if !service::belongs_to_another_class(svc, lb_class.as_deref()) {
-                    self.events.emit(
-                        svc,
-                        EventType::Normal,
-                        "ClearAssignment",
-                        "not a LoadBalancer Service of ours any more; IPs released".into(),
-                    );
-                }
+                self.events.emit(
+                    svc,
+                    EventType::Normal,
+                    "ClearAssignment",
+                    "not a LoadBalancer Service of ours any more; IPs released".into(),
+                );
                 self.writer
                     .write(StatusWrite::new(key.clone(), body(key, &[], None, None)));
             }
@@ -463,9 +469,11 @@ impl Core {
             }),
         };
         let generation = svc.metadata.generation.unwrap_or_default();
+        // Services have no metadata.generation (so we write 0), and the apiserver drops a zero
+        // observedGeneration (omitempty): absent means 0, or every reconcile would write again.
         let same_generation = observed_condition
             .as_ref()
-            .and_then(|c| c["observedGeneration"].as_i64())
+            .map(|c| c["observedGeneration"].as_i64().unwrap_or(0))
             == Some(generation);
         if observed == desired && same_generation {
             return false;

@@ -87,7 +87,10 @@ pub async fn run(
             .with_identity(&settings.identity)
             .with_duration(settings.lease_duration.as_secs().max(1))
             .with_grace(settings.lease_grace.as_secs().max(1))
-            .with_field_manager(FIELD_MANAGER)
+            // One field manager per replica: taking a free lease is a server-side apply without
+            // force, and only a conflict with the other replicas' managers stops two of them
+            // from taking it at once (with one shared manager both win and both lead).
+            .with_field_manager(format!("{FIELD_MANAGER}/{}", settings.identity))
             .build()
             .await?;
         let (rx, task) = manager.watch().await;
@@ -122,6 +125,9 @@ pub async fn run(
         health.set_ready(false);
         tracing::info!(identity = %settings.identity, "leading");
 
+        // Triggers that queued up while following are covered by the full pass below. Drop them
+        // before listing, not after: a change made after the list must still be handled.
+        while triggers.try_recv().is_ok() {}
         // A fresh, consistent list: the previous leader's last writes are in it even if the
         // watch has not delivered them yet, so nothing it assigned is handed out again.
         let services = match Api::<Service>::all(client.clone())
@@ -150,8 +156,6 @@ pub async fn run(
         };
         core.apply_config();
         core.reprocess_all(services);
-        // Triggers that queued up while following are covered by the full pass.
-        while triggers.try_recv().is_ok() {}
         health.set_ready(true);
         tracing::info!(
             services = core.allocator.assignments().count(),
