@@ -6,7 +6,8 @@
 //! as a [`ConfigError`] naming the object, the field and the reason; a bad object never hides the
 //! good ones. Objects with an error are left out of the `Config` and listed in
 //! [`Outcome::errors`]; when two objects conflict (overlapping pools, two aliases of one name),
-//! the older one (by creation time, then name) keeps working and the newer one is refused.
+//! the one already in use (for pools: with unchanged addresses), else the older one (by creation
+//! time, then name) keeps working and the other is refused.
 
 mod advertisement;
 mod error;
@@ -63,6 +64,10 @@ pub struct Snapshot {
     pub nodes: BTreeMap<NodeName, Labels>,
     /// Namespaces and their labels.
     pub namespaces: BTreeMap<String, Labels>,
+    /// The pools in use before this snapshot, with their ranges. When two pools overlap, one
+    /// that is in use with unchanged addresses wins over one that changed; otherwise the older
+    /// wins (by creation time, then name).
+    pub pools_in_use: BTreeMap<PoolName, Vec<IpRange>>,
 }
 
 /// The validated configuration: only the objects that are usable.

@@ -100,13 +100,21 @@ pub(crate) fn parse_pools(
     let ordered = by_age(&snapshot.pools, |p| &p.metadata);
     let unique = first_of_each_name(kind, ordered, |p| &p.metadata, errors);
 
+    // A pool that is in use with exactly these addresses goes first, so an edit that makes
+    // another pool overlap it is refused on the edited pool, not on the one already serving.
+    let mut parsed: Vec<(Pool, Problems<'_>)> = unique
+        .into_iter()
+        .map(|object| {
+            let mut problems = Problems::new(kind, name_of(&object.metadata));
+            let pool = parse_pool(object, snapshot, &mut problems);
+            (pool, problems)
+        })
+        .collect();
+    parsed.sort_by_key(|(pool, _)| snapshot.pools_in_use.get(&pool.name) != Some(&pool.ranges));
+
     let mut index: BTreeMap<Family, RangeIndex> = BTreeMap::new();
     let mut pools = BTreeMap::new();
-    for object in unique {
-        let name = name_of(&object.metadata);
-        let mut problems = Problems::new(kind, name);
-        let pool = parse_pool(object, snapshot, &mut problems);
-
+    for (pool, mut problems) in parsed {
         // Overlaps, with the pool's own entries and with every older pool.
         let mut own: BTreeMap<Family, RangeIndex> = BTreeMap::new();
         for (i, r) in pool.ranges.iter().enumerate() {

@@ -860,3 +860,27 @@ fn the_committed_samples_are_a_valid_configuration() {
     assert!(out.errors.is_empty(), "{:#?}", out.errors);
     assert!(out.config.pools.len() >= 3 && !out.config.peers.is_empty());
 }
+
+#[test]
+fn an_edit_that_overlaps_a_pool_in_use_is_refused_on_the_edited_pool() {
+    // "a-edited" sorts first and is as old as "b-serving", but b is in use with these very
+    // addresses while a's addresses changed: a is the one refused.
+    let yaml = format!(
+        "{}{}",
+        pool("a-edited", &["192.0.2.0/28", "192.0.2.64/28"]),
+        pool("b-serving", &["192.0.2.64/27"])
+    );
+    let mut snapshot = Snapshot::from_yaml(NS, &yaml).expect("parses");
+    let range = |s: &str| ferrolb_config::IpRange::parse_entry(s).expect("valid");
+    snapshot.pools_in_use = [
+        ("a-edited".into(), vec![range("192.0.2.0/28")]),
+        ("b-serving".into(), vec![range("192.0.2.64/27")]),
+    ]
+    .into();
+    let out = parse(&snapshot);
+    assert!(out.is_usable(IPAddressPool, "b-serving"));
+    assert!(!out.is_usable(IPAddressPool, "a-edited"));
+    // Without that history, the name decides.
+    let out = outcome(&yaml);
+    assert!(out.is_usable(IPAddressPool, "a-edited") && !out.is_usable(IPAddressPool, "b-serving"));
+}

@@ -1239,3 +1239,68 @@ async fn overlapping_pools_are_reported_invalid_while_the_valid_pool_keeps_servi
         .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_pool_edited_into_an_invalid_state_keeps_serving_with_its_last_valid_version()
+-> anyhow::Result<()> {
+    let c = Cluster::start().await?;
+    c.pool("other", &["198.51.100.0/28"]).await?;
+    c.pool("lan", &["192.0.2.200-192.0.2.210"]).await?;
+    let _controller = c.controller("ctl")?;
+    c.create(lb("web", &[80]).annotate("ferrolb.io/address-pool", "lan"))
+        .await?;
+    let before = c.wait_ips("web", 1).await?;
+    assert!(
+        in_range(before[0], "192.0.2.200", "192.0.2.210"),
+        "{before:?}"
+    );
+
+    // An edit that overlaps the older pool "other": lan is invalid, but its running Services
+    // keep their IPs and it still serves from its last valid addresses.
+    c.pool("lan", &["192.0.2.200-192.0.2.210", "198.51.100.8/29"])
+        .await?;
+    let message = eventually("lan is reported invalid", WAIT, || async {
+        let pool = c.pools().get("lan").await?;
+        let valid = pool
+            .status
+            .iter()
+            .flat_map(|s| &s.conditions)
+            .find(|c| c.type_ == ferrolb_api::CONDITION_VALID)
+            .context("no Valid condition yet")?;
+        anyhow::ensure!(valid.status == "False", "still {}", valid.status);
+        Ok(valid.message.clone())
+    })
+    .await?;
+    assert!(
+        message.contains("\"other\"") && message.contains("last valid version"),
+        "{message}"
+    );
+    c.create(lb("api", &[80]).annotate("ferrolb.io/address-pool", "lan"))
+        .await?;
+    let api = c.wait_ips("api", 1).await?;
+    assert!(in_range(api[0], "192.0.2.200", "192.0.2.210"), "{api:?}");
+    assert_eq!(ingress(&c.get("web").await?), before, "web kept its IP");
+
+    // Fixed: valid again, nothing moved.
+    c.pool("lan", &["192.0.2.200-192.0.2.220"]).await?;
+    eventually("lan is valid again", WAIT, || async {
+        let pool = c.pools().get("lan").await?;
+        let valid = pool
+            .status
+            .iter()
+            .flat_map(|s| &s.conditions)
+            .find(|c| c.type_ == ferrolb_api::CONDITION_VALID)
+            .context("no Valid condition")?;
+        anyhow::ensure!(
+            valid.status == "True",
+            "still {}: {}",
+            valid.status,
+            valid.message
+        );
+        Ok(())
+    })
+    .await?;
+    assert_eq!(ingress(&c.get("web").await?), before);
+    assert_eq!(ingress(&c.get("api").await?), api);
+    Ok(())
+}

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ferrolb_api::annotations;
-use ferrolb_config::{ObjectKind, Outcome, Pool, SecretInfo, Snapshot};
+use ferrolb_config::{
+    ConfigError, ObjectKind, Outcome, Pool, PoolName, SecretInfo, Severity, Snapshot,
+};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::EventType;
@@ -40,6 +42,8 @@ pub(crate) struct Core {
     pub metrics: Arc<Metrics>,
     pub report: watch::Sender<Arc<Report>>,
     pub outcome: Outcome,
+    /// Pools that are invalid now but still served with their last valid version.
+    pub held_back: BTreeSet<PoolName>,
 }
 
 /// What a Service's status should say (compared with what it says, to skip needless writes).
@@ -103,6 +107,11 @@ impl Core {
                     (name, n.metadata.labels.clone().unwrap_or_default())
                 })
                 .collect(),
+            pools_in_use: self
+                .pools
+                .iter()
+                .map(|p| (p.name.clone(), p.ranges.clone()))
+                .collect(),
         }
     }
 
@@ -118,7 +127,7 @@ impl Core {
         self.metrics
             .config_valid
             .set(i64::from(self.outcome.is_valid()));
-        let pools: Vec<Pool> = self.outcome.config.pools.values().cloned().collect();
+        let pools = self.with_last_good(&snapshot);
         let changed = pools != self.pools;
         if changed {
             tracing::info!(pools = pools.len(), "pools changed");
@@ -132,12 +141,54 @@ impl Core {
         changed
     }
 
+    /// The usable pools, plus — for a pool that is still there but has turned invalid (an edit
+    /// that overlaps another pool, say) — its last valid version, so an edit gone wrong does
+    /// not take IPs away from running Services. A last version that would collide with a pool
+    /// that is valid now is dropped.
+    fn with_last_good(&mut self, snapshot: &Snapshot) -> Vec<Pool> {
+        let mut pools = self.outcome.config.pools.clone();
+        let present: BTreeSet<&str> = snapshot
+            .pools
+            .iter()
+            .filter_map(|p| p.metadata.name.as_deref())
+            .collect();
+        self.held_back.clear();
+        for old in &self.pools {
+            if pools.contains_key(&old.name) || !present.contains(old.name.as_str()) {
+                continue;
+            }
+            let collides = pools.values().any(|p| {
+                p.ranges
+                    .iter()
+                    .any(|r| old.ranges.iter().any(|q| q.overlaps(r)))
+            });
+            if collides {
+                continue;
+            }
+            tracing::warn!(pool = %old.name, "pool is invalid now; still serving with its last valid version");
+            self.held_back.insert(old.name.clone());
+            pools.insert(old.name.clone(), old.clone());
+        }
+        pools.into_values().collect()
+    }
+
     fn publish_report(&self, snapshot: &Snapshot) {
         let mut report = Report::default();
         let names = |kind, metas: Vec<&ferrolb_api::ObjectMeta>, report: &mut Report| {
             for m in metas {
                 let name = m.name.clone().unwrap_or_default();
-                let errors = self.outcome.errors_for(kind, &name).cloned().collect();
+                let mut errors: Vec<ConfigError> =
+                    self.outcome.errors_for(kind, &name).cloned().collect();
+                if kind == ObjectKind::IPAddressPool && self.held_back.contains(name.as_str()) {
+                    errors.push(ConfigError {
+                        kind,
+                        name: name.clone(),
+                        field: "spec".into(),
+                        reason: "still serving with its last valid version until this is fixed"
+                            .into(),
+                        severity: Severity::Warning,
+                    });
+                }
                 report.objects.insert((kind, name), errors);
             }
         };

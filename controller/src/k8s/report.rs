@@ -58,6 +58,7 @@ fn valid_condition(errors: &[ConfigError]) -> (&'static str, &'static str, Strin
     let message = blocking
         .iter()
         .map(|e| format!("{}: {}", e.field, e.reason))
+        .chain(warnings)
         .collect::<Vec<_>>()
         .join("; ");
     ("False", reason, message)

@@ -82,7 +82,7 @@ async fn prepared(n: usize) -> anyhow::Result<ControlPlane> {
         tasks.spawn(async move {
             let svc: Service = serde_json::from_value(json!({
                 "metadata": {"name": format!("svc-{i:05}")},
-                "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv6"], "ipFamilyPolicy": "SingleStack",
+                "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv6"], "ipFamilyPolicy": "SingleStack", "allocateLoadBalancerNodePorts": false,
                          "selector": {"app": "bench"}, "ports": [{"port": 80, "protocol": "TCP"}]},
             }))?;
             api.create(&PostParams::default(), &svc).await?;

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds MetalLB's controller from its Go module (go.universe.tf/metallb, pinned) for the
+# side-by-side benchmark, cached under $FERROLB_CACHE. Prints the directory holding the binary
+# and, on a second line, the directory of MetalLB's CRDs (from the module cache).
+set -euo pipefail
+VERSION=${FERROLB_METALLB_VERSION:-0.16.1}
+CACHE=${FERROLB_CACHE:-$HOME/.cache/ferrolb}
+BIN="$CACHE/bin/metallb-$VERSION"
+export GOTOOLCHAIN=local CGO_ENABLED=0
+export GOMODCACHE=${GOMODCACHE:-$CACHE/go/pkg/mod}
+export GOCACHE=${FERROLB_GOCACHE:-$CACHE/go-build}
+if [ ! -x "$BIN/controller" ]; then
+  echo "[metallb] building go.universe.tf/metallb/controller@v$VERSION" >&2
+  mkdir -p "$BIN"
+  GOBIN="$BIN" go install "go.universe.tf/metallb/controller@v$VERSION"
+fi
+echo "$BIN"
+echo "$GOMODCACHE/go.universe.tf/metallb@v$VERSION/config/crd/bases"
