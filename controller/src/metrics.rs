@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[cfg(test)]
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -179,5 +181,60 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connects");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("writes");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("reads");
+        response
+    }
+
+    #[tokio::test]
+    async fn metrics_health_and_readiness_are_served() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry);
+        metrics
+            .reconciles
+            .get_or_create(&ResultLabels::of("assigned"))
+            .inc();
+        let health = Arc::new(Health::default());
+        let addr: SocketAddr = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            probe.local_addr().expect("addr")
+        };
+        tokio::spawn(serve(addr, registry, health.clone()));
+        let mut metrics_page = String::new();
+        for _ in 0..100 {
+            if let Ok(Ok(s)) = tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio::spawn(async move { get(addr, "/metrics").await }),
+            )
+            .await
+            {
+                metrics_page = s;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(metrics_page.starts_with("HTTP/1.1 200"), "{metrics_page}");
+        assert!(
+            metrics_page.contains("ferrolb_controller_reconciles_total{result=\"assigned\"} 1"),
+            "{metrics_page}"
+        );
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
+        health.set_ready(true);
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
     }
 }
