@@ -1,0 +1,267 @@
+//! Layer-2 election: which node answers ARP/NDP for each LoadBalancer IP. Pure: values in, a
+//! decision out, so every speaker computes the same answer on its own, and `kubectl ferrolb
+//! explain`/`simulate` can show the same reasoning.
+//!
+//! For an IP, the candidates are the nodes that are live, not `NetworkUnavailable`, not labelled
+//! `node.kubernetes.io/exclude-from-external-load-balancers` (unless ignored), selected by an
+//! L2Advertisement of the IP's pool that matches the Service, and — for
+//! `externalTrafficPolicy: Local` — hosting a usable endpoint. Services that share the IP must
+//! all accept a node. Candidates are ordered by preferred-node score (descending), then by
+//! SHA-256(`node#ip`) (ascending), MetalLB's order, so a mixed MetalLB/ferrolb cluster agrees;
+//! the first announces. Losing a node moves only the IPs it announced.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use ferrolb_config::{Config, L2Ad, Labels, NodeName, PoolName, any_matches};
+use sha2::{Digest, Sha256};
+
+/// The node label that keeps a node from announcing.
+pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// What the election needs to know about a node.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct NodeInfo {
+    /// The node's labels.
+    pub labels: Labels,
+    /// The `NetworkUnavailable` condition is True.
+    pub network_unavailable: bool,
+}
+
+/// What the election needs to know about one Service on the IP.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ServiceInfo {
+    /// `namespace/name`, for explanations.
+    pub key: String,
+    /// The Service's labels (advertisements select Services by them).
+    pub labels: Labels,
+    /// `externalTrafficPolicy: Local`.
+    pub local: bool,
+    /// The Service carries a sharing key (`allow-shared-ip`).
+    pub shares_ip: bool,
+    /// Nodes hosting a usable (ready or serving) endpoint.
+    pub endpoint_nodes: BTreeSet<NodeName>,
+    /// Whether any endpoint is usable at all (one without a node counts here).
+    pub has_usable_endpoint: bool,
+}
+
+/// Why a node cannot announce an IP.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exclusion {
+    /// Its speaker is not in the membership (dead, partitioned, or not running).
+    NotLive,
+    /// Its `NetworkUnavailable` condition is True.
+    NetworkUnavailable,
+    /// It carries the exclude-from-external-load-balancers label.
+    ExcludedByLabel,
+    /// No L2Advertisement of the pool that matches the Service selects it (which Service).
+    NotSelected(String),
+    /// The Service has `externalTrafficPolicy: Local` and no usable endpoint here (which).
+    NoLocalEndpoint(String),
+}
+
+impl fmt::Display for Exclusion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotLive => f.write_str("its speaker is not live"),
+            Self::NetworkUnavailable => f.write_str("NetworkUnavailable is True"),
+            Self::ExcludedByLabel => write!(f, "labelled {EXCLUDE_LABEL}"),
+            Self::NotSelected(s) => write!(f, "no L2Advertisement for {s} selects it"),
+            Self::NoLocalEndpoint(s) => {
+                write!(
+                    f,
+                    "{s} has externalTrafficPolicy Local and no ready endpoint here"
+                )
+            }
+        }
+    }
+}
+
+/// Why an IP is announced by no node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unannounced {
+    /// No Service on the IP has a usable endpoint.
+    NoUsableEndpoint,
+    /// No L2Advertisement covers the pool (and matches the Services).
+    NoAdvertisement,
+    /// A Service shares the IP but an advertisement uses serviceSelectors (MetalLB's rule).
+    SharedIpWithServiceSelector(String),
+    /// Every node is excluded.
+    NoEligibleNode,
+}
+
+impl fmt::Display for Unannounced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoUsableEndpoint => f.write_str("no Service on the IP has a ready endpoint"),
+            Self::NoAdvertisement => f.write_str("no L2Advertisement covers the pool and Service"),
+            Self::SharedIpWithServiceSelector(s) => write!(
+                f,
+                "{s} shares its IP, and an L2Advertisement of its pool selects Services by label"
+            ),
+            Self::NoEligibleNode => f.write_str("no node may announce it"),
+        }
+    }
+}
+
+/// A candidate node with its sort keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// The node.
+    pub node: NodeName,
+    /// Sum of the weights of matching preferences (higher first).
+    pub score: u32,
+    /// SHA-256(`node#ip`) (lower first).
+    pub hash: [u8; 32],
+}
+
+/// The outcome for one IP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Election {
+    /// The IP.
+    pub ip: IpAddr,
+    /// Candidates in order; the first announces.
+    pub candidates: Vec<Candidate>,
+    /// Nodes that may not announce, and why.
+    pub excluded: BTreeMap<NodeName, Exclusion>,
+    /// Set when nobody announces.
+    pub unannounced: Option<Unannounced>,
+    /// Interfaces to announce on, per candidate (empty set: every suitable interface).
+    pub interfaces: BTreeMap<NodeName, BTreeSet<String>>,
+}
+
+impl Election {
+    /// The announcing node.
+    pub fn winner(&self) -> Option<&NodeName> {
+        self.candidates.first().map(|c| &c.node)
+    }
+}
+
+/// The cluster as the election sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct World<'a> {
+    /// The validated configuration.
+    pub config: &'a Config,
+    /// Every node.
+    pub nodes: &'a BTreeMap<NodeName, NodeInfo>,
+    /// Nodes whose speaker is live; `None` when membership is off (every node counts as live).
+    pub live: Option<&'a BTreeSet<NodeName>>,
+    /// Announce from excluded-labelled nodes too.
+    pub ignore_exclude_label: bool,
+}
+
+/// MetalLB's tie-break: SHA-256 of `node#ip`.
+pub fn rendezvous_hash(node: &NodeName, ip: IpAddr) -> [u8; 32] {
+    Sha256::digest(format!("{node}#{ip}").as_bytes()).into()
+}
+
+/// Elects the node that announces `ip` of `pool`, used by `services` (one, or several that
+/// share the IP).
+pub fn elect(world: World<'_>, ip: IpAddr, pool: &PoolName, services: &[ServiceInfo]) -> Election {
+    let mut election = Election {
+        ip,
+        candidates: Vec::new(),
+        excluded: BTreeMap::new(),
+        unannounced: None,
+        interfaces: BTreeMap::new(),
+    };
+    if !services.iter().any(|s| s.has_usable_endpoint) {
+        election.unannounced = Some(Unannounced::NoUsableEndpoint);
+        return election;
+    }
+    // The advertisements that apply, per Service.
+    let pool_ads: Vec<&L2Ad> = world
+        .config
+        .l2_advertisements
+        .values()
+        .filter(|ad| ad.pools.contains(pool))
+        .collect();
+    let mut per_service: Vec<(&ServiceInfo, Vec<&L2Ad>)> = Vec::new();
+    for service in services {
+        let ads: Vec<&L2Ad> = pool_ads
+            .iter()
+            .copied()
+            .filter(|ad| any_matches(&ad.service_selectors, &service.labels))
+            .collect();
+        if service.shares_ip && ads.iter().any(|ad| !ad.service_selectors.is_empty()) {
+            election.unannounced = Some(Unannounced::SharedIpWithServiceSelector(
+                service.key.clone(),
+            ));
+            return election;
+        }
+        if ads.is_empty() {
+            election.unannounced = Some(Unannounced::NoAdvertisement);
+            return election;
+        }
+        per_service.push((service, ads));
+    }
+
+    for (node, info) in world.nodes {
+        let exclusion = if world.live.is_some_and(|live| !live.contains(node)) {
+            Some(Exclusion::NotLive)
+        } else if info.network_unavailable {
+            Some(Exclusion::NetworkUnavailable)
+        } else if !world.ignore_exclude_label && info.labels.contains_key(EXCLUDE_LABEL) {
+            Some(Exclusion::ExcludedByLabel)
+        } else {
+            per_service.iter().find_map(|(service, ads)| {
+                if !ads
+                    .iter()
+                    .any(|ad| any_matches(&ad.node_selectors, &info.labels))
+                {
+                    Some(Exclusion::NotSelected(service.key.clone()))
+                } else if service.local && !service.endpoint_nodes.contains(node) {
+                    Some(Exclusion::NoLocalEndpoint(service.key.clone()))
+                } else {
+                    None
+                }
+            })
+        };
+        if let Some(why) = exclusion {
+            election.excluded.insert(node.clone(), why);
+            continue;
+        }
+        // Preferences and interfaces come from the ads that select this node.
+        let mut score = 0u32;
+        let mut interfaces = BTreeSet::new();
+        let mut all_interfaces = false;
+        for (_, ads) in &per_service {
+            for ad in ads
+                .iter()
+                .filter(|ad| any_matches(&ad.node_selectors, &info.labels))
+            {
+                score += ad
+                    .preferred_nodes
+                    .iter()
+                    .filter(|(_, sel)| sel.matches(&info.labels))
+                    .map(|(w, _)| *w)
+                    .sum::<u32>();
+                if ad.interfaces.is_empty() {
+                    all_interfaces = true;
+                } else {
+                    interfaces.extend(ad.interfaces.iter().cloned());
+                }
+            }
+        }
+        if all_interfaces {
+            interfaces.clear();
+        }
+        election.interfaces.insert(node.clone(), interfaces);
+        election.candidates.push(Candidate {
+            node: node.clone(),
+            score,
+            hash: rendezvous_hash(node, ip),
+        });
+    }
+    election
+        .candidates
+        .sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.hash.cmp(&b.hash)));
+    if election.candidates.is_empty() {
+        election.unannounced = Some(Unannounced::NoEligibleNode);
+    }
+    election
+}
+
+#[cfg(test)]
+mod tests;
