@@ -423,12 +423,49 @@ struct Workdir {
     path: PathBuf,
 }
 
+/// Prefix of control-plane directories in the system's temporary directory.
+const WORKDIR_PREFIX: &str = "ferrolb-cp-";
+/// File in a control-plane directory naming the test process that owns it.
+const OWNER_FILE: &str = "owner.pid";
+
+/// Removes control-plane directories whose owning test process is gone (one killed with
+/// SIGKILL never runs its destructors; its child processes died with it through
+/// PR_SET_PDEATHSIG, but the directory stays). Directories kept on purpose
+/// ([`KEEP_DIRS_ENV`]) have no owner file and are left alone. Returns how many it removed.
+pub fn sweep_stale_workdirs() -> usize {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(WORKDIR_PREFIX));
+        let Ok(pid) = std::fs::read_to_string(path.join(OWNER_FILE)) else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid.trim()).exists();
+        if ours && !alive && std::fs::remove_dir_all(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 impl Workdir {
     fn new() -> anyhow::Result<Self> {
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| {
+            sweep_stale_workdirs();
+        });
         let dir = tempfile::Builder::new()
-            .prefix("ferrolb-cp-")
+            .prefix(WORKDIR_PREFIX)
             .tempdir()
             .context("creating the control-plane directory")?;
+        std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())
+            .context("writing the control-plane directory's owner")?;
         Ok(Self {
             path: dir.path().to_path_buf(),
             dir: Some(dir),
@@ -444,6 +481,8 @@ impl Drop for Workdir {
     fn drop(&mut self) {
         let Some(dir) = self.dir.take() else { return };
         if std::env::var(KEEP_DIRS_ENV).is_ok_and(|v| v == "1") {
+            // Without an owner it is never swept.
+            let _ = std::fs::remove_file(dir.path().join(OWNER_FILE));
             let kept = dir.keep();
             eprintln!(
                 "ferrolb-tests: kept control-plane directory {}",

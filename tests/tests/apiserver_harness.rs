@@ -402,3 +402,39 @@ async fn a_control_plane_that_cannot_start_reports_the_apiserver_log() -> anyhow
     );
     Ok(())
 }
+
+#[test]
+fn directories_left_by_a_killed_test_process_are_swept_and_live_ones_kept() {
+    // A process that has exited: its pid names no live process.
+    let mut child = std::process::Command::new("true").spawn().expect("spawns");
+    let dead = child.id();
+    child.wait().expect("exits");
+    let stale = tempfile::Builder::new()
+        .prefix("ferrolb-cp-")
+        .tempdir()
+        .expect("tempdir")
+        .keep();
+    std::fs::write(stale.join("owner.pid"), dead.to_string()).expect("writes");
+    let live = tempfile::Builder::new()
+        .prefix("ferrolb-cp-")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::write(
+        live.path().join("owner.pid"),
+        std::process::id().to_string(),
+    )
+    .expect("writes");
+    let kept = tempfile::Builder::new()
+        .prefix("ferrolb-cp-")
+        .tempdir()
+        .expect("tempdir");
+
+    // (Another test's first control plane may sweep concurrently, so check results, not counts.)
+    ferrolb_tests::apiserver::sweep_stale_workdirs();
+    assert!(!stale.exists(), "the dead process's directory is removed");
+    assert!(live.path().exists(), "a live process's directory stays");
+    assert!(
+        kept.path().exists(),
+        "a directory without owner (kept on purpose) stays"
+    );
+}
