@@ -5,3 +5,4 @@
 //! still to come.
 
 pub mod election;
+pub mod layer2;
