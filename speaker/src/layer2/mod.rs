@@ -1,4 +1,5 @@
-//! Layer-2 announcement: the ARP (and, to come, NDP) codecs, pure; the responders and the
+//! Layer-2 announcement: the ARP and NDP codecs, pure; the responders and the
 //! announcer on raw sockets are still to come.
 
 pub mod arp;
+pub mod ndp;
