@@ -130,11 +130,8 @@ pub async fn run(
         while triggers.try_recv().is_ok() {}
         // A fresh, consistent list: the previous leader's last writes are in it even if the
         // watch has not delivered them yet, so nothing it assigned is handed out again.
-        let services = match Api::<Service>::all(client.clone())
-            .list(&ListParams::default())
-            .await
-        {
-            Ok(list) => list.items.into_iter().map(Arc::new).collect(),
+        let services = match fresh_services(&client).await {
+            Ok(services) => services,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list Services; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -178,6 +175,25 @@ pub async fn run(
             return finish(leader, lease_task).await;
         }
         tracing::warn!("lost the leader lease; standing by");
+    }
+}
+
+/// Every Service, read from the apiserver (not the cache), in pages so a large cluster does
+/// not need one huge response in memory; managedFields dropped.
+async fn fresh_services(client: &Client) -> Result<Vec<Arc<Service>>, kube::Error> {
+    let api = Api::<Service>::all(client.clone());
+    let mut services = Vec::new();
+    let mut params = ListParams::default().limit(500);
+    loop {
+        let page = api.list(&params).await?;
+        services.extend(page.items.into_iter().map(|mut s| {
+            s.metadata.managed_fields = None;
+            Arc::new(s)
+        }));
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(services),
+        }
     }
 }
 

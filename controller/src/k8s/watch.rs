@@ -110,13 +110,15 @@ fn reflect<K>(
     trigger: fn(&Event<K>) -> Option<Trigger>,
 ) -> Store<K>
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource + kube::ResourceExt + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     <K as Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
     let kind = K::kind(&Default::default()).into_owned();
     let stream = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
+        // managedFields are a large part of every object and nothing here reads them.
+        .modify(|o: &mut K| o.managed_fields_mut().clear())
         .reflect(writer);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
