@@ -245,6 +245,28 @@ impl Cluster {
         .await
     }
 
+    /// Waits until pool `name`'s `Valid` condition has `status`; returns its message.
+    async fn wait_pool_valid(&self, name: &str, status: &str) -> anyhow::Result<String> {
+        let what = format!("pool {name} Valid={status}");
+        eventually(&what, WAIT, || async {
+            let pool = self.pools().get(name).await?;
+            let valid = pool
+                .status
+                .iter()
+                .flat_map(|s| &s.conditions)
+                .find(|c| c.type_ == ferrolb_api::CONDITION_VALID)
+                .context("no Valid condition yet")?;
+            ensure!(
+                valid.status == status,
+                "still {}: {}",
+                valid.status,
+                valid.message
+            );
+            Ok(valid.message.clone())
+        })
+        .await
+    }
+
     /// The leader Lease's holder.
     async fn lease_holder(&self) -> anyhow::Result<Option<String>> {
         self.lease_holder_in(NAMESPACE).await
@@ -1191,19 +1213,7 @@ async fn overlapping_pools_are_reported_invalid_while_the_valid_pool_keeps_servi
     c.pool("overlap", &["192.0.2.210-192.0.2.230"]).await?;
     let controller = c.controller("ctl")?;
 
-    let (status, message) = eventually("overlap is reported invalid", WAIT, || async {
-        let pool = c.pools().get("overlap").await?;
-        let valid = pool
-            .status
-            .iter()
-            .flat_map(|s| &s.conditions)
-            .find(|c| c.type_ == ferrolb_api::CONDITION_VALID)
-            .context("no Valid condition yet")?
-            .clone();
-        Ok((valid.status, valid.message))
-    })
-    .await?;
-    assert_eq!(status, "False", "{message}");
+    let message = c.wait_pool_valid("overlap", "False").await?;
     assert!(
         message.contains("\"lan\"") && message.contains("spec.addresses[0]"),
         "{message}"
@@ -1259,18 +1269,7 @@ async fn a_pool_edited_into_an_invalid_state_keeps_serving_with_its_last_valid_v
     // keep their IPs and it still serves from its last valid addresses.
     c.pool("lan", &["192.0.2.200-192.0.2.210", "198.51.100.8/29"])
         .await?;
-    let message = eventually("lan is reported invalid", WAIT, || async {
-        let pool = c.pools().get("lan").await?;
-        let valid = pool
-            .status
-            .iter()
-            .flat_map(|s| &s.conditions)
-            .find(|c| c.type_ == ferrolb_api::CONDITION_VALID)
-            .context("no Valid condition yet")?;
-        anyhow::ensure!(valid.status == "False", "still {}", valid.status);
-        Ok(valid.message.clone())
-    })
-    .await?;
+    let message = c.wait_pool_valid("lan", "False").await?;
     assert!(
         message.contains("\"other\"") && message.contains("last valid version"),
         "{message}"
@@ -1283,23 +1282,7 @@ async fn a_pool_edited_into_an_invalid_state_keeps_serving_with_its_last_valid_v
 
     // Fixed: valid again, nothing moved.
     c.pool("lan", &["192.0.2.200-192.0.2.220"]).await?;
-    eventually("lan is valid again", WAIT, || async {
-        let pool = c.pools().get("lan").await?;
-        let valid = pool
-            .status
-            .iter()
-            .flat_map(|s| &s.conditions)
-            .find(|c| c.type_ == ferrolb_api::CONDITION_VALID)
-            .context("no Valid condition")?;
-        anyhow::ensure!(
-            valid.status == "True",
-            "still {}: {}",
-            valid.status,
-            valid.message
-        );
-        Ok(())
-    })
-    .await?;
+    c.wait_pool_valid("lan", "True").await?;
     assert_eq!(ingress(&c.get("web").await?), before);
     assert_eq!(ingress(&c.get("api").await?), api);
     Ok(())
