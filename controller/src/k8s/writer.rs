@@ -142,6 +142,9 @@ async fn run(
                         metrics.status_writes.get_or_create(&ResultLabels::of("ok")).inc();
                     }
                     Err(kube::Error::Api(e)) if e.code == 404 => {
+                        // Deleted: forget it (its retry count and write order too).
+                        failures.remove(&key);
+                        newest.remove(&key);
                         metrics.status_writes.get_or_create(&ResultLabels::of("gone")).inc();
                     }
                     Err(e) => {
