@@ -7,7 +7,7 @@
 //! constraint or an `x-kubernetes-validations` CEL rule here, enforced by the apiserver itself (no
 //! admission webhook); what needs the whole configuration is checked by `ferrolb-config`.
 //!
-//! This crate holds types only: no logic, no I/O.
+//! This crate holds types (and plain accessors over them, [`service`]): no logic, no I/O.
 
 // Several `printcolumn(type_ = …)` in one `#[kube]` attribute look like duplicates to clippy.
 #![allow(clippy::duplicated_attributes)]
@@ -21,6 +21,7 @@ mod l2_advertisement;
 mod peer;
 mod pool;
 mod schema;
+pub mod service;
 mod status;
 
 pub use bfd::{BFDProfile, BFDProfileSpec};

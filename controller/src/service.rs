@@ -18,46 +18,7 @@ pub fn key_of(svc: &Service) -> ServiceKey {
     )
 }
 
-/// Whether the controller handles this Service: type LoadBalancer and, with `lb_class`, exactly
-/// that class; without it, only Services with no class.
-pub fn is_ours(svc: &Service, lb_class: Option<&str>) -> bool {
-    let Some(spec) = &svc.spec else {
-        return false;
-    };
-    spec.type_.as_deref() == Some("LoadBalancer") && spec.load_balancer_class.as_deref() == lb_class
-}
-
-/// Whether the Service belongs to another load-balancer implementation: it has a class that is
-/// not ours, or it is a class-less LoadBalancer while we serve a class (class-less Services are
-/// the default implementation's). Its status is not ours to touch.
-pub fn belongs_to_another_class(svc: &Service, lb_class: Option<&str>) -> bool {
-    let Some(spec) = &svc.spec else {
-        return false;
-    };
-    let class = spec.load_balancer_class.as_deref();
-    class != lb_class && (class.is_some() || spec.type_.as_deref() == Some("LoadBalancer"))
-}
-
-/// The IPs in `status.loadBalancer.ingress` (unparseable entries are skipped).
-pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
-    svc.status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.as_deref()?.parse().ok())
-        .collect()
-}
-
-/// The pool annotation the controller wrote, if any.
-pub fn allocated_pool(svc: &Service) -> Option<&str> {
-    svc.metadata
-        .annotations
-        .as_ref()?
-        .get(annotations::IP_ALLOCATED_FROM_POOL)
-        .map(String::as_str)
-}
+pub use ferrolb_api::service::{allocated_pool, belongs_to_another_class, ingress_ips, is_ours};
 
 /// A request the controller cannot act on, with the Event reason MetalLB uses for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
