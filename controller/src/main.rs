@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use ferrolb_controller::k8s::{self, Settings};
 use ferrolb_controller::metrics::{self, Health, Metrics};
+use ferrolb_runtime::logs::LogFormat;
 use prometheus_client::registry::Registry;
-use tracing_subscriber::EnvFilter;
 
 /// Assigns LoadBalancer IPs from IPAddressPools to Services.
 #[derive(Parser, Debug)]
@@ -51,41 +51,6 @@ struct Args {
     log_format: LogFormat,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Plain,
-    Json,
-}
-
-fn init_logs(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Plain => builder.init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
-    }
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-    tracing::info!("shutting down");
-}
-
 async fn run(args: Args) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
@@ -108,7 +73,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         write_concurrency: args.write_concurrency,
     };
     tokio::select! {
-        result = k8s::run(client, settings, metrics, health, shutdown_signal()) => result,
+        result = k8s::run(client, settings, metrics, health, ferrolb_runtime::shutdown_signal()) => result,
         served = server => match served {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e).context(format!("cannot serve metrics on {}", args.metrics_addr)),
@@ -119,19 +84,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logs(args.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ferrolb-controller: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    ferrolb_runtime::logs::init(args.log_format);
+    ferrolb_runtime::block_on_main("ferrolb-controller", run(args))
 }

@@ -1,17 +1,9 @@
-//! The controller's metrics and its `/metrics`, `/healthz`, `/readyz` endpoints. One registry,
-//! made in `main` and passed down; labels are bounded (pool, family, result), never per IP.
+//! The controller's metrics. One registry, made in `main` and passed down; labels are bounded
+//! (pool, family, result), never per IP. The endpoints serving them are `ferrolb_runtime::ops`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-#[cfg(test)]
-use std::time::Duration;
+use std::sync::atomic::AtomicU64;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -117,124 +109,4 @@ impl Metrics {
     }
 }
 
-/// Liveness and readiness, shared with the HTTP endpoints.
-#[derive(Debug, Default)]
-pub struct Health {
-    ready: AtomicBool,
-}
-
-impl Health {
-    /// Marks the controller ready (or not).
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Release);
-    }
-
-    /// Whether `/readyz` answers 200.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-}
-
-struct Shared {
-    registry: Registry,
-    health: Arc<Health>,
-}
-
-/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until the task is dropped.
-pub async fn serve(
-    addr: SocketAddr,
-    registry: Registry,
-    health: Arc<Health>,
-) -> std::io::Result<()> {
-    let shared = Arc::new(Shared { registry, health });
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .with_state(shared);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "serving metrics and health");
-    axum::serve(listener, app).await
-}
-
-async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &shared.registry) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        ),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            [(header::CONTENT_TYPE, "text/plain")],
-            e.to_string(),
-        ),
-    }
-}
-
-async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    if shared.health.is_ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    async fn get(addr: SocketAddr, path: &str) -> String {
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .expect("connects");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("writes");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.expect("reads");
-        response
-    }
-
-    #[tokio::test]
-    async fn metrics_health_and_readiness_are_served() {
-        let mut registry = Registry::default();
-        let metrics = Metrics::new(&mut registry);
-        metrics
-            .reconciles
-            .get_or_create(&ResultLabels::of("assigned"))
-            .inc();
-        let health = Arc::new(Health::default());
-        let addr: SocketAddr = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-            probe.local_addr().expect("addr")
-        };
-        tokio::spawn(serve(addr, registry, health.clone()));
-        let mut metrics_page = String::new();
-        for _ in 0..100 {
-            if let Ok(Ok(s)) = tokio::time::timeout(
-                Duration::from_secs(1),
-                tokio::spawn(async move { get(addr, "/metrics").await }),
-            )
-            .await
-            {
-                metrics_page = s;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(metrics_page.starts_with("HTTP/1.1 200"), "{metrics_page}");
-        assert!(
-            metrics_page.contains("ferrolb_controller_reconciles_total{result=\"assigned\"} 1"),
-            "{metrics_page}"
-        );
-        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
-        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
-        health.set_ready(true);
-        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
-    }
-}
+pub use ferrolb_runtime::ops::{Health, serve};

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch as tokio_watch};
 
 pub use self::core::CONDITION_TYPE;
 use self::core::Core;
-use self::events::EventSink;
+
 use self::watch::{Stores, Trigger};
 pub use self::writer::FIELD_MANAGER;
 use self::writer::StatusWriter;
@@ -108,7 +108,7 @@ pub async fn run(
         report_rx,
     ));
     let writer = StatusWriter::start(client.clone(), settings.write_concurrency, metrics.clone());
-    let events = EventSink::start(client.clone(), Some(settings.identity.clone()));
+    let events = events::start(client.clone(), Some(settings.identity.clone()));
     // A standby replica is ready once its caches are; the leader once it has rebuilt.
     health.set_ready(!settings.leader_election);
 

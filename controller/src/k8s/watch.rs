@@ -5,10 +5,8 @@ use std::fmt::Debug;
 use ferrolb_api::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
 };
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -113,27 +111,7 @@ where
     K: Resource + kube::ResourceExt + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     <K as Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
-    let (reader, writer) = reflector::store();
-    let kind = K::kind(&Default::default()).into_owned();
-    let stream = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
-        // managedFields are a large part of every object and nothing here reads them.
-        .modify(|o: &mut K| o.managed_fields_mut().clear())
-        .reflect(writer);
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(ev) => {
-                    if let Some(t) = trigger(&ev)
-                        && tx.send(t).is_err()
-                    {
-                        return;
-                    }
-                }
-                Err(e) => tracing::warn!(kind = %kind, error = %e, "watch failed; retrying"),
-            }
-        }
-    });
-    reader
+    ferrolb_runtime::reflect::spawn(api, watcher::Config::default(), move |ev| {
+        trigger(ev).is_none_or(|t| tx.send(t).is_ok())
+    })
 }

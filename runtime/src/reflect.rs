@@ -1,0 +1,42 @@
+//! A read-only cache of one kind, kept current by a background watch that retries with backoff
+//! (and keeps the last known objects) while the apiserver is away.
+
+use std::fmt::Debug;
+
+use futures::StreamExt;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
+
+/// Starts a reflector on `api` with `config`; `on_event` sees every watch event after the cache
+/// has applied it (return `false` to stop the watch). managedFields are dropped: nothing reads
+/// them and they are a large part of every object.
+pub fn spawn<K, F>(api: Api<K>, config: watcher::Config, mut on_event: F) -> Store<K>
+where
+    K: Resource + kube::ResourceExt + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    <K as Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+    F: FnMut(&Event<K>) -> bool + Send + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let kind = K::kind(&Default::default()).into_owned();
+    let stream = watcher::watcher(api, config)
+        .default_backoff()
+        .modify(|o: &mut K| o.managed_fields_mut().clear())
+        .reflect(writer);
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(ev) => {
+                    if !on_event(&ev) {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(kind = %kind, error = %e, "watch failed; retrying"),
+            }
+        }
+    });
+    reader
+}
