@@ -1,0 +1,222 @@
+//! The raw sockets of the layer-2 announcer, small and safe to use from tokio. The only module of
+//! the speaker allowed `unsafe` (each block says why it is sound).
+//!
+//! - [`PacketSocket::arp`]: `AF_PACKET`/`SOCK_RAW` bound to one interface with protocol
+//!   `ETH_P_ARP`: the kernel hands it only ARP frames, whole (Ethernet header included).
+//! - [`PacketSocket::ndp`]: `AF_PACKET`/`SOCK_RAW` bound with `ETH_P_IPV6` and a classic BPF
+//!   program that passes only ICMPv6 Neighbor Solicitations (135) and Advertisements (136) with no
+//!   extension header. NDP is read and written as whole frames rather than through a raw ICMPv6
+//!   socket because the kernel delivers to raw ICMPv6 sockets only what it routes locally: a
+//!   *unicast* solicitation (a client's NUD probe) for a VIP that is not configured on the node
+//!   never reaches one (checked in network namespaces). Writing whole frames also puts the VIP as
+//!   the IPv6 source (strict hosts such as `ndisc6` require source == target) and the asker's MAC
+//!   as the destination without the node's own neighbour table.
+//! - [`GroupMembership`]: an IPv6 datagram socket that never receives, used only to join
+//!   solicited-node multicast groups on one interface (`IPV6_JOIN_GROUP`: the NIC accepts
+//!   `33:33:ff:xx:xx:xx` and the kernel sends MLD reports, so snooping switches forward the
+//!   solicitations to us).
+//!
+//! Needs `CAP_NET_RAW`.
+
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem;
+use std::net::Ipv6Addr;
+use std::os::fd::AsRawFd;
+
+use nix::sys::socket::{LinkAddr, MsgFlags};
+use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, SockFilter, Socket, Type};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+/// How the kernel classified a received frame (`sll_pkttype`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PacketKind {
+    /// Addressed to this interface's MAC.
+    Host,
+    /// Ethernet broadcast.
+    Broadcast,
+    /// Ethernet multicast.
+    Multicast,
+    /// Addressed to another host (seen because a switch or bridge flooded it).
+    OtherHost,
+    /// Sent from this host (by another socket or the kernel), not received.
+    Outgoing,
+    /// Anything else the kernel reports.
+    Other(u8),
+}
+
+impl PacketKind {
+    fn from_raw(kind: u8) -> Self {
+        match kind {
+            libc::PACKET_HOST => Self::Host,
+            libc::PACKET_BROADCAST => Self::Broadcast,
+            libc::PACKET_MULTICAST => Self::Multicast,
+            libc::PACKET_OTHERHOST => Self::OtherHost,
+            libc::PACKET_OUTGOING => Self::Outgoing,
+            _ => Self::Other(kind),
+        }
+    }
+}
+
+/// One frame read from a [`PacketSocket`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Bytes written to the buffer (a frame longer than the buffer is cut).
+    pub len: usize,
+    /// How the kernel classified it.
+    pub kind: PacketKind,
+}
+
+/// An `AF_PACKET` raw socket bound to one interface and one ethertype: reads and writes whole
+/// Ethernet frames.
+#[derive(Debug)]
+pub struct PacketSocket {
+    fd: AsyncFd<Socket>,
+    ifindex: u32,
+}
+
+const ETH_P_ARP: u16 = libc::ETH_P_ARP as u16;
+const ETH_P_IPV6: u16 = libc::ETH_P_IPV6 as u16;
+
+/// Classic BPF over an Ethernet frame: accept IPv6 whose next header is ICMPv6 (58) and whose
+/// ICMPv6 type is 135 or 136; drop the rest (loads past the end also drop).
+const NDP_FILTER: [SockFilter; 7] = {
+    const LDB_ABS: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    [
+        SockFilter::new(LDB_ABS, 0, 0, 14 + 6),    // IPv6 next header
+        SockFilter::new(JEQ_K, 0, 3, 58),          // ICMPv6, else drop
+        SockFilter::new(LDB_ABS, 0, 0, 14 + 40),   // ICMPv6 type
+        SockFilter::new(JEQ_K, 2, 0, 135),         // NS: accept
+        SockFilter::new(JEQ_K, 1, 0, 136),         // NA: accept, else drop
+        SockFilter::new(RET_K, 0, 0, 0),           // drop
+        SockFilter::new(RET_K, 0, 0, 0x0004_0000), // accept the whole frame
+    ]
+};
+
+impl PacketSocket {
+    /// A socket receiving and sending the ARP frames of interface `ifindex`.
+    pub fn arp(ifindex: u32) -> io::Result<Self> {
+        Self::open(ifindex, ETH_P_ARP, None)
+    }
+
+    /// A socket receiving the frames of interface `ifindex` that carry an ICMPv6 Neighbor
+    /// Solicitation or Advertisement, and sending IPv6 frames.
+    pub fn ndp(ifindex: u32) -> io::Result<Self> {
+        Self::open(ifindex, ETH_P_IPV6, Some(&NDP_FILTER))
+    }
+
+    fn open(ifindex: u32, protocol: u16, filter: Option<&[SockFilter]>) -> io::Result<Self> {
+        // Protocol 0 until bound: an unbound packet socket with a protocol would already
+        // receive (unfiltered) frames from every interface.
+        let socket = Socket::new(
+            Domain::PACKET,
+            Type::RAW.nonblocking().cloexec(),
+            Some(Protocol::from(0)),
+        )?;
+        if let Some(filter) = filter {
+            socket.attach_filter(filter)?;
+        }
+        socket.bind(&link_address(ifindex, protocol)?)?;
+        // SAFETY: `Socket` owns its descriptor and closes it only when dropped, which happens
+        // when the `AsyncFd` (and with it the registration) is dropped.
+        let fd = unsafe { AsyncFd::register(socket) }?;
+        Ok(Self { fd, ifindex })
+    }
+
+    /// The interface this socket is bound to.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Waits for the next frame and copies it into `buf`.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            let fd = guard.get_inner().as_raw_fd();
+            match guard.try_io(|_| {
+                nix::sys::socket::recvfrom::<LinkAddr>(fd, buf).map_err(io::Error::from)
+            }) {
+                Ok(Ok((len, from))) => {
+                    let kind = from.map_or(PacketKind::Other(u8::MAX), |a| {
+                        PacketKind::from_raw(a.pkttype())
+                    });
+                    return Ok(Received { len, kind });
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Sends one whole frame (Ethernet header included) out of the interface.
+    pub async fn send(&self, frame: &[u8]) -> io::Result<()> {
+        let sent = self
+            .fd
+            .async_io(Interest::WRITABLE, |socket| {
+                nix::sys::socket::send(socket.as_raw_fd(), frame, MsgFlags::empty())
+                    .map_err(io::Error::from)
+            })
+            .await?;
+        if sent == frame.len() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("sent {sent} of {} bytes", frame.len()),
+            ))
+        }
+    }
+}
+
+/// A `sockaddr_ll` for binding to `ifindex` with `protocol` (host order).
+fn link_address(ifindex: u32, protocol: u16) -> io::Result<SockAddr> {
+    let ifindex = i32::try_from(ifindex)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface index too large"))?;
+    let mut storage = SockAddrStorage::zeroed();
+    // SAFETY: `sockaddr_storage` is larger than and aligned for `sockaddr_ll`, and every bit
+    // pattern (here: zeroes) is a valid `sockaddr_ll`.
+    let ll = unsafe { storage.view_as::<libc::sockaddr_ll>() };
+    ll.sll_family = libc::AF_PACKET as u16;
+    ll.sll_protocol = protocol.to_be();
+    ll.sll_ifindex = ifindex;
+    let len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `storage` holds an initialised `sockaddr_ll` of family AF_PACKET and `len` is its
+    // size.
+    Ok(unsafe { SockAddr::new(storage, len) })
+}
+
+/// Solicited-node (or any IPv6 multicast) group memberships on one interface. Joining makes the
+/// interface accept the group's frames and announces the membership with MLD; the socket itself
+/// never receives anything (it is not bound to a port). Memberships end with it.
+#[derive(Debug)]
+pub struct GroupMembership {
+    socket: Socket,
+    ifindex: u32,
+}
+
+impl GroupMembership {
+    /// Memberships on interface `ifindex`.
+    pub fn new(ifindex: u32) -> io::Result<Self> {
+        let socket = Socket::new(Domain::IPV6, Type::DGRAM.cloexec(), None)?;
+        Ok(Self { socket, ifindex })
+    }
+
+    /// Joins `group` on the interface.
+    pub fn join(&self, group: Ipv6Addr) -> io::Result<()> {
+        self.socket.join_multicast_v6(&group, self.ifindex)
+    }
+
+    /// Leaves `group` on the interface.
+    pub fn leave(&self, group: Ipv6Addr) -> io::Result<()> {
+        self.socket.leave_multicast_v6(&group, self.ifindex)
+    }
+}
+
+/// The index of the interface named `name` in the calling thread's network namespace.
+pub fn ifindex(name: &str) -> io::Result<u32> {
+    nix::net::if_::if_nametoindex(name).map_err(io::Error::from)
+}
