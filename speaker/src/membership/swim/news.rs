@@ -1,0 +1,332 @@
+//! Dissemination: sealing datagrams with piggybacked gossip, sending urgent news straight to
+//! members, correcting peers that are behind, and merging what peers say into the table.
+
+use std::net::SocketAddr;
+
+use rand::seq::SliceRandom;
+use tracing::{debug, info, trace, warn};
+
+use super::{DownReason, Output, Swim};
+use crate::membership::members::Member;
+use crate::membership::wire::{Entry, MAX_ENTRIES, Message, Packet, State, entry_len};
+
+impl Swim {
+    /// What this node says of itself.
+    pub(super) fn self_entry(&self) -> Entry {
+        Entry {
+            name: self.settings.node_name.clone(),
+            addr: self.addr,
+            incarnation: self.incarnation,
+            state: if self.left { State::Left } else { State::Alive },
+        }
+    }
+
+    /// What this node says of `name`, itself included.
+    pub(super) fn entry_of(&self, name: &str) -> Option<Entry> {
+        if name == self.settings.node_name {
+            Some(self.self_entry())
+        } else {
+            self.member(name)
+        }
+    }
+
+    /// How many times a piece of news is piggybacked: `mult × ⌈log10(n + 1)⌉`.
+    pub(super) fn retransmit_limit(&self) -> u32 {
+        let n = self.members.values().filter(|m| m.state.is_live()).count() + 1;
+        let mut log = 0;
+        let mut power = 1usize;
+        while power < n + 1 {
+            power = power.saturating_mul(10);
+            log += 1;
+        }
+        self.settings.retransmit_mult.saturating_mul(log.max(1))
+    }
+
+    /// Seals and queues a datagram: `entries` first, then corrections owed to `to`, then as much
+    /// queued gossip as fits.
+    pub(super) fn send(&mut self, to: SocketAddr, message: Message, mut entries: Vec<Entry>) {
+        if let Some(subjects) = self.corrections.remove(&to) {
+            for subject in subjects {
+                if !entries.iter().any(|e| e.name == subject)
+                    && let Some(entry) = self.entry_of(&subject)
+                {
+                    entries.push(entry);
+                }
+            }
+        }
+        let mut packet = Packet {
+            sender: self.settings.node_name.clone(),
+            incarnation: self.incarnation,
+            seq: self.seq,
+            message,
+            gossip: Vec::new(),
+        };
+        let mut len = packet.sealed_len();
+        for entry in entries {
+            let entry_len = entry_len(&entry);
+            if len + entry_len <= self.settings.max_packet_size && packet.gossip.len() < MAX_ENTRIES
+            {
+                len += entry_len;
+                packet.gossip.push(entry);
+            }
+        }
+        let limit = self.retransmit_limit();
+        for name in self.gossip.by_least_sent() {
+            if packet.gossip.len() >= MAX_ENTRIES {
+                break;
+            }
+            if packet.gossip.iter().any(|e| e.name == name) {
+                continue;
+            }
+            let Some(entry) = self.entry_of(&name) else {
+                self.gossip.remove(&name);
+                continue;
+            };
+            let entry_len = entry_len(&entry);
+            if len + entry_len > self.settings.max_packet_size {
+                continue;
+            }
+            len += entry_len;
+            packet.gossip.push(entry);
+            self.gossip.sent(&name, limit);
+        }
+        self.seq += 1;
+        let kind = packet.message.kind();
+        let bytes = packet.seal(self.keys.sealing(self.now));
+        trace!(%to, kind = kind.label(), entries = packet.gossip.len(), "membership datagram");
+        self.out.push(Output::Send { to, bytes, kind });
+    }
+
+    /// Sends news of `subject` straight to up to `urgent_fanout` live members, and to the
+    /// subject itself if it is another member (so that a wrongly suspected one refutes at once).
+    pub(super) fn fan_out(&mut self, subject: &str) {
+        let Some(entry) = self.entry_of(subject) else {
+            return;
+        };
+        let mut targets: Vec<SocketAddr> = self
+            .members
+            .iter()
+            .filter(|(name, m)| m.state.is_live() && name.as_str() != subject)
+            .map(|(_, m)| m.addr)
+            .collect();
+        targets.shuffle(&mut self.rng);
+        targets.truncate(self.settings.urgent_fanout);
+        if let Some(m) = self.members.get(subject) {
+            targets.push(m.addr);
+        }
+        for to in targets {
+            self.send(to, Message::Gossip, vec![entry.clone()]);
+        }
+    }
+
+    /// Notes that `to` is behind on `subject`: the next datagram to it carries this node's news
+    /// of `subject`.
+    pub(super) fn correct(&mut self, to: SocketAddr, subject: &str) {
+        self.corrections
+            .entry(to)
+            .or_default()
+            .insert(subject.to_owned());
+    }
+
+    /// Sends the corrections no reply carried, at most one datagram per address and period.
+    pub(super) fn flush_corrections(&mut self) {
+        for (to, subjects) in std::mem::take(&mut self.corrections) {
+            if self
+                .corrected_at
+                .get(&to)
+                .is_some_and(|at| *at + self.settings.probe_period > self.now)
+            {
+                continue;
+            }
+            self.corrected_at.insert(to, self.now);
+            let entries = subjects.iter().filter_map(|s| self.entry_of(s)).collect();
+            self.send(to, Message::Gossip, entries);
+        }
+    }
+
+    pub(super) fn came_up(&mut self, name: &str, addr: SocketAddr, incarnation: u64) {
+        info!(member = %name, %addr, incarnation, "member up");
+        self.gossip.push(name);
+        self.out.push(Output::Up {
+            name: name.to_owned(),
+            addr,
+        });
+    }
+
+    pub(super) fn went_down(&mut self, name: &str, state: State, incarnation: u64) {
+        let reason = if state == State::Left {
+            info!(member = %name, incarnation, "member left");
+            DownReason::Left
+        } else {
+            info!(member = %name, incarnation, "member dead");
+            DownReason::Dead
+        };
+        self.gossip.push(name);
+        self.out.push(Output::Down {
+            name: name.to_owned(),
+            reason,
+        });
+    }
+
+    /// A datagram from `name` at `incarnation` proves it alive at that incarnation.
+    pub(super) fn observe_sender(
+        &mut self,
+        name: &str,
+        incarnation: u64,
+        seq: u64,
+        from: SocketAddr,
+    ) {
+        let now = self.now;
+        match self.members.get_mut(name) {
+            None => {
+                let mut m = Member::new(from, incarnation, State::Alive, now);
+                m.replay.check(incarnation, seq);
+                self.members.insert(name.to_owned(), m);
+                self.came_up(name, from, incarnation);
+                // A newcomer is told who is live (as much as fits in the reply), in case its
+                // seeds were incomplete.
+                let live: Vec<String> = self
+                    .members
+                    .iter()
+                    .filter(|(other, m)| m.state.is_live() && other.as_str() != name)
+                    .map(|(other, _)| other.clone())
+                    .collect();
+                for other in live {
+                    self.correct(from, &other);
+                }
+            }
+            Some(m) if incarnation > m.incarnation => {
+                let was = m.state;
+                m.addr = from;
+                m.incarnation = incarnation;
+                m.state = State::Alive;
+                m.since = now;
+                m.suspected_here = false;
+                if !was.is_live() {
+                    self.came_up(name, from, incarnation);
+                } else {
+                    if was == State::Suspect {
+                        debug!(member = %name, incarnation, "suspicion refuted");
+                    }
+                    self.gossip.push(name);
+                }
+            }
+            Some(m) if incarnation == m.incarnation && m.state == State::Alive => {
+                if m.addr != from {
+                    debug!(member = %name, %from, known = %m.addr, "same incarnation from another address; keeping the known one");
+                }
+            }
+            // Suspected or dead at its incarnation, or known at a newer one: tell it.
+            Some(_) => self.correct(from, name),
+        }
+    }
+
+    /// Merges one piece of gossip heard from `from`.
+    pub(super) fn apply(&mut self, entry: Entry, from: SocketAddr) {
+        if entry.name == self.settings.node_name {
+            self.apply_about_self(entry, from);
+            return;
+        }
+        let now = self.now;
+        let name = entry.name.as_str();
+        let inc = entry.incarnation;
+        let Some(m) = self.members.get_mut(name) else {
+            match entry.state {
+                State::Alive => {
+                    let m = Member::new(entry.addr, inc, State::Alive, now);
+                    self.members.insert(entry.name.clone(), m);
+                    self.came_up(name, entry.addr, inc);
+                }
+                // A tombstone, so that older news of it cannot bring it back.
+                State::Dead | State::Left => {
+                    let m = Member::new(entry.addr, inc, entry.state, now);
+                    self.members.insert(entry.name.clone(), m);
+                }
+                // Members are not learned from suspicions.
+                State::Suspect => {}
+            }
+            return;
+        };
+        let rank = |s: State| match s {
+            State::Alive => 0,
+            State::Suspect => 1,
+            State::Dead | State::Left => 2,
+        };
+        if m.incarnation > inc || (m.incarnation == inc && rank(m.state) > rank(entry.state)) {
+            self.correct(from, name);
+            return;
+        }
+        match entry.state {
+            State::Alive if inc > m.incarnation => {
+                let was = m.state;
+                m.addr = entry.addr;
+                m.incarnation = inc;
+                m.state = State::Alive;
+                m.since = now;
+                m.suspected_here = false;
+                if was.is_live() {
+                    self.gossip.push(name);
+                } else {
+                    self.came_up(name, entry.addr, inc);
+                }
+            }
+            State::Suspect
+                if m.state == State::Alive
+                    || (m.state == State::Suspect && inc > m.incarnation) =>
+            {
+                if m.state == State::Alive {
+                    m.since = now;
+                    m.suspected_here = false;
+                    debug!(member = %name, incarnation = inc, "member suspected by a peer");
+                }
+                m.incarnation = inc;
+                m.state = State::Suspect;
+                self.gossip.push(name);
+            }
+            State::Dead | State::Left if m.state.is_live() => {
+                m.incarnation = inc;
+                m.state = entry.state;
+                m.since = now;
+                m.suspected_here = false;
+                self.went_down(name, entry.state, inc);
+            }
+            State::Dead | State::Left if inc > m.incarnation => m.incarnation = inc,
+            _ => {}
+        }
+    }
+
+    pub(super) fn apply_about_self(&mut self, entry: Entry, from: SocketAddr) {
+        let inc = entry.incarnation;
+        match entry.state {
+            State::Alive if inc > self.incarnation => {
+                if entry.addr == self.addr {
+                    self.refute(inc, "an earlier run of this node is still known");
+                } else if self.duplicate != Some((entry.addr, inc)) {
+                    self.duplicate = Some((entry.addr, inc));
+                    warn!(other = %entry.addr, incarnation = inc, "another node uses this node's name with a newer incarnation; it wins");
+                }
+            }
+            State::Alive => {
+                if inc < self.incarnation {
+                    self.correct(from, &entry.name);
+                }
+            }
+            State::Suspect | State::Dead | State::Left => {
+                if inc >= self.incarnation {
+                    self.refute(inc, "suspected or declared dead");
+                } else {
+                    self.correct(from, &entry.name);
+                }
+            }
+        }
+    }
+
+    /// Beats `over` with a new incarnation and tells everyone at once.
+    pub(super) fn refute(&mut self, over: u64, why: &'static str) {
+        self.incarnation = over.saturating_add(1);
+        info!(incarnation = self.incarnation, why, "refuting");
+        let me = self.settings.node_name.clone();
+        self.gossip.push(&me);
+        self.fan_out(&me);
+    }
+}

@@ -1,0 +1,4 @@
+mod driver_tests;
+mod sim;
+mod swim_tests;
+mod wire_tests;
