@@ -1,8 +1,21 @@
 //! ferrolb's speaker: decides which LoadBalancer IPs this node announces and announces them.
 //!
-//! [`election`] is the pure layer-2 decision (who answers ARP/NDP for each IP), shared with
-//! `kubectl ferrolb explain`/`simulate`. The announcers (ARP/NDP, BGP) and the kube edge are
-//! still to come.
+//! - [`election`] and [`plan`] are the pure layer-2 decision (who answers ARP/NDP for each IP),
+//!   shared with `kubectl ferrolb explain`/`simulate`.
+//! - [`layer2`] holds the ARP/NDP codecs (pure) and the announcer on raw sockets ([`sys`]),
+//!   fed by the interface table from [`netlink`].
+//! - [`membership`] tells which speakers are alive, over UDP among the speakers themselves, so
+//!   failover needs no apiserver.
+//! - [`k8s`] is the kube edge and the decision loop; [`metrics`] the `/metrics` and health
+//!   endpoints.
+//!
+//! BGP is still to come.
 
 pub mod election;
+pub mod k8s;
 pub mod layer2;
+pub mod membership;
+pub mod metrics;
+pub mod netlink;
+pub mod plan;
+pub mod sys;

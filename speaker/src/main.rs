@@ -1,17 +1,25 @@
-//! `ferrolb-speaker`: runs on every node and announces LoadBalancer IPs (ARP/NDP or BGP).
-//!
-//! Not implemented yet: it parses and checks its settings, then exits saying so, so that the
-//! manifests and the harness can already be written against its real command line.
+//! `ferrolb-speaker`: runs on every node and answers ARP/NDP for the LoadBalancer IPs this node
+//! is elected for. Thin: settings → build → run → hand over on SIGTERM.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use anyhow::Context as _;
+use clap::Parser;
+use ferrolb_runtime::logs::LogFormat;
+use ferrolb_speaker::k8s::{self, MembershipConfig, Settings};
+use ferrolb_speaker::layer2::announcer::AnnouncerSettings;
+use ferrolb_speaker::membership::MembershipSettings;
+use ferrolb_speaker::metrics::{self, Health, Metrics};
+use ferrolb_speaker::netlink::ExcludeList;
+use prometheus_client::registry::Registry;
 
 /// Announces the LoadBalancer IPs assigned by ferrolb-controller from this node.
 #[derive(Parser, Debug)]
 #[command(name = "ferrolb-speaker", version, about)]
-struct Settings {
+struct Args {
     /// This node's name (from the downward API).
     #[arg(long, env = "FERROLB_NODE_NAME")]
     node_name: String,
@@ -19,6 +27,10 @@ struct Settings {
     /// Namespace holding ferrolb's configuration objects.
     #[arg(long, env = "FERROLB_NAMESPACE", default_value = ferrolb_api::DEFAULT_NAMESPACE)]
     namespace: String,
+
+    /// Serve only Services with this spec.loadBalancerClass (default: Services without one).
+    #[arg(long)]
+    lb_class: Option<String>,
 
     /// Address to serve /metrics, /healthz and /readyz on.
     #[arg(long, default_value = "0.0.0.0:7472")]
@@ -28,30 +40,103 @@ struct Settings {
     #[arg(long, default_value_t = 7947)]
     memberlist_port: u16,
 
+    /// Address the membership binds to (default: this node's first InternalIP). It should sit
+    /// on the interface that carries the announcements, so a dead link counts as a dead node.
+    #[arg(long, env = "FERROLB_MEMBERLIST_ADDR")]
+    memberlist_addr: Option<IpAddr>,
+
+    /// Secret (in --namespace) holding the membership key under `secretkey`.
+    #[arg(long, default_value = "ferrolb-memberlist")]
+    memberlist_secret: String,
+
+    /// Run without membership: every node counts as live (only safe when a speaker runs on
+    /// every node and none ever dies).
+    #[arg(long)]
+    no_membership: bool,
+
+    /// Membership probe period, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    probe_period_ms: u64,
+
     /// Announce from nodes labelled node.kubernetes.io/exclude-from-external-load-balancers too.
     #[arg(long)]
     ignore_exclude_lb: bool,
+
+    /// Interfaces never announced on, as MetalLB-style anchored patterns (`^name$` exact,
+    /// `^prefix.*`); default MetalLB's list (docker, cbr, dummy, virbr, lxcbr, veth, lo, cali,
+    /// tunl, flannel, kube-ipvs, cni, nodelocaldns, lxc).
+    #[arg(long, value_delimiter = ',')]
+    exclude_interfaces: Option<Vec<String>>,
+
+    /// Period of the gratuitous ARP / unsolicited NA refresh, in seconds (0: off).
+    #[arg(long, default_value_t = 10)]
+    gratuitous_refresh_secs: u64,
 
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Plain)]
     log_format: LogFormat,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Plain,
-    Json,
+fn settings(args: &Args) -> anyhow::Result<Settings> {
+    let exclude = match &args.exclude_interfaces {
+        Some(patterns) => ExcludeList::parse(patterns).context("--exclude-interfaces")?,
+        None => ExcludeList::metallb_default(),
+    };
+    let announcer = AnnouncerSettings {
+        exclude,
+        refresh: Duration::from_secs(args.gratuitous_refresh_secs),
+        ..AnnouncerSettings::default()
+    };
+    let membership = (!args.no_membership).then(|| {
+        let mut protocol = MembershipSettings::new(args.node_name.trim());
+        let period = Duration::from_millis(args.probe_period_ms.max(10));
+        // Keep the default proportions: ack within half a period, suspicion for four.
+        protocol.probe_timeout = period / 2;
+        protocol.suspicion_timeout = period * 4;
+        protocol.probe_period = period;
+        MembershipConfig {
+            port: args.memberlist_port,
+            bind: args.memberlist_addr,
+            secret: args.memberlist_secret.clone(),
+            startup_grace: protocol.probe_period * 10,
+            protocol,
+        }
+    });
+    Ok(Settings {
+        node: args.node_name.trim().to_owned().into(),
+        namespace: args.namespace.clone(),
+        lb_class: args.lb_class.clone(),
+        ignore_exclude_label: args.ignore_exclude_lb,
+        membership,
+        announcer,
+    })
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let settings = settings(&args)?;
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot build a Kubernetes client (in-cluster config or KUBECONFIG)")?;
+    let mut registry = Registry::default();
+    let metrics = Arc::new(Metrics::new(&mut registry));
+    let health = Arc::new(Health::default());
+    let server = tokio::spawn(metrics::serve(args.metrics_addr, registry, health.clone()));
+    tokio::select! {
+        result = k8s::run(client, settings, metrics, health, ferrolb_runtime::shutdown_signal()) => result,
+        served = server => match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e).context(format!("cannot serve metrics on {}", args.metrics_addr)),
+            Err(e) => Err(e.into()),
+        },
+    }
 }
 
 fn main() -> ExitCode {
-    let settings = Settings::parse();
-    if settings.node_name.trim().is_empty() {
+    let args = Args::parse();
+    if args.node_name.trim().is_empty() {
         eprintln!("ferrolb-speaker: --node-name (FERROLB_NODE_NAME) must not be empty");
         return ExitCode::from(2);
     }
-    eprintln!(
-        "ferrolb-speaker: settings accepted for node {:?} in namespace {:?}, but announcing is not implemented yet",
-        settings.node_name, settings.namespace
-    );
-    ExitCode::FAILURE
+    ferrolb_runtime::logs::init(args.log_format);
+    ferrolb_runtime::block_on_main("ferrolb-speaker", run(args))
 }

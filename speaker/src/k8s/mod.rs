@@ -1,0 +1,558 @@
+//! The speaker's kube edge and decision loop: watch the cluster, keep the membership of speakers
+//! running, elect per IP, hand the plan to the announcer, and report what is announced
+//! (ServiceL2Status, Events).
+//!
+//! The apiserver is needed to start (to learn this node's address, its peers and the
+//! configuration) but not to fail over: the caches keep the last known view, the membership runs
+//! on the node network, and a change in who is live re-runs the election at once.
+
+pub mod status;
+pub mod view;
+mod watch;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ferrolb_config::{NodeName, Snapshot};
+use ferrolb_runtime::events::EventSink;
+use k8s_openapi::api::core::v1::Service;
+use kube::Client;
+use kube::runtime::events::EventType;
+use tokio::sync::{mpsc, watch as chan};
+use tokio::time::Instant;
+
+use crate::election::{NodeInfo, World};
+use crate::layer2::announcer::{
+    Announcer, AnnouncerHandle, AnnouncerSettings, Conflict, InterfaceChoice, Plan,
+};
+use crate::membership::{Membership, MembershipHandle, MembershipSettings};
+use crate::metrics::{Health, Metrics};
+use crate::netlink::Interfaces;
+use crate::plan::{self, IpPlan};
+use watch::{Changed, Stores};
+
+/// The key in the membership Secret.
+pub const MEMBERLIST_KEY: &str = "secretkey";
+
+/// How the speaker runs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// This node.
+    pub node: NodeName,
+    /// ferrolb's namespace.
+    pub namespace: String,
+    /// The load-balancer class served (`None`: Services without a class).
+    pub lb_class: Option<String>,
+    /// Announce from nodes labelled exclude-from-external-load-balancers too.
+    pub ignore_exclude_label: bool,
+    /// Membership among speakers; `None` assumes a speaker runs on every node (MetalLB's
+    /// behaviour without memberlist).
+    pub membership: Option<MembershipConfig>,
+    /// The layer-2 announcer.
+    pub announcer: AnnouncerSettings,
+}
+
+/// Where and how the membership runs.
+#[derive(Clone, Debug)]
+pub struct MembershipConfig {
+    /// UDP port (the same on every node).
+    pub port: u16,
+    /// The address to bind; `None`: this node's first InternalIP.
+    pub bind: Option<IpAddr>,
+    /// The Secret holding the shared key (`secretkey`).
+    pub secret: String,
+    /// Protocol timers.
+    pub protocol: MembershipSettings,
+    /// How long a starting speaker waits for its peers before deciding without them.
+    pub startup_grace: Duration,
+}
+
+/// Runs until `shutdown` resolves, then leaves the membership and hands IPs over.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (changed_tx, mut changed_rx) = mpsc::unbounded_channel();
+    let secret_name = settings
+        .membership
+        .as_ref()
+        .map_or("ferrolb-memberlist", |m| m.secret.as_str())
+        .to_owned();
+    let stores = Stores::start(&client, &settings.namespace, &secret_name, &changed_tx);
+    tokio::pin!(shutdown);
+    tokio::select! {
+        () = stores.wait_ready() => {}
+        () = &mut shutdown => return Ok(()),
+    }
+    tracing::info!(node = %settings.node, "caches synced");
+
+    let membership = match &settings.membership {
+        Some(config) => {
+            let bind = loop {
+                if let Some(addr) = bind_address(&stores, &settings.node, config) {
+                    break addr;
+                }
+                tracing::warn!(node = %settings.node, "this node has no InternalIP yet (or no Node object); waiting");
+                tokio::select! {
+                    _ = changed_rx.recv() => {}
+                    () = &mut shutdown => return Ok(()),
+                }
+            };
+            let key = memberlist_key(&stores);
+            if key.is_empty() {
+                tracing::warn!(secret = %secret_name, "no membership key: speaker traffic is not authenticated");
+            }
+            let handle = Membership::spawn(
+                config.protocol.clone(),
+                key,
+                bind,
+                seeds(&stores, &settings.node, bind),
+                metrics.membership.clone(),
+            )
+            .with_context(|| format!("cannot start the membership on {bind}"))?;
+            tracing::info!(addr = %bind, "membership started");
+            Some(handle)
+        }
+        None => None,
+    };
+
+    let interfaces = crate::netlink::watch_interfaces()
+        .await
+        .context("cannot read the network interfaces (netlink)")?;
+    let membership_ip = membership.as_ref().map(|m| m.local_addr().ip());
+    let (plan_tx, plan_rx) = chan::channel(Plan::default());
+    let announcer = Announcer::spawn(
+        settings.announcer.clone(),
+        metrics.l2.clone(),
+        plan_rx,
+        interfaces.clone(),
+    );
+
+    let (announced_tx, announced_rx) = chan::channel(status::Announced::new());
+    let (statuses_tx, statuses_rx) = chan::channel(());
+    tokio::spawn(status::run(
+        client.clone(),
+        settings.namespace.clone(),
+        settings.node.to_string(),
+        stores.l2_statuses.clone(),
+        announced_rx,
+        statuses_rx,
+    ));
+    let events = EventSink::start(
+        client,
+        "ferrolb-speaker",
+        Some(settings.node.to_string()),
+        "Announce",
+    );
+
+    let mut speaker = Speaker {
+        settings,
+        stores,
+        membership,
+        announcer,
+        plan_tx,
+        announced_tx,
+        events,
+        metrics,
+        plans: BTreeMap::new(),
+        started: Instant::now(),
+        converged: false,
+        interfaces,
+        membership_ip,
+        cut_off: false,
+    };
+    health.set_ready(true);
+    let result = speaker
+        .run(&mut changed_rx, &statuses_tx, &mut shutdown)
+        .await;
+    health.set_ready(false);
+    speaker.stop().await;
+    result
+}
+
+/// The decision loop's state.
+struct Speaker {
+    settings: Settings,
+    stores: Stores,
+    membership: Option<MembershipHandle>,
+    announcer: AnnouncerHandle,
+    plan_tx: chan::Sender<Plan>,
+    announced_tx: chan::Sender<status::Announced>,
+    events: EventSink,
+    metrics: Arc<Metrics>,
+    /// The last decisions, per IP.
+    plans: BTreeMap<IpAddr, IpPlan>,
+    started: Instant,
+    /// The membership has seen every expected peer once (or the grace passed).
+    converged: bool,
+    /// The node's interfaces.
+    interfaces: chan::Receiver<Interfaces>,
+    /// The address the membership runs on.
+    membership_ip: Option<IpAddr>,
+    /// The interface carrying the membership is down: this node cannot know who is alive.
+    cut_off: bool,
+}
+
+impl Speaker {
+    async fn run(
+        &mut self,
+        changed: &mut mpsc::UnboundedReceiver<Changed>,
+        statuses: &chan::Sender<()>,
+        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> anyhow::Result<()> {
+        let mut live = self.membership.as_ref().map(|m| m.live.clone());
+        let mut announcing = self.announcer.announcing.clone();
+        let grace = self
+            .settings
+            .membership
+            .as_ref()
+            .map_or(Duration::ZERO, |m| m.startup_grace);
+        self.check_link();
+        self.decide();
+        loop {
+            let grace_left = (self.started + grace).saturating_duration_since(Instant::now());
+            tokio::select! {
+                () = &mut *shutdown => return Ok(()),
+                first = changed.recv() => {
+                    let Some(first) = first else { return Ok(()) };
+                    let mut kinds = BTreeSet::from([first as u8]);
+                    while let Ok(more) = changed.try_recv() {
+                        kinds.insert(more as u8);
+                    }
+                    if kinds.contains(&(Changed::Secret as u8)) {
+                        self.refresh_key();
+                    }
+                    if kinds.contains(&(Changed::Statuses as u8)) {
+                        statuses.send_replace(());
+                    }
+                    if kinds.contains(&(Changed::Cluster as u8)) {
+                        self.refresh_seeds();
+                        self.decide();
+                    }
+                }
+                Ok(()) = async { match live.as_mut() {
+                    Some(rx) => rx.changed().await,
+                    None => std::future::pending().await,
+                } } => {
+                    self.decide();
+                }
+                Ok(()) = self.interfaces.changed() => {
+                    self.check_link();
+                    self.decide();
+                }
+                Ok(()) = announcing.changed() => {
+                    self.report_announced(&announcing.borrow_and_update().clone());
+                }
+                Some(conflict) = self.announcer.conflicts.recv() => self.report_conflict(&conflict),
+                () = tokio::time::sleep(grace_left), if !self.converged => {
+                    self.decide();
+                }
+            }
+        }
+    }
+
+    /// Follows the link of the membership's interface. While it is down this node sees every
+    /// peer die and would elect itself for every IP; when it comes back, that stale view must
+    /// not be announced. So a cut-off node announces nothing, and after the link returns it
+    /// waits, as at start-up, until the membership has healed (or the grace passes).
+    fn check_link(&mut self) {
+        let Some(ip) = self.membership_ip else { return };
+        let down = self
+            .interfaces
+            .borrow_and_update()
+            .by_index
+            .values()
+            .find(|i| i.addrs.iter().any(|a| a.addr == ip))
+            .is_some_and(|i| !(i.up && i.lower_up));
+        if down && !self.cut_off {
+            tracing::warn!(addr = %ip, "the membership's interface is down: announcing nothing until it returns");
+        } else if !down && self.cut_off {
+            tracing::info!(addr = %ip, "the membership's interface is back: waiting for the membership to heal");
+            self.converged = false;
+            self.started = Instant::now();
+        }
+        self.cut_off = down;
+    }
+
+    /// Re-runs the election for every IP and hands this node's share to the announcer.
+    fn decide(&mut self) {
+        if self.cut_off {
+            self.plan_tx.send_if_modified(|current| {
+                let changed = !current.ips.is_empty();
+                *current = Plan::default();
+                changed
+            });
+            return;
+        }
+        let live: Option<BTreeSet<NodeName>> = self.membership.as_ref().map(|m| {
+            m.live
+                .borrow()
+                .iter()
+                .map(|n| NodeName::from(n.clone()))
+                .collect()
+        });
+        let nodes: BTreeMap<NodeName, NodeInfo> = self
+            .stores
+            .nodes
+            .state()
+            .iter()
+            .map(|n| {
+                (
+                    NodeName::from(n.metadata.name.clone().unwrap_or_default()),
+                    view::node_info(n),
+                )
+            })
+            .collect();
+        if !self.converged {
+            let all_seen = live
+                .as_ref()
+                .is_none_or(|l| nodes.keys().all(|n| l.contains(n)));
+            let grace = self
+                .settings
+                .membership
+                .as_ref()
+                .map_or(Duration::ZERO, |m| m.startup_grace);
+            if !all_seen && self.started.elapsed() < grace {
+                tracing::debug!("waiting for the membership to converge before announcing");
+                return;
+            }
+            self.converged = true;
+        }
+        let config = ferrolb_config::parse(&self.snapshot()).config;
+        let endpoints =
+            view::endpoints_by_service(self.stores.endpoint_slices.state().iter().map(|s| &**s));
+        let services: Vec<plan::LbService> = self
+            .stores
+            .services
+            .state()
+            .iter()
+            .filter_map(|s| view::lb_service(s, self.settings.lb_class.as_deref(), &endpoints))
+            .collect();
+        let world = World {
+            config: &config,
+            nodes: &nodes,
+            live: live.as_ref(),
+            ignore_exclude_label: self.settings.ignore_exclude_label,
+        };
+        self.plans = plan::layer2(world, &services);
+        let mine = plan::announced_by(&self.settings.node, &self.plans);
+        let plan = Plan {
+            ips: mine
+                .into_iter()
+                .map(|(ip, interfaces)| {
+                    let choice = if interfaces.is_empty() {
+                        InterfaceChoice::All
+                    } else {
+                        InterfaceChoice::Named(interfaces)
+                    };
+                    (ip, choice)
+                })
+                .collect(),
+        };
+        self.plan_tx.send_if_modified(|current| {
+            if *current == plan {
+                return false;
+            }
+            let gained = plan
+                .ips
+                .keys()
+                .filter(|ip| !current.ips.contains_key(ip))
+                .count();
+            let lost = current
+                .ips
+                .keys()
+                .filter(|ip| !plan.ips.contains_key(ip))
+                .count();
+            self.metrics.ownership_changes(gained, lost);
+            tracing::info!(
+                announced = plan.ips.len(),
+                gained,
+                lost,
+                "layer-2 plan changed"
+            );
+            *current = plan;
+            true
+        });
+        // The Services on an IP may change while the IP stays: report them too.
+        let answering = self.announcer.announcing.borrow().clone();
+        self.report_announced(&answering);
+    }
+
+    /// The configuration objects the layer-2 plan reads.
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            namespace: self.settings.namespace.clone(),
+            pools: owned(self.stores.pools.state()),
+            l2_advertisements: owned(self.stores.l2_advertisements.state()),
+            ..Snapshot::default()
+        }
+    }
+
+    /// Writes ServiceL2Status and Events for what the announcer really answers for.
+    fn report_announced(&mut self, answering: &BTreeMap<IpAddr, BTreeSet<String>>) {
+        let mut announced = status::Announced::new();
+        for (ip, plan) in &self.plans {
+            if !answering.contains_key(ip) {
+                continue;
+            }
+            let interfaces = match &plan.decision {
+                plan::Decision::Elected { election, .. } => election
+                    .interfaces
+                    .get(&self.settings.node)
+                    .cloned()
+                    .unwrap_or_default(),
+                plan::Decision::NoPool => BTreeSet::new(),
+            };
+            for service in &plan.services {
+                announced
+                    .entry(service.clone())
+                    .or_default()
+                    .extend(interfaces.iter().cloned());
+            }
+        }
+        self.metrics.set_announced(answering.len());
+        let node = self.settings.node.to_string();
+        self.announced_tx.send_if_modified(|current| {
+            if *current == announced {
+                return false;
+            }
+            for service in announced.keys().filter(|s| !current.contains_key(*s)) {
+                if let Some(svc) = self.service(service) {
+                    self.events.emit(
+                        &svc,
+                        EventType::Normal,
+                        "nodeAssigned",
+                        format!("announcing from node \"{node}\" with protocol \"layer2\""),
+                    );
+                }
+            }
+            *current = announced;
+            true
+        });
+    }
+
+    /// Raises a split brain on the Services of the IP.
+    fn report_conflict(&self, conflict: &Conflict) {
+        let outcome = if conflict.we_lose {
+            "this node stops answering for it"
+        } else {
+            "this node keeps it and re-announces"
+        };
+        tracing::warn!(
+            ip = %conflict.ip, interface = %conflict.interface, ours = %conflict.ours,
+            theirs = %conflict.theirs, we_lose = conflict.we_lose,
+            "another host answers for an IP this node announces"
+        );
+        let services = self
+            .plans
+            .get(&conflict.ip)
+            .map(|p| p.services.clone())
+            .unwrap_or_default();
+        for service in services {
+            if let Some(svc) = self.service(&service) {
+                self.events.emit(
+                    &svc,
+                    EventType::Warning,
+                    "SplitBrain",
+                    format!(
+                        "{} is also answered by MAC {} on {} of node \"{}\" (ours: {}); {outcome}",
+                        conflict.ip,
+                        conflict.theirs,
+                        conflict.interface,
+                        self.settings.node,
+                        conflict.ours
+                    ),
+                );
+            }
+        }
+    }
+
+    fn service(&self, key: &str) -> Option<Service> {
+        let (namespace, name) = key.split_once('/')?;
+        self.stores
+            .services
+            .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+            .map(|s| (*s).clone())
+    }
+
+    fn refresh_key(&self) {
+        if let Some(membership) = &self.membership {
+            membership.set_key(memberlist_key(&self.stores));
+        }
+    }
+
+    fn refresh_seeds(&self) {
+        if let (Some(membership), Some(config)) = (&self.membership, &self.settings.membership)
+            && let Some(bind) = bind_address(&self.stores, &self.settings.node, config)
+        {
+            membership.set_seeds(seeds(&self.stores, &self.settings.node, bind));
+        }
+    }
+
+    /// Graceful stop: leave the membership (peers take over at once) while the announcer keeps
+    /// answering until each IP is claimed by its successor or the linger passes.
+    async fn stop(self) {
+        tracing::info!("leaving: handing the announced IPs over");
+        let leave = async {
+            if let Some(membership) = self.membership {
+                membership.leave().await;
+            }
+        };
+        tokio::join!(leave, self.announcer.drain());
+        tracing::info!("left");
+    }
+}
+
+/// This node's membership address.
+fn bind_address(stores: &Stores, node: &NodeName, config: &MembershipConfig) -> Option<SocketAddr> {
+    let ip = match config.bind {
+        Some(ip) => ip,
+        None => {
+            let me = stores
+                .nodes
+                .get(&kube::runtime::reflector::ObjectRef::new(node.as_str()))?;
+            *view::internal_ips(&me).first()?
+        }
+    };
+    Some(SocketAddr::new(ip, config.port))
+}
+
+/// The other nodes' membership addresses (their first InternalIP of our family).
+fn seeds(stores: &Stores, me: &NodeName, bind: SocketAddr) -> BTreeMap<String, SocketAddr> {
+    stores
+        .nodes
+        .state()
+        .iter()
+        .filter_map(|n| {
+            let name = n.metadata.name.clone()?;
+            if name == me.as_str() {
+                return None;
+            }
+            let ip = view::internal_ips(n)
+                .into_iter()
+                .find(|ip| ip.is_ipv4() == bind.is_ipv4())?;
+            Some((name, SocketAddr::new(ip, bind.port())))
+        })
+        .collect()
+}
+
+/// The shared membership key from the Secret (empty when missing).
+fn memberlist_key(stores: &Stores) -> Vec<u8> {
+    stores
+        .secrets
+        .state()
+        .first()
+        .and_then(|s| s.data.as_ref()?.get(MEMBERLIST_KEY).map(|b| b.0.clone()))
+        .unwrap_or_default()
+}
+
+/// Copies the objects out of a store's snapshot.
+fn owned<K: Clone>(objects: Vec<Arc<K>>) -> Vec<K> {
+    objects.into_iter().map(|o| (*o).clone()).collect()
+}

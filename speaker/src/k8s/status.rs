@@ -1,0 +1,182 @@
+//! `ServiceL2Status` objects: one per (Service, announcing node), written by the node that
+//! announces. Level-triggered: the writer is given the whole set this node announces and makes
+//! the objects match, retrying while the apiserver is away. The announcer never waits on it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrolb_api::{InterfaceName, ServiceL2Status, ServiceL2StatusStatus};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::Store;
+use kube::{Api, Client, ResourceExt};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+/// Label naming the announcing node.
+pub const NODE_LABEL: &str = "ferrolb.io/node";
+/// Label naming the Service.
+pub const SERVICE_NAME_LABEL: &str = "ferrolb.io/service-name";
+/// Label naming the Service's namespace.
+pub const SERVICE_NAMESPACE_LABEL: &str = "ferrolb.io/service-namespace";
+
+/// What this node announces: Service (`namespace/name`) → interfaces (empty: all).
+pub type Announced = BTreeMap<String, BTreeSet<String>>;
+
+/// The object name for (`service`, `node`): stable, so writes need no lookup.
+pub fn object_name(service: &str, node: &str) -> String {
+    let digest = Sha256::digest(format!("{service}@{node}").as_bytes());
+    let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
+    format!("l2-{hex}")
+}
+
+/// Keeps the ServiceL2Status objects in line with `announced`, until `announced` closes.
+pub(crate) async fn run(
+    client: Client,
+    namespace: String,
+    node: String,
+    store: Store<ServiceL2Status>,
+    mut announced: watch::Receiver<Announced>,
+    mut statuses_changed: watch::Receiver<()>,
+) {
+    let api: Api<ServiceL2Status> = Api::namespaced(client, &namespace);
+    let manager = format!("ferrolb-speaker/{node}");
+    let mut retry = Duration::from_millis(500);
+    loop {
+        let want = announced.borrow_and_update().clone();
+        let ok = reconcile(&api, &manager, &node, &store.state(), &want).await;
+        let wait = if ok {
+            retry = Duration::from_millis(500);
+            Duration::from_secs(300)
+        } else {
+            retry = (retry * 2).min(Duration::from_secs(30));
+            retry
+        };
+        tokio::select! {
+            changed = announced.changed() => if changed.is_err() { return },
+            changed = statuses_changed.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// One pass; true when everything matched or was written.
+async fn reconcile(
+    api: &Api<ServiceL2Status>,
+    manager: &str,
+    node: &str,
+    existing: &[Arc<ServiceL2Status>],
+    want: &Announced,
+) -> bool {
+    let mut ok = true;
+    for object in existing {
+        let labels = object.labels();
+        let service = format!(
+            "{}/{}",
+            labels
+                .get(SERVICE_NAMESPACE_LABEL)
+                .map_or("", String::as_str),
+            labels.get(SERVICE_NAME_LABEL).map_or("", String::as_str)
+        );
+        let mine = labels.get(NODE_LABEL).map(String::as_str) == Some(node);
+        // Ours and no longer announced, or another node's for a Service we now announce
+        // (that node lost it, perhaps by dying, and cannot clean up).
+        let stale = if mine {
+            !want.contains_key(&service)
+        } else {
+            want.contains_key(&service)
+        };
+        if stale {
+            let name = object.name_any();
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {
+                    tracing::debug!(name = %name, service = %service, "removed ServiceL2Status")
+                }
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => {
+                    tracing::warn!(name = %name, error = %e, "cannot remove ServiceL2Status");
+                    ok = false;
+                }
+            }
+        }
+    }
+    for (service, interfaces) in want {
+        let name = object_name(service, node);
+        let status = status_of(service, node, interfaces);
+        let current = existing
+            .iter()
+            .find(|o| o.name_any() == name)
+            .and_then(|o| o.status.as_ref());
+        if current == Some(&status) {
+            continue;
+        }
+        if let Err(e) = write(api, manager, &name, service, node, &status).await {
+            tracing::warn!(service = %service, error = %e, "cannot write ServiceL2Status");
+            ok = false;
+        }
+    }
+    ok
+}
+
+fn status_of(service: &str, node: &str, interfaces: &BTreeSet<String>) -> ServiceL2StatusStatus {
+    let (namespace, name) = service.split_once('/').unwrap_or(("", service));
+    ServiceL2StatusStatus {
+        node: Some(node.to_owned()),
+        service_name: Some(name.to_owned()),
+        service_namespace: Some(namespace.to_owned()),
+        interfaces: interfaces
+            .iter()
+            .map(|name| InterfaceName { name: name.clone() })
+            .collect(),
+    }
+}
+
+async fn write(
+    api: &Api<ServiceL2Status>,
+    manager: &str,
+    name: &str,
+    service: &str,
+    node: &str,
+    status: &ServiceL2StatusStatus,
+) -> Result<(), kube::Error> {
+    let (namespace, svc_name) = service.split_once('/').unwrap_or(("", service));
+    let params = PatchParams::apply(manager).force();
+    let object = serde_json::json!({
+        "apiVersion": ferrolb_api::API_VERSION,
+        "kind": "ServiceL2Status",
+        "metadata": {
+            "name": name,
+            "labels": {
+                NODE_LABEL: node,
+                SERVICE_NAME_LABEL: svc_name,
+                SERVICE_NAMESPACE_LABEL: namespace,
+            },
+        },
+        "spec": {},
+    });
+    api.patch(name, &params, &Patch::Apply(&object)).await?;
+    let body = serde_json::json!({
+        "apiVersion": ferrolb_api::API_VERSION,
+        "kind": "ServiceL2Status",
+        "status": status,
+    });
+    api.patch_status(name, &params, &Patch::Apply(&body))
+        .await?;
+    tracing::debug!(name = %name, service = %service, "wrote ServiceL2Status");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_names_are_stable_valid_and_distinct_per_node() {
+        let a = object_name("web/http", "node-1");
+        assert_eq!(a, object_name("web/http", "node-1"));
+        assert_ne!(a, object_name("web/http", "node-2"));
+        assert_ne!(a, object_name("web/https", "node-1"));
+        assert!(a.len() <= 63 && a.starts_with("l2-"));
+        assert!(a[3..].chars().all(|c| c.is_ascii_hexdigit()));
+    }
+}

@@ -1,0 +1,207 @@
+//! From Kubernetes objects to what the plan reads: Nodes to [`NodeInfo`] and addresses, Services
+//! with their EndpointSlices to [`LbService`]. Pure conversions, tested without a cluster.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ferrolb_api::service::{allocated_pool, ingress_ips, is_ours, shares_ip, traffic_policy_local};
+use ferrolb_config::NodeName;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+use crate::election::{NodeInfo, ServiceInfo};
+use crate::plan::LbService;
+
+/// The label tying an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// What the election needs from a Node.
+pub fn node_info(node: &Node) -> NodeInfo {
+    let network_unavailable = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True");
+    NodeInfo {
+        labels: node.metadata.labels.clone().unwrap_or_default(),
+        network_unavailable,
+    }
+}
+
+/// The node's `InternalIP` addresses, in the order the Node lists them.
+pub fn internal_ips(node: &Node) -> Vec<IpAddr> {
+    node.status
+        .as_ref()
+        .and_then(|s| s.addresses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|a| a.type_ == "InternalIP")
+        .filter_map(|a| a.address.parse().ok())
+        .collect()
+}
+
+/// Usable endpoints of one Service: the nodes hosting one, and whether any exists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Nodes with a usable endpoint.
+    pub nodes: BTreeSet<NodeName>,
+    /// Whether any endpoint (with or without a node) is usable.
+    pub any: bool,
+}
+
+/// Usable endpoints per Service (`namespace/name`): an endpoint with addresses that is ready, or
+/// serving while terminating. A missing `ready` means ready (the API's rule).
+pub fn endpoints_by_service<'a>(
+    slices: impl IntoIterator<Item = &'a EndpointSlice>,
+) -> BTreeMap<String, Endpoints> {
+    let mut out: BTreeMap<String, Endpoints> = BTreeMap::new();
+    for slice in slices {
+        let Some(service) = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        else {
+            continue;
+        };
+        let key = format!(
+            "{}/{}",
+            slice.metadata.namespace.as_deref().unwrap_or_default(),
+            service
+        );
+        let entry = out.entry(key).or_default();
+        for endpoint in &slice.endpoints {
+            if endpoint.addresses.is_empty() {
+                continue;
+            }
+            let conditions = endpoint.conditions.as_ref();
+            let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
+            let serving = conditions.and_then(|c| c.serving).unwrap_or(ready);
+            if !(ready || serving) {
+                continue;
+            }
+            entry.any = true;
+            if let Some(node) = &endpoint.node_name {
+                entry.nodes.insert(NodeName::from(node.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The Service as the plan sees it, if it is one of ours with IPs.
+pub fn lb_service(
+    svc: &Service,
+    lb_class: Option<&str>,
+    endpoints: &BTreeMap<String, Endpoints>,
+) -> Option<LbService> {
+    if !is_ours(svc, lb_class) {
+        return None;
+    }
+    let ips = ingress_ips(svc);
+    if ips.is_empty() {
+        return None;
+    }
+    let key = format!(
+        "{}/{}",
+        svc.metadata.namespace.as_deref().unwrap_or_default(),
+        svc.metadata.name.as_deref().unwrap_or_default()
+    );
+    let eps = endpoints.get(&key).cloned().unwrap_or_default();
+    Some(LbService {
+        info: ServiceInfo {
+            labels: svc.metadata.labels.clone().unwrap_or_default(),
+            local: traffic_policy_local(svc),
+            shares_ip: shares_ip(svc),
+            endpoint_nodes: eps.nodes,
+            has_usable_endpoint: eps.any,
+            key,
+        },
+        ips,
+        pool: allocated_pool(svc).map(str::to_owned),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(json: &str) -> EndpointSlice {
+        serde_json::from_str(json).expect("valid slice")
+    }
+
+    #[test]
+    fn ready_and_serving_endpoints_count_and_terminating_unready_ones_do_not() {
+        let slices = [
+            slice(
+                r#"{"metadata":{"name":"a","namespace":"web","labels":{"kubernetes.io/service-name":"http"}},
+                   "addressType":"IPv4","endpoints":[
+                     {"addresses":["198.18.1.10"],"nodeName":"n1","conditions":{"ready":true}},
+                     {"addresses":["198.18.2.10"],"nodeName":"n2","conditions":{"ready":false,"serving":true,"terminating":true}},
+                     {"addresses":["198.18.3.10"],"nodeName":"n3","conditions":{"ready":false,"serving":false}},
+                     {"addresses":[],"nodeName":"n4","conditions":{"ready":true}},
+                     {"addresses":["198.18.5.10"],"nodeName":"n5"}]}"#,
+            ),
+            slice(
+                r#"{"metadata":{"name":"b","namespace":"web","labels":{"kubernetes.io/service-name":"down"}},
+                   "addressType":"IPv4","endpoints":[
+                     {"addresses":["198.18.1.11"],"nodeName":"n1","conditions":{"ready":false,"serving":false}}]}"#,
+            ),
+        ];
+        let eps = endpoints_by_service(&slices);
+        let http = &eps["web/http"];
+        assert!(http.any);
+        let nodes: Vec<&str> = http.nodes.iter().map(NodeName::as_str).collect();
+        assert_eq!(nodes, ["n1", "n2", "n5"]);
+        assert!(!eps["web/down"].any);
+    }
+
+    #[test]
+    fn only_our_load_balancers_with_ips_enter_the_plan() {
+        let svc = |json: &str| -> Service { serde_json::from_str(json).expect("valid service") };
+        let eps = BTreeMap::new();
+        let ours = svc(
+            r#"{"metadata":{"name":"s","namespace":"web","annotations":{"metallb.io/allow-shared-ip":"k","ferrolb.io/ip-allocated-from-pool":"lan"}},
+               "spec":{"type":"LoadBalancer","externalTrafficPolicy":"Local"},
+               "status":{"loadBalancer":{"ingress":[{"ip":"192.0.2.201"}]}}}"#,
+        );
+        let lb = lb_service(&ours, None, &eps).expect("ours");
+        assert_eq!(lb.info.key, "web/s");
+        assert!(lb.info.local && lb.info.shares_ip && !lb.info.has_usable_endpoint);
+        assert_eq!(lb.pool.as_deref(), Some("lan"));
+        assert_eq!(lb.ips, vec!["192.0.2.201".parse::<IpAddr>().expect("ip")]);
+
+        let no_ip =
+            svc(r#"{"metadata":{"name":"s","namespace":"web"},"spec":{"type":"LoadBalancer"}}"#);
+        assert!(lb_service(&no_ip, None, &eps).is_none());
+        let other_class = svc(
+            r#"{"metadata":{"name":"s","namespace":"web"},"spec":{"type":"LoadBalancer","loadBalancerClass":"x"},
+               "status":{"loadBalancer":{"ingress":[{"ip":"192.0.2.201"}]}}}"#,
+        );
+        assert!(lb_service(&other_class, None, &eps).is_none());
+        assert!(lb_service(&other_class, Some("x"), &eps).is_some());
+    }
+
+    #[test]
+    fn node_conditions_and_addresses_are_read() {
+        let node: Node = serde_json::from_str(
+            r#"{"metadata":{"name":"n1","labels":{"zone":"a"}},
+               "status":{"conditions":[{"type":"NetworkUnavailable","status":"True"}],
+                         "addresses":[{"type":"Hostname","address":"n1"},{"type":"InternalIP","address":"192.0.2.11"},
+                                      {"type":"InternalIP","address":"2001:db8:0:1::11"}]}}"#,
+        )
+        .expect("valid node");
+        let info = node_info(&node);
+        assert!(info.network_unavailable);
+        assert_eq!(info.labels.get("zone").map(String::as_str), Some("a"));
+        assert_eq!(
+            internal_ips(&node),
+            vec![
+                "192.0.2.11".parse::<IpAddr>().expect("ip"),
+                "2001:db8:0:1::11".parse::<IpAddr>().expect("ip")
+            ]
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! Reflectors on what the speaker reads. The caches outlive the apiserver: when it goes away the
+//! watches retry in the background while the speaker keeps deciding from the last known view.
+
+use std::fmt::Debug;
+
+use ferrolb_api::{IPAddressPool, L2Advertisement, ServiceL2Status};
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+/// What changed, as far as the decision loop cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Changed {
+    /// Something that feeds the election.
+    Cluster,
+    /// The membership Secret.
+    Secret,
+    /// The ServiceL2Status objects.
+    Statuses,
+}
+
+/// Read-only caches.
+#[derive(Clone)]
+pub(crate) struct Stores {
+    pub services: Store<Service>,
+    pub endpoint_slices: Store<EndpointSlice>,
+    pub nodes: Store<Node>,
+    pub pools: Store<IPAddressPool>,
+    pub l2_advertisements: Store<L2Advertisement>,
+    pub secrets: Store<Secret>,
+    pub l2_statuses: Store<ServiceL2Status>,
+}
+
+impl Stores {
+    /// Starts the watches. Config kinds, the membership Secret (by name) and ServiceL2Status
+    /// objects come from `namespace` only.
+    pub(crate) fn start(
+        client: &Client,
+        namespace: &str,
+        secret_name: &str,
+        tx: &mpsc::UnboundedSender<Changed>,
+    ) -> Self {
+        let all = watcher::Config::default();
+        let secret = watcher::Config::default().fields(&format!("metadata.name={secret_name}"));
+        Self {
+            services: reflect(Api::all(client.clone()), all.clone(), tx, Changed::Cluster),
+            endpoint_slices: reflect(Api::all(client.clone()), all.clone(), tx, Changed::Cluster),
+            nodes: reflect(Api::all(client.clone()), all.clone(), tx, Changed::Cluster),
+            pools: reflect(
+                Api::namespaced(client.clone(), namespace),
+                all.clone(),
+                tx,
+                Changed::Cluster,
+            ),
+            l2_advertisements: reflect(
+                Api::namespaced(client.clone(), namespace),
+                all.clone(),
+                tx,
+                Changed::Cluster,
+            ),
+            secrets: reflect(
+                Api::namespaced(client.clone(), namespace),
+                secret,
+                tx,
+                Changed::Secret,
+            ),
+            l2_statuses: reflect(
+                Api::namespaced(client.clone(), namespace),
+                all,
+                tx,
+                Changed::Statuses,
+            ),
+        }
+    }
+
+    /// Waits until every cache has its first full list.
+    pub(crate) async fn wait_ready(&self) {
+        // A store only errors if its writer is dropped, which happens on shutdown.
+        let _ = tokio::join!(
+            self.services.wait_until_ready(),
+            self.endpoint_slices.wait_until_ready(),
+            self.nodes.wait_until_ready(),
+            self.pools.wait_until_ready(),
+            self.l2_advertisements.wait_until_ready(),
+            self.secrets.wait_until_ready(),
+            self.l2_statuses.wait_until_ready(),
+        );
+    }
+}
+
+/// Runs a reflector for `api` in the background, sending `changed` on every change.
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    tx: &mpsc::UnboundedSender<Changed>,
+    changed: Changed,
+) -> Store<K>
+where
+    K: Resource + kube::ResourceExt + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    <K as Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let tx = tx.clone();
+    ferrolb_runtime::reflect::spawn(api, config, move |ev| match ev {
+        Event::Init | Event::InitApply(_) => true,
+        _ => tx.send(changed).is_ok(),
+    })
+}
