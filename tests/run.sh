@@ -3,7 +3,8 @@
 #   1. prerequisites: the real kube-apiserver, kubectl and etcd, built from their Go modules
 #      and cached under ~/.cache/ferrolb (minutes the first time, seconds afterwards);
 #   2. formatting and lints (cargo fmt --check, clippy -D warnings);
-#   3. every unit, property and integration test, including those against the real apiserver.
+#   3. every unit, property and integration test, including those against the real apiserver
+#      and those in network namespaces (root needed), which run the built binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo build (the binaries the namespace tests run as processes)"
+cargo build --workspace --bins --locked
 
 step "cargo test"
 cargo test --workspace --locked

@@ -15,6 +15,7 @@ mod binaries;
 mod crds;
 mod pki;
 mod process;
+pub(crate) use process::Process;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ pub use binaries::{BIN_DIR_ENV, Binaries, binaries};
 pub use crds::wait_crds_established;
 
 use pki::{Ca, write_file};
-use process::{Process, free_port};
+use process::free_port;
 
 /// Set to `1` to keep control-plane directories after the test.
 pub const KEEP_DIRS_ENV: &str = "FERROLB_KEEP_TEST_DIRS";

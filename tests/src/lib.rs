@@ -13,5 +13,9 @@
 pub mod apiserver;
 pub mod controller;
 pub mod fixtures;
+pub mod forward;
+pub mod l2cluster;
+pub mod netns;
+pub mod speaker;
 
 pub use apiserver::{ControlPlane, ControlPlaneBuilder};

@@ -93,6 +93,32 @@ impl Process {
         self.log_tail(200).contains("address already in use")
     }
 
+    /// Sends `signal` (SIGTERM for a graceful stop, SIGSTOP/SIGCONT to freeze and thaw).
+    pub(crate) fn signal(&self, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        let pid =
+            nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).context("pid out of range")?);
+        nix::sys::signal::kill(pid, signal)
+            .with_context(|| format!("cannot send {signal} to {}", self.name))
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; reaps it if it did.
+    pub(crate) fn wait_exit(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<Option<ExitStatus>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited()? {
+                self.stopped = true;
+                return Ok(Some(status));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// SIGKILLs and reaps the process. Idempotent; errors are ignored because the process may
     /// already be gone, and Drop cannot report them anyway.
     pub(crate) fn stop(&mut self) {

@@ -1,0 +1,721 @@
+//! A layer-2 cluster for tests and benchmarks: a real apiserver, a LAN of node namespaces each
+//! running the real `ferrolb-speaker` binary, and a client namespace on the same LAN.
+//!
+//! Services get their IPs written straight into their status (as the controller would, with the
+//! pool annotation), and EndpointSlices are created by hand as the endpoint controller would, so
+//! a test decides exactly which node hosts which endpoint. [`L2Cluster::expected_owner`] runs
+//! the speaker's own election code on the objects in the apiserver, so tests check that the
+//! network agrees with it — not with a re-implementation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use ferrolb_api::{IPAddressPool, L2Advertisement};
+use ferrolb_config::{NodeName, Snapshot};
+use ferrolb_speaker::election::World;
+use ferrolb_speaker::k8s::view;
+use ferrolb_speaker::plan;
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+
+use crate::ControlPlane;
+use crate::fixtures;
+use crate::netns::{Host, Lan, Neighbour};
+use crate::speaker::SpeakerProcess;
+
+/// ferrolb's namespace in these clusters.
+pub const NAMESPACE: &str = "ferrolb-system";
+/// The namespace test Services live in.
+pub const APP_NAMESPACE: &str = "web";
+/// The client host's name.
+pub const CLIENT: &str = "client";
+
+/// The pool and advertisement every cluster starts with: the layer-2 pool of DESIGN.md.
+pub const BASE_CONFIG: &str = r#"
+apiVersion: ferrolb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan, namespace: ferrolb-system}
+spec:
+  addresses: ["192.0.2.200-192.0.2.239", "2001:db8:0:1::200-2001:db8:0:1::2ff"]
+---
+apiVersion: ferrolb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: lan, namespace: ferrolb-system}
+spec: {ipAddressPools: [lan]}
+"#;
+
+/// A Service to create: its IPs and where its endpoints run.
+#[derive(Clone, Debug, Default)]
+pub struct TestService {
+    /// Name (in [`APP_NAMESPACE`]).
+    pub name: String,
+    /// IPs written into its status.
+    pub ips: Vec<IpAddr>,
+    /// `externalTrafficPolicy: Local`.
+    pub local: bool,
+    /// Nodes hosting a ready endpoint.
+    pub endpoints_on: Vec<String>,
+    /// `allow-shared-ip` key.
+    pub sharing_key: Option<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl TestService {
+    /// A Service named `name` on `ips` with one ready endpoint on `node`.
+    pub fn new(name: &str, ips: &[&str], endpoint_node: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            ips: ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
+            endpoints_on: vec![endpoint_node.to_owned()],
+            ..Self::default()
+        }
+    }
+}
+
+/// The cluster. Dropping it stops the speakers, deletes the namespaces and stops the apiserver.
+#[derive(Debug)]
+pub struct L2Cluster {
+    // Field order is drop order: speakers first, then the network, then the control plane.
+    speakers: BTreeMap<String, SpeakerProcess>,
+    lan: Lan,
+    nodes: Vec<String>,
+    speaker_args: Vec<String>,
+    dir: tempfile::TempDir,
+    cp: ControlPlane,
+}
+
+impl L2Cluster {
+    /// Starts a control plane with ferrolb's CRDs and [`BASE_CONFIG`], a LAN with `nodes`
+    /// nodes (`node-1` …) and a client, Node objects carrying the nodes' LAN addresses, and a
+    /// speaker on every node with `speaker_args`.
+    pub async fn start(nodes: usize, speaker_args: &[&str]) -> anyhow::Result<Self> {
+        let cp = fixtures::control_plane_with_crds().await?;
+        fixtures::create_namespace(&cp, APP_NAMESPACE).await?;
+        let names: Vec<String> = (1..=nodes).map(|i| format!("node-{i}")).collect();
+        let mut builder = Lan::builder();
+        for name in &names {
+            builder = builder.host(name);
+        }
+        let lan = builder.host(CLIENT).build()?;
+        let cluster = Self {
+            speakers: BTreeMap::new(),
+            lan,
+            nodes: names,
+            speaker_args: speaker_args.iter().map(|s| (*s).to_owned()).collect(),
+            dir: tempfile::tempdir()?,
+            cp,
+        };
+        cluster.apply(BASE_CONFIG).await?;
+        cluster.create_memberlist_secret().await?;
+        for name in &cluster.nodes {
+            cluster.create_node(cluster.lan.host(name)).await?;
+        }
+        let mut cluster = cluster;
+        for name in cluster.nodes.clone() {
+            cluster.start_speaker(&name)?;
+        }
+        Ok(cluster)
+    }
+
+    /// The apiserver.
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.cp
+    }
+
+    /// An admin client.
+    pub fn client(&self) -> kube::Client {
+        self.cp.client()
+    }
+
+    /// The LAN.
+    pub fn lan(&self) -> &Lan {
+        &self.lan
+    }
+
+    /// The node names.
+    pub fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
+    /// The host of `node` (or of the client).
+    pub fn host(&self, name: &str) -> &Host {
+        self.lan.host(name)
+    }
+
+    /// The `eth0` MAC of `node`.
+    pub fn mac(&self, node: &str) -> String {
+        self.lan.host(node).mac("eth0").to_owned()
+    }
+
+    /// The node whose `eth0` has `mac`.
+    pub fn node_with_mac(&self, mac: &str) -> Option<String> {
+        self.nodes.iter().find(|n| self.mac(n) == mac).cloned()
+    }
+
+    /// The speaker of `node`, if running.
+    pub fn speaker(&mut self, node: &str) -> Option<&mut SpeakerProcess> {
+        self.speakers.get_mut(node)
+    }
+
+    /// Starts (or restarts) the speaker of `node`.
+    pub fn start_speaker(&mut self, node: &str) -> anyhow::Result<()> {
+        self.speakers.remove(node);
+        let args: Vec<&str> = self.speaker_args.iter().map(String::as_str).collect();
+        let host = self.lan.host(node);
+        let speaker =
+            SpeakerProcess::start(&self.cp, host.ns.name(), node, self.dir.path(), &args)?;
+        self.speakers.insert(node.to_owned(), speaker);
+        Ok(())
+    }
+
+    /// Removes the speaker of `node` from the cluster's care (already killed or stopped).
+    pub fn forget_speaker(&mut self, node: &str) -> Option<SpeakerProcess> {
+        self.speakers.remove(node)
+    }
+
+    /// Every speaker's log tail, for failure messages.
+    pub fn describe(&self) -> String {
+        self.speakers
+            .values()
+            .map(SpeakerProcess::describe)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// `kubectl apply` of `yaml`.
+    pub async fn apply(&self, yaml: &str) -> anyhow::Result<()> {
+        self.cp.apply_yaml(yaml).await.map(drop)
+    }
+
+    async fn create_memberlist_secret(&self) -> anyhow::Result<()> {
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "ferrolb-memberlist", "namespace": NAMESPACE},
+            "stringData": {"secretkey": "a-test-key-for-the-speakers-membership"},
+        }))?;
+        Api::<Secret>::namespaced(self.client(), NAMESPACE)
+            .create(&PostParams::default(), &secret)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_node(&self, host: &Host) -> anyhow::Result<()> {
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": host.name, "labels": {"kubernetes.io/hostname": host.name}},
+        }))?;
+        let api = Api::<Node>::all(self.client());
+        api.create(&PostParams::default(), &node).await?;
+        let status = serde_json::json!({
+            "status": {
+                "addresses": [
+                    {"type": "InternalIP", "address": host.ipv4.to_string()},
+                    {"type": "InternalIP", "address": host.ipv6.to_string()},
+                    {"type": "Hostname", "address": host.name},
+                ],
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Test", "message": "node namespace up"}],
+            }
+        });
+        api.patch_status(&host.name, &PatchParams::default(), &Patch::Merge(&status))
+            .await?;
+        Ok(())
+    }
+
+    /// Sets (or with `None` removes) a label on a Node.
+    pub async fn label_node(
+        &self,
+        node: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let patch = serde_json::json!({"metadata": {"labels": {key: value}}});
+        Api::<Node>::all(self.client())
+            .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a LoadBalancer Service holding `svc.ips` and its EndpointSlice.
+    pub async fn create_service(&self, svc: &TestService) -> anyhow::Result<()> {
+        let mut annotations = BTreeMap::from([(
+            ferrolb_api::annotations::IP_ALLOCATED_FROM_POOL.to_owned(),
+            "lan".to_owned(),
+        )]);
+        if let Some(key) = &svc.sharing_key {
+            annotations.insert(
+                ferrolb_api::annotations::ALLOW_SHARED_IP.to_owned(),
+                key.clone(),
+            );
+        }
+        let families: BTreeSet<&str> = svc
+            .ips
+            .iter()
+            .map(|ip| if ip.is_ipv4() { "IPv4" } else { "IPv6" })
+            .collect();
+        let service: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": svc.name, "namespace": APP_NAMESPACE, "annotations": annotations, "labels": svc.labels},
+            "spec": {
+                "type": "LoadBalancer",
+                "allocateLoadBalancerNodePorts": false,
+                "externalTrafficPolicy": if svc.local { "Local" } else { "Cluster" },
+                "ipFamilyPolicy": if families.len() > 1 { "RequireDualStack" } else { "SingleStack" },
+                "ipFamilies": families,
+                "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
+            },
+        }))?;
+        let api = Api::<Service>::namespaced(self.client(), APP_NAMESPACE);
+        api.create(&PostParams::default(), &service).await?;
+        self.set_service_ips(&svc.name, &svc.ips).await?;
+        self.set_endpoints(&svc.name, &svc.endpoints_on).await
+    }
+
+    /// Writes `ips` into the Service's status (as the controller would).
+    pub async fn set_service_ips(&self, name: &str, ips: &[IpAddr]) -> anyhow::Result<()> {
+        let ingress: Vec<_> = ips
+            .iter()
+            .map(|ip| serde_json::json!({"ip": ip.to_string(), "ipMode": "VIP"}))
+            .collect();
+        let status = serde_json::json!({"status": {"loadBalancer": {"ingress": ingress}}});
+        Api::<Service>::namespaced(self.client(), APP_NAMESPACE)
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces the Service's EndpointSlice with one ready endpoint per node in `nodes`.
+    pub async fn set_endpoints(&self, service: &str, nodes: &[String]) -> anyhow::Result<()> {
+        let endpoints: Vec<_> = nodes
+            .iter()
+            .map(|node| {
+                let index = self.nodes.iter().position(|n| n == node).unwrap_or(0) + 1;
+                serde_json::json!({
+                    "addresses": [format!("198.18.{index}.10")],
+                    "nodeName": node,
+                    "conditions": {"ready": true, "serving": true, "terminating": false},
+                })
+            })
+            .collect();
+        let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": format!("{service}-test"),
+                "namespace": APP_NAMESPACE,
+                "labels": {
+                    "kubernetes.io/service-name": service,
+                    "endpointslice.kubernetes.io/managed-by": "ferrolb-tests",
+                },
+            },
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        }))?;
+        let api = Api::<EndpointSlice>::namespaced(self.client(), APP_NAMESPACE);
+        api.patch(
+            &format!("{service}-test"),
+            &PatchParams::apply("ferrolb-tests").force(),
+            &Patch::Apply(&slice),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a Service (and its slice).
+    pub async fn delete_service(&self, name: &str) -> anyhow::Result<()> {
+        Api::<Service>::namespaced(self.client(), APP_NAMESPACE)
+            .delete(name, &Default::default())
+            .await?;
+        Api::<EndpointSlice>::namespaced(self.client(), APP_NAMESPACE)
+            .delete(&format!("{name}-test"), &Default::default())
+            .await?;
+        Ok(())
+    }
+
+    /// The node that should announce `ip`, by the speaker's own election over the objects in
+    /// the apiserver, with the nodes in `live` as the live speakers.
+    pub async fn expected_owner(
+        &self,
+        ip: IpAddr,
+        live: &[String],
+    ) -> anyhow::Result<Option<String>> {
+        let c = self.client();
+        let pools = Api::<IPAddressPool>::namespaced(c.clone(), NAMESPACE)
+            .list(&ListParams::default())
+            .await?
+            .items;
+        let l2 = Api::<L2Advertisement>::namespaced(c.clone(), NAMESPACE)
+            .list(&ListParams::default())
+            .await?
+            .items;
+        let snapshot = Snapshot {
+            namespace: NAMESPACE.into(),
+            pools,
+            l2_advertisements: l2,
+            ..Snapshot::default()
+        };
+        let config = ferrolb_config::parse(&snapshot).config;
+        let nodes: BTreeMap<NodeName, _> = Api::<Node>::all(c.clone())
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .map(|n| {
+                (
+                    NodeName::from(n.metadata.name.clone().unwrap_or_default()),
+                    view::node_info(n),
+                )
+            })
+            .collect();
+        let slices = Api::<EndpointSlice>::all(c.clone())
+            .list(&ListParams::default())
+            .await?
+            .items;
+        let endpoints = view::endpoints_by_service(&slices);
+        let services: Vec<plan::LbService> = Api::<Service>::all(c)
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter_map(|s| view::lb_service(s, None, &endpoints))
+            .collect();
+        let live: BTreeSet<NodeName> = live.iter().map(|n| NodeName::from(n.clone())).collect();
+        let world = World {
+            config: &config,
+            nodes: &nodes,
+            live: Some(&live),
+            ignore_exclude_label: false,
+        };
+        let plans = plan::layer2(world, &services);
+        Ok(plans
+            .get(&ip)
+            .and_then(|p| p.decision.winner())
+            .map(|n| n.to_string()))
+    }
+
+    /// Sends one UDP datagram from the client to `ip` (port 9, discard), which makes the
+    /// client's kernel resolve `ip` on the LAN.
+    pub fn poke(&self, ip: IpAddr) -> anyhow::Result<()> {
+        let client = &self.lan.host(CLIENT).ns;
+        client.run(move || -> std::io::Result<()> {
+            let bind: SocketAddr = if ip.is_ipv4() {
+                "0.0.0.0:0".parse().map_err(std::io::Error::other)?
+            } else {
+                "[::]:0".parse().map_err(std::io::Error::other)?
+            };
+            let socket = UdpSocket::bind(bind)?;
+            socket.send_to(b"ferrolb", SocketAddr::new(ip, 9))?;
+            Ok(())
+        })??;
+        Ok(())
+    }
+
+    /// The client's neighbour entry for `ip`.
+    pub fn client_neighbour(&self, ip: IpAddr) -> anyhow::Result<Option<Neighbour>> {
+        self.lan.host(CLIENT).ns.neighbour(ip, "eth0")
+    }
+
+    /// Waits until the client resolves `ip` (poking it as needed) and returns the MAC.
+    pub async fn resolve(&self, ip: IpAddr, timeout: Duration) -> anyhow::Result<String> {
+        wait_for(&format!("the client resolves {ip}"), timeout, || async {
+            let entry = self.client_neighbour(ip)?;
+            match entry {
+                Some(Neighbour {
+                    lladdr: Some(mac),
+                    ref state,
+                }) if !state.iter().any(|s| s == "FAILED" || s == "INCOMPLETE") => Ok(Some(mac)),
+                Some(ref e) if e.is("INCOMPLETE") => Ok(None),
+                _ => {
+                    self.lan.host(CLIENT).ns.forget_neighbour(ip, "eth0")?;
+                    self.poke(ip)?;
+                    Ok(None)
+                }
+            }
+        })
+        .await
+        .with_context(|| self.describe())
+    }
+
+    /// Waits until the client's entry for `ip` holds `mac` (without re-resolving: the entry
+    /// must be changed by an announcement).
+    pub async fn wait_neighbour_mac(
+        &self,
+        ip: IpAddr,
+        mac: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        wait_for(
+            &format!("the client's entry for {ip} becomes {mac}"),
+            timeout,
+            || async {
+                let entry = self.client_neighbour(ip)?;
+                Ok(entry
+                    .filter(|e| e.lladdr.as_deref() == Some(mac))
+                    .map(|_| ()))
+            },
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "entry now: {:?}\n{}",
+                self.client_neighbour(ip).ok().flatten(),
+                self.describe()
+            )
+        })
+    }
+
+    /// Waits until every speaker reports ready (`/readyz` inside its namespace).
+    pub async fn wait_speakers_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        for node in self.speakers.keys() {
+            let ns = self.lan.host(node).ns.clone();
+            wait_for(&format!("the speaker on {node} is ready"), timeout, || {
+                let ns = ns.clone();
+                async move {
+                    let response = ns.run(|| http_get("127.0.0.1:7472", "/readyz"))?;
+                    Ok(response
+                        .ok()
+                        .filter(|r| r.starts_with("HTTP/1.1 200"))
+                        .map(|_| ()))
+                }
+            })
+            .await
+            .with_context(|| self.describe())?;
+        }
+        Ok(())
+    }
+
+    /// The node names whose speakers are running.
+    pub fn running(&mut self) -> Vec<String> {
+        self.speakers
+            .iter_mut()
+            .filter_map(|(n, s)| s.is_running().then(|| n.clone()))
+            .collect()
+    }
+
+    /// The directory holding logs and kubeconfigs.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// An error naming what went wrong, with every speaker's log tail.
+    pub fn fail(&self, what: &str) -> anyhow::Error {
+        anyhow!("{what}\n{}", self.describe())
+    }
+}
+
+/// Polls `check` every 20 ms until it gives `Some` (errors end the wait) or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(anyhow!("{what}: still not the case after {timeout:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A plain HTTP/1.1 GET; the whole response.
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+/// The UDP port of the VIP echo responders.
+pub const ECHO_PORT: u16 = 7777;
+
+/// One request of a [`Prober`] run: when it was sent and which node answered, when.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    /// Sequence number.
+    pub seq: u32,
+    /// When it was sent (since the run started).
+    pub sent: Duration,
+    /// The answering node and when its answer arrived, if it did.
+    pub answer: Option<(String, Duration)>,
+}
+
+impl L2Cluster {
+    /// Makes every node accept traffic for `ip` and answer UDP on [`ECHO_PORT`] with its name —
+    /// the stand-in for kube-proxy's rules plus a pod. The IP goes on `lo` (the LAN interface
+    /// has `arp_ignore=1`), so only the speaker answers ARP for it. The responder threads run
+    /// until the cluster (its namespaces) goes away.
+    pub fn start_echo(&self, ip: IpAddr) -> anyhow::Result<()> {
+        for node in &self.nodes {
+            let ns = &self.lan.host(node).ns;
+            let prefix = if ip.is_ipv4() { "32" } else { "128" };
+            ns.ip(&["addr", "add", &format!("{ip}/{prefix}"), "dev", "lo"])?;
+            let name = node.clone();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            ns.spawn(&format!("echo-{node}"), move || {
+                let socket = match UdpSocket::bind(SocketAddr::new(ip, ECHO_PORT)) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                let mut buf = [0u8; 64];
+                while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                    let mut reply = buf[..n.min(4)].to_vec();
+                    reply.extend_from_slice(name.as_bytes());
+                    let _ = socket.send_to(&reply, from);
+                }
+            })?;
+            ready_rx
+                .recv()
+                .map_err(|_| anyhow!("echo responder on {node} did not start"))?
+                .with_context(|| format!("echo responder on {node}"))?;
+        }
+        Ok(())
+    }
+
+    /// Makes `node` stop (or resume) accepting traffic for `ip`, as if its data path died with
+    /// it: the address leaves (or rejoins) its `lo`.
+    pub fn set_node_answers(&self, node: &str, ip: IpAddr, answers: bool) -> anyhow::Result<()> {
+        let prefix = if ip.is_ipv4() { "32" } else { "128" };
+        let verb = if answers { "add" } else { "del" };
+        self.lan
+            .host(node)
+            .ns
+            .ip(&["addr", verb, &format!("{ip}/{prefix}"), "dev", "lo"])
+            .map(drop)
+    }
+
+    /// Starts sending a request to `ip` every `interval` from the client; stop it with
+    /// [`Prober::finish`].
+    pub fn start_prober(&self, ip: IpAddr, interval: Duration) -> anyhow::Result<Prober> {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = self
+            .lan
+            .host(CLIENT)
+            .ns
+            .spawn("prober", move || probe_loop(ip, interval, &stopping))?;
+        Ok(Prober { stop, thread })
+    }
+}
+
+/// A running request loop from the client.
+#[derive(Debug)]
+pub struct Prober {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: crate::netns::NsThread<std::io::Result<Vec<Probe>>>,
+}
+
+impl Prober {
+    /// Stops sending, waits briefly for late answers, and returns every request.
+    pub fn finish(self) -> anyhow::Result<Vec<Probe>> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(self.thread.join()??)
+    }
+}
+
+fn probe_loop(
+    ip: IpAddr,
+    interval: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<Vec<Probe>> {
+    use std::sync::atomic::Ordering;
+    let bind: SocketAddr = if ip.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    let socket = UdpSocket::bind(bind)?;
+    socket.connect(SocketAddr::new(ip, ECHO_PORT))?;
+    socket.set_read_timeout(Some(Duration::from_millis(1)))?;
+    let started = std::time::Instant::now();
+    let mut probes: Vec<Probe> = Vec::new();
+    let mut next = started;
+    let mut stop_at: Option<std::time::Instant> = None;
+    let mut buf = [0u8; 128];
+    loop {
+        let now = std::time::Instant::now();
+        if stop_at.is_none() && stop.load(Ordering::SeqCst) {
+            // Late answers still count for a little while.
+            stop_at = Some(now + Duration::from_millis(200));
+        }
+        if stop_at.is_some_and(|t| now >= t) {
+            return Ok(probes);
+        }
+        if stop_at.is_none() && now >= next {
+            let seq = u32::try_from(probes.len()).unwrap_or(u32::MAX);
+            // A send error (no neighbour yet, EHOSTUNREACH) is a lost request, not a failure.
+            let _ = socket.send(&seq.to_be_bytes());
+            probes.push(Probe {
+                seq,
+                sent: now - started,
+                answer: None,
+            });
+            next += interval;
+        }
+        match socket.recv(&mut buf) {
+            Ok(n) if n >= 4 => {
+                let seq = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                let node = String::from_utf8_lossy(&buf[4..n]).into_owned();
+                if let Some(p) = probes.get_mut(seq as usize)
+                    && p.answer.is_none()
+                {
+                    p.answer = Some((node, started.elapsed()));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The gap between the last answer from `old` and the first answer from another node after
+/// it, if both happened.
+pub fn failover_gap(probes: &[Probe], old: &str) -> Option<(String, Duration)> {
+    let mut answers: Vec<(&str, Duration)> = probes
+        .iter()
+        .filter_map(|p| p.answer.as_ref().map(|(n, t)| (n.as_str(), *t)))
+        .collect();
+    answers.sort_by_key(|(_, t)| *t);
+    let last_old = answers.iter().rposition(|(n, _)| *n == old)?;
+    let (new, at) = answers[last_old + 1..].iter().find(|(n, _)| *n != old)?;
+    Some(((*new).to_owned(), at.saturating_sub(answers[last_old].1)))
+}
+
+/// Sends a gratuitous ARP claiming `ip` (IPv4) with `mac` out of `ifname` — a rogue responder.
+/// Call it on a thread inside the sending host's namespace ([`crate::netns::Netns::run`]).
+pub fn send_gratuitous_arp(ifname: &str, ip: IpAddr, mac: &str) -> anyhow::Result<()> {
+    use ferrolb_speaker::layer2::arp::{ArpFrame, Mac};
+    let IpAddr::V4(ip) = ip else {
+        return Err(anyhow!("{ip} is not IPv4"));
+    };
+    let bytes: Vec<u8> = mac
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("bad MAC {mac}"))?;
+    let mac = Mac(bytes.try_into().map_err(|_| anyhow!("bad MAC length"))?);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let socket =
+            ferrolb_speaker::sys::PacketSocket::arp(ferrolb_speaker::sys::ifindex(ifname)?)?;
+        for frame in ArpFrame::gratuitous(ip, mac) {
+            socket.send(&frame.encode()).await?;
+        }
+        Ok::<_, std::io::Error>(())
+    })?;
+    Ok(())
+}
