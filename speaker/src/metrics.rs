@@ -8,6 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::layer2::announcer::L2Metrics;
@@ -31,6 +32,9 @@ pub struct Metrics {
     pub announced_ips: Gauge,
     /// IPs this node started or stopped announcing.
     pub ownership_changes: Family<ChangeLabels, Counter>,
+    /// From a membership change (a death or a leave seen) to this node answering for an IP it
+    /// took over because of it: the speaker's own share of a failover.
+    pub takeover_seconds: Histogram,
 }
 
 impl Metrics {
@@ -45,6 +49,7 @@ impl Metrics {
             membership,
             announced_ips: Gauge::default(),
             ownership_changes: Family::default(),
+            takeover_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
         };
         registry.register(
             "layer2_announced_ips",
@@ -55,6 +60,11 @@ impl Metrics {
             "layer2_ownership_changes",
             "IPs this node started (gained) or stopped (lost) announcing",
             metrics.ownership_changes.clone(),
+        );
+        registry.register(
+            "layer2_takeover_seconds",
+            "From a membership change to this node answering for an IP it took over",
+            metrics.takeover_seconds.clone(),
         );
         metrics
     }

@@ -354,6 +354,19 @@ async fn a_killed_speaker_and_a_dead_link_each_move_the_ip() {
         .wait_neighbour_mac(vip, &cluster.mac(&second), MOVE)
         .await
         .expect("the client's entry moves to the next node after a hard kill");
+    // The new owner timed its share of the failover.
+    let metrics = cluster
+        .host(&second)
+        .ns
+        .run(|| http_get("127.0.0.1:7472", "/metrics"))
+        .expect("in the namespace")
+        .expect("metrics served");
+    let takeovers = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ferrolb_speaker_layer2_takeover_seconds_count "))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(takeovers >= 1, "no takeover timed:\n{metrics}");
 
     // The link of the new owner goes down: its speaker stops, the last node takes over.
     cluster

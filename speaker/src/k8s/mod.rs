@@ -166,6 +166,8 @@ pub async fn run(
         interfaces,
         membership_ip,
         cut_off: false,
+        live_changed: None,
+        taking_over: BTreeMap::new(),
     };
     health.set_ready(true);
     let result = speaker
@@ -197,6 +199,10 @@ struct Speaker {
     membership_ip: Option<IpAddr>,
     /// The interface carrying the membership is down: this node cannot know who is alive.
     cut_off: bool,
+    /// When the membership last changed (set while deciding because of it).
+    live_changed: Option<Instant>,
+    /// IPs gained because of a membership change, not yet answered, with that change's time.
+    taking_over: BTreeMap<IpAddr, Instant>,
 }
 
 impl Speaker {
@@ -240,7 +246,9 @@ impl Speaker {
                     Some(rx) => rx.changed().await,
                     None => std::future::pending().await,
                 } } => {
+                    self.live_changed = Some(Instant::now());
                     self.decide();
+                    self.live_changed = None;
                 }
                 Ok(()) = self.interfaces.changed() => {
                     self.check_link();
@@ -359,11 +367,17 @@ impl Speaker {
             if *current == plan {
                 return false;
             }
-            let gained = plan
+            let gained_ips: Vec<IpAddr> = plan
                 .ips
                 .keys()
                 .filter(|ip| !current.ips.contains_key(ip))
-                .count();
+                .copied()
+                .collect();
+            if let Some(at) = self.live_changed {
+                self.taking_over
+                    .extend(gained_ips.iter().map(|ip| (*ip, at)));
+            }
+            let gained = gained_ips.len();
             let lost = current
                 .ips
                 .keys()
@@ -396,6 +410,16 @@ impl Speaker {
 
     /// Writes ServiceL2Status and Events for what the announcer really answers for.
     fn report_announced(&mut self, answering: &BTreeMap<IpAddr, BTreeSet<String>>) {
+        let planned: BTreeSet<IpAddr> = self.plan_tx.borrow().ips.keys().copied().collect();
+        let metrics = &self.metrics;
+        self.taking_over.retain(|ip, at| {
+            if answering.contains_key(ip) {
+                metrics.takeover_seconds.observe(at.elapsed().as_secs_f64());
+                false
+            } else {
+                planned.contains(ip)
+            }
+        });
         let mut announced = status::Announced::new();
         for (ip, plan) in &self.plans {
             if !answering.contains_key(ip) {
