@@ -3,8 +3,10 @@
 # when everything is present. Needs root (CI runs as root).
 set -euo pipefail
 
-# python3: control-plane.sh reads `go mod download -json`; iproute2: network-namespace tests.
-PACKAGES=(python3 iproute2 ca-certificates)
+# python3: control-plane.sh reads `go mod download -json`; iproute2: network-namespace tests;
+# gobgpd, bird2, frr: the real BGP routers the BGP speaker is tested against (their daemons are
+# started by the tests inside namespaces, never as system services).
+PACKAGES=(python3 iproute2 ca-certificates gobgpd bird2 frr)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -13,5 +15,11 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[packages] installing: ${missing[*]}" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # No service may start on the host: policy-rc.d refuses every start while we install.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

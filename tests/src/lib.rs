@@ -16,6 +16,7 @@ pub mod fixtures;
 pub mod forward;
 pub mod l2cluster;
 pub mod netns;
+pub mod routers;
 pub mod speaker;
 
 pub use apiserver::{ControlPlane, ControlPlaneBuilder};
