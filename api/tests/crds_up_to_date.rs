@@ -18,6 +18,12 @@ fn committed_crd_yaml_matches_the_types() {
         );
         expected_files.insert(file);
     }
+    let kustomization = std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap_or_default();
+    assert!(
+        kustomization == ferrolb_api::render_kustomization(),
+        "manifests/crds/kustomization.yaml is out of date: run `cargo run -p ferrolb-api --bin ferrolb-crdgen` and commit"
+    );
+    expected_files.insert("kustomization.yaml".to_owned());
     let present: BTreeSet<String> = std::fs::read_dir(&dir)
         .expect("manifests/crds exists")
         .filter_map(|e| e.ok())

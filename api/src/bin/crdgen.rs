@@ -41,6 +41,16 @@ fn main() -> ExitCode {
             println!("wrote {}", path.display());
         }
     }
+    let path = dir.join("kustomization.yaml");
+    let kustomization = ferrolb_api::render_kustomization();
+    if check {
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(kustomization.as_str()) {
+            stale.push(path.display().to_string());
+        }
+    } else if let Err(e) = std::fs::write(&path, kustomization) {
+        eprintln!("ferrolb-crdgen: cannot write {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
     if stale.is_empty() {
         ExitCode::SUCCESS
     } else {

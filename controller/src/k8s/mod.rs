@@ -101,6 +101,10 @@ pub async fn run(
         (rx, None)
     };
 
+    tokio::spawn(ensure_memberlist_secret(
+        client.clone(),
+        settings.namespace.clone(),
+    ));
     let (report_tx, report_rx) = tokio_watch::channel(Arc::default());
     tokio::spawn(report::run(
         client.clone(),
@@ -247,4 +251,55 @@ async fn finish(
         }
     }
     Ok(())
+}
+
+/// The Secret holding the speakers' shared membership key.
+pub const MEMBERLIST_SECRET: &str = "ferrolb-memberlist";
+
+/// Creates the speakers' membership key (32 random bytes, hex) unless it exists, as MetalLB's
+/// controller does, so an install needs no hand-made secret. Retries while the apiserver
+/// refuses; a Secret that already exists (another replica, or the user's own) is kept.
+async fn ensure_memberlist_secret(client: Client, namespace: String) {
+    use k8s_openapi::api::core::v1::Secret;
+    let api: Api<Secret> = Api::namespaced(client, &namespace);
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let key = match random_key() {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read random bytes for the membership key");
+                return;
+            }
+        };
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(MEMBERLIST_SECRET.into()),
+                ..Default::default()
+            },
+            string_data: Some([("secretkey".to_owned(), key)].into()),
+            ..Default::default()
+        };
+        match api.create(&kube::api::PostParams::default(), &secret).await {
+            Ok(_) => {
+                tracing::info!(
+                    secret = MEMBERLIST_SECRET,
+                    "created the speakers' membership key"
+                );
+                return;
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => return,
+            Err(e) => {
+                tracing::warn!(error = %e, secret = MEMBERLIST_SECRET, "cannot create the membership key; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+}
+
+fn random_key() -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -1,0 +1,163 @@
+//! The install bundle against the real apiserver: `manifests/install.yaml` is what the kustomize
+//! base renders, it applies server-side, and the controller does its whole job with the
+//! credentials of its own ServiceAccount — RBAC enforced — while anything outside its roles is
+//! refused (so the roles are not `*`).
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ferrolb_api::IPAddressPool;
+use ferrolb_tests::ControlPlane;
+use ferrolb_tests::controller::{RunningController, eventually, test_settings};
+use ferrolb_tests::fixtures::repo_path;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+
+const NS: &str = "ferrolb-system";
+
+async fn kustomize(cp: &ControlPlane) -> anyhow::Result<String> {
+    let base = repo_path("manifests/base");
+    cp.kubectl(&["kustomize", &base.to_string_lossy()])
+        .await?
+        .into_stdout()
+}
+
+#[tokio::test]
+async fn the_install_bundle_is_the_rendered_kustomize_base() -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let rendered = kustomize(&cp).await?;
+    let committed = std::fs::read_to_string(repo_path("manifests/install.yaml"))?;
+    let body: String = committed
+        .lines()
+        .skip_while(|l| l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        body == rendered,
+        "manifests/install.yaml is stale: regenerate it with `kubectl kustomize manifests/base` (see its header)"
+    );
+    Ok(())
+}
+
+fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> bool {
+    matches!(result, Err(kube::Error::Api(e)) if e.code == 403)
+}
+
+#[tokio::test]
+async fn the_controller_does_its_job_with_only_its_service_account() -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let install = repo_path("manifests/install.yaml");
+    cp.kubectl(&["apply", "--server-side", "-f", &install.to_string_lossy()])
+        .await?
+        .into_stdout()
+        .context("install.yaml applies server-side")?;
+    cp.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "--all",
+        "--timeout=60s",
+    ])
+    .await?
+    .into_stdout()?;
+    cp.kubectl(&["create", "namespace", "web"])
+        .await?
+        .into_stdout()?;
+
+    let token = cp.service_account_token(NS, "ferrolb-controller").await?;
+    let kubeconfig = cp.kubeconfig_for_token(&token)?;
+    let controller =
+        RunningController::start_with_kubeconfig(&kubeconfig, test_settings("replica-1"))?;
+    controller.wait_leading(Duration::from_secs(30)).await?;
+
+    // Its whole job: a pool is validated, a Service gets an IP, the membership key exists.
+    let sample = std::fs::read_to_string(repo_path("manifests/samples/l2-pool.yaml"))?;
+    cp.apply_yaml(&sample).await?;
+    let pools: Api<IPAddressPool> = Api::namespaced(cp.client(), NS);
+    eventually("pool lan is Valid", Duration::from_secs(30), || async {
+        let pool = pools.get("lan").await?;
+        let valid = pool
+            .status
+            .iter()
+            .flat_map(|s| &s.conditions)
+            .any(|c| c.type_ == ferrolb_api::CONDITION_VALID && c.status == "True");
+        anyhow::ensure!(valid, "not Valid yet");
+        Ok(())
+    })
+    .await?;
+    let admin = cp.client();
+    let services: Api<Service> = Api::namespaced(admin.clone(), "web");
+    let svc: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "app"},
+        "spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false,
+                 "ports": [{"port": 80}]},
+    }))?;
+    services.create(&PostParams::default(), &svc).await?;
+    let ip = eventually(
+        "the Service gets an IP",
+        Duration::from_secs(30),
+        || async {
+            let svc = services.get("app").await?;
+            ferrolb_api::service::ingress_ips(&svc)
+                .first()
+                .copied()
+                .context("no IP yet")
+        },
+    )
+    .await?;
+    assert!(ip.to_string().starts_with("192.0.2."), "{ip}");
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), NS);
+    eventually(
+        "the membership key is created",
+        Duration::from_secs(30),
+        || async {
+            secrets
+                .get("ferrolb-memberlist")
+                .await
+                .map(drop)
+                .map_err(Into::into)
+        },
+    )
+    .await?;
+    Api::<Lease>::namespaced(admin.clone(), NS)
+        .list(&Default::default())
+        .await?
+        .items
+        .first()
+        .context("the leader lease exists")?;
+
+    // Anything else is refused.
+    let sa = ferrolb_tests::apiserver::client_from_kubeconfig(&kubeconfig).await?;
+    let sa_services: Api<Service> = Api::namespaced(sa.clone(), "web");
+    assert!(forbidden(
+        sa_services.delete("app", &DeleteParams::default()).await
+    ));
+    assert!(forbidden(
+        sa_services
+            .patch(
+                "app",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"metadata": {"labels": {"x": "y"}}})),
+            )
+            .await
+    ));
+    assert!(forbidden(
+        Api::<Secret>::namespaced(sa.clone(), "kube-system")
+            .list(&Default::default())
+            .await
+    ));
+    assert!(forbidden(
+        Api::<Secret>::namespaced(sa.clone(), NS)
+            .get("ferrolb-memberlist")
+            .await
+    ));
+    assert!(forbidden(
+        Api::<IPAddressPool>::namespaced(sa.clone(), NS)
+            .delete("lan", &DeleteParams::default())
+            .await
+    ));
+    controller.stop()?;
+    Ok(())
+}
