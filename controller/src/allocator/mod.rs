@@ -409,7 +409,7 @@ impl Allocator {
     /// The pools automatic allocation tries, in order: pools whose serviceAllocation selects
     /// the Service (by priority, 0 last, then by name), then pools without serviceAllocation
     /// (by name). Only pools with autoAssign. Deterministic.
-    fn auto_pools(&self, request: &ServiceRequest) -> Vec<PoolName> {
+    pub fn auto_pools(&self, request: &ServiceRequest) -> Vec<PoolName> {
         let mut pinned: Vec<(u32, &PoolName)> = Vec::new();
         let mut fallback: Vec<&PoolName> = Vec::new();
         for state in self.pools.values().filter(|s| s.pool.auto_assign) {

@@ -277,13 +277,7 @@ impl Core {
     /// Looks at every Service: those that hold IPs first (most IPs first), so that after a
     /// restart or a pool change they keep them before pending Services may take them.
     pub fn reprocess_all(&mut self, services: Vec<Arc<Service>>) {
-        let mut services = services;
-        services.sort_by_cached_key(|s| {
-            (
-                std::cmp::Reverse(service::ingress_ips(s).len()),
-                service::key_of(s),
-            )
-        });
+        let services = crate::replay::rebuild_order(services);
         let present: BTreeSet<ServiceKey> = services.iter().map(|s| service::key_of(s)).collect();
         let gone: Vec<ServiceKey> = self
             .allocator

@@ -19,7 +19,7 @@ impl ControlPlane {
     }
 
     /// `kubectl apply --server-side -f <dir>`: every `.yaml`, `.yml` and `.json` file directly
-    /// in `dir`.
+    /// in `dir` — or `-k <dir>` when the directory is a kustomization.
     pub async fn apply_yaml_dir(&self, dir: impl AsRef<Path>) -> anyhow::Result<String> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
@@ -47,12 +47,17 @@ impl ControlPlane {
         let path_arg = path
             .to_str()
             .with_context(|| format!("{} is not UTF-8", path.display()))?;
+        let flag = if path.join("kustomization.yaml").is_file() {
+            "-k"
+        } else {
+            "-f"
+        };
         let args = [
             "apply",
             "--server-side",
             "--field-manager",
             FIELD_MANAGER,
-            "-f",
+            flag,
             path_arg,
         ];
         self.kubectl(&args).await?.into_stdout()

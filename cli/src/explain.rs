@@ -1,0 +1,290 @@
+//! `kubectl ferrolb explain svc/NAME`: the Service's IPs and the pool they came from, or the
+//! exact reason it has none; which node answers ARP/NDP for each IP and why that node (the
+//! candidates in election order, the excluded nodes and why). Computed by the controller's
+//! replay and the speaker's election over a [`Cluster`] snapshot.
+
+use std::fmt::Write as _;
+
+use ferrolb_api::annotations;
+use ferrolb_config::{NodeName, PoolName};
+use ferrolb_controller::allocator::ServiceKey;
+use ferrolb_controller::replay::{Outcome, replay};
+use ferrolb_controller::service;
+use ferrolb_speaker::plan::{self, Decision};
+use serde::Serialize;
+
+use crate::cluster::{Cluster, world};
+
+/// Everything `explain` says about one Service.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Explanation {
+    /// `namespace/name`.
+    pub service: String,
+    /// `assigned`, `pending`, `invalid` or `not-ours`.
+    pub state: String,
+    /// The IPs it holds.
+    pub ips: Vec<String>,
+    /// The pool they came from.
+    pub pool: Option<String>,
+    /// Why it has these IPs from that pool, or why it has none.
+    pub reason: String,
+    /// The pools automatic allocation tries for it, in order.
+    pub pool_order: Vec<String>,
+    /// The condition the controller recorded on the Service, if any.
+    pub controller_says: Option<String>,
+    /// Per IP, who announces it over layer 2.
+    pub layer2: Vec<Layer2>,
+}
+
+/// Layer-2 announcement of one IP.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Layer2 {
+    /// The IP.
+    pub ip: String,
+    /// The node the election picks (every node's speaker counted as live).
+    pub elected: Option<String>,
+    /// Why nobody announces it, if so.
+    pub unannounced: Option<String>,
+    /// The candidates in election order: node, preference score, first bytes of SHA-256(node#ip).
+    pub candidates: Vec<Candidate>,
+    /// Nodes that may not announce it, and why.
+    pub excluded: Vec<Excluded>,
+    /// The nodes the speakers report announcing it (ServiceL2Status).
+    pub reported_by_speakers: Vec<String>,
+}
+
+/// A candidate node.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Candidate {
+    /// Node.
+    pub node: String,
+    /// Preferred-node score (higher first).
+    pub score: u32,
+    /// SHA-256(`node#ip`), first 8 hex digits (lower first).
+    pub hash: String,
+}
+
+/// An excluded node.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Excluded {
+    /// Node.
+    pub node: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Explains `namespace/name`; `None` if there is no such Service.
+pub fn explain(cluster: &Cluster, namespace: &str, name: &str) -> Option<Explanation> {
+    let svc = cluster.service(namespace, name)?;
+    let key = ServiceKey::new(namespace, name);
+    let outcome = cluster.outcome();
+    let pools: Vec<_> = outcome.config.pools.values().cloned().collect();
+    let (allocator, outcomes) = replay(pools, &cluster.services, cluster.lb_class.as_deref());
+    let request = service::request_of(svc).ok().map(|(r, _)| r);
+    let pool_order: Vec<String> = request
+        .as_ref()
+        .map(|r| {
+            allocator
+                .auto_pools(r)
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Explanation {
+        service: key.to_string(),
+        state: String::new(),
+        ips: Vec::new(),
+        pool: None,
+        reason: String::new(),
+        pool_order,
+        controller_says: controller_condition(svc),
+        layer2: Vec::new(),
+    };
+    match outcomes.get(&key) {
+        None | Some(Outcome::NotOurs) => {
+            out.state = "not-ours".into();
+            out.reason = not_ours_reason(svc, cluster.lb_class.as_deref());
+        }
+        Some(Outcome::Invalid(bad)) => {
+            out.state = "invalid".into();
+            out.reason = format!("{}: {}", bad.reason, bad.message);
+        }
+        Some(Outcome::Failed(e)) => {
+            out.state = "pending".into();
+            out.reason = e.to_string();
+        }
+        Some(Outcome::Assigned(a)) => {
+            out.state = "assigned".into();
+            out.ips = a.ips.iter().map(ToString::to_string).collect();
+            out.pool = Some(a.pool.as_str().to_owned());
+            out.reason = assigned_reason(request.as_ref(), &a.pool, &out.pool_order);
+        }
+    }
+    if out.state == "assigned" {
+        out.layer2 = layer2(cluster, &outcome.config, &key.to_string(), &out.ips);
+    }
+    Some(out)
+}
+
+fn not_ours_reason(svc: &k8s_openapi::api::core::v1::Service, lb_class: Option<&str>) -> String {
+    let spec = svc.spec.as_ref();
+    let type_ = spec.and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP");
+    if type_ != "LoadBalancer" {
+        return format!("it is of type {type_}, not LoadBalancer");
+    }
+    let class = spec.and_then(|s| s.load_balancer_class.as_deref());
+    match (class, lb_class) {
+        (Some(c), None) => format!(
+            "its loadBalancerClass is {c:?}: another load balancer handles it (ferrolb serves Services without a class)"
+        ),
+        (c, Some(ours)) => format!(
+            "its loadBalancerClass is {}, and ferrolb serves {ours:?}",
+            c.map_or("not set".to_owned(), |c| format!("{c:?}"))
+        ),
+        (None, None) => "ferrolb does not handle it".into(),
+    }
+}
+
+fn assigned_reason(
+    request: Option<&ferrolb_controller::allocator::ServiceRequest>,
+    pool: &PoolName,
+    order: &[String],
+) -> String {
+    match request {
+        Some(r) if r.pool.is_some() => {
+            format!("it asks for pool {pool:?} ({})", annotations::ADDRESS_POOL)
+        }
+        Some(r) if !r.requested_ips.is_empty() => format!(
+            "it asks for these IPs ({} or spec.loadBalancerIP); they lie in pool {pool:?}",
+            annotations::LOAD_BALANCER_IPS
+        ),
+        _ => match order.iter().position(|p| p == pool.as_str()) {
+            Some(0) => format!("{pool:?} is the first pool that serves it (order: {order:?})"),
+            Some(i) => format!(
+                "{pool:?} is the first pool with free addresses among those that serve it; {:?} came before it (order: {order:?})",
+                &order[..i]
+            ),
+            None => format!("it holds these IPs from {pool:?} (kept from before)"),
+        },
+    }
+}
+
+fn controller_condition(svc: &k8s_openapi::api::core::v1::Service) -> Option<String> {
+    svc.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "ferrolb.io/IPAssigned")
+        .map(|c| format!("{} {}: {}", c.status, c.reason, c.message))
+}
+
+fn layer2(
+    cluster: &Cluster,
+    config: &ferrolb_config::Config,
+    service: &str,
+    ips: &[String],
+) -> Vec<Layer2> {
+    let nodes = cluster.node_infos();
+    let plans = plan::layer2(world(config, &nodes, None), &cluster.lb_services());
+    let reported: Vec<String> = cluster.announcing_nodes(service).into_iter().collect();
+    ips.iter()
+        .filter_map(|ip| {
+            let parsed = ip.parse().ok()?;
+            let p = plans.get(&parsed)?;
+            let mut view = Layer2 {
+                ip: ip.clone(),
+                elected: p.decision.winner().map(NodeName::to_string),
+                unannounced: None,
+                candidates: Vec::new(),
+                excluded: Vec::new(),
+                reported_by_speakers: reported.clone(),
+            };
+            match &p.decision {
+                Decision::NoPool => view.unannounced = Some("no pool holds this IP".into()),
+                Decision::Elected { election, .. } => {
+                    view.unannounced = election.unannounced.as_ref().map(ToString::to_string);
+                    view.candidates = election
+                        .candidates
+                        .iter()
+                        .map(|c| Candidate {
+                            node: c.node.to_string(),
+                            score: c.score,
+                            hash: c.hash.iter().take(4).map(|b| format!("{b:02x}")).collect(),
+                        })
+                        .collect();
+                    view.excluded = election
+                        .excluded
+                        .iter()
+                        .map(|(n, why)| Excluded {
+                            node: n.to_string(),
+                            reason: why.to_string(),
+                        })
+                        .collect();
+                }
+            }
+            Some(view)
+        })
+        .collect()
+}
+
+/// Aligned text for people.
+pub fn render(e: &Explanation) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Service:   {}", e.service);
+    let _ = writeln!(s, "State:     {}", e.state);
+    if !e.ips.is_empty() {
+        let _ = writeln!(s, "IPs:       {}", e.ips.join(", "));
+    }
+    if let Some(pool) = &e.pool {
+        let _ = writeln!(s, "Pool:      {pool}");
+    }
+    let _ = writeln!(s, "Why:       {}", e.reason);
+    if !e.pool_order.is_empty() {
+        let _ = writeln!(s, "Pools tried in order: {}", e.pool_order.join(", "));
+    }
+    if let Some(c) = &e.controller_says {
+        let _ = writeln!(s, "Controller condition: {c}");
+    }
+    for l2 in &e.layer2 {
+        let _ = writeln!(s, "\nLayer 2, {}:", l2.ip);
+        match (&l2.elected, &l2.unannounced) {
+            (Some(node), _) => {
+                let _ = writeln!(s, "  announced by: {node} (first candidate below)");
+            }
+            (None, Some(why)) => {
+                let _ = writeln!(s, "  announced by nobody: {why}");
+            }
+            (None, None) => {
+                let _ = writeln!(s, "  announced by nobody");
+            }
+        }
+        if !l2.reported_by_speakers.is_empty() {
+            let _ = writeln!(
+                s,
+                "  speakers report: {}",
+                l2.reported_by_speakers.join(", ")
+            );
+        }
+        if !l2.candidates.is_empty() {
+            let width = l2
+                .candidates
+                .iter()
+                .map(|c| c.node.len())
+                .max()
+                .unwrap_or(4)
+                .max(4);
+            let _ = writeln!(s, "  {:<width$}  SCORE  SHA-256(node#ip)", "NODE");
+            for c in &l2.candidates {
+                let _ = writeln!(s, "  {:<width$}  {:>5}  {}…", c.node, c.score, c.hash);
+            }
+        }
+        for x in &l2.excluded {
+            let _ = writeln!(s, "  excluded {}: {}", x.node, x.reason);
+        }
+    }
+    s
+}

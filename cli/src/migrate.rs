@@ -1,0 +1,1 @@
+//! `kubectl ferrolb migrate`: MetalLB configuration in, ferrolb configuration out.

@@ -1,0 +1,137 @@
+//! `kubectl ferrolb status`: pools with their usage, BGP peers, and what each node announces.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use ferrolb_controller::replay::replay;
+use serde::Serialize;
+
+use crate::cluster::{Cluster, world};
+
+/// The whole status.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// Pools.
+    pub pools: Vec<PoolStatus>,
+    /// Configuration objects ferrolb refuses, with why.
+    pub config_errors: Vec<String>,
+    /// BGP peers (session state comes with the BGP speaker).
+    pub peers: Vec<String>,
+    /// Per node, the IPs it announces over layer 2 (by the election, every speaker live).
+    pub layer2: BTreeMap<String, Vec<String>>,
+    /// Per node, the Services its speaker reports announcing (ServiceL2Status).
+    pub reported: BTreeMap<String, Vec<String>>,
+}
+
+/// A pool's usage.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolStatus {
+    /// Name.
+    pub name: String,
+    /// IPv4 addresses in use / free.
+    pub ipv4: String,
+    /// IPv6 addresses in use / free.
+    pub ipv6: String,
+    /// autoAssign.
+    pub auto_assign: bool,
+}
+
+/// Computes the status.
+pub fn status(cluster: &Cluster) -> Status {
+    let outcome = cluster.outcome();
+    let pools: Vec<_> = outcome.config.pools.values().cloned().collect();
+    let (allocator, _) = replay(pools, &cluster.services, cluster.lb_class.as_deref());
+    let pools = outcome
+        .config
+        .pools
+        .values()
+        .map(|p| {
+            let u = allocator.usage(&p.name).unwrap_or_default();
+            PoolStatus {
+                name: p.name.to_string(),
+                ipv4: format!("{} used / {} free", u.assigned_v4, u.available_v4),
+                ipv6: format!("{} used / {} free", u.assigned_v6, u.available_v6),
+                auto_assign: p.auto_assign,
+            }
+        })
+        .collect();
+    let nodes = cluster.node_infos();
+    let plans =
+        ferrolb_speaker::plan::layer2(world(&outcome.config, &nodes, None), &cluster.lb_services());
+    let mut layer2: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (ip, p) in &plans {
+        if let Some(node) = p.decision.winner() {
+            layer2
+                .entry(node.to_string())
+                .or_default()
+                .push(ip.to_string());
+        }
+    }
+    let mut reported: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for s in cluster.l2_statuses.iter().filter_map(|s| s.status.as_ref()) {
+        reported
+            .entry(s.node.clone().unwrap_or_default())
+            .or_default()
+            .push(format!(
+                "{}/{}",
+                s.service_namespace.as_deref().unwrap_or_default(),
+                s.service_name.as_deref().unwrap_or_default()
+            ));
+    }
+    Status {
+        pools,
+        config_errors: outcome
+            .errors
+            .iter()
+            .map(|e| format!("{} {}: {}: {}", e.kind.as_str(), e.name, e.field, e.reason))
+            .collect(),
+        peers: outcome
+            .config
+            .peers
+            .keys()
+            .map(ToString::to_string)
+            .collect(),
+        layer2,
+        reported,
+    }
+}
+
+/// Aligned text.
+pub fn render(s: &Status) -> String {
+    let mut out = String::new();
+    let w = s
+        .pools
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(out, "{:<w$}  AUTO   IPV4                     IPV6", "POOL");
+    for p in &s.pools {
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:<5}  {:<23}  {}",
+            p.name, p.auto_assign, p.ipv4, p.ipv6
+        );
+    }
+    for e in &s.config_errors {
+        let _ = writeln!(out, "refused: {e}");
+    }
+    if !s.peers.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nBGP peers: {} (session state arrives with the BGP speaker)",
+            s.peers.join(", ")
+        );
+    }
+    let _ = writeln!(out, "\nLAYER 2");
+    for (node, ips) in &s.layer2 {
+        let _ = writeln!(out, "{node}: announces {}", ips.join(", "));
+    }
+    for (node, services) in &s.reported {
+        let _ = writeln!(out, "{node}: speaker reports {}", services.join(", "));
+    }
+    out
+}
