@@ -5,8 +5,9 @@ set -euo pipefail
 
 # python3: control-plane.sh reads `go mod download -json`; iproute2: network-namespace tests;
 # gobgpd, bird2, frr: the real BGP routers the BGP speaker is tested against (their daemons are
-# started by the tests inside namespaces, never as system services).
-PACKAGES=(python3 iproute2 ca-certificates gobgpd bird2 frr)
+# started by the tests inside namespaces, never as system services); nftables, conntrack: what
+# kube-proxy (nftables mode) needs inside the lab's node namespaces.
+PACKAGES=(python3 iproute2 ca-certificates gobgpd bird2 frr nftables conntrack)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -406,6 +406,34 @@ impl LanBuilder {
     }
 }
 
+/// A standalone namespace named `flb<pid>-<n>-<name>` (so a crashed owner's is swept), deleted
+/// on drop — for pods and other hosts that hang off a node rather than the LAN.
+#[derive(Debug)]
+pub struct OwnedNetns {
+    ns: Netns,
+    _owned: Owned,
+}
+
+impl OwnedNetns {
+    /// Creates it, with loopback up.
+    pub fn create(name: &str) -> anyhow::Result<Self> {
+        let id = format!(
+            "{PREFIX}{}-{}",
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut owned = Owned(Vec::new());
+        let ns = owned.create(&format!("{id}-{name}"))?;
+        ns.link_up("lo")?;
+        Ok(Self { ns, _owned: owned })
+    }
+
+    /// The namespace.
+    pub fn ns(&self) -> &Netns {
+        &self.ns
+    }
+}
+
 /// Namespaces to delete on drop.
 #[derive(Debug)]
 struct Owned(Vec<String>);

@@ -1,12 +1,8 @@
-//! `ferrolb-lab`: ferrolb on one machine, with real Kubernetes parts.
-//!
-//! `demo` runs a real etcd + kube-apiserver, installs the CRDs and samples, runs the
-//! controller and creates LoadBalancer Services that show what it does: which IP each Service
-//! got, from which pool, and why not when it got none. The network lab (nodes, kube-proxy,
-//! routers in network namespaces) grows into this binary.
+//! `ferrolb-lab allocation`: a real etcd + kube-apiserver with the CRDs and samples, the
+//! controller, and LoadBalancer Services that show what it assigns: which IP each Service got,
+//! from which pool, and why not when it got none (no network needed).
 
 use std::collections::BTreeMap;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -18,8 +14,6 @@ use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde_json::json;
-
-const USAGE: &str = "usage: ferrolb-lab demo\n\n  demo   run the controller on a real apiserver and show what it assigns";
 
 /// (namespace, name, what it shows, extra annotations, spec overrides)
 type Demo = (
@@ -119,7 +113,7 @@ fn service(
     }))?)
 }
 
-async fn demo() -> anyhow::Result<()> {
+pub async fn run() -> anyhow::Result<()> {
     println!("starting etcd and kube-apiserver (built from k8s.io/kubernetes, cached)...");
     let cp = fixtures::control_plane_with_crds().await?;
     println!(
@@ -258,38 +252,7 @@ async fn demo() -> anyhow::Result<()> {
             s.available_ipv6
         );
     }
-    println!(
-        "\n(the speakers that announce these IPs over ARP/NDP and BGP are not implemented yet)"
-    );
+    println!("\n(`ferrolb-lab demo` shows the layer-2 IPs answering on a network of nodes)");
     controller.stop()?;
     Ok(())
-}
-
-fn main() -> ExitCode {
-    let command = std::env::args().nth(1);
-    match command.as_deref() {
-        Some("demo") => {}
-        Some("-h" | "--help") => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ferrolb-lab: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(demo()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ferrolb-lab: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
 }

@@ -1,0 +1,70 @@
+//! `ferrolb-lab`: a Kubernetes network on one Linux machine, with ferrolb in it.
+//!
+//! - `up [--nodes N]` builds the lab in network namespaces (see `ferrolb_tests::lab`) and leaves
+//!   it running under a background supervisor; idempotent.
+//! - `status` shows the nodes, the pods and the LoadBalancer Services with their announcers.
+//! - `demo` (brings the lab up if needed) creates layer-2 LoadBalancer Services and shows, from a
+//!   client on the LAN, which node answers for each IP and which pod serves the request.
+//! - `down` stops the supervisor and removes every namespace, link and process of the lab,
+//!   also after a crash.
+//! - `allocation` runs only the apiserver and the controller and shows what it assigns and why.
+
+mod allocation;
+mod network;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: ferrolb-lab <command>
+
+  up [--nodes N]   build the lab (default 3 nodes) and leave it running
+  status           nodes, pods, LoadBalancer Services and who announces them
+  demo             LoadBalancer Services answering through the network (runs `up` if needed)
+  down             remove everything the lab made
+  allocation       the controller alone on a real apiserver: which IP each Service gets, and why";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let nodes = args
+        .iter()
+        .position(|a| a == "--nodes")
+        .and_then(|i| args.get(i + 1))
+        .map(|n| n.parse::<usize>())
+        .transpose();
+    let nodes = match nodes {
+        Ok(n) => n.unwrap_or(3).clamp(1, 50),
+        Err(_) => {
+            eprintln!("ferrolb-lab: --nodes takes a number\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferrolb-lab: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match args.first().map(String::as_str) {
+        Some("up") => network::up(nodes).map(drop),
+        Some("status") => runtime.block_on(network::status()),
+        Some("demo") => runtime.block_on(network::demo()),
+        Some("down") => network::down(),
+        Some("supervise") => runtime.block_on(network::supervise(nodes)),
+        Some("allocation") => runtime.block_on(allocation::run()),
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrolb-lab: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! `up`, `status`, `demo`, `down` and the background supervisor that owns a running lab.
+
+use std::net::IpAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use ferrolb_api::ServiceL2Status;
+use ferrolb_tests::apiserver::client_from_kubeconfig;
+use ferrolb_tests::lab::{self, Lab, LabState};
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+use kube::api::ListParams;
+
+const UP_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// Starts the supervisor in the background unless a lab already runs; returns its state.
+pub fn up(nodes: usize) -> anyhow::Result<LabState> {
+    if let Some(state) = lab::running_state() {
+        println!(
+            "the lab is up (supervisor pid {}, {} nodes)",
+            state.pid,
+            state.nodes.len()
+        );
+        return Ok(state);
+    }
+    if !ferrolb_tests::netns::is_root() {
+        bail!("the lab needs root (network namespaces, raw sockets)");
+    }
+    // Whatever a crashed lab left behind goes first.
+    ferrolb_tests::netns::sweep_stale();
+    let dir = lab::state_dir();
+    std::fs::create_dir_all(&dir)?;
+    let _ = std::fs::remove_file(dir.join("state.json"));
+    let log = dir.join("lab.log");
+    let out = std::fs::File::create(&log)?;
+    let err = out.try_clone()?;
+    let exe = std::env::current_exe()?;
+    println!(
+        "building the lab ({nodes} nodes; first run builds Kubernetes, later runs take seconds)..."
+    );
+    let started = Instant::now();
+    let mut child = Command::new("setsid")
+        .arg(&exe)
+        .args(["supervise", "--nodes", &nodes.to_string()])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .context("cannot start the lab supervisor")?;
+    loop {
+        if let Some(state) = lab::running_state() {
+            println!(
+                "the lab is up in {:.1?}: {} nodes, client {}; log {}",
+                started.elapsed(),
+                state.nodes.len(),
+                state.client_ip,
+                log.display()
+            );
+            return Ok(state);
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the lab supervisor exited ({status}):\n{}",
+                tail(&std::fs::read_to_string(&log).unwrap_or_default(), 30)
+            );
+        }
+        if started.elapsed() > UP_TIMEOUT {
+            let _ = child.kill();
+            bail!(
+                "the lab did not come up within {UP_TIMEOUT:?}:\n{}",
+                tail(&std::fs::read_to_string(&log).unwrap_or_default(), 30)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The supervisor: builds the lab, publishes its state, and tears it down on SIGTERM.
+pub async fn supervise(nodes: usize) -> anyhow::Result<()> {
+    let lab = Lab::start(nodes).await?;
+    lab.cluster()
+        .wait_speakers_ready(Duration::from_secs(60))
+        .await?;
+    let dir = lab::state_dir();
+    let tmp = dir.join("state.json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(lab.state())?)?;
+    std::fs::rename(&tmp, dir.join("state.json"))?;
+    println!("lab up: {}", serde_json::to_string(lab.state())?);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    println!("tearing the lab down");
+    let _ = std::fs::remove_file(dir.join("state.json"));
+    let mut lab = lab;
+    lab.stop_controller()?;
+    drop(lab);
+    Ok(())
+}
+
+/// Stops the supervisor and removes what the lab left.
+pub fn down() -> anyhow::Result<()> {
+    if let Some(state) = lab::running_state() {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(state.pid)?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::path::Path::new("/proc")
+            .join(state.pid.to_string())
+            .exists()
+        {
+            if Instant::now() > deadline {
+                nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL)?;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!("stopped the lab (supervisor pid {})", state.pid);
+    }
+    // Gone supervisors' namespaces; children died with it (PDEATHSIG).
+    let swept = ferrolb_tests::netns::sweep_stale();
+    let _ = std::fs::remove_file(lab::state_dir().join("state.json"));
+    println!("removed {swept} leftover namespaces; nothing of the lab remains");
+    Ok(())
+}
+
+async fn client(state: &LabState) -> anyhow::Result<kube::Client> {
+    client_from_kubeconfig(&state.kubeconfig).await
+}
+
+/// Nodes, pods, LoadBalancer Services and who announces them.
+pub async fn status() -> anyhow::Result<()> {
+    let state =
+        lab::running_state().ok_or_else(|| anyhow!("the lab is not up (run `ferrolb-lab up`)"))?;
+    println!("{:<8} {:<13} {:<19} POD CIDR", "NODE", "LAN IP", "MAC");
+    for n in &state.nodes {
+        println!("{:<8} {:<13} {:<19} {}", n.name, n.ipv4, n.mac, n.pod_cidr);
+    }
+    println!("\n{:<8} {:<8} IP", "POD", "NODE");
+    for p in &state.pods {
+        println!("{:<8} {:<8} {}", p.name, p.node, p.ip);
+    }
+    let client = client(&state).await?;
+    print_services(&client, &state).await
+}
+
+async fn announcers(client: &kube::Client) -> anyhow::Result<Vec<(String, String)>> {
+    let statuses: Api<ServiceL2Status> =
+        Api::namespaced(client.clone(), ferrolb_api::DEFAULT_NAMESPACE);
+    Ok(statuses
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|s| {
+            let st = s.status?;
+            Some((
+                format!(
+                    "{}/{}",
+                    st.service_namespace.unwrap_or_default(),
+                    st.service_name.unwrap_or_default()
+                ),
+                st.node.unwrap_or_default(),
+            ))
+        })
+        .collect())
+}
+
+async fn print_services(client: &kube::Client, state: &LabState) -> anyhow::Result<()> {
+    let services: Vec<Service> = Api::<Service>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|s| s.spec.as_ref().and_then(|x| x.type_.as_deref()) == Some("LoadBalancer"))
+        .collect();
+    let announced = announcers(client).await?;
+    println!(
+        "\n{:<18} {:<16} {:<8} ANNOUNCED BY",
+        "SERVICE", "LOADBALANCER IP", "POLICY"
+    );
+    for s in &services {
+        let key = format!(
+            "{}/{}",
+            s.metadata.namespace.as_deref().unwrap_or_default(),
+            s.metadata.name.as_deref().unwrap_or_default()
+        );
+        let ips = ferrolb_api::service::ingress_ips(s);
+        let by: Vec<String> = announced
+            .iter()
+            .filter(|(svc, _)| *svc == key)
+            .map(|(_, node)| {
+                let mac = state
+                    .nodes
+                    .iter()
+                    .find(|n| n.name == *node)
+                    .map_or("", |n| n.mac.as_str());
+                format!("{node} ({mac})")
+            })
+            .collect();
+        println!(
+            "{:<18} {:<16} {:<8} {}",
+            key,
+            ips.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            if ferrolb_api::service::traffic_policy_local(s) {
+                "Local"
+            } else {
+                "Cluster"
+            },
+            if by.is_empty() {
+                "-".to_owned()
+            } else {
+                by.join(", ")
+            }
+        );
+    }
+    Ok(())
+}
+
+/// The demo Services: (name, traffic policy Local, pods behind it).
+fn demo_services(state: &LabState) -> Vec<(&'static str, bool, Vec<&lab::PodInfo>)> {
+    let second = state
+        .nodes
+        .get(1)
+        .or(state.nodes.first())
+        .map(|n| n.name.clone());
+    vec![
+        ("web", false, state.pods.iter().collect()),
+        (
+            "web-local",
+            true,
+            state
+                .pods
+                .iter()
+                .filter(|p| Some(&p.node) == second.as_ref())
+                .collect(),
+        ),
+    ]
+}
+
+/// Creates the demo Services and shows what a client on the LAN gets through their IPs.
+pub async fn demo() -> anyhow::Result<()> {
+    let state = match lab::running_state() {
+        Some(s) => s,
+        None => up(3)?,
+    };
+    let client = client(&state).await?;
+    for (name, local, pods) in demo_services(&state) {
+        lab::apply_service(&client, "default", name, local, &pods).await?;
+    }
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    println!(
+        "created Services default/web (externalTrafficPolicy Cluster, pods on every node) and"
+    );
+    println!(
+        "default/web-local (Local, the pod on {}) with their EndpointSlices",
+        state.nodes.get(1).map_or("-", |n| n.name.as_str())
+    );
+
+    // Wait for IPs, announcements and answers.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut rows = Vec::new();
+    for (name, local, _) in demo_services(&state) {
+        let (ip, answers) = loop {
+            let svc = services.get(name).await?;
+            let ip = ferrolb_api::service::ingress_ips(&svc)
+                .into_iter()
+                .find(IpAddr::is_ipv4);
+            if let Some(ip) = ip {
+                let answers = sample(&state, ip, 6);
+                if !answers.is_empty() {
+                    break (ip, answers);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("default/{name} did not answer through its LoadBalancer IP within a minute");
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        rows.push((name, local, ip, answers));
+    }
+    let announced = announcers(&client).await?;
+    println!(
+        "\nFrom the client ({}), six HTTP requests to each LoadBalancer IP:\n",
+        state.client_ip
+    );
+    println!(
+        "{:<18} {:<8} {:<14} {:<26} ANSWERS (pod on node, client address the pod saw)",
+        "SERVICE", "POLICY", "IP", "ANNOUNCED BY"
+    );
+    for (name, local, ip, answers) in &rows {
+        let node = announced
+            .iter()
+            .find(|(svc, _)| svc == &format!("default/{name}"))
+            .map_or("-".to_owned(), |(_, n)| n.clone());
+        let mac = state
+            .nodes
+            .iter()
+            .find(|n| n.name == node)
+            .map_or("", |n| n.mac.as_str());
+        let mut first = true;
+        for a in answers {
+            if first {
+                println!(
+                    "{:<18} {:<8} {:<14} {:<26} {a}",
+                    format!("default/{name}"),
+                    if *local { "Local" } else { "Cluster" },
+                    ip.to_string(),
+                    format!("{node} {mac}")
+                );
+                first = false;
+            } else {
+                println!("{:<18} {:<8} {:<14} {:<26} {a}", "", "", "", "");
+            }
+        }
+    }
+    println!(
+        "\nWhat happened: the client asked the LAN who has each IP (ARP); only the elected node's\n\
+         speaker answered, with its MAC, so the client sent the request to that node. There,\n\
+         kube-proxy's nftables rules turned the LoadBalancer IP into a pod IP: for Cluster any\n\
+         node's pod, with the client's address replaced by the node's (so the reply comes back\n\
+         the same way); for Local only a pod on the announcing node, with the client's own\n\
+         address kept. Pod IPs are routed between nodes without NAT. See it with:\n\
+         ip netns exec {} nft list ruleset | grep -A3 <ip>     (kube-proxy's rules)\n\
+         ip netns exec {} ip neigh                             (the client's ARP table)",
+        state.nodes.first().map_or("", |n| n.netns.as_str()),
+        state.client_netns
+    );
+    Ok(())
+}
+
+/// `n` requests from the client; the distinct answers, in order of first appearance.
+fn sample(state: &LabState, ip: IpAddr, n: usize) -> Vec<String> {
+    let mut answers: Vec<String> = Vec::new();
+    for _ in 0..n {
+        if let Ok(body) = lab::client_get(state, ip, 80)
+            && !answers.contains(&body)
+        {
+            answers.push(body);
+        }
+    }
+    answers
+}

@@ -1,0 +1,277 @@
+//! End to end on the lab: real kube-apiserver, real kube-proxy (nftables) in every node
+//! namespace, pods as processes, ferrolb's controller and speakers — and a client on the LAN
+//! that only speaks HTTP to LoadBalancer IPs. What it asserts is what a user would check with
+//! curl: the request reaches a pod, through the right nodes, and keeps working when a node
+//! dies; a deleted Service stops answering; a pool change moves the IP and traffic follows.
+//!
+//! Needs root; skipped otherwise.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ferrolb_tests::l2cluster::wait_for;
+use ferrolb_tests::lab::{self, Lab, LabState};
+use ferrolb_tests::netns::is_root;
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+
+const SETTLE: Duration = Duration::from_secs(30);
+
+async fn lab() -> Option<Lab> {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return None;
+    }
+    let lab = Lab::start(3).await.expect("lab starts");
+    lab.cluster()
+        .wait_speakers_ready(SETTLE)
+        .await
+        .expect("speakers ready");
+    Some(lab)
+}
+
+async fn ip_of(client: &kube::Client, name: &str) -> anyhow::Result<IpAddr> {
+    let api: Api<Service> = Api::namespaced(client.clone(), "default");
+    wait_for(&format!("{name} gets an IP"), SETTLE, || async {
+        let svc = api.get(name).await?;
+        Ok(ferrolb_api::service::ingress_ips(&svc)
+            .into_iter()
+            .find(IpAddr::is_ipv4))
+    })
+    .await
+}
+
+/// Answers seen over `n` requests, waiting for the first to succeed.
+async fn answers(state: &LabState, ip: IpAddr, n: usize) -> anyhow::Result<Vec<String>> {
+    let s = state.clone();
+    wait_for(&format!("{ip} answers"), SETTLE, || {
+        let s = s.clone();
+        async move { Ok(lab::client_get(&s, ip, 80).ok()) }
+    })
+    .await?;
+    Ok((0..n)
+        .filter_map(|_| lab::client_get(state, ip, 80).ok())
+        .collect())
+}
+
+#[tokio::test]
+async fn layer2_ips_carry_traffic_to_pods_and_survive_a_node_death() {
+    let Some(lab) = lab().await else { return };
+    let state = lab.state().clone();
+    let client = lab.control_plane().client();
+    let all: Vec<&lab::PodInfo> = state.pods.iter().collect();
+    lab::apply_service(&client, "default", "web", false, &all)
+        .await
+        .expect("web");
+    let ip = ip_of(&client, "web").await.expect("an IP");
+
+    // Cluster: requests reach pods on several nodes (kube-proxy spreads them).
+    let seen = answers(&state, ip, 30).await.expect("answers");
+    let pods: BTreeSet<String> = seen
+        .iter()
+        .filter_map(|a| a.split(' ').next().map(str::to_owned))
+        .collect();
+    assert!(pods.len() >= 2, "all 30 answers from one pod: {seen:?}");
+
+    // Kill the announcing node: its links go down; another node takes the IP, traffic recovers.
+    let mac = lab.cluster().resolve(ip, SETTLE).await.expect("resolved");
+    let owner = lab.cluster().node_with_mac(&mac).expect("a node's MAC");
+    let owner_ns = lab.cluster().host(&owner).ns.clone();
+    owner_ns.link_down("eth0").expect("node down");
+    owner_ns.link_down("cni0").expect("pods gone");
+    let survivors: Vec<String> = lab
+        .cluster()
+        .nodes()
+        .iter()
+        .filter(|n| **n != owner)
+        .cloned()
+        .collect();
+    let next = lab
+        .cluster()
+        .expected_owner(ip, &survivors)
+        .await
+        .expect("election")
+        .expect("someone");
+    lab.cluster()
+        .wait_neighbour_mac(ip, &lab.cluster().mac(&next), Duration::from_secs(5))
+        .await
+        .expect("the client's entry moves to the next node");
+    let after = answers(&state, ip, 10).await.expect("traffic recovers");
+    assert!(
+        after.iter().all(|a| !a.contains(&format!("on {owner}"))),
+        "answered by the dead node: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn traffic_policy_local_reaches_only_local_pods_and_keeps_the_client_address() {
+    let Some(lab) = lab().await else { return };
+    let state = lab.state().clone();
+    let client = lab.control_plane().client();
+    let on_node_3: Vec<&lab::PodInfo> = state.pods.iter().filter(|p| p.node == "node-3").collect();
+    lab::apply_service(&client, "default", "local", true, &on_node_3)
+        .await
+        .expect("local");
+    let ip = ip_of(&client, "local").await.expect("an IP");
+    let mac = lab.cluster().resolve(ip, SETTLE).await.expect("resolved");
+    assert_eq!(
+        lab.cluster().node_with_mac(&mac).as_deref(),
+        Some("node-3"),
+        "Local announces from the endpoint's node"
+    );
+    let seen = answers(&state, ip, 10).await.expect("answers");
+    let client_ip = state.client_ip.to_string();
+    for a in &seen {
+        assert!(a.starts_with("pod-3 on node-3"), "{a}");
+        assert!(
+            a.ends_with(&format!("client {client_ip}")),
+            "source address not kept: {a}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_service_stops_answering_and_a_pool_change_moves_the_ip() {
+    let Some(lab) = lab().await else { return };
+    let state = lab.state().clone();
+    let client = lab.control_plane().client();
+    let all: Vec<&lab::PodInfo> = state.pods.iter().collect();
+    lab::apply_service(&client, "default", "moving", false, &all)
+        .await
+        .expect("moving");
+    lab::apply_service(&client, "default", "doomed", false, &all)
+        .await
+        .expect("doomed");
+    let doomed = ip_of(&client, "doomed").await.expect("an IP");
+    answers(&state, doomed, 1).await.expect("answers first");
+    Api::<Service>::namespaced(client.clone(), "default")
+        .delete("doomed", &Default::default())
+        .await
+        .expect("deleted");
+    let s = state.clone();
+    wait_for("the deleted Service's IP stops answering", SETTLE, || {
+        let s = s.clone();
+        async move { Ok(lab::client_get(&s, doomed, 80).is_err().then_some(())) }
+    })
+    .await
+    .expect("stops answering");
+
+    // The pool changes to another range: the controller moves the IP, the speakers and
+    // kube-proxy follow, and the new IP answers.
+    let old = ip_of(&client, "moving").await.expect("an IP");
+    lab.cluster()
+        .apply(
+            "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan, namespace: ferrolb-system}\n\
+             spec: {addresses: [\"192.0.2.240-192.0.2.249\"]}\n",
+        )
+        .await
+        .expect("pool changed");
+    let api: Api<Service> = Api::namespaced(client.clone(), "default");
+    let new = wait_for("the IP moves into the new range", SETTLE, || async {
+        let svc = api.get("moving").await?;
+        Ok(ferrolb_api::service::ingress_ips(&svc)
+            .into_iter()
+            .find(|ip| ip.to_string().starts_with("192.0.2.24")))
+    })
+    .await
+    .context("moved")
+    .expect("the IP moves");
+    assert_ne!(new, old);
+    answers(&state, new, 3)
+        .await
+        .expect("traffic follows the new IP");
+}
+
+fn lab_command(state_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ferrolb-lab"))
+        .args(args)
+        .env("FERROLB_LAB_STATE", state_dir)
+        .output()
+        .expect("ferrolb-lab runs")
+}
+
+fn namespaces_of(pid: u32) -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&format!("flb{pid}-")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn down_removes_everything_even_after_the_lab_crashed() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("state dir");
+    let up = lab_command(dir.path(), &["up", "--nodes", "2"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    // Idempotent: a second `up` finds it running.
+    let again = lab_command(dir.path(), &["up"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("the lab is up"));
+    let state: LabState = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("state.json")).expect("state written"),
+    )
+    .expect("state parses");
+    assert!(!namespaces_of(state.pid).is_empty());
+    let children: Vec<String> = std::process::Command::new("pgrep")
+        .args(["-P", &state.pid.to_string()])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !children.is_empty(),
+        "the supervisor runs the lab's processes"
+    );
+
+    // Crash: the supervisor dies without cleaning up.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(state.pid).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("killed");
+    let down = lab_command(dir.path(), &["down"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(
+        namespaces_of(state.pid).is_empty(),
+        "namespaces left: {:?}",
+        namespaces_of(state.pid)
+    );
+    let alive = || {
+        children
+            .iter()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|stat| !stat.contains(") Z "))
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while alive() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        alive(),
+        0,
+        "processes of the lab are still running: {children:?}"
+    );
+}
