@@ -14,6 +14,8 @@ step "prerequisites"
 bash tests/setup/packages.sh
 FERROLB_K8S_BIN=$(bash tests/setup/control-plane.sh | tail -n 1)
 export FERROLB_K8S_BIN
+FERROLB_HELM_BIN=$(bash tests/setup/helm.sh | tail -n 1)
+export FERROLB_HELM_BIN
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -252,7 +252,7 @@ impl Lab {
         let script = self.cluster.dir().join("pod-server.py");
         std::fs::write(&script, POD_SERVER)?;
         let mut cmd = pod.ns().command("python3");
-        cmd.args([&script.to_string_lossy().into_owned(), &name, node]);
+        cmd.arg(&script).args([&name, node]);
         let log = self.cluster.dir().join(format!("{name}.log"));
         let process = Process::spawn("pod", cmd, &log)?;
         self.pods.push((process, pod));
