@@ -9,8 +9,10 @@
 //! - [`k8s`] is the kube edge and the decision loop; [`metrics`] the `/metrics` and health
 //!   endpoints.
 //!
-//! BGP is still to come.
+//! - [`bgp`] holds the BGP codec and the sans-IO session state machine (pure); the sessions on
+//!   tokio, BFD and the advertisements come next.
 
+pub mod bgp;
 pub mod election;
 pub mod k8s;
 pub mod layer2;
