@@ -220,3 +220,67 @@ impl GroupMembership {
 pub fn ifindex(name: &str) -> io::Result<u32> {
     nix::net::if_::if_nametoindex(name).map_err(io::Error::from)
 }
+
+/// The Linux `struct tcp_md5sig` (`include/uapi/linux/tcp.h`), which libc does not define.
+#[repr(C)]
+struct TcpMd5Sig {
+    addr: libc::sockaddr_storage,
+    flags: u8,
+    prefixlen: u8,
+    keylen: u16,
+    ifindex: libc::c_int,
+    key: [u8; libc::TCP_MD5SIG_MAXKEYLEN],
+}
+
+/// Signs every segment to and from `peer` on `socket` with TCP MD5 (RFC 2385) using `key`.
+/// Set it on a connecting socket before `connect`, or on a listening socket once per peer; an
+/// empty key removes the peer's entry. Keys longer than 80 octets are refused.
+pub fn set_tcp_md5sig(socket: &impl AsRawFd, peer: std::net::IpAddr, key: &[u8]) -> io::Result<()> {
+    let keylen = u16::try_from(key.len())
+        .ok()
+        .filter(|len| usize::from(*len) <= libc::TCP_MD5SIG_MAXKEYLEN)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "TCP MD5 keys are at most 80 octets",
+            )
+        })?;
+    let peer = SockAddr::from(std::net::SocketAddr::new(peer, 0));
+    // SAFETY: `TcpMd5Sig` is plain old data (integers and byte arrays); all zeroes is valid.
+    let mut sig: TcpMd5Sig = unsafe { mem::zeroed() };
+    let addr_len = usize::try_from(peer.len()).unwrap_or(usize::MAX);
+    if addr_len > mem::size_of::<libc::sockaddr_storage>() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "address too long",
+        ));
+    }
+    // SAFETY: `peer.as_ptr()` points at `addr_len` initialised octets of a socket address,
+    // `sig.addr` has room for them (checked above), and the two do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            peer.as_ptr().cast::<u8>(),
+            (&raw mut sig.addr).cast::<u8>(),
+            addr_len,
+        );
+    }
+    sig.keylen = keylen;
+    sig.key[..key.len()].copy_from_slice(key);
+    let len = mem::size_of::<TcpMd5Sig>() as libc::socklen_t;
+    // SAFETY: the descriptor is open for the borrow of `socket`; `sig` is a valid, initialised
+    // `tcp_md5sig` of `len` octets that outlives the call, which only reads it.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_MD5SIG,
+            (&raw const sig).cast::<libc::c_void>(),
+            len,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -362,6 +362,19 @@ impl Router {
         }
     }
 
+    /// What the router says about its session with `neighbor`, for assertions on why it ended:
+    /// GoBGP's log, BIRD's `show protocols all`, FRR's `show bgp neighbors <ip> json`.
+    pub fn session_report(&self, neighbor: IpAddr) -> anyhow::Result<String> {
+        match self.kind {
+            RouterKind::Gobgp => Ok(std::fs::read_to_string(self.path("gobgpd.log"))?),
+            RouterKind::Bird => {
+                let name = self.bird_protocol(neighbor)?;
+                self.birdc(&["show", "protocols", "all", &name])
+            }
+            RouterKind::Frr => self.vtysh(&format!("show bgp neighbors {neighbor} json")),
+        }
+    }
+
     fn bird_protocol(&self, neighbor: IpAddr) -> anyhow::Result<String> {
         let conf = std::fs::read_to_string(self.path("bird.conf"))?;
         let mut current = None;

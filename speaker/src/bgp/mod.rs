@@ -11,6 +11,11 @@
 //!   [`packet::UpdateBuilder`] packs many prefixes into as few UPDATEs as fit in 4096 bytes.
 //! - [`fsm`] is the RFC 4271 §8 finite state machine, sans-IO:
 //!   `Fsm::handle(Input, now) -> Vec<Output>`.
+//! - [`session`] runs one FSM per peer on tokio over a real TCP connection (TCP MD5, TTL,
+//!   source address) and keeps the peer's routes equal to a desired [`RouteSet`].
 
 pub mod fsm;
 pub mod packet;
+pub mod session;
+
+pub use session::{RouteAttrs, RouteSet, Session, SessionConfig, SessionHandle, SessionState};

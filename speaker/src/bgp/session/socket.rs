@@ -1,0 +1,68 @@
+//! The session's sockets: connecting out with source address, TTL and TCP MD5, and finding the
+//! addresses of the local interface for next hops.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use tokio::net::{TcpSocket, TcpStream};
+
+use super::SessionConfig;
+use crate::sys;
+
+pub(super) fn is_link_local(a: Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// The first IPv4 and first global IPv6 address of the interface that holds `local`.
+pub(super) fn interface_addresses(local: IpAddr) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return (None, None);
+    };
+    let addrs: Vec<(String, IpAddr)> = addrs
+        .filter_map(|ifa| {
+            let addr = ifa.address?;
+            let ip = if let Some(v4) = addr.as_sockaddr_in() {
+                IpAddr::V4(v4.ip())
+            } else {
+                IpAddr::V6(addr.as_sockaddr_in6()?.ip())
+            };
+            Some((ifa.interface_name, ip))
+        })
+        .collect();
+    let Some((name, _)) = addrs.iter().find(|(_, ip)| *ip == local) else {
+        return (None, None);
+    };
+    let on_interface = addrs.iter().filter(|(n, _)| n == name).map(|(_, ip)| *ip);
+    let v4 = on_interface.clone().find_map(|ip| match ip {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    });
+    let v6 = on_interface.filter_map(|ip| match ip {
+        IpAddr::V6(a) if !is_link_local(a) && !a.is_loopback() => Some(a),
+        _ => None,
+    });
+    (v4, v6.min())
+}
+
+/// Opens the connection: source address, TTL, TCP MD5, then `connect`.
+pub(super) async fn connect(config: SessionConfig) -> io::Result<TcpStream> {
+    let peer = config.peer;
+    let socket = match peer {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    if let Some(source) = config.source_address {
+        socket.bind(SocketAddr::new(source, 0))?;
+    }
+    if config.is_ebgp() && !config.ebgp_multihop {
+        let sock = socket2::SockRef::from(&socket);
+        match peer {
+            SocketAddr::V4(_) => sock.set_ttl_v4(1)?,
+            SocketAddr::V6(_) => sock.set_unicast_hops_v6(1)?,
+        }
+    }
+    if let Some(password) = &config.password {
+        sys::set_tcp_md5sig(&socket, peer.ip(), password.as_bytes())?;
+    }
+    socket.connect(peer).await
+}

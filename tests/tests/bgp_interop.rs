@@ -1,0 +1,516 @@
+//! ferrolb's own BGP session ([`ferrolb_speaker::bgp::Session`]) against GoBGP, BIRD and FRR,
+//! each in its own network namespace, judged from the router's own CLI: the session comes up,
+//! the routes arrive with the right next hop, AS path, communities, large communities and (on
+//! iBGP) LOCAL_PREF, IPv6 prefixes ride the IPv4 session with the speaker's IPv6 address as
+//! next hop, a removed route is withdrawn, TCP MD5 works with the right key and not with a
+//! wrong one, and `shutdown()` takes the session down at the router.
+//!
+//! The session runs on a current-thread runtime on a thread inside the speaker's namespace, so
+//! its sockets live there. Needs root (network namespaces); skipped otherwise.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrolb_speaker::bgp::fsm::{self, PeerAsn};
+use ferrolb_speaker::bgp::packet::{Community, LargeCommunity, MessageType};
+use ferrolb_speaker::bgp::session::Counters;
+use ferrolb_speaker::bgp::{RouteAttrs, RouteSet, Session, SessionConfig, SessionState};
+use ferrolb_tests::l2cluster::wait_for;
+use ferrolb_tests::netns::{Host, Lan, NsThread, is_root};
+use ferrolb_tests::routers::{Neighbor, Route, Router, RouterConfig, RouterKind};
+use ipnet::IpNet;
+use tokio::sync::{oneshot, watch};
+
+const SPEAKER_AS: u32 = 4_200_000_001;
+const ROUTER_AS: u32 = 64512;
+const SHUTDOWN_MESSAGE: &str = "ferrolb interop test done";
+
+/// Our session, running on a thread inside the speaker's namespace.
+struct SpeakerSession {
+    routes: watch::Sender<RouteSet>,
+    state: watch::Receiver<SessionState>,
+    counters: Arc<Counters>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<NsThread<()>>,
+}
+
+impl SpeakerSession {
+    fn start(host: &Host, config: SessionConfig, routes: RouteSet) -> Self {
+        let (routes_tx, routes_rx) = watch::channel(routes);
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = host
+            .ns
+            .spawn("bgp-session", move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                runtime.block_on(async move {
+                    let handle = Session::spawn(config, routes_rx).expect("a valid config");
+                    let _ = handle_tx.send((handle.state.clone(), Arc::clone(&handle.counters)));
+                    let _ = stop_rx.await;
+                    handle.shutdown(SHUTDOWN_MESSAGE).await;
+                });
+            })
+            .expect("a thread in the speaker's namespace");
+        let (state, counters) = handle_rx.recv().expect("the session starts");
+        Self {
+            routes: routes_tx,
+            state,
+            counters,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn set_routes(&self, routes: RouteSet) {
+        self.routes.send_replace(routes);
+    }
+
+    fn state(&self) -> SessionState {
+        self.state.borrow().clone()
+    }
+
+    /// ManualStop: Cease/Administrative Shutdown, then close; returns once the task ended.
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the session thread ends cleanly");
+        }
+    }
+}
+
+impl Drop for SpeakerSession {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A LAN with "speaker" and "router", the router started passive with the speaker as neighbor.
+struct Bed {
+    _lan: Lan,
+    speaker: Host,
+    router: Host,
+    rtr: Router,
+}
+
+impl Bed {
+    fn start(kind: RouterKind, router_as: u32, password: Option<&str>) -> Self {
+        let lan = Lan::builder()
+            .host("speaker")
+            .host("router")
+            .build()
+            .expect("LAN");
+        let (speaker, router) = (lan.host("speaker").clone(), lan.host("router").clone());
+        let mut neighbor = Neighbor::passive(IpAddr::V4(speaker.ipv4), SPEAKER_AS);
+        neighbor.password = password.map(str::to_owned);
+        let rtr = Router::start(
+            kind,
+            &router.ns,
+            &RouterConfig {
+                asn: router_as,
+                router_id: router.ipv4,
+                neighbors: vec![neighbor],
+                multipath: false,
+            },
+        )
+        .expect("router starts");
+        Self {
+            _lan: lan,
+            speaker,
+            router,
+            rtr,
+        }
+    }
+
+    fn speaker_ip(&self) -> IpAddr {
+        IpAddr::V4(self.speaker.ipv4)
+    }
+
+    fn session_config(&self, peer_as: u32, password: Option<&str>) -> SessionConfig {
+        let mut fsm = fsm::Config::new(SPEAKER_AS, PeerAsn::Exact(peer_as), self.speaker.ipv4);
+        fsm.backoff = fsm::Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(2),
+        };
+        let mut config = SessionConfig::new(fsm, IpAddr::V4(self.router.ipv4));
+        config.password = password.map(str::to_owned);
+        config
+    }
+
+    async fn wait_established(&self, what: &str, session: &SpeakerSession) {
+        let speaker_ip = self.speaker_ip();
+        wait_for(what, Duration::from_secs(60), || async {
+            Ok(
+                (self.rtr.established(speaker_ip)? && session.state().is_established())
+                    .then_some(()),
+            )
+        })
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e:#}\nour state: {:?}\n{}",
+                session.state(),
+                self.rtr.describe()
+            )
+        });
+    }
+
+    /// The router's routes once `present` are all there and `absent` all gone.
+    async fn wait_routes(&self, what: &str, present: &[&str], absent: &[&str]) -> Vec<Route> {
+        wait_for(what, Duration::from_secs(30), || async {
+            let routes = self.rtr.routes()?;
+            let has = |p: &str| routes.iter().any(|r| r.prefix.to_string() == p);
+            Ok(
+                (present.iter().all(|p| has(p)) && !absent.iter().any(|p| has(p)))
+                    .then_some(routes),
+            )
+        })
+        .await
+        .unwrap_or_else(|e| {
+            let routes = self.rtr.routes();
+            panic!("{e:#}\nrouter holds: {routes:#?}\n{}", self.rtr.describe())
+        })
+    }
+
+    /// What the router says about the last session end.
+    fn shutdown_report(&self) -> String {
+        self.rtr
+            .session_report(self.speaker_ip())
+            .unwrap_or_else(|e| format!("{e:#}"))
+    }
+
+    async fn wait_down(&self, session: &SpeakerSession) {
+        let speaker_ip = self.speaker_ip();
+        wait_for(
+            "the router sees the session down",
+            Duration::from_secs(30),
+            || async { Ok((!self.rtr.established(speaker_ip)?).then_some(())) },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\nour state: {:?}", session.state()));
+    }
+}
+
+fn route<'a>(routes: &'a [Route], prefix: &str) -> &'a Route {
+    routes
+        .iter()
+        .find(|r| r.prefix.to_string() == prefix)
+        .unwrap_or_else(|| panic!("no route for {prefix} in {routes:#?}"))
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().expect("a prefix")
+}
+
+fn attrs(
+    local_pref: Option<u32>,
+    communities: &[(u16, u16)],
+    large: &[(u32, u32, u32)],
+) -> RouteAttrs {
+    RouteAttrs {
+        local_pref,
+        communities: communities
+            .iter()
+            .map(|(a, v)| Community::new(*a, *v))
+            .collect(),
+        large_communities: large
+            .iter()
+            .map(|(g, l1, l2)| LargeCommunity {
+                global_admin: *g,
+                local_data1: *l1,
+                local_data2: *l2,
+            })
+            .collect(),
+    }
+}
+
+/// Whether the router's report names the Cease/Administrative Shutdown we sent.
+fn shows_admin_shutdown(kind: RouterKind, report: &str) -> bool {
+    match kind {
+        RouterKind::Gobgp => {
+            report.contains(SHUTDOWN_MESSAGE) && report.contains("administrative shutdown")
+        }
+        // BIRD 2.0.12 shows the reason, not the RFC 9003 message.
+        RouterKind::Bird => report.contains("Received: Administrative shutdown"),
+        RouterKind::Frr => {
+            report.contains(r#""lastNotificationReason":"Cease\/Administrative Shutdown""#)
+                && report.contains(&format!(
+                    r#""lastShutdownDescription":"{SHUTDOWN_MESSAGE}""#
+                ))
+        }
+    }
+}
+
+fn set(strings: &[&str]) -> BTreeSet<String> {
+    strings.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// eBGP: Established, routes with next hop, AS path, communities and large communities, IPv6
+/// over the IPv4 session, a withdrawal, then shutdown seen by the router.
+async fn ebgp_session_advertises_and_withdraws(kind: RouterKind) {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let bed = Bed::start(kind, ROUTER_AS, None);
+    let routes: RouteSet = [
+        (
+            net("198.51.100.10/32"),
+            attrs(None, &[(65000, 100), (65000, 200)], &[(SPEAKER_AS, 1, 2)]),
+        ),
+        (net("198.51.100.20/32"), attrs(None, &[(65000, 300)], &[])),
+        (net("203.0.113.0/24"), attrs(None, &[(65000, 300)], &[])),
+        (
+            net("2001:db8:100::10/128"),
+            attrs(None, &[(65000, 600)], &[(SPEAKER_AS, 6, 6)]),
+        ),
+        (net("2001:db8:100::/64"), attrs(None, &[], &[])),
+    ]
+    .into_iter()
+    .collect();
+    let mut session = SpeakerSession::start(
+        &bed.speaker,
+        bed.session_config(ROUTER_AS, None),
+        routes.clone(),
+    );
+    bed.wait_established(&format!("{kind} establishes with ferrolb"), &session)
+        .await;
+
+    let all = [
+        "198.51.100.10/32",
+        "198.51.100.20/32",
+        "203.0.113.0/24",
+        "2001:db8:100::10/128",
+        "2001:db8:100::/64",
+    ];
+    let held = bed
+        .wait_routes(&format!("{kind} holds every route"), &all, &[])
+        .await;
+    eprintln!("{kind} holds: {held:#?}");
+    let speaker_v4 = bed.speaker_ip();
+    let speaker_v6 = IpAddr::V6(bed.speaker.ipv6);
+    for prefix in &all[..3] {
+        let r = route(&held, prefix);
+        assert_eq!(r.next_hop, speaker_v4, "{r:?}");
+        assert_eq!(r.as_path, vec![SPEAKER_AS], "{r:?}");
+    }
+    for prefix in &all[3..] {
+        let r = route(&held, prefix);
+        assert_eq!(r.next_hop, speaker_v6, "{r:?}");
+        assert_eq!(r.as_path, vec![SPEAKER_AS], "{r:?}");
+    }
+    let r = route(&held, "198.51.100.10/32");
+    assert_eq!(r.communities, set(&["65000:100", "65000:200"]), "{r:?}");
+    assert_eq!(r.large_communities, set(&["4200000001:1:2"]), "{r:?}");
+    let r = route(&held, "198.51.100.20/32");
+    assert_eq!(r.communities, set(&["65000:300"]), "{r:?}");
+    assert!(r.large_communities.is_empty(), "{r:?}");
+    let r = route(&held, "2001:db8:100::10/128");
+    assert_eq!(r.communities, set(&["65000:600"]), "{r:?}");
+    assert_eq!(r.large_communities, set(&["4200000001:6:6"]), "{r:?}");
+    // eBGP carries no LOCAL_PREF; routers that show one show their own default.
+    assert_eq!(session.counters.prefixes_advertised(), 5);
+
+    // Withdraw one prefix of each family, change another's communities.
+    let mut less = routes.clone();
+    less.remove(&net("198.51.100.20/32"));
+    less.remove(&net("2001:db8:100::/64"));
+    less.insert(net("203.0.113.0/24"), attrs(None, &[(65000, 999)], &[]));
+    session.set_routes(less);
+    let held = bed
+        .wait_routes(
+            &format!("{kind} drops the withdrawn routes"),
+            &["198.51.100.10/32", "203.0.113.0/24", "2001:db8:100::10/128"],
+            &["198.51.100.20/32", "2001:db8:100::/64"],
+        )
+        .await;
+    let changed = wait_for(
+        "the changed communities arrive",
+        Duration::from_secs(30),
+        || async {
+            let routes = bed.rtr.routes()?;
+            Ok(routes
+                .into_iter()
+                .find(|r| r.prefix.to_string() == "203.0.113.0/24")
+                .filter(|r| r.communities == set(&["65000:999"])))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{held:#?}"));
+    assert_eq!(changed.next_hop, speaker_v4);
+    assert_eq!(session.counters.prefixes_advertised(), 3);
+    assert!(session.counters.sent(MessageType::Update) >= 4);
+    assert!(session.counters.received(MessageType::Keepalive) >= 1);
+
+    session.shutdown();
+    bed.wait_down(&session).await;
+    let reason = wait_for(
+        "the router reports our Cease/Administrative Shutdown",
+        Duration::from_secs(10),
+        || async {
+            let seen = bed.shutdown_report();
+            Ok(shows_admin_shutdown(kind, &seen).then_some(seen))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e:#}
+{}",
+            bed.shutdown_report()
+        )
+    });
+    eprintln!("{kind} reports the shutdown as:\n{reason}");
+}
+
+/// iBGP (same AS): LOCAL_PREF arrives, the AS path is empty.
+async fn ibgp_session_carries_local_pref(kind: RouterKind) {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let bed = Bed::start(kind, SPEAKER_AS, None);
+    let routes: RouteSet = [
+        (
+            net("198.51.100.30/32"),
+            attrs(Some(250), &[(65000, 30)], &[]),
+        ),
+        (net("198.51.100.31/32"), attrs(None, &[], &[])),
+        (net("2001:db8:100::30/128"), attrs(Some(180), &[], &[])),
+    ]
+    .into_iter()
+    .collect();
+    let mut session =
+        SpeakerSession::start(&bed.speaker, bed.session_config(SPEAKER_AS, None), routes);
+    bed.wait_established(&format!("{kind} establishes iBGP"), &session)
+        .await;
+    let held = bed
+        .wait_routes(
+            &format!("{kind} holds the iBGP routes"),
+            &[
+                "198.51.100.30/32",
+                "198.51.100.31/32",
+                "2001:db8:100::30/128",
+            ],
+            &[],
+        )
+        .await;
+    eprintln!("{kind} holds: {held:#?}");
+    let r = route(&held, "198.51.100.30/32");
+    assert_eq!(r.local_pref, Some(250), "{r:?}");
+    assert!(r.as_path.is_empty(), "{r:?}");
+    assert_eq!(r.next_hop, bed.speaker_ip(), "{r:?}");
+    assert_eq!(r.communities, set(&["65000:30"]), "{r:?}");
+    let r = route(&held, "198.51.100.31/32");
+    assert_eq!(r.local_pref, Some(100), "{r:?}");
+    let r = route(&held, "2001:db8:100::30/128");
+    assert_eq!(r.local_pref, Some(180), "{r:?}");
+    assert_eq!(r.next_hop, IpAddr::V6(bed.speaker.ipv6), "{r:?}");
+    session.shutdown();
+    bed.wait_down(&session).await;
+}
+
+/// TCP MD5: a wrong password never establishes, the right one does.
+async fn md5_password_must_match(kind: RouterKind) {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let bed = Bed::start(kind, ROUTER_AS, Some("s3cr3t"));
+    let routes: RouteSet = [(net("198.51.100.40/32"), RouteAttrs::default())]
+        .into_iter()
+        .collect();
+    let mut wrong = SpeakerSession::start(
+        &bed.speaker,
+        bed.session_config(ROUTER_AS, Some("wrong")),
+        routes.clone(),
+    );
+    let speaker_ip = bed.speaker_ip();
+    let outcome = wait_for(
+        "a session with the wrong MD5 key",
+        Duration::from_secs(8),
+        || async {
+            Ok((bed.rtr.established(speaker_ip)? || wrong.state().is_established()).then_some(()))
+        },
+    )
+    .await;
+    assert!(
+        outcome.is_err(),
+        "{kind} established with a wrong MD5 key: {:?}",
+        wrong.state()
+    );
+    wrong.shutdown();
+
+    let right = SpeakerSession::start(
+        &bed.speaker,
+        bed.session_config(ROUTER_AS, Some("s3cr3t")),
+        routes,
+    );
+    bed.wait_established(
+        &format!("{kind} establishes with the right MD5 key"),
+        &right,
+    )
+    .await;
+    bed.wait_routes(
+        &format!("{kind} holds the route over MD5"),
+        &["198.51.100.40/32"],
+        &[],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn gobgp_gets_routes_from_ferrolb_and_sees_them_withdrawn() {
+    ebgp_session_advertises_and_withdraws(RouterKind::Gobgp).await;
+}
+
+#[tokio::test]
+async fn bird_gets_routes_from_ferrolb_and_sees_them_withdrawn() {
+    ebgp_session_advertises_and_withdraws(RouterKind::Bird).await;
+}
+
+#[tokio::test]
+async fn frr_gets_routes_from_ferrolb_and_sees_them_withdrawn() {
+    ebgp_session_advertises_and_withdraws(RouterKind::Frr).await;
+}
+
+#[tokio::test]
+async fn gobgp_gets_local_pref_over_ibgp() {
+    ibgp_session_carries_local_pref(RouterKind::Gobgp).await;
+}
+
+#[tokio::test]
+async fn bird_gets_local_pref_over_ibgp() {
+    ibgp_session_carries_local_pref(RouterKind::Bird).await;
+}
+
+#[tokio::test]
+async fn frr_gets_local_pref_over_ibgp() {
+    ibgp_session_carries_local_pref(RouterKind::Frr).await;
+}
+
+#[tokio::test]
+async fn gobgp_accepts_only_the_right_md5_key() {
+    md5_password_must_match(RouterKind::Gobgp).await;
+}
+
+#[tokio::test]
+async fn bird_accepts_only_the_right_md5_key() {
+    md5_password_must_match(RouterKind::Bird).await;
+}
+
+#[tokio::test]
+async fn frr_accepts_only_the_right_md5_key() {
+    md5_password_must_match(RouterKind::Frr).await;
+}
