@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds MetalLB's controller from its Go module (go.universe.tf/metallb, pinned) for the
-# side-by-side benchmark, cached under $FERROLB_CACHE. Prints the directory holding the binary
-# and, on a second line, the directory of MetalLB's CRDs (from the module cache).
+# Builds MetalLB's controller and speaker from their Go module (go.universe.tf/metallb, pinned)
+# for the side-by-side benchmarks, cached under $FERROLB_CACHE. Prints the directory holding the
+# binaries (`controller`, `speaker`) and, on a second line, the directory of MetalLB's CRDs (from
+# the module cache).
 set -euo pipefail
 VERSION=${FERROLB_METALLB_VERSION:-0.16.1}
 CACHE=${FERROLB_CACHE:-$HOME/.cache/ferrolb}
@@ -9,10 +10,12 @@ BIN="$CACHE/bin/metallb-$VERSION"
 export GOTOOLCHAIN=local CGO_ENABLED=0
 export GOMODCACHE=${GOMODCACHE:-$CACHE/go/pkg/mod}
 export GOCACHE=${FERROLB_GOCACHE:-$CACHE/go-build}
-if [ ! -x "$BIN/controller" ]; then
-  echo "[metallb] building go.universe.tf/metallb/controller@v$VERSION" >&2
-  mkdir -p "$BIN"
-  GOBIN="$BIN" go install "go.universe.tf/metallb/controller@v$VERSION"
-fi
+for cmd in controller speaker; do
+  if [ ! -x "$BIN/$cmd" ]; then
+    echo "[metallb] building go.universe.tf/metallb/$cmd@v$VERSION" >&2
+    mkdir -p "$BIN"
+    GOBIN="$BIN" go install "go.universe.tf/metallb/$cmd@v$VERSION"
+  fi
+done
 echo "$BIN"
 echo "$GOMODCACHE/go.universe.tf/metallb@v$VERSION/config/crd/bases"

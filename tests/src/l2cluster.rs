@@ -1,5 +1,6 @@
 //! A layer-2 cluster for tests and benchmarks: a real apiserver, a LAN of node namespaces each
-//! running the real `ferrolb-speaker` binary, and a client namespace on the same LAN.
+//! running the real `ferrolb-speaker` binary (or, for side-by-side benchmarks, MetalLB's speaker:
+//! [`L2Cluster::start_metallb`], [`metallb`]), and a client namespace on the same LAN.
 //!
 //! Services get their IPs written straight into their status (as the controller would, with the
 //! pool annotation), and EndpointSlices are created by hand as the endpoint controller would, so
@@ -25,7 +26,11 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use crate::ControlPlane;
 use crate::fixtures;
 use crate::netns::{Host, Lan, Neighbour};
-use crate::speaker::SpeakerProcess;
+use crate::speaker::{SpeakerCommand, SpeakerProcess};
+
+pub mod metallb;
+
+use metallb::MetallbSpeakers;
 
 /// ferrolb's namespace in these clusters.
 pub const NAMESPACE: &str = "ferrolb-system";
@@ -77,6 +82,15 @@ impl TestService {
     }
 }
 
+/// Which speaker runs on the nodes.
+#[derive(Clone, Debug)]
+pub enum Speakers {
+    /// `ferrolb-speaker`, with these extra flags.
+    Ferrolb(Vec<String>),
+    /// MetalLB's speaker, configured like ferrolb's ([`metallb`]).
+    Metallb(MetallbSpeakers),
+}
+
 /// The cluster. Dropping it stops the speakers, deletes the namespaces and stops the apiserver.
 #[derive(Debug)]
 pub struct L2Cluster {
@@ -84,7 +98,7 @@ pub struct L2Cluster {
     speakers: BTreeMap<String, SpeakerProcess>,
     lan: Lan,
     nodes: Vec<String>,
-    speaker_args: Vec<String>,
+    kind: Speakers,
     dir: tempfile::TempDir,
     cp: ControlPlane,
 }
@@ -94,6 +108,19 @@ impl L2Cluster {
     /// nodes (`node-1` …) and a client, Node objects carrying the nodes' LAN addresses, and a
     /// speaker on every node with `speaker_args`.
     pub async fn start(nodes: usize, speaker_args: &[&str]) -> anyhow::Result<Self> {
+        let args = speaker_args.iter().map(|s| (*s).to_owned()).collect();
+        Self::start_with(nodes, Speakers::Ferrolb(args)).await
+    }
+
+    /// Like [`L2Cluster::start`], but every node runs MetalLB's speaker, with MetalLB's CRDs,
+    /// the same addresses as [`BASE_CONFIG`] in a MetalLB pool and L2Advertisement, and its
+    /// memberlist on the nodes' LAN addresses ([`metallb::install`]).
+    pub async fn start_metallb(nodes: usize, metallb: MetallbSpeakers) -> anyhow::Result<Self> {
+        Self::start_with(nodes, Speakers::Metallb(metallb)).await
+    }
+
+    /// Starts a cluster whose nodes run `kind`.
+    pub async fn start_with(nodes: usize, kind: Speakers) -> anyhow::Result<Self> {
         let cp = fixtures::control_plane_with_crds().await?;
         fixtures::create_namespace(&cp, APP_NAMESPACE).await?;
         let names: Vec<String> = (1..=nodes).map(|i| format!("node-{i}")).collect();
@@ -106,7 +133,7 @@ impl L2Cluster {
             speakers: BTreeMap::new(),
             lan,
             nodes: names,
-            speaker_args: speaker_args.iter().map(|s| (*s).to_owned()).collect(),
+            kind,
             dir: tempfile::tempdir()?,
             cp,
         };
@@ -114,6 +141,10 @@ impl L2Cluster {
         cluster.create_memberlist_secret().await?;
         for name in &cluster.nodes {
             cluster.create_node(cluster.lan.host(name)).await?;
+        }
+        if let Speakers::Metallb(metallb) = &cluster.kind {
+            let hosts: Vec<&Host> = cluster.nodes.iter().map(|n| cluster.lan.host(n)).collect();
+            metallb::install(&cluster.cp, metallb, cluster.dir.path(), &hosts).await?;
         }
         let mut cluster = cluster;
         for name in cluster.nodes.clone() {
@@ -135,6 +166,16 @@ impl L2Cluster {
     /// The LAN.
     pub fn lan(&self) -> &Lan {
         &self.lan
+    }
+
+    /// Which speaker the nodes run.
+    pub fn speakers_kind(&self) -> &Speakers {
+        &self.kind
+    }
+
+    /// Whether the nodes run MetalLB's speaker.
+    pub fn is_metallb(&self) -> bool {
+        matches!(self.kind, Speakers::Metallb(_))
     }
 
     /// The node names.
@@ -165,10 +206,22 @@ impl L2Cluster {
     /// Starts (or restarts) the speaker of `node`.
     pub fn start_speaker(&mut self, node: &str) -> anyhow::Result<()> {
         self.speakers.remove(node);
-        let args: Vec<&str> = self.speaker_args.iter().map(String::as_str).collect();
         let host = self.lan.host(node);
+        let command = match &self.kind {
+            Speakers::Ferrolb(args) => {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                SpeakerCommand::ferrolb(node, &args)?
+            }
+            Speakers::Metallb(m) => SpeakerCommand::metallb(
+                &m.binary,
+                node,
+                &metallb::pod_name(node),
+                IpAddr::V4(host.ipv4),
+                &metallb::secret_dir(self.dir.path()),
+            ),
+        };
         let speaker =
-            SpeakerProcess::start(&self.cp, host.ns.name(), node, self.dir.path(), &args)?;
+            SpeakerProcess::spawn(&self.cp, host.ns.name(), node, self.dir.path(), &command)?;
         self.speakers.insert(node.to_owned(), speaker);
         Ok(())
     }
@@ -244,6 +297,9 @@ impl L2Cluster {
             ferrolb_api::annotations::IP_ALLOCATED_FROM_POOL.to_owned(),
             "lan".to_owned(),
         )]);
+        if self.is_metallb() {
+            annotations.insert(metallb::POOL_ANNOTATION.to_owned(), "lan".to_owned());
+        }
         if let Some(key) = &svc.sharing_key {
             annotations.insert(
                 ferrolb_api::annotations::ALLOW_SHARED_IP.to_owned(),
@@ -333,12 +389,17 @@ impl L2Cluster {
     }
 
     /// The node that should announce `ip`, by the speaker's own election over the objects in
-    /// the apiserver, with the nodes in `live` as the live speakers.
+    /// the apiserver, with the nodes in `live` as the live speakers. With MetalLB's speakers,
+    /// MetalLB's rule ([`metallb::elect`]; Services with `externalTrafficPolicy: Cluster` and
+    /// a ready endpoint only).
     pub async fn expected_owner(
         &self,
         ip: IpAddr,
         live: &[String],
     ) -> anyhow::Result<Option<String>> {
+        if self.is_metallb() {
+            return Ok(metallb::elect(ip, live));
+        }
         let c = self.client();
         let pools = Api::<IPAddressPool>::namespaced(c.clone(), NAMESPACE)
             .list(&ListParams::default())
@@ -464,14 +525,18 @@ impl L2Cluster {
         })
     }
 
-    /// Waits until every speaker reports ready (`/readyz` inside its namespace).
+    /// Waits until every speaker reports ready (`/readyz` inside its namespace). MetalLB's
+    /// speakers must also each have every running speaker in their memberlist (by their logs).
     pub async fn wait_speakers_ready(&self, timeout: Duration) -> anyhow::Result<()> {
-        for node in self.speakers.keys() {
+        for (node, speaker) in &self.speakers {
             let ns = self.lan.host(node).ns.clone();
+            let (addr, path) = speaker.ready_endpoint();
+            let (addr, path) = (addr.to_owned(), path.to_owned());
             wait_for(&format!("the speaker on {node} is ready"), timeout, || {
                 let ns = ns.clone();
+                let (addr, path) = (addr.clone(), path.clone());
                 async move {
-                    let response = ns.run(|| http_get("127.0.0.1:7472", "/readyz"))?;
+                    let response = ns.run(move || http_get(&addr, &path))?;
                     Ok(response
                         .ok()
                         .filter(|r| r.starts_with("HTTP/1.1 200"))
@@ -480,6 +545,18 @@ impl L2Cluster {
             })
             .await
             .with_context(|| self.describe())?;
+        }
+        if self.is_metallb() {
+            let all: BTreeSet<String> = self.speakers.keys().cloned().collect();
+            for (node, speaker) in &self.speakers {
+                wait_for(
+                    &format!("MetalLB's speaker on {node} has every speaker in its memberlist"),
+                    timeout,
+                    || async { Ok((metallb::members(&speaker.own_log()) == all).then_some(())) },
+                )
+                .await
+                .with_context(|| self.describe())?;
+            }
         }
         Ok(())
     }

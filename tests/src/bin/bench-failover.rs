@@ -8,17 +8,24 @@
 //! time between the last answer from the old node and the first answer from the new one; lost
 //! requests are counted too. After each trial the node is restored and the IP settles back.
 //!
+//! With `--metallb <bin dir> --metallb-crds <dir>` (`tests/setup/metallb.sh`'s two lines), the
+//! same events and trials then run on a fresh cluster whose nodes run MetalLB's own speaker
+//! (v0.16, memberlist defaults), measured the same way; the report gets a table per speaker and
+//! the ratio of the medians. A trial whose IP does not move in time is reported as failed.
+//!
 //! Prints a Markdown section on stdout. Needs root. Usage:
-//! `bench-failover [--trials 20]` (tests/bench/failover.sh runs it and updates the docs).
+//! `bench-failover [--trials 20] [--metallb DIR --metallb-crds DIR] [--no-ferrolb]`
+//! (tests/bench/failover.sh runs it and updates the docs).
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
+use ferrolb_tests::l2cluster::metallb::MetallbSpeakers;
 use ferrolb_tests::l2cluster::{L2Cluster, TestService, failover_gap};
 
 const INTERVAL: Duration = Duration::from_millis(10);
-const SETTLE: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -26,6 +33,8 @@ enum Mode {
     LinkDown,
     Term,
 }
+
+const MODES: [Mode; 3] = [Mode::Kill, Mode::LinkDown, Mode::Term];
 
 impl Mode {
     fn label(self) -> &'static str {
@@ -37,81 +46,221 @@ impl Mode {
     }
 }
 
+/// One speaker implementation under test, and how long to wait for it.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    /// How long the IP may take to move before the trial counts as failed.
+    move_timeout: Duration,
+    /// How long the cluster may take to come back to its steady state between trials.
+    settle: Duration,
+}
+
+const FERROLB: Timing = Timing {
+    move_timeout: Duration::from_secs(10),
+    settle: Duration::from_secs(30),
+};
+
+/// MetalLB's memberlist (defaults) needs ~4–6 s to declare a node dead, and a healed partition
+/// can take a push-pull period (30 s) or a rejoin tick (60 s) to merge again.
+const METALLB: Timing = Timing {
+    move_timeout: Duration::from_secs(30),
+    settle: Duration::from_secs(120),
+};
+
 struct Trial {
+    /// The gap, if the IP moved.
     gap: Option<Duration>,
     lost: usize,
     sent: usize,
+    /// Why the trial failed (the IP did not move in time, or no other node answered).
+    failure: Option<String>,
+}
+
+struct Args {
+    trials: usize,
+    metallb: Option<PathBuf>,
+    metallb_crds: Option<PathBuf>,
+    ferrolb: bool,
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut trials = 20usize;
+    let mut parsed = Args {
+        trials: 20,
+        metallb: None,
+        metallb_crds: None,
+        ferrolb: true,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--trials" => {
-                trials = args
-                    .next()
-                    .context("--trials needs a number")?
-                    .parse()
-                    .context("--trials needs a number")?;
+                parsed.trials = value()?.parse().context("--trials needs a number")?;
             }
+            "--metallb" => parsed.metallb = Some(value()?.into()),
+            "--metallb-crds" => parsed.metallb_crds = Some(value()?.into()),
+            "--no-ferrolb" => parsed.ferrolb = false,
             other => bail!("unknown argument {other}"),
         }
     }
+    let metallb = match (&parsed.metallb, &parsed.metallb_crds) {
+        (Some(bin), Some(crds)) => Some(MetallbSpeakers::new(bin, crds)?),
+        (None, None) => None,
+        _ => bail!("--metallb and --metallb-crds go together"),
+    };
     if !ferrolb_tests::netns::is_root() {
         bail!("needs root (network namespaces)");
     }
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(run(trials))
+    runtime.block_on(run(parsed, metallb))
 }
 
-async fn run(trials: usize) -> anyhow::Result<()> {
-    let mut cluster = L2Cluster::start(3, &[]).await?;
-    cluster.wait_speakers_ready(SETTLE).await?;
+/// What one speaker implementation measured: per event, its trials; and why it stopped early,
+/// if it did.
+struct Outcome {
+    results: Vec<(Mode, Vec<Trial>)>,
+    stopped: Option<String>,
+}
+
+async fn run(args: Args, metallb: Option<MetallbSpeakers>) -> anyhow::Result<()> {
+    let mut report = String::new();
+    let mut ferrolb = None;
+    if args.ferrolb {
+        eprintln!("== ferrolb-speaker");
+        let outcome = measure(|| L2Cluster::start(3, &[]), FERROLB, args.trials).await;
+        if let Some(why) = &outcome.stopped {
+            // Our own speaker must not fail: no report.
+            bail!("ferrolb run stopped: {why}");
+        }
+        report.push_str(&ferrolb_section(&outcome.results, args.trials));
+        ferrolb = Some(outcome);
+    }
+    if let Some(metallb) = metallb {
+        eprintln!("== MetalLB speaker");
+        let outcome = measure(
+            || L2Cluster::start_metallb(3, metallb.clone()),
+            METALLB,
+            args.trials,
+        )
+        .await;
+        if let Some(why) = &outcome.stopped {
+            eprintln!("MetalLB run stopped: {why}");
+        }
+        report.push_str(&metallb_section(&outcome, args.trials));
+        if let Some(ferrolb) = &ferrolb {
+            report.push_str(&ratios(&ferrolb.results, &outcome.results));
+        }
+    }
+    print!("{report}");
+    Ok(())
+}
+
+/// Starts a cluster and runs every event `trials` times on it. Never fails: a cluster that does
+/// not start, or does not settle between trials, ends the run with the reason kept.
+async fn measure<F, Fut>(start: F, timing: Timing, trials: usize) -> Outcome
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<L2Cluster>>,
+{
+    let mut outcome = Outcome {
+        results: Vec::new(),
+        stopped: None,
+    };
+    if let Err(e) = measure_into(start, timing, trials, &mut outcome.results).await {
+        outcome.stopped = Some(format!("{e:#}"));
+    }
+    outcome
+}
+
+async fn measure_into<F, Fut>(
+    start: F,
+    timing: Timing,
+    trials: usize,
+    results: &mut Vec<(Mode, Vec<Trial>)>,
+) -> anyhow::Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<L2Cluster>>,
+{
+    let mut cluster = start().await.context("starting the cluster")?;
+    cluster.wait_speakers_ready(timing.settle).await?;
     let vip: IpAddr = "192.0.2.210".parse()?;
     cluster
         .create_service(&TestService::new("bench", &["192.0.2.210"], "node-1"))
         .await?;
     cluster.start_echo(vip)?;
-    cluster.resolve(vip, SETTLE).await?;
-    let mut results: Vec<(Mode, Vec<Trial>)> = Vec::new();
-    for mode in [Mode::Kill, Mode::LinkDown, Mode::Term] {
-        let mut done = Vec::new();
+    cluster.resolve(vip, timing.settle).await?;
+    for mode in MODES {
+        results.push((mode, Vec::new()));
         for i in 0..trials {
-            let trial = trial(&mut cluster, vip, mode)
+            let trial = trial(&mut cluster, vip, mode, timing)
                 .await
                 .with_context(|| format!("{mode:?} trial {i}"))?;
             eprintln!(
-                "{mode:?} {i}: gap {:?}, lost {}/{}",
-                trial.gap, trial.lost, trial.sent
+                "{mode:?} {i}: gap {:?}, lost {}/{}{}",
+                trial.gap,
+                trial.lost,
+                trial.sent,
+                trial
+                    .failure
+                    .as_deref()
+                    .map(|f| format!(" FAILED: {f}"))
+                    .unwrap_or_default()
             );
-            done.push(trial);
+            if let Some((_, done)) = results.last_mut() {
+                done.push(trial);
+            }
         }
-        results.push((mode, done));
     }
-    print!("{}", report(&results, trials));
     Ok(())
 }
 
 /// The owner now, from the client's point of view (the MAC its neighbour entry holds).
-async fn current_owner(cluster: &L2Cluster, vip: IpAddr) -> anyhow::Result<String> {
-    let mac = cluster.resolve(vip, SETTLE).await?;
+async fn current_owner(
+    cluster: &L2Cluster,
+    vip: IpAddr,
+    settle: Duration,
+) -> anyhow::Result<String> {
+    let mac = cluster.resolve(vip, settle).await?;
     cluster
         .node_with_mac(&mac)
         .ok_or_else(|| anyhow!("{vip} resolves to {mac}, no node's MAC"))
 }
 
-async fn trial(cluster: &mut L2Cluster, vip: IpAddr, mode: Mode) -> anyhow::Result<Trial> {
+/// Waits until every speaker is back and the client's entry names the node the election picks
+/// with everyone live. If no announcement moved the entry there, the client resolves afresh.
+async fn settle(cluster: &L2Cluster, vip: IpAddr, timing: Timing) -> anyhow::Result<()> {
+    cluster.wait_speakers_ready(timing.settle).await?;
     let all = cluster.nodes().to_vec();
-    // Settled: the client's entry names the node the election picks with everyone live.
     let expected = cluster
         .expected_owner(vip, &all)
         .await?
         .context("nobody elected")?;
-    cluster
-        .wait_neighbour_mac(vip, &cluster.mac(&expected), SETTLE)
-        .await?;
-    let old = current_owner(cluster, vip).await?;
+    let mac = cluster.mac(&expected);
+    if let Err(e) = cluster.wait_neighbour_mac(vip, &mac, timing.settle).await {
+        eprintln!("(the entry did not move back by itself; resolving afresh: {e:#})");
+        cluster
+            .lan()
+            .host(ferrolb_tests::l2cluster::CLIENT)
+            .ns
+            .forget_neighbour(vip, "eth0")?;
+        let now = current_owner(cluster, vip, timing.settle).await?;
+        if now != expected {
+            bail!("{vip} resolves to {now}, not to the elected {expected}");
+        }
+    }
+    Ok(())
+}
+
+async fn trial(
+    cluster: &mut L2Cluster,
+    vip: IpAddr,
+    mode: Mode,
+    timing: Timing,
+) -> anyhow::Result<Trial> {
+    settle(cluster, vip, timing).await?;
+    let old = current_owner(cluster, vip, timing.settle).await?;
+    let all = cluster.nodes().to_vec();
     let live: Vec<String> = all.iter().filter(|n| **n != old).cloned().collect();
     let next = cluster
         .expected_owner(vip, &live)
@@ -133,7 +282,7 @@ async fn trial(cluster: &mut L2Cluster, vip: IpAddr, mode: Mode) -> anyhow::Resu
         Mode::LinkDown => cluster.host(&old).ns.link_down("eth0")?,
     }
     let moved = cluster
-        .wait_neighbour_mac(vip, &cluster.mac(&next), Duration::from_secs(10))
+        .wait_neighbour_mac(vip, &cluster.mac(&next), timing.move_timeout)
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let probes = prober.finish()?;
@@ -146,22 +295,36 @@ async fn trial(cluster: &mut L2Cluster, vip: IpAddr, mode: Mode) -> anyhow::Resu
         Mode::Term => cluster.start_speaker(&old)?,
         Mode::LinkDown => cluster.host(&old).ns.link_up("eth0")?,
     }
-    moved?;
-    let gap = failover_gap(&probes, &old).map(|(_, gap)| gap);
     // Requests sent while the link was down to an unreachable owner count as lost too.
     let lost = probes.iter().filter(|p| p.answer.is_none()).count();
+    let sent = probes.len();
+    let (gap, failure) = match moved {
+        Err(e) => {
+            let why = format!("{:#}", e);
+            let first = why.lines().next().unwrap_or_default().to_owned();
+            (None, Some(first))
+        }
+        Ok(()) => match failover_gap(&probes, &old) {
+            Some((_, gap)) => (Some(gap), None),
+            None => (
+                None,
+                Some(format!("no answer from a node other than {old} after it")),
+            ),
+        },
+    };
     Ok(Trial {
         gap,
         lost,
-        sent: probes.len(),
+        sent,
+        failure,
     })
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+/// Nearest-rank percentile of the gaps, failed trials ranking last (`None`).
+fn percentile(sorted: &[Option<Duration>], p: f64) -> Option<Duration> {
     if sorted.is_empty() {
-        return Duration::ZERO;
+        return None;
     }
-    // Nearest rank.
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
@@ -170,34 +333,117 @@ fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn report(results: &[(Mode, Vec<Trial>)], trials: usize) -> String {
+/// A gap cell: the time, or "failed" (> the move timeout) when the rank falls on a failed trial.
+fn cell(gap: Option<Duration>, timing: Timing) -> String {
+    gap.map_or_else(
+        || format!("failed (> {} s)", timing.move_timeout.as_secs()),
+        ms,
+    )
+}
+
+/// The gaps of `trials` sorted, failed trials (`None`) last.
+fn sorted_gaps(trials: &[Trial]) -> Vec<Option<Duration>> {
+    let mut gaps: Vec<Option<Duration>> = trials.iter().map(|t| t.gap).collect();
+    gaps.sort_by_key(|g| g.map_or((1, Duration::ZERO), |d| (0, d)));
+    gaps
+}
+
+fn table(results: &[(Mode, Vec<Trial>)], timing: Timing) -> String {
     let mut out = String::new();
-    out.push_str(&format!(
-        "Three nodes on one LAN bridge, each running `ferrolb-speaker` (membership probe period \
-         100 ms, suspicion 400 ms); the client sends a UDP request to the VIP every \
-         {} ms. Gap = last answer from the old node → first answer from the new one. {trials} \
-         trials per row.\n\n",
-        INTERVAL.as_millis()
-    ));
     out.push_str(
-        "| event | p50 gap | p99 gap | max gap | requests lost (median / max per trial) |\n",
+        "| event | trials | p50 gap | p99 gap | max gap | requests lost (median / max per trial) | failed trials |\n",
     );
-    out.push_str("|---|---|---|---|---|\n");
+    out.push_str("|---|---|---|---|---|---|---|\n");
     for (mode, trials) in results {
-        let mut gaps: Vec<Duration> = trials.iter().filter_map(|t| t.gap).collect();
-        gaps.sort();
+        if trials.is_empty() {
+            continue;
+        }
+        let gaps = sorted_gaps(trials);
         let mut lost: Vec<usize> = trials.iter().map(|t| t.lost).collect();
         lost.sort_unstable();
         let median_lost = lost.get(lost.len() / 2).copied().unwrap_or(0);
         let max_lost = lost.last().copied().unwrap_or(0);
         let sent: usize = trials.iter().map(|t| t.sent).sum::<usize>() / trials.len().max(1);
+        let failures: Vec<&str> = trials.iter().filter_map(|t| t.failure.as_deref()).collect();
+        let failed = if failures.is_empty() {
+            "0".to_owned()
+        } else {
+            format!("{} ({})", failures.len(), failures[0])
+        };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {median_lost} / {max_lost} (of ~{sent}) |\n",
+            "| {} | {} | {} | {} | {} | {median_lost} / {max_lost} (of ~{sent}) | {failed} |\n",
             mode.label(),
-            ms(percentile(&gaps, 50.0)),
-            ms(percentile(&gaps, 99.0)),
-            ms(gaps.last().copied().unwrap_or_default()),
+            trials.len(),
+            cell(percentile(&gaps, 50.0), timing),
+            cell(percentile(&gaps, 99.0), timing),
+            cell(gaps.last().copied().flatten(), timing),
         ));
     }
+    out
+}
+
+fn ferrolb_section(results: &[(Mode, Vec<Trial>)], trials: usize) -> String {
+    format!(
+        "### ferrolb-speaker\n\nThree nodes on one LAN bridge, each running `ferrolb-speaker` \
+         (membership probe period 100 ms, suspicion 400 ms); the client sends a UDP request to \
+         the VIP every {} ms. Gap = last answer from the old node → first answer from the new \
+         one. {trials} trials per row.\n\n{}\n",
+        INTERVAL.as_millis(),
+        table(results, FERROLB)
+    )
+}
+
+fn metallb_section(outcome: &Outcome, trials: usize) -> String {
+    let mut out = format!(
+        "### MetalLB speaker (v0.16.1, built from its Go module)\n\nThe same three events and \
+         {trials} trials per row on a fresh cluster whose nodes run MetalLB's own `speaker` \
+         binary instead (layer 2, memberlist on the nodes' LAN addresses with its default LAN \
+         settings: probe interval 1 s, suspicion multiplier 4), measured the same way in the \
+         same run. A trial fails when the IP has not moved after {} s.\n\n",
+        METALLB.move_timeout.as_secs()
+    );
+    if outcome.results.iter().any(|(_, t)| !t.is_empty()) {
+        out.push_str(&table(&outcome.results, METALLB));
+        out.push('\n');
+    }
+    if let Some(why) = &outcome.stopped {
+        let first = why.lines().take(3).collect::<Vec<_>>().join(" / ");
+        out.push_str(&format!(
+            "**The MetalLB run stopped early** (rows above are the trials it completed): {first}\n\n"
+        ));
+    }
+    out
+}
+
+fn ratios(ferrolb: &[(Mode, Vec<Trial>)], metallb: &[(Mode, Vec<Trial>)]) -> String {
+    let mut out = String::from(
+        "### MetalLB vs ferrolb\n\n| event | ferrolb p50 gap | MetalLB p50 gap | MetalLB p50 / ferrolb p50 |\n|---|---|---|---|\n",
+    );
+    for (mode, ours) in ferrolb {
+        let Some((_, theirs)) = metallb.iter().find(|(m, t)| m == mode && !t.is_empty()) else {
+            out.push_str(&format!("| {} | | not measured | |\n", mode.label()));
+            continue;
+        };
+        let a = percentile(&sorted_gaps(ours), 50.0);
+        let b = percentile(&sorted_gaps(theirs), 50.0);
+        let ratio = match (a, b) {
+            (Some(a), Some(b)) if a > Duration::ZERO => {
+                format!("{:.1}×", b.as_secs_f64() / a.as_secs_f64())
+            }
+            (Some(_), Some(_)) => "n/a (ferrolb p50 is 0 ms)".to_owned(),
+            (Some(a), None) if a > Duration::ZERO => format!(
+                "> {:.0}× (MetalLB's median trial failed)",
+                METALLB.move_timeout.as_secs_f64() / a.as_secs_f64()
+            ),
+            _ => "n/a".to_owned(),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {ratio} |\n",
+            mode.label(),
+            cell(a, FERROLB),
+            cell(b, METALLB)
+        ));
+    }
+    out.push('\n');
     out
 }
