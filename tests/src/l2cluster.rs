@@ -99,6 +99,7 @@ pub struct L2Cluster {
     lan: Lan,
     nodes: Vec<String>,
     kind: Speakers,
+    speaker_kubeconfig: Option<std::path::PathBuf>,
     dir: tempfile::TempDir,
     cp: ControlPlane,
 }
@@ -134,6 +135,7 @@ impl L2Cluster {
             lan,
             nodes: names,
             kind,
+            speaker_kubeconfig: None,
             dir: tempfile::tempdir()?,
             cp,
         };
@@ -220,9 +222,26 @@ impl L2Cluster {
                 &metallb::secret_dir(self.dir.path()),
             ),
         };
+        let command = SpeakerCommand {
+            kubeconfig: self.speaker_kubeconfig.clone(),
+            ..command
+        };
         let speaker =
             SpeakerProcess::spawn(&self.cp, host.ns.name(), node, self.dir.path(), &command)?;
         self.speakers.insert(node.to_owned(), speaker);
+        Ok(())
+    }
+
+    /// Restarts every speaker with the credentials in `kubeconfig` (`None`: the admin's), e.g.
+    /// a ServiceAccount token's, so RBAC applies to them.
+    pub fn restart_speakers_with(
+        &mut self,
+        kubeconfig: Option<std::path::PathBuf>,
+    ) -> anyhow::Result<()> {
+        self.speaker_kubeconfig = kubeconfig;
+        for node in self.nodes.clone() {
+            self.start_speaker(&node)?;
+        }
         Ok(())
     }
 

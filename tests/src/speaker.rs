@@ -50,6 +50,8 @@ pub struct SpeakerCommand {
     pub env: Vec<(String, String)>,
     /// The address (inside the node's namespace) and path answering 200 once it is ready.
     pub ready: (String, String),
+    /// The credentials to run with (a kubeconfig on the control plane); `None`: the admin's.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl SpeakerCommand {
@@ -71,6 +73,7 @@ impl SpeakerCommand {
                     .unwrap_or_else(|_| "info,ferrolb_speaker=debug,kube=warn".into()),
             )],
             ready: ("127.0.0.1:7472".into(), "/readyz".into()),
+            kubeconfig: None,
         })
     }
 
@@ -116,6 +119,7 @@ impl SpeakerCommand {
                 ("METALLB_POD_NAME".into(), pod.to_owned()),
             ],
             ready: ("127.0.0.1:17472".into(), "/readyz".into()),
+            kubeconfig: None,
         }
     }
 }
@@ -149,8 +153,9 @@ impl SpeakerProcess {
         Self::spawn(cp, netns, node, dir, &SpeakerCommand::ferrolb(node, extra)?)
     }
 
-    /// Starts `command` as the speaker of `node` inside network namespace `netns`, with admin
-    /// credentials on `cp` (`KUBECONFIG`, through a forwarder on the namespace's loopback).
+    /// Starts `command` as the speaker of `node` inside network namespace `netns`, with its
+    /// credentials on `cp` (admin by default; `KUBECONFIG`, through a forwarder on the
+    /// namespace's loopback).
     /// Logs go to `<dir>/speaker-<node>.log` (appended to across restarts).
     pub fn spawn(
         cp: &ControlPlane,
@@ -161,8 +166,12 @@ impl SpeakerProcess {
     ) -> anyhow::Result<Self> {
         let forwarder = Forwarder::start(netns, cp.address())?;
         let kubeconfig = dir.join(format!("kubeconfig-{node}"));
-        let text = std::fs::read_to_string(cp.kubeconfig_path())
-            .context("cannot read the admin kubeconfig")?
+        let credentials = command
+            .kubeconfig
+            .as_deref()
+            .unwrap_or_else(|| cp.kubeconfig_path());
+        let text = std::fs::read_to_string(credentials)
+            .with_context(|| format!("cannot read {}", credentials.display()))?
             .replace(cp.server_url(), &forwarder.https_url());
         std::fs::write(&kubeconfig, text).context("cannot write the node kubeconfig")?;
         let log = dir.join(format!("speaker-{node}.log"));

@@ -121,6 +121,10 @@ async fn the_controller_does_its_job_with_only_its_service_account() -> anyhow::
         },
     )
     .await?;
+    Api::<ferrolb_api::ConfigurationState>::namespaced(admin.clone(), NS)
+        .get("controller")
+        .await
+        .context("the controller wrote its ConfigurationState")?;
     Api::<Lease>::namespaced(admin.clone(), NS)
         .list(&Default::default())
         .await?
@@ -159,5 +163,90 @@ async fn the_controller_does_its_job_with_only_its_service_account() -> anyhow::
             .await
     ));
     controller.stop()?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_speaker_announces_with_only_its_service_account() -> anyhow::Result<()> {
+    use ferrolb_tests::l2cluster::{L2Cluster, TestService, wait_for};
+    if !ferrolb_tests::netns::is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return Ok(());
+    }
+    let mut cluster = L2Cluster::start(2, &[]).await?;
+    let cp = cluster.control_plane();
+    let install = repo_path("manifests/install.yaml");
+    cp.kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        &install.to_string_lossy(),
+    ])
+    .await?
+    .into_stdout()
+    .context("install.yaml applies server-side")?;
+    let token = cp.service_account_token(NS, "ferrolb-speaker").await?;
+    let kubeconfig = cp.kubeconfig_for_token(&token)?;
+    cluster.restart_speakers_with(Some(kubeconfig.clone()))?;
+    cluster.wait_speakers_ready(Duration::from_secs(30)).await?;
+
+    // Its whole job: the elected node answers for the IP and records it.
+    let svc = TestService::new("app", &["192.0.2.205"], "node-1");
+    cluster.create_service(&svc).await?;
+    let vip = svc.ips[0];
+    let expected = cluster
+        .expected_owner(vip, cluster.nodes())
+        .await?
+        .context("someone is elected")?;
+    let mac = cluster.resolve(vip, Duration::from_secs(20)).await?;
+    assert_eq!(cluster.node_with_mac(&mac), Some(expected.clone()));
+    let statuses: Api<ferrolb_api::ServiceL2Status> = Api::namespaced(cluster.client(), NS);
+    wait_for(
+        "the speaker records what it announces",
+        Duration::from_secs(20),
+        || async {
+            let list = statuses.list(&Default::default()).await?;
+            Ok(list
+                .items
+                .iter()
+                .any(|s| {
+                    s.status.as_ref().and_then(|st| st.node.as_deref()) == Some(expected.as_str())
+                })
+                .then_some(()))
+        },
+    )
+    .await
+    .with_context(|| cluster.describe())?;
+
+    // Anything else is refused.
+    let sa = ferrolb_tests::apiserver::client_from_kubeconfig(&kubeconfig).await?;
+    let services: Api<Service> = Api::namespaced(sa.clone(), "web");
+    assert!(forbidden(
+        services
+            .patch_status(
+                "app",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"status": {"loadBalancer": {"ingress": []}}})),
+            )
+            .await
+    ));
+    assert!(forbidden(
+        services.delete("app", &DeleteParams::default()).await
+    ));
+    assert!(forbidden(
+        Api::<Secret>::namespaced(sa.clone(), "kube-system")
+            .list(&Default::default())
+            .await
+    ));
+    assert!(forbidden(
+        Api::<IPAddressPool>::namespaced(sa.clone(), NS)
+            .patch(
+                "lan",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"autoAssign": false}})),
+            )
+            .await
+    ));
     Ok(())
 }
