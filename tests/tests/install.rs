@@ -135,6 +135,8 @@ async fn the_controller_does_its_job_with_only_its_service_account() -> anyhow::
     // Anything else is refused.
     let sa = ferrolb_tests::apiserver::client_from_kubeconfig(&kubeconfig).await?;
     let sa_services: Api<Service> = Api::namespaced(sa.clone(), "web");
+    // It watches Services and never reads one by name.
+    assert!(forbidden(sa_services.get("app").await));
     assert!(forbidden(
         sa_services.delete("app", &DeleteParams::default()).await
     ));
