@@ -63,7 +63,14 @@ pub async fn create_namespace(cp: &ControlPlane, name: &str) -> anyhow::Result<(
 
 /// A control plane with ferrolb's CRDs installed and its namespace ([`NAMESPACE`]) created.
 pub async fn control_plane_with_crds() -> anyhow::Result<ControlPlane> {
-    let cp = ControlPlane::start().await?;
+    control_plane_with_crds_from(ControlPlane::builder()).await
+}
+
+/// [`control_plane_with_crds`] on a control plane built by `builder`.
+pub async fn control_plane_with_crds_from(
+    builder: crate::ControlPlaneBuilder,
+) -> anyhow::Result<ControlPlane> {
+    let cp = builder.start().await?;
     install_crds(&cp).await?;
     create_namespace(&cp, NAMESPACE).await?;
     Ok(cp)

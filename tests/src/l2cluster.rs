@@ -122,7 +122,17 @@ impl L2Cluster {
 
     /// Starts a cluster whose nodes run `kind`.
     pub async fn start_with(nodes: usize, kind: Speakers) -> anyhow::Result<Self> {
-        let cp = fixtures::control_plane_with_crds().await?;
+        Self::start_on(crate::ControlPlane::builder(), nodes, kind).await
+    }
+
+    /// [`L2Cluster::start_with`] on a control plane built by `builder` (e.g. with an audit
+    /// log).
+    pub async fn start_on(
+        builder: crate::ControlPlaneBuilder,
+        nodes: usize,
+        kind: Speakers,
+    ) -> anyhow::Result<Self> {
+        let cp = fixtures::control_plane_with_crds_from(builder).await?;
         fixtures::create_namespace(&cp, APP_NAMESPACE).await?;
         let names: Vec<String> = (1..=nodes).map(|i| format!("node-{i}")).collect();
         let mut builder = Lan::builder();

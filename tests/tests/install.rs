@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use ferrolb_api::IPAddressPool;
 use ferrolb_tests::ControlPlane;
+use ferrolb_tests::audit::{Audit, granted};
 use ferrolb_tests::controller::{RunningController, eventually, test_settings};
 use ferrolb_tests::fixtures::repo_path;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -47,7 +48,8 @@ fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> bool {
 
 #[tokio::test]
 async fn the_controller_does_its_job_with_only_its_service_account() -> anyhow::Result<()> {
-    let cp = ControlPlane::start().await?;
+    let audit = Audit::for_users(&[CONTROLLER_USER])?;
+    let cp = audit.configure(ControlPlane::builder()).start().await?;
     let install = repo_path("manifests/install.yaml");
     cp.kubectl(&["apply", "--server-side", "-f", &install.to_string_lossy()])
         .await?
@@ -75,6 +77,9 @@ async fn the_controller_does_its_job_with_only_its_service_account() -> anyhow::
     // Its whole job: a pool is validated, a Service gets an IP, the membership key exists.
     let sample = std::fs::read_to_string(repo_path("manifests/samples/l2-pool.yaml"))?;
     cp.apply_yaml(&sample).await?;
+    // The BGP objects too: the controller writes their Valid conditions.
+    let bgp = std::fs::read_to_string(repo_path("manifests/samples/bgp-frr.yaml"))?;
+    cp.apply_yaml(&bgp).await?;
     let pools: Api<IPAddressPool> = Api::namespaced(cp.client(), NS);
     eventually("pool lan is Valid", Duration::from_secs(30), || async {
         let pool = pools.get("lan").await?;
@@ -90,7 +95,7 @@ async fn the_controller_does_its_job_with_only_its_service_account() -> anyhow::
     let admin = cp.client();
     let services: Api<Service> = Api::namespaced(admin.clone(), "web");
     let svc: Service = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "app"},
+        "metadata": {"name": "app", "annotations": {"ferrolb.io/address-pool": "lan"}},
         "spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false,
                  "ports": [{"port": 80}]},
     }))?;
@@ -164,7 +169,66 @@ async fn the_controller_does_its_job_with_only_its_service_account() -> anyhow::
             .delete("lan", &DeleteParams::default())
             .await
     ));
+    // Every configuration object has its Valid condition (each kind's status was written).
+    eventually("every configuration object has a condition", Duration::from_secs(30), || async {
+        let out = cp
+            .kubectl(&[
+                "get",
+                "ipaddresspools,l2advertisements,bgpadvertisements,bgppeers,bfdprofiles,communities",
+                "-n",
+                NS,
+                "-o",
+                "json",
+            ])
+            .await?
+            .into_stdout()?;
+        let list: serde_json::Value = serde_json::from_str(&out)?;
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        anyhow::ensure!(items.len() >= 6, "only {} objects", items.len());
+        let waiting: Vec<String> = items
+            .iter()
+            .filter(|o| o["status"]["conditions"].as_array().is_none_or(Vec::is_empty))
+            .map(|o| format!("{} {}", o["kind"], o["metadata"]["name"]))
+            .collect();
+        anyhow::ensure!(waiting.is_empty(), "no condition yet on {waiting:?}");
+        Ok(())
+    })
+    .await?;
     controller.stop()?;
+
+    // And every verb its roles grant was used (the roles are not larger than the code).
+    assert_roles_are_used(
+        &audit,
+        CONTROLLER_USER,
+        "manifests/base/rbac-controller.yaml",
+        // kube's Recorder patches an Event only when the same Event repeats (a series).
+        &[("events.k8s.io", "events", "patch")],
+    )?;
+    Ok(())
+}
+
+const CONTROLLER_USER: &str = "system:serviceaccount:ferrolb-system:ferrolb-controller";
+const SPEAKER_USER: &str = "system:serviceaccount:ferrolb-system:ferrolb-speaker";
+
+/// Every permission the roles in `rbac` grant was used by `user`, except `unexercised` (each a
+/// verb the binary uses only in situations the test does not create).
+fn assert_roles_are_used(
+    audit: &Audit,
+    user: &str,
+    rbac: &str,
+    unexercised: &[(&str, &str, &str)],
+) -> anyhow::Result<()> {
+    let granted = granted(&repo_path(rbac))?;
+    let used = audit.used_by(user)?;
+    let unused: Vec<_> = granted
+        .iter()
+        .filter(|p| !used.contains(*p))
+        .filter(|(g, r, v)| !unexercised.contains(&(g.as_str(), r.as_str(), v.as_str())))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "{rbac} grants {user} permissions it never used: {unused:?}\nused: {used:?}"
+    );
     Ok(())
 }
 
@@ -175,7 +239,13 @@ async fn the_speaker_announces_with_only_its_service_account() -> anyhow::Result
         eprintln!("skipped: needs root for network namespaces");
         return Ok(());
     }
-    let mut cluster = L2Cluster::start(2, &[]).await?;
+    let audit = Audit::for_users(&[SPEAKER_USER])?;
+    let mut cluster = L2Cluster::start_on(
+        audit.configure(ControlPlane::builder()),
+        2,
+        ferrolb_tests::l2cluster::Speakers::Ferrolb(Vec::new()),
+    )
+    .await?;
     let cp = cluster.control_plane();
     let install = repo_path("manifests/install.yaml");
     cp.kubectl(&[
@@ -250,5 +320,28 @@ async fn the_speaker_announces_with_only_its_service_account() -> anyhow::Result
             )
             .await
     ));
+
+    // The Service goes: the speaker stops announcing and removes its ServiceL2Status.
+    cluster.delete_service("app").await?;
+    wait_for(
+        "the speaker removes its ServiceL2Status",
+        Duration::from_secs(20),
+        || async {
+            Ok(statuses
+                .list(&Default::default())
+                .await?
+                .items
+                .is_empty()
+                .then_some(()))
+        },
+    )
+    .await?;
+    assert_roles_are_used(
+        &audit,
+        SPEAKER_USER,
+        "manifests/base/rbac-speaker.yaml",
+        // A repeated Event (a series) is patched; the test raises none twice.
+        &[("events.k8s.io", "events", "patch")],
+    )?;
     Ok(())
 }
