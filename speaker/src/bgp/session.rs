@@ -53,6 +53,10 @@ use socket::{connect, interface_addresses, is_link_local};
 /// The well-known BGP port.
 pub const BGP_PORT: u16 = 179;
 
+/// How long a write may block before the connection counts as failed, when no hold time
+/// bounds it.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// LOCAL_PREF sent on iBGP sessions for routes that set none (the common default).
 pub const DEFAULT_LOCAL_PREF: u32 = 100;
 
@@ -498,13 +502,27 @@ impl Driver {
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
-        match conn.write.write_all(&bytes).await {
-            Ok(()) => {
+        // A peer that stops reading must not stall this task (and with it the timers and
+        // the route updates): a write that cannot finish within the negotiated hold time (or
+        // WRITE_TIMEOUT without one) fails the connection.
+        let limit = self
+            .established
+            .as_ref()
+            .map(|e| e.negotiated.hold_time)
+            .filter(|h| !h.is_zero())
+            .unwrap_or(WRITE_TIMEOUT);
+        match tokio::time::timeout(limit, conn.write.write_all(&bytes)).await {
+            Ok(Ok(())) => {
                 self.counters.sent[Counters::index(message.kind())].fetch_add(1, Ordering::Relaxed);
                 trace!(kind = message.kind().label(), "sent");
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 debug!(error = %e, "write failed");
+                self.conn = None;
+                self.failed = true;
+            }
+            Err(_) => {
+                warn!(limit = ?limit, "the peer stopped reading; dropping the connection");
                 self.conn = None;
                 self.failed = true;
             }

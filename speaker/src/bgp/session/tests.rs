@@ -277,3 +277,56 @@ async fn a_peer_that_closes_takes_the_session_down_and_it_connects_again() {
     assert_eq!(handle.counters.established(), 1);
     handle.shutdown("test over").await;
 }
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_dropped_instead_of_stalling_the_session() {
+    // Every route with its own attributes (one UPDATE each, ~300 bytes): several MB, more
+    // than loopback's socket buffers hold, so the session's writes block once the peer stops
+    // reading.
+    let filler: BTreeSet<Community> = (0..60).map(|i| Community::new(64999, i)).collect();
+    let many: RouteSet = (0..20_000u32)
+        .map(|i| {
+            let mut communities = filler.clone();
+            communities.insert(Community::new(65000, (i % 65_000) as u16));
+            let prefix = IpNet::from(
+                ipnet::Ipv4Net::new(Ipv4Addr::from(0xC612_0000 + i), 32).expect("a /32"),
+            );
+            let attrs = RouteAttrs {
+                communities,
+                ..RouteAttrs::default()
+            };
+            (prefix, attrs)
+        })
+        .collect();
+    let (handle, peer, _routes) = established(many).await;
+    // From here the peer never reads, but keeps sending KEEPALIVEs, so no hold timer expires
+    // on our side: only a bounded write can notice, give up on the connection and dial again.
+    let Peer {
+        listener,
+        mut stream,
+        ..
+    } = peer;
+    let keepalive = Message::Keepalive
+        .encode(&SessionContext::default())
+        .expect("encodes");
+    let keepalives = tokio::spawn(async move {
+        for _ in 0..60 {
+            if stream.write_all(&keepalive).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        stream
+    });
+    let redial = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await;
+    keepalives.abort();
+    assert!(
+        matches!(redial, Ok(Ok(_))),
+        "the session stayed on a connection whose peer stopped reading: {:?}",
+        handle.state.borrow()
+    );
+    assert!(
+        handle.counters.sent(MessageType::Update) < 20_000,
+        "every UPDATE went out, so the writes never blocked and the test proves nothing"
+    );
+}
