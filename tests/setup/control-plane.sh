@@ -12,12 +12,8 @@ set -euo pipefail
 
 K8S_VERSION=${FERROLB_K8S_VERSION:-1.34.4}
 ETCD_VERSION=${FERROLB_ETCD_VERSION:-3.6.16}
-CACHE=${FERROLB_CACHE:-$HOME/.cache/ferrolb}
+. "$(dirname "$0")/go-env.sh"
 BIN="$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
-export GOTOOLCHAIN=local CGO_ENABLED=0
-export GOPATH=${GOPATH:-$CACHE/go}
-export GOMODCACHE=${GOMODCACHE:-$CACHE/go/pkg/mod}
-export GOCACHE=${FERROLB_GOCACHE:-$CACHE/go-build}
 
 log() { printf '[control-plane] %s\n' "$*" >&2; }
 

@@ -5,12 +5,8 @@
 # holding `helm` as its last line.
 set -euo pipefail
 VERSION=${FERROLB_HELM_VERSION:-3.22.0}
-CACHE=${FERROLB_CACHE:-$HOME/.cache/ferrolb}
+. "$(dirname "$0")/go-env.sh"
 BIN="$CACHE/bin/helm-$VERSION"
-export GOTOOLCHAIN=local CGO_ENABLED=0
-export GOPATH=${GOPATH:-$CACHE/go}
-export GOMODCACHE=${GOMODCACHE:-$CACHE/go/pkg/mod}
-export GOCACHE=${FERROLB_GOCACHE:-$CACHE/go-build}
 
 log() { printf '[helm] %s\n' "$*" >&2; }
 

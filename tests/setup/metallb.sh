@@ -5,11 +5,8 @@
 # the module cache).
 set -euo pipefail
 VERSION=${FERROLB_METALLB_VERSION:-0.16.1}
-CACHE=${FERROLB_CACHE:-$HOME/.cache/ferrolb}
+. "$(dirname "$0")/go-env.sh"
 BIN="$CACHE/bin/metallb-$VERSION"
-export GOTOOLCHAIN=local CGO_ENABLED=0
-export GOMODCACHE=${GOMODCACHE:-$CACHE/go/pkg/mod}
-export GOCACHE=${FERROLB_GOCACHE:-$CACHE/go-build}
 for cmd in controller speaker; do
   if [ ! -x "$BIN/$cmd" ]; then
     echo "[metallb] building go.universe.tf/metallb/$cmd@v$VERSION" >&2

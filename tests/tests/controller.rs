@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use ferrolb_api::{ConfigurationResult, ConfigurationState, IPAddressPool, annotations};
+use ferrolb_api::{ConfigurationResult, ConfigurationState, IPAddressPool};
 use ferrolb_controller::k8s::{CONDITION_TYPE, LEASE_NAME};
 use ferrolb_controller::metrics::ResultLabels;
 use ferrolb_tests::ControlPlane;
@@ -359,22 +359,11 @@ impl Svc {
 }
 
 fn ingress(svc: &Service) -> Vec<IpAddr> {
-    svc.status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.as_deref()?.parse().ok())
-        .collect()
+    ferrolb_api::service::ingress_ips(svc)
 }
 
 fn pool_annotation(svc: &Service) -> Option<&str> {
-    svc.metadata
-        .annotations
-        .as_ref()?
-        .get(annotations::IP_ALLOCATED_FROM_POOL)
-        .map(String::as_str)
+    ferrolb_api::service::allocated_pool(svc)
 }
 
 fn our_condition(svc: &Service) -> Option<&Condition> {

@@ -16,8 +16,6 @@
 //! rendered chart applies server-side and `helm install` (the README's flow) succeeds.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -62,7 +60,7 @@ fn helm() -> &'static Path {
 fn locate_helm() -> anyhow::Result<PathBuf> {
     let dir = match std::env::var_os(HELM_BIN_ENV) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => run_setup_script()?,
+        _ => ferrolb_tests::apiserver::run_setup_script("helm")?,
     };
     let helm = dir.join("helm");
     ensure!(
@@ -71,60 +69,6 @@ fn locate_helm() -> anyhow::Result<PathBuf> {
         dir.display()
     );
     Ok(helm)
-}
-
-/// `bash tests/setup/helm.sh`, serialised across test processes by a file lock; its last stdout
-/// line is the directory.
-fn run_setup_script() -> anyhow::Result<PathBuf> {
-    let script = repo_path("tests/setup/helm.sh");
-    let tmp = std::env::temp_dir();
-    let lock_path = tmp.join("ferrolb-helm-build.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
-    let log_path = tmp.join(format!("ferrolb-helm-build.{}.log", std::process::id()));
-    let log =
-        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-    eprintln!(
-        "helm_chart: locating helm with {} (a cold build takes minutes; progress in {})",
-        script.display(),
-        log_path.display()
-    );
-    let output = Command::new("bash")
-        .arg(&script)
-        .stdin(Stdio::null())
-        .stderr(Stdio::from(log))
-        .output()
-        .with_context(|| format!("running bash {}", script.display()))?;
-    drop(lock);
-    let mut stderr = String::new();
-    if let Ok(mut f) = File::open(&log_path) {
-        // Best effort: the log only decorates the error message.
-        let _ = f.read_to_string(&mut stderr);
-    }
-    if !output.status.success() {
-        let lines: Vec<&str> = stderr.lines().collect();
-        bail!(
-            "{} failed ({}); last lines of {}:\n{}",
-            script.display(),
-            output.status,
-            log_path.display(),
-            lines[lines.len().saturating_sub(30)..].join("\n")
-        );
-    }
-    let _ = std::fs::remove_file(&log_path);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .with_context(|| format!("{} printed no directory", script.display()))?;
-    Ok(PathBuf::from(last.trim()))
 }
 
 /// A helm command with its own (empty) config, cache and data directories and no ambient

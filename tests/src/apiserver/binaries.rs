@@ -79,7 +79,7 @@ pub fn binaries() -> &'static Binaries {
 fn locate() -> anyhow::Result<Binaries> {
     let dir = match std::env::var_os(BIN_DIR_ENV) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => run_setup_script()?,
+        _ => run_setup_script("control-plane")?,
     };
     let missing: Vec<&str> = REQUIRED
         .iter()
@@ -108,11 +108,13 @@ fn workspace_root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-fn run_setup_script() -> anyhow::Result<PathBuf> {
-    let script = workspace_root().join("tests/setup/control-plane.sh");
+/// Runs `tests/setup/<name>.sh`, which builds (or finds cached) binaries and prints their
+/// directory as its last line. One build at a time across processes (test binaries may run
+/// concurrently), its progress in a log file whose tail ends up in the error.
+pub fn run_setup_script(name: &str) -> anyhow::Result<PathBuf> {
+    let script = workspace_root().join(format!("tests/setup/{name}.sh"));
     let tmp = std::env::temp_dir();
-    // One build at a time across processes (test binaries may run concurrently, e.g. nextest).
-    let lock_path = tmp.join("ferrolb-control-plane-build.lock");
+    let lock_path = tmp.join(format!("ferrolb-{name}-build.lock"));
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -122,15 +124,11 @@ fn run_setup_script() -> anyhow::Result<PathBuf> {
     lock.lock()
         .with_context(|| format!("locking {}", lock_path.display()))?;
 
-    let log_path = tmp.join(format!(
-        "ferrolb-control-plane-build.{}.log",
-        std::process::id()
-    ));
+    let log_path = tmp.join(format!("ferrolb-{name}-build.{}.log", std::process::id()));
     let log =
         File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
     eprintln!(
-        "ferrolb-tests: locating control-plane binaries with {} (a cold build takes many \
-         minutes; progress in {})",
+        "ferrolb-tests: locating binaries with {} (a cold build takes minutes; progress in {})",
         script.display(),
         log_path.display()
     );
