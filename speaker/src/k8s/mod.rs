@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ferrolb_config::{NodeName, Snapshot};
+use ferrolb_config::{Config, NodeName, Snapshot};
 use ferrolb_runtime::events::EventSink;
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
@@ -152,6 +152,7 @@ pub async fn run(
     );
 
     let mut speaker = Speaker {
+        config: Config::default(),
         settings,
         stores,
         membership,
@@ -169,6 +170,7 @@ pub async fn run(
         live_changed: None,
         taking_over: BTreeMap::new(),
     };
+    speaker.config = ferrolb_config::parse(&speaker.snapshot()).config;
     health.set_ready(true);
     let result = speaker
         .run(&mut changed_rx, &statuses_tx, &mut shutdown)
@@ -190,6 +192,8 @@ struct Speaker {
     metrics: Arc<Metrics>,
     /// The last decisions, per IP.
     plans: BTreeMap<IpAddr, IpPlan>,
+    /// The configuration, parsed again only when pools or L2Advertisements change.
+    config: Config,
     started: Instant,
     /// The membership has seen every expected peer once (or the grace passed).
     converged: bool,
@@ -227,18 +231,25 @@ impl Speaker {
                 () = &mut *shutdown => return Ok(()),
                 first = changed.recv() => {
                     let Some(first) = first else { return Ok(()) };
-                    let mut kinds = BTreeSet::from([first as u8]);
+                    let mut kinds = BTreeSet::from([first]);
                     while let Ok(more) = changed.try_recv() {
-                        kinds.insert(more as u8);
+                        kinds.insert(more);
                     }
-                    if kinds.contains(&(Changed::Secret as u8)) {
+                    if kinds.contains(&Changed::Secret) {
                         self.refresh_key();
                     }
-                    if kinds.contains(&(Changed::Statuses as u8)) {
+                    if kinds.contains(&Changed::Statuses) {
                         statuses.send_replace(());
                     }
-                    if kinds.contains(&(Changed::Cluster as u8)) {
+                    if kinds.contains(&Changed::Nodes) {
                         self.refresh_seeds();
+                    }
+                    if kinds.contains(&Changed::Config) {
+                        self.config = ferrolb_config::parse(&self.snapshot()).config;
+                    }
+                    if kinds.iter().any(|k| {
+                        matches!(k, Changed::Workloads | Changed::Nodes | Changed::Config)
+                    }) {
                         self.decide();
                     }
                 }
@@ -332,7 +343,6 @@ impl Speaker {
             }
             self.converged = true;
         }
-        let config = ferrolb_config::parse(&self.snapshot()).config;
         let endpoints =
             view::endpoints_by_service(self.stores.endpoint_slices.state().iter().map(|s| &**s));
         let services: Vec<plan::LbService> = self
@@ -343,7 +353,7 @@ impl Speaker {
             .filter_map(|s| view::lb_service(s, self.settings.lb_class.as_deref(), &endpoints))
             .collect();
         let world = World {
-            config: &config,
+            config: &self.config,
             nodes: &nodes,
             live: live.as_ref(),
             ignore_exclude_label: self.settings.ignore_exclude_label,

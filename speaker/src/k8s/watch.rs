@@ -13,10 +13,14 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 /// What changed, as far as the decision loop cares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Changed {
-    /// Something that feeds the election.
-    Cluster,
+    /// Services or EndpointSlices.
+    Workloads,
+    /// Nodes (labels, conditions, addresses: the election and the membership's seeds).
+    Nodes,
+    /// Pools or L2Advertisements (the configuration is parsed again).
+    Config,
     /// The membership Secret.
     Secret,
     /// The ServiceL2Status objects.
@@ -47,20 +51,30 @@ impl Stores {
         let all = watcher::Config::default();
         let secret = watcher::Config::default().fields(&format!("metadata.name={secret_name}"));
         Self {
-            services: reflect(Api::all(client.clone()), all.clone(), tx, Changed::Cluster),
-            endpoint_slices: reflect(Api::all(client.clone()), all.clone(), tx, Changed::Cluster),
-            nodes: reflect(Api::all(client.clone()), all.clone(), tx, Changed::Cluster),
+            services: reflect(
+                Api::all(client.clone()),
+                all.clone(),
+                tx,
+                Changed::Workloads,
+            ),
+            endpoint_slices: reflect(
+                Api::all(client.clone()),
+                all.clone(),
+                tx,
+                Changed::Workloads,
+            ),
+            nodes: reflect(Api::all(client.clone()), all.clone(), tx, Changed::Nodes),
             pools: reflect(
                 Api::namespaced(client.clone(), namespace),
                 all.clone(),
                 tx,
-                Changed::Cluster,
+                Changed::Config,
             ),
             l2_advertisements: reflect(
                 Api::namespaced(client.clone(), namespace),
                 all.clone(),
                 tx,
-                Changed::Cluster,
+                Changed::Config,
             ),
             secrets: reflect(
                 Api::namespaced(client.clone(), namespace),
