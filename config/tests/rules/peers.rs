@@ -1,0 +1,227 @@
+//! Rules of BGP peers and BFD profiles.
+
+use super::*;
+
+#[test]
+fn peer_rules() {
+    let secret = |name: &str, type_: &str, data: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {NS}}}\ntype: {type_}\n{data}\n"
+        )
+    };
+    check(vec![
+        (
+            "missing profile and secret are transient",
+            object(
+                "BGPPeer",
+                "p",
+                "{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, bfdProfile: fast, passwordSecret: {name: md5}}",
+            ),
+            vec![
+                (
+                    BGPPeer,
+                    "p",
+                    "spec.bfdProfile",
+                    "BFDProfile \"fast\" not found",
+                    T,
+                ),
+                (
+                    BGPPeer,
+                    "p",
+                    "spec.passwordSecret.name",
+                    "Secret \"md5\" not found",
+                    T,
+                ),
+            ],
+        ),
+        (
+            "a secret of the wrong type, or without the key",
+            format!(
+                "{}{}{}{}",
+                secret("opaque", "Opaque", "stringData: {password: x}"),
+                secret(
+                    "nokey",
+                    "kubernetes.io/basic-auth",
+                    "stringData: {username: x}"
+                ),
+                object(
+                    "BGPPeer",
+                    "p1",
+                    "{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, passwordSecret: {name: opaque}}"
+                ),
+                object(
+                    "BGPPeer",
+                    "p2",
+                    "{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.2, passwordSecret: {name: nokey}}"
+                )
+            ),
+            vec![
+                (
+                    BGPPeer,
+                    "p1",
+                    "spec.passwordSecret.name",
+                    "must be kubernetes.io/basic-auth",
+                    E,
+                ),
+                (
+                    BGPPeer,
+                    "p2",
+                    "spec.passwordSecret.name",
+                    "has no password key",
+                    E,
+                ),
+            ],
+        ),
+        (
+            "everything checkable on one peer at once",
+            object(
+                "BGPPeer",
+                "p",
+                "{myASN: 0, peerASN: 64512, dynamicASN: external, holdTime: 2s, keepaliveTime: 5s, connectTime: 1500ms, routerID: '2001:db8::1', password: x, passwordSecret: {name: s}}",
+            ),
+            vec![
+                (BGPPeer, "p", "spec.myASN", "missing local ASN", E),
+                (
+                    BGPPeer,
+                    "p",
+                    "spec",
+                    "exactly one of peerASN and dynamicASN",
+                    E,
+                ),
+                (
+                    BGPPeer,
+                    "p",
+                    "spec",
+                    "exactly one of peerAddress and interface",
+                    E,
+                ),
+                (BGPPeer, "p", "spec.holdTime", "must be 0 or at least 3s", E),
+                (
+                    BGPPeer,
+                    "p",
+                    "spec.keepaliveTime",
+                    "must not exceed holdTime",
+                    E,
+                ),
+                (
+                    BGPPeer,
+                    "p",
+                    "spec.connectTime",
+                    "whole number of seconds",
+                    E,
+                ),
+                (BGPPeer, "p", "spec.routerID", "not an IPv4 address", E),
+                (
+                    BGPPeer,
+                    "p",
+                    "spec",
+                    "password and passwordSecret are mutually exclusive",
+                    E,
+                ),
+            ],
+        ),
+        (
+            "ebgp multihop on an iBGP peer; family mismatch",
+            object(
+                "BGPPeer",
+                "p",
+                "{myASN: 64512, peerASN: 64512, peerAddress: 192.0.2.1, sourceAddress: '2001:db8::1', ebgpMultiHop: true}",
+            ),
+            vec![
+                (BGPPeer, "p", "spec.ebgpMultiHop", "ibgp peer", E),
+                (BGPPeer, "p", "spec.sourceAddress", "same address family", E),
+            ],
+        ),
+        (
+            "keepalive alone implies hold = 3x keepalive",
+            object(
+                "BGPPeer",
+                "p",
+                "{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, keepaliveTime: 500ms}",
+            ),
+            vec![(
+                BGPPeer,
+                "p",
+                "spec.keepaliveTime",
+                "hold time 1s must be 0 or at least 3s",
+                E,
+            )],
+        ),
+        (
+            "two peers for the same router from the same nodes",
+            format!(
+                "{}{}",
+                object(
+                    "BGPPeer",
+                    "a",
+                    "{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1}"
+                ),
+                object(
+                    "BGPPeer",
+                    "b",
+                    "{myASN: 64514, peerASN: 64512, peerAddress: 192.0.2.1}"
+                )
+            ),
+            vec![(
+                BGPPeer,
+                "b",
+                "spec.peerAddress",
+                "already peers with the same router",
+                E,
+            )],
+        ),
+        (
+            "BFD ranges",
+            object(
+                "BFDProfile",
+                "f",
+                "{receiveInterval: 5, detectMultiplier: 300}",
+            ),
+            vec![
+                (
+                    BFDProfile,
+                    "f",
+                    "spec.receiveInterval",
+                    "5 is outside 10-60000",
+                    E,
+                ),
+                (
+                    BFDProfile,
+                    "f",
+                    "spec.detectMultiplier",
+                    "300 is outside 2-255",
+                    E,
+                ),
+            ],
+        ),
+    ]);
+}
+
+#[test]
+fn peer_defaults_and_resolved_references() {
+    let yaml = format!(
+        "{}{}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: md5, namespace: {NS}}}\ntype: kubernetes.io/basic-auth\ndata: {{password: c2VjcmV0}}\n",
+        object("BFDProfile", "fast", "{transmitInterval: 100}"),
+        object(
+            "BGPPeer",
+            "r",
+            "{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, holdTime: 9s, bfdProfile: fast, passwordSecret: {name: md5}}"
+        )
+    );
+    let out = outcome(&yaml);
+    assert!(out.is_valid(), "{:?}", out.errors);
+    let peer = &out.config.peers["r"];
+    assert_eq!(peer.hold_time.as_secs(), 9);
+    assert_eq!(peer.keepalive_time.as_secs(), 3);
+    assert_eq!(peer.port, 179);
+    assert_eq!(peer.password.as_deref(), Some("secret"));
+    let bfd = &out.config.bfd_profiles["fast"];
+    assert_eq!(
+        (
+            bfd.transmit_interval.as_millis(),
+            bfd.receive_interval.as_millis(),
+            bfd.detect_multiplier
+        ),
+        (100, 300, 3)
+    );
+}
