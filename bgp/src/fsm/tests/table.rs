@@ -4,7 +4,7 @@
 //! state never arms is ignored.
 
 use super::*;
-use crate::bgp::packet::{DecodeError, Message, RouteRefresh, Update};
+use crate::packet::{DecodeError, Message, RouteRefresh, Update};
 
 #[derive(Debug, Clone, Copy)]
 enum Ev {

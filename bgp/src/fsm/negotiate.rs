@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use super::super::packet::{
+use super::{Config, Negotiated, PeerAsn};
+use crate::packet::{
     Capability, GracefulRestart, GracefulRestartFamily, Notification, Open, error_code,
     open_subcode,
 };
-use super::{Config, Negotiated, PeerAsn};
 
 /// A peer OPEN we refuse: the NOTIFICATION to send and why, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]

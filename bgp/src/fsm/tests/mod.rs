@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::bgp::packet::{AfiSafi, Capability, Open};
+use crate::packet::{AfiSafi, Capability, Open};
 
 mod scenarios;
 mod table;

@@ -1,7 +1,7 @@
 //! Scenarios a user would notice, one per test.
 
 use super::*;
-use crate::bgp::packet::{
+use crate::packet::{
     AsPath, DecodeError, Families, GracefulRestart, PathAttributes, RouteRefresh, Update,
 };
 

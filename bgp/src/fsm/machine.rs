@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::super::packet::{Family, Message, Notification, cease_subcode, error_code, fsm_subcode};
 use super::negotiate::{negotiate, our_open};
 use super::{Down, DownReason, Fsm, Input, Output, State, Timer};
+use crate::packet::{Family, Message, Notification, cease_subcode, error_code, fsm_subcode};
 
 /// RFC 4271 §8.2.2: the hold timer while waiting for the peer's OPEN ("a large value";
 /// 4 minutes is suggested).
