@@ -103,7 +103,7 @@ pub fn announced_by(
 }
 
 /// The pool of `ip`: the recorded one if it still holds the IP, else the one containing it.
-fn pool_of(config: &Config, ip: IpAddr, users: &[&LbService]) -> Option<PoolName> {
+pub fn pool_of(config: &Config, ip: IpAddr, users: &[&LbService]) -> Option<PoolName> {
     let recorded = users.iter().filter_map(|s| s.pool.as_deref()).find(|name| {
         config
             .pools

@@ -321,18 +321,71 @@ async fn the_speaker_announces_with_only_its_service_account() -> anyhow::Result
             .await
     ));
 
-    // The Service goes: the speaker stops announcing and removes its ServiceL2Status.
-    cluster.delete_service("app").await?;
+    // BGP mode: the peer's password comes from a Secret, and each node records the peers a
+    // Service is advertised to, whether or not the session is up (no router runs here).
+    cluster
+        .apply(&format!(
+            r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: tor-password, namespace: {NS}}}
+type: kubernetes.io/basic-auth
+stringData: {{password: s3cret}}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: bgp, namespace: {NS}}}
+spec: {{addresses: ["198.51.100.0/26"]}}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: bgp, namespace: {NS}}}
+spec: {{ipAddressPools: [bgp]}}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPPeer
+metadata: {{name: tor, namespace: {NS}}}
+spec:
+  myASN: 64512
+  peerASN: 64500
+  peerAddress: {router}
+  passwordSecret: {{name: tor-password}}
+"#,
+            router = cluster.host("client").ipv4
+        ))
+        .await?;
+    cluster
+        .create_service(&TestService::new("app-bgp", &["198.51.100.10"], "node-1"))
+        .await?;
+    let bgp_statuses: Api<ferrolb_api::ServiceBGPStatus> = Api::namespaced(cluster.client(), NS);
     wait_for(
-        "the speaker removes its ServiceL2Status",
+        "each node records the peers it advertises app-bgp to",
         Duration::from_secs(20),
         || async {
-            Ok(statuses
-                .list(&Default::default())
-                .await?
+            let list = bgp_statuses.list(&Default::default()).await?;
+            let nodes: std::collections::BTreeSet<String> = list
                 .items
-                .is_empty()
-                .then_some(()))
+                .iter()
+                .filter_map(|s| s.status.as_ref())
+                .filter(|st| st.peers == ["tor"])
+                .filter_map(|st| st.node.clone())
+                .collect();
+            Ok((nodes.len() == 2).then_some(()))
+        },
+    )
+    .await
+    .with_context(|| cluster.describe())?;
+
+    // The Services go: the speakers stop announcing and remove their status objects.
+    cluster.delete_service("app").await?;
+    cluster.delete_service("app-bgp").await?;
+    wait_for(
+        "the speakers remove their ServiceL2Status and ServiceBGPStatus objects",
+        Duration::from_secs(20),
+        || async {
+            let l2 = statuses.list(&Default::default()).await?.items;
+            let bgp = bgp_statuses.list(&Default::default()).await?.items;
+            Ok((l2.is_empty() && bgp.is_empty()).then_some(()))
         },
     )
     .await?;

@@ -6,6 +6,7 @@
 
 pub use ferrolb_bgp::{fsm, packet};
 
+pub mod advertise;
 pub mod session;
 
 pub use session::{RouteAttrs, RouteSet, Session, SessionConfig, SessionHandle, SessionState};

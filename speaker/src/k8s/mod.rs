@@ -1,11 +1,12 @@
 //! The speaker's kube edge and decision loop: watch the cluster, keep the membership of speakers
-//! running, elect per IP, hand the plan to the announcer, and report what is announced
-//! (ServiceL2Status, Events).
+//! running, elect per IP, hand the plan to the layer-2 announcer and the BGP sessions, and
+//! report what is announced (ServiceL2Status, ServiceBGPStatus, Events).
 //!
 //! The apiserver is needed to start (to learn this node's address, its peers and the
 //! configuration) but not to fail over: the caches keep the last known view, the membership runs
 //! on the node network, and a change in who is live re-runs the election at once.
 
+pub mod bgp;
 pub mod status;
 pub mod view;
 mod watch;
@@ -16,7 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ferrolb_config::{Config, NodeName, Snapshot};
+use ferrolb_api::{BGPPeer, ServiceBGPStatus, ServiceL2Status};
+use ferrolb_config::{Config, NodeName, PeerName, SecretInfo, Snapshot};
 use ferrolb_runtime::events::EventSink;
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
@@ -24,6 +26,7 @@ use kube::runtime::events::EventType;
 use tokio::sync::{mpsc, watch as chan};
 use tokio::time::Instant;
 
+use crate::bgp::advertise::{self, BgpPlan};
 use crate::election::{NodeInfo, World};
 use crate::layer2::announcer::{
     Announcer, AnnouncerHandle, AnnouncerSettings, Conflict, InterfaceChoice, Plan,
@@ -84,7 +87,7 @@ pub async fn run(
         .as_ref()
         .map_or("ferrolb-memberlist", |m| m.secret.as_str())
         .to_owned();
-    let stores = Stores::start(&client, &settings.namespace, &secret_name, &changed_tx);
+    let stores = Stores::start(&client, &settings.namespace, &changed_tx);
     tokio::pin!(shutdown);
     tokio::select! {
         () = stores.wait_ready() => {}
@@ -104,7 +107,7 @@ pub async fn run(
                     () = &mut shutdown => return Ok(()),
                 }
             };
-            let key = memberlist_key(&stores);
+            let key = memberlist_key(&stores, &secret_name);
             if key.is_empty() {
                 tracing::warn!(secret = %secret_name, "no membership key: speaker traffic is not authenticated");
             }
@@ -136,14 +139,29 @@ pub async fn run(
 
     let (announced_tx, announced_rx) = chan::channel(status::Announced::new());
     let (statuses_tx, statuses_rx) = chan::channel(());
-    tokio::spawn(status::run(
+    tokio::spawn(status::run::<ServiceL2Status>(
         client.clone(),
         settings.namespace.clone(),
         settings.node.to_string(),
         stores.l2_statuses.clone(),
         announced_rx,
+        statuses_rx.clone(),
+    ));
+    let (bgp_announced_tx, bgp_announced_rx) = chan::channel(status::Announced::new());
+    tokio::spawn(status::run::<ServiceBGPStatus>(
+        client.clone(),
+        settings.namespace.clone(),
+        settings.node.to_string(),
+        stores.bgp_statuses.clone(),
+        bgp_announced_rx,
         statuses_rx,
     ));
+    let (peer_events_tx, peer_events) = mpsc::unbounded_channel();
+    let sessions = bgp::Sessions::new(
+        settings.node.clone(),
+        peer_events_tx,
+        metrics.bgp_stats.clone(),
+    );
     let events = EventSink::start(
         client,
         "ferrolb-speaker",
@@ -169,6 +187,11 @@ pub async fn run(
         cut_off: false,
         live_changed: None,
         taking_over: BTreeMap::new(),
+        secret_name,
+        sessions,
+        peer_events,
+        bgp_announced_tx,
+        bgp_plan: BgpPlan::default(),
     };
     speaker.config = ferrolb_config::parse(&speaker.snapshot()).config;
     health.set_ready(true);
@@ -207,6 +230,16 @@ struct Speaker {
     live_changed: Option<Instant>,
     /// IPs gained because of a membership change, not yet answered, with that change's time.
     taking_over: BTreeMap<IpAddr, Instant>,
+    /// The membership Secret's name.
+    secret_name: String,
+    /// The BGP sessions of this node.
+    sessions: bgp::Sessions,
+    /// Their state changes.
+    peer_events: mpsc::UnboundedReceiver<bgp::PeerEvent>,
+    /// What this node advertises over BGP, for ServiceBGPStatus.
+    bgp_announced_tx: chan::Sender<status::Announced>,
+    /// The last BGP plan.
+    bgp_plan: BgpPlan,
 }
 
 impl Speaker {
@@ -237,6 +270,8 @@ impl Speaker {
                     }
                     if kinds.contains(&Changed::Secret) {
                         self.refresh_key();
+                        // BGP passwords come from Secrets too.
+                        self.config = ferrolb_config::parse(&self.snapshot()).config;
                     }
                     if kinds.contains(&Changed::Statuses) {
                         statuses.send_replace(());
@@ -248,7 +283,10 @@ impl Speaker {
                         self.config = ferrolb_config::parse(&self.snapshot()).config;
                     }
                     if kinds.iter().any(|k| {
-                        matches!(k, Changed::Workloads | Changed::Nodes | Changed::Config)
+                        matches!(
+                            k,
+                            Changed::Workloads | Changed::Nodes | Changed::Config | Changed::Secret
+                        )
                     }) {
                         self.decide();
                     }
@@ -269,6 +307,7 @@ impl Speaker {
                     self.report_announced(&announcing.borrow_and_update().clone());
                 }
                 Some(conflict) = self.announcer.conflicts.recv() => self.report_conflict(&conflict),
+                Some(event) = self.peer_events.recv() => self.report_session(&event),
                 () = tokio::time::sleep(grace_left), if !self.converged => {
                     self.decide();
                 }
@@ -299,8 +338,115 @@ impl Speaker {
         self.cut_off = down;
     }
 
-    /// Re-runs the election for every IP and hands this node's share to the announcer.
+    /// Re-runs the election for every IP and hands this node's share to the announcer, and
+    /// gives each BGP session its routes.
     fn decide(&mut self) {
+        let nodes: BTreeMap<NodeName, NodeInfo> = self
+            .stores
+            .nodes
+            .state()
+            .iter()
+            .map(|n| {
+                (
+                    NodeName::from(n.metadata.name.clone().unwrap_or_default()),
+                    view::node_info(n),
+                )
+            })
+            .collect();
+        let endpoints =
+            view::endpoints_by_service(self.stores.endpoint_slices.state().iter().map(|s| &**s));
+        let services: Vec<plan::LbService> = self
+            .stores
+            .services
+            .state()
+            .iter()
+            .filter_map(|s| view::lb_service(s, self.settings.lb_class.as_deref(), &endpoints))
+            .collect();
+        self.decide_bgp(&nodes, &services);
+        self.decide_layer2(&nodes, &services);
+    }
+
+    /// BGP needs no election: every eligible node advertises, and the routers spread the
+    /// traffic. Nor does it wait for the membership: a dead node's sessions die with it.
+    fn decide_bgp(&mut self, nodes: &BTreeMap<NodeName, NodeInfo>, services: &[plan::LbService]) {
+        let me = self.settings.node.clone();
+        let unknown = NodeInfo::default();
+        let plan = advertise::plan(
+            &self.config,
+            &advertise::Node {
+                name: &me,
+                info: nodes.get(&me).unwrap_or(&unknown),
+                ignore_exclude_label: self.settings.ignore_exclude_label,
+            },
+            services,
+        );
+        let node_ips = self
+            .stores
+            .nodes
+            .get(&kube::runtime::reflector::ObjectRef::new(me.as_str()))
+            .map(|n| view::internal_ips(&n))
+            .unwrap_or_default();
+        let reconciled = self
+            .sessions
+            .reconcile(&self.config, &plan.routes, &node_ips);
+        for (peer, why) in reconciled.refused {
+            tracing::warn!(peer = %peer, reason = %why, "BGP peer not used on this node");
+            if let Some(object) = self.peer_object(&peer) {
+                self.events.emit(
+                    &object,
+                    EventType::Warning,
+                    "PeerUnsupported",
+                    format!("node \"{me}\": {why}"),
+                );
+            }
+        }
+        if plan != self.bgp_plan {
+            let routes: usize = plan.routes.values().map(BTreeMap::len).sum();
+            tracing::info!(
+                peers = plan.routes.len(),
+                routes,
+                services = plan.services.len(),
+                unadvertised = plan.not_advertised.len(),
+                "BGP plan changed"
+            );
+            for (ip, why) in &plan.not_advertised {
+                if self.bgp_plan.not_advertised.get(ip) != Some(why) {
+                    tracing::debug!(%ip, reason = %why, "not advertised over BGP from this node");
+                }
+            }
+        }
+        let announced: status::Announced = plan
+            .services
+            .iter()
+            .map(|(svc, peers)| (svc.clone(), peers.iter().map(|p| p.to_string()).collect()))
+            .collect();
+        let node = self.settings.node.to_string();
+        self.bgp_announced_tx.send_if_modified(|current| {
+            if *current == announced {
+                return false;
+            }
+            for service in announced.keys().filter(|s| !current.contains_key(*s)) {
+                if let Some(svc) = self.service(service) {
+                    self.events.emit(
+                        &svc,
+                        EventType::Normal,
+                        "nodeAssigned",
+                        format!("announcing from node \"{node}\" with protocol \"bgp\""),
+                    );
+                }
+            }
+            *current = announced;
+            true
+        });
+        self.bgp_plan = plan;
+    }
+
+    /// The layer-2 election, and this node's share of it to the announcer.
+    fn decide_layer2(
+        &mut self,
+        nodes: &BTreeMap<NodeName, NodeInfo>,
+        services: &[plan::LbService],
+    ) {
         if self.cut_off {
             self.plan_tx.send_if_modified(|current| {
                 let changed = !current.ips.is_empty();
@@ -316,18 +462,6 @@ impl Speaker {
                 .map(|n| NodeName::from(n.clone()))
                 .collect()
         });
-        let nodes: BTreeMap<NodeName, NodeInfo> = self
-            .stores
-            .nodes
-            .state()
-            .iter()
-            .map(|n| {
-                (
-                    NodeName::from(n.metadata.name.clone().unwrap_or_default()),
-                    view::node_info(n),
-                )
-            })
-            .collect();
         if !self.converged {
             let all_seen = live
                 .as_ref()
@@ -343,22 +477,13 @@ impl Speaker {
             }
             self.converged = true;
         }
-        let endpoints =
-            view::endpoints_by_service(self.stores.endpoint_slices.state().iter().map(|s| &**s));
-        let services: Vec<plan::LbService> = self
-            .stores
-            .services
-            .state()
-            .iter()
-            .filter_map(|s| view::lb_service(s, self.settings.lb_class.as_deref(), &endpoints))
-            .collect();
         let world = World {
             config: &self.config,
-            nodes: &nodes,
+            nodes,
             live: live.as_ref(),
             ignore_exclude_label: self.settings.ignore_exclude_label,
         };
-        self.plans = plan::layer2(world, &services);
+        self.plans = plan::layer2(world, services);
         let mine = plan::announced_by(&self.settings.node, &self.plans);
         let plan = Plan {
             ips: mine
@@ -408,14 +533,91 @@ impl Speaker {
         self.report_announced(&answering);
     }
 
-    /// The configuration objects the layer-2 plan reads.
+    /// The configuration objects the plans read. Node labels are left out: the plans match
+    /// selectors against this node's labels themselves.
     fn snapshot(&self) -> Snapshot {
         Snapshot {
             namespace: self.settings.namespace.clone(),
             pools: owned(self.stores.pools.state()),
             l2_advertisements: owned(self.stores.l2_advertisements.state()),
+            bgp_advertisements: owned(self.stores.bgp_advertisements.state()),
+            peers: owned(self.stores.peers.state()),
+            bfd_profiles: owned(self.stores.bfd_profiles.state()),
+            communities: owned(self.stores.communities.state()),
+            secrets: self
+                .stores
+                .secrets
+                .state()
+                .iter()
+                .filter_map(|s| Some((s.metadata.name.clone()?, secret_info(s))))
+                .collect(),
             ..Snapshot::default()
         }
+    }
+
+    /// Logs a session change, raises an Event on the BGPPeer, and keeps the metrics.
+    fn report_session(&mut self, event: &bgp::PeerEvent) {
+        let Some(before) = self.sessions.observe(event) else {
+            return;
+        };
+        let now = &event.state;
+        let was_up = before
+            .as_ref()
+            .is_some_and(crate::bgp::SessionState::is_established);
+        let node = &self.settings.node;
+        let address = self
+            .sessions
+            .address(&event.peer)
+            .map_or_else(String::new, |a| a.ip().to_string());
+        if now.is_established() && !was_up {
+            let detail = now.negotiated.as_ref().map_or_else(String::new, |n| {
+                format!(
+                    " (AS {}, router ID {}, hold time {}s)",
+                    n.peer_asn,
+                    n.peer_router_id,
+                    n.hold_time.as_secs()
+                )
+            });
+            tracing::info!(peer = %event.peer, %address, "BGP session established{detail}");
+            if let Some(object) = self.peer_object(&event.peer) {
+                self.events.emit(
+                    &object,
+                    EventType::Normal,
+                    "SessionEstablished",
+                    format!("node \"{node}\": session with {address} established{detail}"),
+                );
+            }
+        } else if was_up && !now.is_established() {
+            let why = now
+                .last_down
+                .as_ref()
+                .map_or_else(|| "closed".to_owned(), |d| d.reason.to_string());
+            tracing::warn!(peer = %event.peer, %address, reason = %why, "BGP session down");
+            if let Some(object) = self.peer_object(&event.peer) {
+                self.events.emit(
+                    &object,
+                    EventType::Warning,
+                    "SessionDown",
+                    format!("node \"{node}\": session with {address} went down: {why}"),
+                );
+            }
+        } else if before.as_ref().map(|b| &b.last_down) != Some(&now.last_down)
+            && let Some(down) = &now.last_down
+        {
+            // Attempts that never came up are logged, not raised: a router that is away would
+            // otherwise flood the Events.
+            tracing::info!(peer = %event.peer, %address, reason = %down.reason, "BGP session attempt failed");
+        }
+    }
+
+    fn peer_object(&self, peer: &PeerName) -> Option<BGPPeer> {
+        self.stores
+            .peers
+            .get(
+                &kube::runtime::reflector::ObjectRef::new(peer.as_str())
+                    .within(&self.settings.namespace),
+            )
+            .map(|p| (*p).clone())
     }
 
     /// Writes ServiceL2Status and Events for what the announcer really answers for.
@@ -517,7 +719,7 @@ impl Speaker {
 
     fn refresh_key(&self) {
         if let Some(membership) = &self.membership {
-            membership.set_key(memberlist_key(&self.stores));
+            membership.set_key(memberlist_key(&self.stores, &self.secret_name));
         }
     }
 
@@ -538,7 +740,10 @@ impl Speaker {
                 membership.leave().await;
             }
         };
-        tokio::join!(leave, self.announcer.drain());
+        let sessions = self
+            .sessions
+            .stop("ferrolb speaker shutting down on this node");
+        tokio::join!(leave, self.announcer.drain(), sessions);
         tracing::info!("left");
     }
 }
@@ -577,13 +782,26 @@ fn seeds(stores: &Stores, me: &NodeName, bind: SocketAddr) -> BTreeMap<String, S
 }
 
 /// The shared membership key from the Secret (empty when missing).
-fn memberlist_key(stores: &Stores) -> Vec<u8> {
+fn memberlist_key(stores: &Stores, secret: &str) -> Vec<u8> {
     stores
         .secrets
         .state()
-        .first()
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(secret))
         .and_then(|s| s.data.as_ref()?.get(MEMBERLIST_KEY).map(|b| b.0.clone()))
         .unwrap_or_default()
+}
+
+/// What the configuration needs of a Secret (BGP passwords).
+fn secret_info(secret: &k8s_openapi::api::core::v1::Secret) -> SecretInfo {
+    SecretInfo {
+        type_: secret.type_.clone().unwrap_or_default(),
+        password: secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get("password"))
+            .and_then(|b| String::from_utf8(b.0.clone()).ok()),
+    }
 }
 
 /// Copies the objects out of a store's snapshot.

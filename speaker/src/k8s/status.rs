@@ -1,15 +1,20 @@
-//! `ServiceL2Status` objects: one per (Service, announcing node), written by the node that
-//! announces. Level-triggered: the writer is given the whole set this node announces and makes
-//! the objects match, retrying while the apiserver is away. The announcer never waits on it.
+//! `ServiceL2Status` and `ServiceBGPStatus` objects: one per (Service, announcing node), written
+//! by the node that announces. Level-triggered: the writer is given the whole set this node
+//! announces and makes the objects match, retrying while the apiserver is away. The announcers
+//! never wait on it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrolb_api::{InterfaceName, ServiceL2Status, ServiceL2StatusStatus};
+use ferrolb_api::{
+    InterfaceName, ServiceBGPStatus, ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusStatus,
+};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::Store;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
@@ -20,26 +25,89 @@ pub const SERVICE_NAME_LABEL: &str = "ferrolb.io/service-name";
 /// Label naming the Service's namespace.
 pub const SERVICE_NAMESPACE_LABEL: &str = "ferrolb.io/service-namespace";
 
-/// What this node announces: Service (`namespace/name`) → interfaces (empty: all).
+/// What this node announces: Service (`namespace/name`) → interfaces (layer 2; empty: all) or
+/// peers (BGP).
 pub type Announced = BTreeMap<String, BTreeSet<String>>;
 
-/// The object name for (`service`, `node`): stable, so writes need no lookup.
-pub fn object_name(service: &str, node: &str) -> String {
-    let digest = Sha256::digest(format!("{service}@{node}").as_bytes());
-    let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
-    format!("l2-{hex}")
+/// A per-(Service, node) status kind.
+pub(crate) trait StatusKind:
+    Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// The status type.
+    type Status: PartialEq + serde::Serialize;
+    /// Object names start with this (`l2-`, `bgp-`).
+    const PREFIX: &'static str;
+    /// The status for `service` on `node` with `items` (interfaces or peers).
+    fn status_of(service: &str, node: &str, items: &BTreeSet<String>) -> Self::Status;
+    /// The object's current status.
+    fn current(&self) -> Option<&Self::Status>;
 }
 
-/// Keeps the ServiceL2Status objects in line with `announced`, until `announced` closes.
-pub(crate) async fn run(
+impl StatusKind for ServiceL2Status {
+    type Status = ServiceL2StatusStatus;
+    const PREFIX: &'static str = "l2-";
+    fn status_of(service: &str, node: &str, interfaces: &BTreeSet<String>) -> Self::Status {
+        let (namespace, name) = service.split_once('/').unwrap_or(("", service));
+        ServiceL2StatusStatus {
+            node: Some(node.to_owned()),
+            service_name: Some(name.to_owned()),
+            service_namespace: Some(namespace.to_owned()),
+            interfaces: interfaces
+                .iter()
+                .map(|name| InterfaceName { name: name.clone() })
+                .collect(),
+        }
+    }
+    fn current(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+}
+
+impl StatusKind for ServiceBGPStatus {
+    type Status = ServiceBGPStatusStatus;
+    const PREFIX: &'static str = "bgp-";
+    fn status_of(service: &str, node: &str, peers: &BTreeSet<String>) -> Self::Status {
+        let (namespace, name) = service.split_once('/').unwrap_or(("", service));
+        ServiceBGPStatusStatus {
+            node: Some(node.to_owned()),
+            service_name: Some(name.to_owned()),
+            service_namespace: Some(namespace.to_owned()),
+            peers: peers.iter().cloned().collect(),
+        }
+    }
+    fn current(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+}
+
+/// The object name of kind `K` for (`service`, `node`): stable, so writes need no lookup.
+pub fn object_name_of(prefix: &str, service: &str, node: &str) -> String {
+    let digest = Sha256::digest(format!("{service}@{node}").as_bytes());
+    let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
+}
+
+/// The ServiceL2Status name for (`service`, `node`).
+pub fn object_name(service: &str, node: &str) -> String {
+    object_name_of(ServiceL2Status::PREFIX, service, node)
+}
+
+/// Keeps the status objects of kind `K` in line with `announced`, until `announced` closes.
+pub(crate) async fn run<K: StatusKind>(
     client: Client,
     namespace: String,
     node: String,
-    store: Store<ServiceL2Status>,
+    store: Store<K>,
     mut announced: watch::Receiver<Announced>,
     mut statuses_changed: watch::Receiver<()>,
 ) {
-    let api: Api<ServiceL2Status> = Api::namespaced(client, &namespace);
+    let api: Api<K> = Api::namespaced(client, &namespace);
     let manager = format!("ferrolb-speaker/{node}");
     let mut retry = Duration::from_millis(500);
     loop {
@@ -61,13 +129,14 @@ pub(crate) async fn run(
 }
 
 /// One pass; true when everything matched or was written.
-async fn reconcile(
-    api: &Api<ServiceL2Status>,
+async fn reconcile<K: StatusKind>(
+    api: &Api<K>,
     manager: &str,
     node: &str,
-    existing: &[Arc<ServiceL2Status>],
+    existing: &[Arc<K>],
     want: &Announced,
 ) -> bool {
+    let kind = K::kind(&());
     let mut ok = true;
     for object in existing {
         let labels = object.labels();
@@ -90,60 +159,48 @@ async fn reconcile(
             let name = object.name_any();
             match api.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => {
-                    tracing::debug!(name = %name, service = %service, "removed ServiceL2Status")
+                    tracing::debug!(name = %name, service = %service, "removed {kind}")
                 }
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => {
-                    tracing::warn!(name = %name, error = %e, "cannot remove ServiceL2Status");
+                    tracing::warn!(name = %name, error = %e, "cannot remove {kind}");
                     ok = false;
                 }
             }
         }
     }
-    for (service, interfaces) in want {
-        let name = object_name(service, node);
-        let status = status_of(service, node, interfaces);
+    for (service, items) in want {
+        let name = object_name_of(K::PREFIX, service, node);
+        let status = K::status_of(service, node, items);
         let current = existing
             .iter()
             .find(|o| o.name_any() == name)
-            .and_then(|o| o.status.as_ref());
+            .and_then(|o| o.current());
         if current == Some(&status) {
             continue;
         }
         if let Err(e) = write(api, manager, &name, service, node, &status).await {
-            tracing::warn!(service = %service, error = %e, "cannot write ServiceL2Status");
+            tracing::warn!(service = %service, error = %e, "cannot write {kind}");
             ok = false;
         }
     }
     ok
 }
 
-fn status_of(service: &str, node: &str, interfaces: &BTreeSet<String>) -> ServiceL2StatusStatus {
-    let (namespace, name) = service.split_once('/').unwrap_or(("", service));
-    ServiceL2StatusStatus {
-        node: Some(node.to_owned()),
-        service_name: Some(name.to_owned()),
-        service_namespace: Some(namespace.to_owned()),
-        interfaces: interfaces
-            .iter()
-            .map(|name| InterfaceName { name: name.clone() })
-            .collect(),
-    }
-}
-
-async fn write(
-    api: &Api<ServiceL2Status>,
+async fn write<K: StatusKind>(
+    api: &Api<K>,
     manager: &str,
     name: &str,
     service: &str,
     node: &str,
-    status: &ServiceL2StatusStatus,
+    status: &K::Status,
 ) -> Result<(), kube::Error> {
+    let kind = K::kind(&());
     let (namespace, svc_name) = service.split_once('/').unwrap_or(("", service));
     let params = PatchParams::apply(manager).force();
     let object = serde_json::json!({
         "apiVersion": ferrolb_api::API_VERSION,
-        "kind": "ServiceL2Status",
+        "kind": kind,
         "metadata": {
             "name": name,
             "labels": {
@@ -157,12 +214,12 @@ async fn write(
     api.patch(name, &params, &Patch::Apply(&object)).await?;
     let body = serde_json::json!({
         "apiVersion": ferrolb_api::API_VERSION,
-        "kind": "ServiceL2Status",
+        "kind": kind,
         "status": status,
     });
     api.patch_status(name, &params, &Patch::Apply(&body))
         .await?;
-    tracing::debug!(name = %name, service = %service, "wrote ServiceL2Status");
+    tracing::debug!(name = %name, service = %service, "wrote {kind}");
     Ok(())
 }
 
@@ -178,5 +235,7 @@ mod tests {
         assert_ne!(a, object_name("web/https", "node-1"));
         assert!(a.len() <= 63 && a.starts_with("l2-"));
         assert!(a[3..].chars().all(|c| c.is_ascii_hexdigit()));
+        let b = object_name_of(ServiceBGPStatus::PREFIX, "web/http", "node-1");
+        assert!(b.starts_with("bgp-") && b[4..] == a[3..]);
     }
 }

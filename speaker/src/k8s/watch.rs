@@ -3,7 +3,10 @@
 
 use std::fmt::Debug;
 
-use ferrolb_api::{IPAddressPool, L2Advertisement, ServiceL2Status};
+use ferrolb_api::{
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
+    ServiceBGPStatus, ServiceL2Status,
+};
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::Store;
@@ -19,11 +22,12 @@ pub(crate) enum Changed {
     Workloads,
     /// Nodes (labels, conditions, addresses: the election and the membership's seeds).
     Nodes,
-    /// Pools or L2Advertisements (the configuration is parsed again).
+    /// Pools, advertisements, peers, BFD profiles or communities (the configuration is parsed
+    /// again).
     Config,
-    /// The membership Secret.
+    /// A Secret of ferrolb's namespace (the membership key, BGP passwords).
     Secret,
-    /// The ServiceL2Status objects.
+    /// The ServiceL2Status or ServiceBGPStatus objects.
     Statuses,
 }
 
@@ -35,21 +39,24 @@ pub(crate) struct Stores {
     pub nodes: Store<Node>,
     pub pools: Store<IPAddressPool>,
     pub l2_advertisements: Store<L2Advertisement>,
+    pub bgp_advertisements: Store<BGPAdvertisement>,
+    pub peers: Store<BGPPeer>,
+    pub bfd_profiles: Store<BFDProfile>,
+    pub communities: Store<Community>,
     pub secrets: Store<Secret>,
     pub l2_statuses: Store<ServiceL2Status>,
+    pub bgp_statuses: Store<ServiceBGPStatus>,
 }
 
 impl Stores {
-    /// Starts the watches. Config kinds, the membership Secret (by name) and ServiceL2Status
-    /// objects come from `namespace` only.
+    /// Starts the watches. Config kinds, Secrets (the membership key, BGP passwords) and the
+    /// status objects come from `namespace` only.
     pub(crate) fn start(
         client: &Client,
         namespace: &str,
-        secret_name: &str,
         tx: &mpsc::UnboundedSender<Changed>,
     ) -> Self {
         let all = watcher::Config::default();
-        let secret = watcher::Config::default().fields(&format!("metadata.name={secret_name}"));
         Self {
             services: reflect(
                 Api::all(client.clone()),
@@ -76,13 +83,43 @@ impl Stores {
                 tx,
                 Changed::Config,
             ),
+            bgp_advertisements: reflect(
+                Api::namespaced(client.clone(), namespace),
+                all.clone(),
+                tx,
+                Changed::Config,
+            ),
+            peers: reflect(
+                Api::namespaced(client.clone(), namespace),
+                all.clone(),
+                tx,
+                Changed::Config,
+            ),
+            bfd_profiles: reflect(
+                Api::namespaced(client.clone(), namespace),
+                all.clone(),
+                tx,
+                Changed::Config,
+            ),
+            communities: reflect(
+                Api::namespaced(client.clone(), namespace),
+                all.clone(),
+                tx,
+                Changed::Config,
+            ),
             secrets: reflect(
                 Api::namespaced(client.clone(), namespace),
-                secret,
+                all.clone(),
                 tx,
                 Changed::Secret,
             ),
             l2_statuses: reflect(
+                Api::namespaced(client.clone(), namespace),
+                all.clone(),
+                tx,
+                Changed::Statuses,
+            ),
+            bgp_statuses: reflect(
                 Api::namespaced(client.clone(), namespace),
                 all,
                 tx,
@@ -100,8 +137,13 @@ impl Stores {
             self.nodes.wait_until_ready(),
             self.pools.wait_until_ready(),
             self.l2_advertisements.wait_until_ready(),
+            self.bgp_advertisements.wait_until_ready(),
+            self.peers.wait_until_ready(),
+            self.bfd_profiles.wait_until_ready(),
+            self.communities.wait_until_ready(),
             self.secrets.wait_until_ready(),
             self.l2_statuses.wait_until_ready(),
+            self.bgp_statuses.wait_until_ready(),
         );
     }
 }

@@ -1,0 +1,271 @@
+//! What one node advertises to each of its BGP peers. Pure: the configuration, this node and the
+//! Services with IPs go in; per peer the routes (a [`RouteSet`]), per Service the peers it goes
+//! to, and per IP the reason it is not advertised come out. The speaker, the tests and
+//! `kubectl ferrolb explain` compute the same thing.
+//!
+//! An IP is advertised from a node when (MetalLB's rules, REFERENCE.md §5.1):
+//! - some BGPAdvertisement of the IP's pool matches the Service and selects this node;
+//! - the node is not `NetworkUnavailable` and not labelled exclude-from-external-load-balancers
+//!   (unless that label is ignored);
+//! - `externalTrafficPolicy: Cluster`: a usable endpoint exists anywhere; `Local`: one exists on
+//!   this node — so with Local only the nodes with pods attract traffic;
+//! - the matching advertisements do not ask for different LOCAL_PREFs for the same prefix.
+//!
+//! One route is made per (IP × matching advertisement × peer): the IP masked to the
+//! advertisement's aggregation length, its LOCAL_PREF and communities. Advertisements with a
+//! `peers` list reach only those peers; the peer must select this node. Identical prefixes from
+//! several Services or advertisements become one route with the communities unioned.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use ferrolb_config::{BgpAdvertisement, BgpCommunity, Config, Family, NodeName, PeerName};
+use ipnet::IpNet;
+
+use super::packet::{Community, LargeCommunity};
+use super::session::{RouteAttrs, RouteSet};
+use crate::election::{EXCLUDE_LABEL, NodeInfo};
+use crate::plan::{LbService, pool_of};
+
+/// Why an IP is not advertised from this node.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NotAdvertised {
+    /// No pool of the configuration holds the IP.
+    NoPool,
+    /// No BGPAdvertisement of the pool matches the Service (which Service).
+    NoAdvertisement(String),
+    /// The matching advertisements do not select this node.
+    NodeNotSelected,
+    /// This node's `NetworkUnavailable` condition is True.
+    NetworkUnavailable,
+    /// This node carries the exclude-from-external-load-balancers label.
+    ExcludedByLabel,
+    /// `externalTrafficPolicy: Cluster` and no usable endpoint anywhere (which Service).
+    NoEndpoints(String),
+    /// `externalTrafficPolicy: Local` and no usable endpoint on this node (which Service).
+    NoLocalEndpoints(String),
+    /// Two advertisements ask for different LOCAL_PREFs for this prefix.
+    ConflictingLocalPref(IpNet, u32, u32),
+    /// The advertisements name only peers that do not peer from this node.
+    NoPeer,
+}
+
+impl fmt::Display for NotAdvertised {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoPool => f.write_str("no IPAddressPool holds the IP"),
+            Self::NoAdvertisement(s) => {
+                write!(f, "no BGPAdvertisement of the IP's pool matches {s}")
+            }
+            Self::NodeNotSelected => {
+                f.write_str("no matching BGPAdvertisement selects this node (nodeSelectors)")
+            }
+            Self::NetworkUnavailable => f.write_str("the node is NetworkUnavailable"),
+            Self::ExcludedByLabel => write!(f, "the node is labelled {EXCLUDE_LABEL}"),
+            Self::NoEndpoints(s) => write!(f, "{s} has no ready endpoint anywhere"),
+            Self::NoLocalEndpoints(s) => write!(
+                f,
+                "{s} has externalTrafficPolicy Local and no ready endpoint on this node"
+            ),
+            Self::ConflictingLocalPref(prefix, a, b) => write!(
+                f,
+                "BGPAdvertisements ask for LOCAL_PREF {a} and {b} for {prefix}"
+            ),
+            Self::NoPeer => f.write_str(
+                "the matching BGPAdvertisements name only peers that do not peer from this node",
+            ),
+        }
+    }
+}
+
+/// The node's view of itself.
+#[derive(Clone, Debug)]
+pub struct Node<'a> {
+    /// Its name.
+    pub name: &'a NodeName,
+    /// Its labels and conditions.
+    pub info: &'a NodeInfo,
+    /// Advertise even when the node carries the exclude label.
+    pub ignore_exclude_label: bool,
+}
+
+/// What this node advertises.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BgpPlan {
+    /// The routes for each peer that peers from this node (empty sets included).
+    pub routes: BTreeMap<PeerName, RouteSet>,
+    /// For each Service (`namespace/name`) advertised from here, the peers it goes to.
+    pub services: BTreeMap<String, BTreeSet<PeerName>>,
+    /// IPs not advertised from here, and why.
+    pub not_advertised: BTreeMap<IpAddr, NotAdvertised>,
+}
+
+/// The peers that peer from `node`.
+pub fn peers_of<'a>(config: &'a Config, node: &Node<'_>) -> BTreeSet<&'a PeerName> {
+    config
+        .peers
+        .values()
+        .filter(|p| ferrolb_config::any_matches(&p.node_selectors, &node.info.labels))
+        .map(|p| &p.name)
+        .collect()
+}
+
+/// Computes what `node` advertises to whom.
+pub fn plan(config: &Config, node: &Node<'_>, services: &[LbService]) -> BgpPlan {
+    let peers = peers_of(config, node);
+    let mut out = BgpPlan {
+        routes: peers
+            .iter()
+            .map(|p| ((*p).clone(), RouteSet::new()))
+            .collect(),
+        ..BgpPlan::default()
+    };
+    let mut by_ip: BTreeMap<IpAddr, Vec<&LbService>> = BTreeMap::new();
+    for service in services {
+        for ip in &service.ips {
+            by_ip.entry(*ip).or_default().push(service);
+        }
+    }
+    for (ip, users) in by_ip {
+        match routes_for_ip(config, node, &peers, ip, &users) {
+            Ok(routes) => {
+                for (peer, prefix, attrs) in routes {
+                    merge(out.routes.entry(peer.clone()).or_default(), prefix, attrs);
+                    for user in &users {
+                        out.services
+                            .entry(user.info.key.clone())
+                            .or_default()
+                            .insert(peer.clone());
+                    }
+                }
+            }
+            Err(why) => {
+                out.not_advertised.insert(ip, why);
+            }
+        }
+    }
+    out
+}
+
+/// One route to one peer.
+type PeerRoute<'a> = (&'a PeerName, IpNet, RouteAttrs);
+
+fn routes_for_ip<'a>(
+    config: &'a Config,
+    node: &Node<'_>,
+    peers: &BTreeSet<&'a PeerName>,
+    ip: IpAddr,
+    users: &[&LbService],
+) -> Result<Vec<PeerRoute<'a>>, NotAdvertised> {
+    let pool = pool_of(config, ip, users).ok_or(NotAdvertised::NoPool)?;
+    // Every Service on the IP must be matched by an advertisement; the IP is advertised with
+    // the union of what matches (MetalLB merges per IP the same way).
+    let mut ads: BTreeMap<&str, &BgpAdvertisement> = BTreeMap::new();
+    for user in users {
+        let matching: Vec<&BgpAdvertisement> = config
+            .bgp_advertisements
+            .values()
+            .filter(|ad| ad.pools.contains(&pool))
+            .filter(|ad| ferrolb_config::any_matches(&ad.service_selectors, &user.info.labels))
+            .collect();
+        if matching.is_empty() {
+            return Err(NotAdvertised::NoAdvertisement(user.info.key.clone()));
+        }
+        ads.extend(matching.into_iter().map(|ad| (ad.name.as_str(), ad)));
+    }
+    ads.retain(|_, ad| ferrolb_config::any_matches(&ad.node_selectors, &node.info.labels));
+    if ads.is_empty() {
+        return Err(NotAdvertised::NodeNotSelected);
+    }
+    if node.info.network_unavailable {
+        return Err(NotAdvertised::NetworkUnavailable);
+    }
+    if !node.ignore_exclude_label && node.info.labels.contains_key(EXCLUDE_LABEL) {
+        return Err(NotAdvertised::ExcludedByLabel);
+    }
+    for user in users {
+        if user.info.local {
+            if !user.info.endpoint_nodes.contains(node.name) {
+                return Err(NotAdvertised::NoLocalEndpoints(user.info.key.clone()));
+            }
+        } else if !user.info.has_usable_endpoint {
+            return Err(NotAdvertised::NoEndpoints(user.info.key.clone()));
+        }
+    }
+
+    let family = Family::of(&ip);
+    let mut routes = Vec::new();
+    let mut local_prefs: BTreeMap<IpNet, u32> = BTreeMap::new();
+    for ad in ads.values() {
+        let prefix = IpNet::new(ip, ad.aggregation(family))
+            .map(|n| n.trunc())
+            .unwrap_or_else(|_| IpNet::from(ip));
+        if let Some(pref) = ad.local_pref {
+            match local_prefs.insert(prefix, pref) {
+                Some(other) if other != pref => {
+                    return Err(NotAdvertised::ConflictingLocalPref(
+                        prefix,
+                        other.min(pref),
+                        other.max(pref),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let attrs = attrs_of(ad);
+        let targets: Vec<&&PeerName> = if ad.peers.is_empty() {
+            peers.iter().collect()
+        } else {
+            peers.iter().filter(|p| ad.peers.contains(**p)).collect()
+        };
+        routes.extend(targets.into_iter().map(|p| (*p, prefix, attrs.clone())));
+    }
+    if routes.is_empty() {
+        return Err(NotAdvertised::NoPeer);
+    }
+    Ok(routes)
+}
+
+fn attrs_of(ad: &BgpAdvertisement) -> RouteAttrs {
+    let mut attrs = RouteAttrs {
+        local_pref: ad.local_pref,
+        ..RouteAttrs::default()
+    };
+    for community in &ad.communities {
+        match *community {
+            BgpCommunity::Legacy(high, low) => {
+                attrs
+                    .communities
+                    .insert(Community((u32::from(high) << 16) | u32::from(low)));
+            }
+            BgpCommunity::Large(global_admin, local_data1, local_data2) => {
+                attrs.large_communities.insert(LargeCommunity {
+                    global_admin,
+                    local_data1,
+                    local_data2,
+                });
+            }
+        }
+    }
+    attrs
+}
+
+/// Adds a route, unioning communities with a route already there for the prefix.
+fn merge(routes: &mut RouteSet, prefix: IpNet, attrs: RouteAttrs) {
+    match routes.get_mut(&prefix) {
+        None => {
+            routes.insert(prefix, attrs);
+        }
+        Some(existing) => {
+            existing.communities.extend(attrs.communities);
+            existing.large_communities.extend(attrs.large_communities);
+            if existing.local_pref.is_none() {
+                existing.local_pref = attrs.local_pref;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

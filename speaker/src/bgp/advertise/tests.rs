@@ -1,0 +1,308 @@
+use super::*;
+use crate::election::ServiceInfo;
+use ferrolb_config::Snapshot;
+
+const CONFIG: &str = r#"
+apiVersion: ferrolb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: edge, namespace: ferrolb-system}
+spec: {addresses: ["198.51.100.0/26", "2001:db8:100::/120"]}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: agg, namespace: ferrolb-system}
+spec: {addresses: ["198.51.100.64/26"]}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: quiet, namespace: ferrolb-system}
+spec: {addresses: ["198.51.100.128/26"]}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: Community
+metadata: {name: aliases, namespace: ferrolb-system}
+spec:
+  communities:
+  - {name: no-export, value: "65535:65281"}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPPeer
+metadata: {name: tor-a, namespace: ferrolb-system}
+spec: {myASN: 64512, peerASN: 64512, peerAddress: 192.0.2.1}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPPeer
+metadata: {name: tor-b, namespace: ferrolb-system}
+spec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.2}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPPeer
+metadata: {name: rack2-only, namespace: ferrolb-system}
+spec:
+  myASN: 64512
+  peerASN: 64514
+  peerAddress: 192.0.2.3
+  nodeSelectors: [{matchLabels: {rack: "2"}}]
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: edge, namespace: ferrolb-system}
+spec:
+  ipAddressPools: [edge]
+  localPref: 200
+  communities: ["65000:100", no-export, "large:4200000001:1:2"]
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: edge-b-extra, namespace: ferrolb-system}
+spec:
+  ipAddressPools: [edge]
+  peers: [tor-b]
+  localPref: 200
+  communities: ["65000:999"]
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: agg, namespace: ferrolb-system}
+spec:
+  ipAddressPools: [agg]
+  aggregationLength: 28
+  nodeSelectors: [{matchLabels: {rack: "1"}}]
+"#;
+
+fn config() -> Config {
+    let snapshot = Snapshot::from_yaml("ferrolb-system", CONFIG).expect("sample parses");
+    let outcome = ferrolb_config::parse(&snapshot);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    outcome.config
+}
+
+fn service(key: &str, ips: &[&str]) -> LbService {
+    LbService {
+        info: ServiceInfo {
+            key: key.into(),
+            has_usable_endpoint: true,
+            ..Default::default()
+        },
+        ips: ips.iter().map(|ip| ip.parse().expect("ip")).collect(),
+        pool: None,
+    }
+}
+
+fn info(labels: &[(&str, &str)]) -> NodeInfo {
+    NodeInfo {
+        labels: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        network_unavailable: false,
+    }
+}
+
+fn name(n: &str) -> NodeName {
+    NodeName::from(n.to_owned())
+}
+
+fn peer(n: &str) -> PeerName {
+    PeerName::from(n.to_owned())
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().expect("prefix")
+}
+
+fn plan_for(node: &str, info: &NodeInfo, services: &[LbService]) -> BgpPlan {
+    let node_name = name(node);
+    plan(
+        &config(),
+        &Node {
+            name: &node_name,
+            info,
+            ignore_exclude_label: false,
+        },
+        services,
+    )
+}
+
+#[test]
+fn host_routes_carry_the_advertisement_attributes_and_peers_filter_extras() {
+    let p = plan_for(
+        "n1",
+        &info(&[]),
+        &[service("web/a", &["198.51.100.10", "2001:db8:100::10"])],
+    );
+    // rack2-only does not select n1: no session, no routes.
+    assert_eq!(
+        p.routes.keys().cloned().collect::<Vec<_>>(),
+        vec![peer("tor-a"), peer("tor-b")]
+    );
+    let a = &p.routes[&peer("tor-a")];
+    let v4 = &a[&net("198.51.100.10/32")];
+    assert_eq!(v4.local_pref, Some(200));
+    assert_eq!(
+        v4.communities,
+        BTreeSet::from([Community(65000 << 16 | 100), Community::NO_EXPORT])
+    );
+    assert_eq!(
+        v4.large_communities,
+        BTreeSet::from([LargeCommunity {
+            global_admin: 4_200_000_001,
+            local_data1: 1,
+            local_data2: 2
+        }])
+    );
+    assert!(a.contains_key(&net("2001:db8:100::10/128")));
+    // tor-b also gets edge-b-extra's community, unioned on the same prefix.
+    let b = &p.routes[&peer("tor-b")][&net("198.51.100.10/32")];
+    assert!(b.communities.contains(&Community(65000 << 16 | 999)));
+    assert!(b.communities.contains(&Community::NO_EXPORT));
+    assert_eq!(
+        p.services["web/a"],
+        BTreeSet::from([peer("tor-a"), peer("tor-b")])
+    );
+    assert!(p.not_advertised.is_empty());
+}
+
+#[test]
+fn aggregation_merges_services_into_one_prefix_and_node_selectors_apply() {
+    let services = [
+        service("web/a", &["198.51.100.65"]),
+        service("web/b", &["198.51.100.70"]),
+    ];
+    let p = plan_for("n1", &info(&[("rack", "1")]), &services);
+    let routes = &p.routes[&peer("tor-a")];
+    assert_eq!(
+        routes.keys().collect::<Vec<_>>(),
+        vec![&net("198.51.100.64/28")]
+    );
+    // rack 2 is not selected by the agg advertisement; its own peer gets nothing either.
+    let p = plan_for("n2", &info(&[("rack", "2")]), &services);
+    assert!(p.routes.values().all(BTreeMap::is_empty), "{p:?}");
+    assert!(p.routes.contains_key(&peer("rack2-only")));
+    assert_eq!(
+        p.not_advertised[&"198.51.100.65".parse::<IpAddr>().expect("ip")],
+        NotAdvertised::NodeNotSelected
+    );
+}
+
+#[test]
+fn eligibility_follows_traffic_policy_and_node_state() {
+    let mut local = service("web/local", &["198.51.100.20"]);
+    local.info.local = true;
+    local.info.endpoint_nodes = BTreeSet::from([name("n1")]);
+    let mut empty = service("web/empty", &["198.51.100.21"]);
+    empty.info.has_usable_endpoint = false;
+    let services = [local, empty];
+
+    let here = plan_for("n1", &info(&[]), &services);
+    assert!(here.routes[&peer("tor-a")].contains_key(&net("198.51.100.20/32")));
+    assert!(matches!(
+        here.not_advertised[&"198.51.100.21".parse::<IpAddr>().expect("ip")],
+        NotAdvertised::NoEndpoints(_)
+    ));
+    let elsewhere = plan_for("n2", &info(&[]), &services);
+    assert!(elsewhere.routes[&peer("tor-a")].is_empty());
+    assert!(matches!(
+        elsewhere.not_advertised[&"198.51.100.20".parse::<IpAddr>().expect("ip")],
+        NotAdvertised::NoLocalEndpoints(_)
+    ));
+
+    let excluded = plan_for("n1", &info(&[(EXCLUDE_LABEL, "")]), &services);
+    assert!(excluded.routes.values().all(BTreeMap::is_empty));
+    let mut down = info(&[]);
+    down.network_unavailable = true;
+    let unavailable = plan_for("n1", &down, &services);
+    assert!(unavailable.routes.values().all(BTreeMap::is_empty));
+    assert_eq!(
+        unavailable.not_advertised[&"198.51.100.20".parse::<IpAddr>().expect("ip")],
+        NotAdvertised::NetworkUnavailable
+    );
+    // The label is honoured unless ignored.
+    let node_name = name("n1");
+    let labelled = info(&[(EXCLUDE_LABEL, "")]);
+    let ignored = plan(
+        &config(),
+        &Node {
+            name: &node_name,
+            info: &labelled,
+            ignore_exclude_label: true,
+        },
+        &services,
+    );
+    assert!(ignored.routes[&peer("tor-a")].contains_key(&net("198.51.100.20/32")));
+}
+
+#[test]
+fn a_pool_without_advertisement_and_an_ip_without_pool_are_explained() {
+    let p = plan_for(
+        "n1",
+        &info(&[]),
+        &[
+            service("web/q", &["198.51.100.130"]),
+            service("web/x", &["203.0.113.9"]),
+        ],
+    );
+    assert!(p.routes.values().all(BTreeMap::is_empty));
+    assert_eq!(
+        p.not_advertised[&"198.51.100.130".parse::<IpAddr>().expect("ip")],
+        NotAdvertised::NoAdvertisement("web/q".into())
+    );
+    assert_eq!(
+        p.not_advertised[&"203.0.113.9".parse::<IpAddr>().expect("ip")],
+        NotAdvertised::NoPool
+    );
+    assert!(p.services.is_empty());
+}
+
+#[test]
+fn conflicting_local_prefs_keep_the_ip_unadvertised() {
+    let extra = r#"
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: edge-other-pref, namespace: ferrolb-system}
+spec:
+  ipAddressPools: [edge]
+  localPref: 50
+  serviceSelectors: [{matchLabels: {tier: gold}}]
+"#;
+    let snapshot =
+        Snapshot::from_yaml("ferrolb-system", &format!("{CONFIG}{extra}")).expect("parses");
+    let outcome = ferrolb_config::parse(&snapshot);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    let config = outcome.config;
+    let mut gold = service("web/a", &["198.51.100.10"]);
+    gold.info.labels.insert("tier".into(), "gold".into());
+    let node_name = name("n1");
+    let node_info = info(&[]);
+    let p = plan(
+        &config,
+        &Node {
+            name: &node_name,
+            info: &node_info,
+            ignore_exclude_label: false,
+        },
+        &[gold, service("web/b", &["198.51.100.11"])],
+    );
+    // The conflict keeps only the gold Service's IP back.
+    assert!(!p.routes[&peer("tor-a")].contains_key(&net("198.51.100.10/32")));
+    assert!(p.routes[&peer("tor-a")].contains_key(&net("198.51.100.11/32")));
+    assert_eq!(
+        p.not_advertised[&"198.51.100.10".parse::<IpAddr>().expect("ip")],
+        NotAdvertised::ConflictingLocalPref(net("198.51.100.10/32"), 50, 200)
+    );
+}
+
+#[test]
+fn services_sharing_an_ip_need_an_advertisement_each() {
+    let mut labelled = service("web/a", &["198.51.100.130"]);
+    labelled.info.labels.insert("x".into(), "y".into());
+    // "quiet" has no advertisement at all; both Services on the IP stay unadvertised.
+    let p = plan_for(
+        "n1",
+        &info(&[]),
+        &[labelled, service("web/b", &["198.51.100.130"])],
+    );
+    assert!(p.routes.values().all(BTreeMap::is_empty));
+    assert!(p.services.is_empty());
+}

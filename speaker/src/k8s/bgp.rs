@@ -1,0 +1,444 @@
+//! The speaker's BGP sessions: one [`Session`] per BGPPeer that selects this node, kept in line
+//! with the configuration, and fed the routes the plan ([`crate::bgp::advertise`]) gives it.
+//!
+//! - A peer whose session parameters change gets a new session (the old one closes with
+//!   Cease/Administrative Reset); a route change only updates the session's desired set, and
+//!   the session sends the difference.
+//! - Session changes come back as [`PeerEvent`]s, which the decision loop turns into logs,
+//!   Events on the BGPPeer and metrics.
+//! - The router ID is the peer's `routerID`, else the session's IPv4 source address, else this
+//!   node's first IPv4 InternalIP, else derived from the node's name (MetalLB hashes the name
+//!   with CRC32; we take SHA-256, so the fallback differs).
+//! - Not supported yet, and reported on the BGPPeer: unnumbered peers (`interface`) and VRFs.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferrolb_config::{Config, NodeName, Peer, PeerAsn, PeerName, PeerTarget};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
+
+use crate::bgp::fsm::{self, Backoff, GracefulRestartConfig};
+use crate::bgp::packet::Families;
+use crate::bgp::session::Counters;
+use crate::bgp::{RouteSet, Session, SessionConfig, SessionHandle, SessionState};
+
+/// Seconds a router keeps our routes while we restart, when graceful restart is on (RFC 4724
+/// §3; FRR's and MetalLB-FRR's default).
+pub const RESTART_TIME: u16 = 120;
+
+/// A change of one peer's session, from the session's task.
+#[derive(Debug)]
+pub(crate) struct PeerEvent {
+    pub peer: PeerName,
+    pub generation: u64,
+    pub state: SessionState,
+}
+
+/// What the metrics read of each session.
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    /// The peer's address and port.
+    pub address: String,
+    /// The session's counters (reset when the session is replaced).
+    pub counters: Arc<Counters>,
+    /// The session is Established.
+    pub up: bool,
+    /// Times the session left Established.
+    pub flaps: u64,
+}
+
+/// The sessions' statistics, shared with the metrics collector.
+pub type SharedStats = Arc<Mutex<BTreeMap<String, PeerStats>>>;
+
+struct Peering {
+    config: SessionConfig,
+    routes: watch::Sender<RouteSet>,
+    handle: SessionHandle,
+    generation: u64,
+    /// The last state seen, to report transitions once.
+    last: Option<SessionState>,
+}
+
+/// The sessions of this node.
+pub(crate) struct Sessions {
+    node: NodeName,
+    peerings: BTreeMap<PeerName, Peering>,
+    /// Peers that cannot run here, with the reason last reported.
+    refused: BTreeMap<PeerName, String>,
+    events: mpsc::UnboundedSender<PeerEvent>,
+    generation: u64,
+    stats: SharedStats,
+    /// The first session to each peer since this process started sets the Restart State bit.
+    restarted: std::collections::BTreeSet<PeerName>,
+}
+
+/// What changed in the set of sessions, for the decision loop to report.
+#[derive(Debug, Default)]
+pub(crate) struct Reconciled {
+    /// Peers that cannot run on this node, newly or with a new reason.
+    pub refused: Vec<(PeerName, String)>,
+}
+
+impl Sessions {
+    pub(crate) fn new(
+        node: NodeName,
+        events: mpsc::UnboundedSender<PeerEvent>,
+        stats: SharedStats,
+    ) -> Self {
+        Self {
+            node,
+            peerings: BTreeMap::new(),
+            refused: BTreeMap::new(),
+            events,
+            generation: 0,
+            stats,
+            restarted: Default::default(),
+        }
+    }
+
+    /// Makes the sessions match the peers of `config` that select this node
+    /// (`routes` has a key for each), and hands each its routes.
+    pub(crate) fn reconcile(
+        &mut self,
+        config: &Config,
+        routes: &BTreeMap<PeerName, RouteSet>,
+        node_ips: &[IpAddr],
+    ) -> Reconciled {
+        let mut out = Reconciled::default();
+        let mut desired: BTreeMap<&PeerName, SessionConfig> = BTreeMap::new();
+        for name in routes.keys() {
+            let Some(peer) = config.peers.get(name) else {
+                continue;
+            };
+            match session_config(peer, &self.node, node_ips) {
+                Ok(cfg) => {
+                    self.refused.remove(name);
+                    desired.insert(name, cfg);
+                }
+                Err(why) => {
+                    if self.refused.get(name) != Some(&why) {
+                        out.refused.push((name.clone(), why.clone()));
+                        self.refused.insert(name.clone(), why);
+                    }
+                }
+            }
+        }
+        self.refused.retain(|name, _| routes.contains_key(name));
+
+        let stale: Vec<PeerName> = self
+            .peerings
+            .iter()
+            .filter(|(name, p)| {
+                desired
+                    .get(name)
+                    .is_none_or(|want| !same_session(want, &p.config))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some(old) = self.peerings.remove(&name) {
+                let why = if desired.contains_key(&name) {
+                    "BGPPeer changed"
+                } else {
+                    "BGPPeer removed or no longer selects this node"
+                };
+                tracing::info!(peer = %name, reason = why, "closing BGP session");
+                self.stats
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(name.as_str());
+                tokio::spawn(async move { old.handle.shutdown(why).await });
+            }
+        }
+        for (name, mut cfg) in desired {
+            let want = routes.get(name).cloned().unwrap_or_default();
+            if let Some(p) = self.peerings.get(name) {
+                p.routes.send_if_modified(|current| {
+                    let changed = *current != want;
+                    *current = want;
+                    changed
+                });
+                continue;
+            }
+            if let Some(gr) = cfg.fsm.graceful_restart.as_mut() {
+                gr.restarting = self.restarted.insert(name.clone());
+            }
+            let (routes_tx, routes_rx) = watch::channel(want);
+            match Session::spawn(cfg.clone(), routes_rx) {
+                Ok(handle) => {
+                    self.generation += 1;
+                    tracing::info!(peer = %name, address = %cfg.peer, "starting BGP session");
+                    self.stats.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                        name.to_string(),
+                        PeerStats {
+                            address: cfg.peer.to_string(),
+                            counters: Arc::clone(&handle.counters),
+                            ..PeerStats::default()
+                        },
+                    );
+                    forward_states(
+                        name.clone(),
+                        self.generation,
+                        handle.state.clone(),
+                        self.events.clone(),
+                    );
+                    self.peerings.insert(
+                        name.clone(),
+                        Peering {
+                            config: cfg,
+                            routes: routes_tx,
+                            handle,
+                            generation: self.generation,
+                            last: None,
+                        },
+                    );
+                }
+                Err(e) => {
+                    let why = format!("the session cannot start: {e}");
+                    if self.refused.get(name) != Some(&why) {
+                        out.refused.push((name.clone(), why.clone()));
+                        self.refused.insert(name.clone(), why);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Records a session's new state; returns the previous one when the event is current.
+    pub(crate) fn observe(&mut self, event: &PeerEvent) -> Option<Option<SessionState>> {
+        let peering = self.peerings.get_mut(&event.peer)?;
+        if peering.generation != event.generation {
+            return None;
+        }
+        let before = peering.last.replace(event.state.clone());
+        let was_up = before.as_ref().is_some_and(SessionState::is_established);
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = stats.get_mut(event.peer.as_str()) {
+            s.up = event.state.is_established();
+            if was_up && !s.up {
+                s.flaps += 1;
+            }
+        }
+        Some(before)
+    }
+
+    /// The peer's address, for messages.
+    pub(crate) fn address(&self, peer: &PeerName) -> Option<SocketAddr> {
+        self.peerings.get(peer).map(|p| p.config.peer)
+    }
+
+    /// Closes every session with Cease/Administrative Shutdown.
+    pub(crate) async fn stop(self, message: &str) {
+        let closing = self
+            .peerings
+            .into_values()
+            .map(|p| p.handle.shutdown(message));
+        futures::future::join_all(closing).await;
+    }
+}
+
+/// Sends every state of one session to the decision loop.
+fn forward_states(
+    peer: PeerName,
+    generation: u64,
+    mut state: watch::Receiver<SessionState>,
+    events: mpsc::UnboundedSender<PeerEvent>,
+) {
+    tokio::spawn(async move {
+        loop {
+            let current = state.borrow_and_update().clone();
+            let event = PeerEvent {
+                peer: peer.clone(),
+                generation,
+                state: current,
+            };
+            if events.send(event).is_err() || state.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Two configs that would run the same session (the Restart State bit aside).
+fn same_session(a: &SessionConfig, b: &SessionConfig) -> bool {
+    let strip = |c: &SessionConfig| {
+        let mut c = c.clone();
+        if let Some(gr) = c.fsm.graceful_restart.as_mut() {
+            gr.restarting = false;
+        }
+        c
+    };
+    strip(a) == strip(b)
+}
+
+/// The session for `peer` from `node`, whose addresses are `node_ips`.
+pub fn session_config(
+    peer: &Peer,
+    node: &NodeName,
+    node_ips: &[IpAddr],
+) -> Result<SessionConfig, String> {
+    let address = match &peer.target {
+        PeerTarget::Address(ip) => *ip,
+        PeerTarget::Interface(name) => {
+            return Err(format!(
+                "unnumbered BGP (spec.interface {name:?}) is not supported yet; set peerAddress"
+            ));
+        }
+    };
+    if let Some(vrf) = &peer.vrf {
+        return Err(format!("VRFs (spec.vrf {vrf:?}) are not supported yet"));
+    }
+    let router_id = peer
+        .router_id
+        .or(match peer.source_address {
+            Some(IpAddr::V4(v4)) => Some(v4),
+            _ => None,
+        })
+        .or_else(|| {
+            node_ips.iter().find_map(|ip| match ip {
+                IpAddr::V4(v4) if !v4.is_unspecified() => Some(*v4),
+                _ => None,
+            })
+        })
+        .unwrap_or_else(|| router_id_from_name(node));
+    let peer_asn = match peer.peer_asn {
+        PeerAsn::Fixed(asn) => fsm::PeerAsn::Exact(asn),
+        PeerAsn::Internal => fsm::PeerAsn::Internal,
+        PeerAsn::External => fsm::PeerAsn::External,
+    };
+    let mut fsm = fsm::Config::new(peer.local_asn.unwrap_or(peer.my_asn), peer_asn, router_id);
+    fsm.hold_time = u16::try_from(peer.hold_time.as_secs()).unwrap_or(u16::MAX);
+    fsm.families = if peer.dual_stack_address_family {
+        Families::BOTH
+    } else if address.is_ipv4() {
+        Families::IPV4
+    } else {
+        Families::IPV6
+    };
+    if peer.graceful_restart {
+        fsm.graceful_restart = Some(GracefulRestartConfig {
+            restart_time: RESTART_TIME,
+            restarting: false,
+        });
+    }
+    if let Some(every) = peer.connect_time {
+        let every = every.max(Duration::from_secs(1));
+        fsm.backoff = Backoff {
+            initial: every,
+            max: every,
+        };
+    }
+    let mut cfg = SessionConfig::new(fsm, address);
+    cfg.peer.set_port(peer.port);
+    cfg.source_address = peer.source_address;
+    cfg.password = peer.password.clone();
+    cfg.ebgp_multihop = peer.ebgp_multi_hop;
+    Ok(cfg)
+}
+
+/// A non-zero router ID from the node's name.
+fn router_id_from_name(node: &NodeName) -> Ipv4Addr {
+    let digest = Sha256::digest(node.as_str().as_bytes());
+    let id = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    Ipv4Addr::from(id.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrolb_config::Snapshot;
+
+    fn peer(yaml_spec: &str) -> Peer {
+        let text = format!(
+            "apiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {{name: p, namespace: ferrolb-system}}\nspec: {yaml_spec}\n"
+        );
+        let snapshot = Snapshot::from_yaml("ferrolb-system", &text).expect("parses");
+        let outcome = ferrolb_config::parse(&snapshot);
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        outcome.config.peers.into_values().next().expect("one peer")
+    }
+
+    fn node() -> NodeName {
+        NodeName::from("node-1".to_owned())
+    }
+
+    #[test]
+    fn a_plain_peer_becomes_a_single_family_active_session() {
+        let cfg = session_config(
+            &peer("{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, peerPort: 1179}"),
+            &node(),
+            &[
+                "2001:db8::11".parse().expect("ip"),
+                "192.0.2.11".parse().expect("ip"),
+            ],
+        )
+        .expect("usable");
+        assert_eq!(cfg.peer, "192.0.2.1:1179".parse().expect("addr"));
+        assert_eq!(cfg.fsm.local_asn, 64512);
+        assert_eq!(cfg.fsm.peer_asn, fsm::PeerAsn::Exact(64513));
+        assert_eq!(cfg.fsm.router_id, Ipv4Addr::new(192, 0, 2, 11));
+        assert_eq!(cfg.fsm.hold_time, 90);
+        assert_eq!(cfg.fsm.families, Families::IPV4);
+        assert!(cfg.fsm.graceful_restart.is_none());
+        assert!(!cfg.ebgp_multihop && cfg.password.is_none());
+    }
+
+    #[test]
+    fn every_session_setting_is_carried_over() {
+        let cfg = session_config(
+            &peer(
+                "{myASN: 4200000001, peerASN: 64513, localASN: 64999, peerAddress: '2001:db8::1', \
+                 routerID: 10.0.0.1, sourceAddress: '2001:db8::11', holdTime: 9s, connectTime: 5s, \
+                 password: s3cret, ebgpMultiHop: true, enableGracefulRestart: true, \
+                 dualStackAddressFamily: true}",
+            ),
+            &node(),
+            &[],
+        )
+        .expect("usable");
+        assert_eq!(cfg.fsm.local_asn, 64999);
+        assert_eq!(cfg.fsm.router_id, Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(cfg.fsm.hold_time, 9);
+        assert_eq!(cfg.fsm.families, Families::BOTH);
+        assert_eq!(cfg.fsm.backoff.initial, Duration::from_secs(5));
+        assert_eq!(
+            cfg.fsm.graceful_restart.map(|g| g.restart_time),
+            Some(RESTART_TIME)
+        );
+        assert_eq!(cfg.password.as_deref(), Some("s3cret"));
+        assert_eq!(
+            cfg.source_address,
+            Some("2001:db8::11".parse().expect("ip"))
+        );
+        assert!(cfg.ebgp_multihop);
+    }
+
+    #[test]
+    fn dynamic_asns_and_the_router_id_fallback() {
+        let cfg = session_config(
+            &peer("{myASN: 64512, dynamicASN: external, peerAddress: '2001:db8::1'}"),
+            &node(),
+            &["2001:db8::11".parse().expect("ip")],
+        )
+        .expect("usable");
+        assert_eq!(cfg.fsm.peer_asn, fsm::PeerAsn::External);
+        assert_eq!(cfg.fsm.families, Families::IPV6);
+        assert_eq!(cfg.fsm.router_id, router_id_from_name(&node()));
+        assert!(!cfg.fsm.router_id.is_unspecified());
+    }
+
+    #[test]
+    fn unsupported_peers_are_refused_with_a_reason() {
+        let err = session_config(
+            &peer("{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, vrf: red}"),
+            &node(),
+            &[],
+        )
+        .expect_err("refused");
+        assert!(err.contains("VRF"), "{err}");
+    }
+}
