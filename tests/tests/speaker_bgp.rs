@@ -1,0 +1,307 @@
+//! The speaker in BGP mode, end to end: real `ferrolb-speaker` processes on two node namespaces,
+//! configured through a real apiserver with BGPPeer, BGPAdvertisement, Community and Secret
+//! objects, peering with a real router (GoBGP, BIRD or FRR) on the same LAN. Everything is
+//! asserted from the router's own RIB: both nodes' paths (ECMP) with the advertisement's
+//! communities, IPv6 over the IPv4 session, `externalTrafficPolicy: Local` following the
+//! endpoints, a deleted Service withdrawn, and a killed speaker's paths gone after the hold
+//! time.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ferrolb_tests::l2cluster::{L2Cluster, NAMESPACE, TestService, wait_for};
+use ferrolb_tests::netns::is_root;
+use ferrolb_tests::routers::{Neighbor, Route, Router, RouterConfig, RouterKind};
+use kube::Api;
+
+const ROUTER_AS: u32 = 64500;
+const NODE_AS: u32 = 64512;
+/// The peer's hold time: short, so a killed speaker's paths go quickly.
+const HOLD: &str = "3s";
+const PASSWORD: &str = "bgp-test-s3cret";
+
+const ROUTER_HOST: &str = "client";
+
+struct Bed {
+    // Drop order: the router before the cluster (whose drop removes the namespaces).
+    router: Router,
+    cluster: L2Cluster,
+}
+
+impl Bed {
+    async fn start(kind: RouterKind) -> Self {
+        let cluster = L2Cluster::start(2, &[]).await.expect("a cluster");
+        let router_host = cluster.host(ROUTER_HOST).clone();
+        let neighbors = cluster
+            .nodes()
+            .iter()
+            .map(|n| {
+                let mut neighbor = Neighbor::passive(IpAddr::V4(cluster.host(n).ipv4), NODE_AS);
+                neighbor.password = Some(PASSWORD.to_owned());
+                neighbor
+            })
+            .collect();
+        let router = Router::start(
+            kind,
+            &router_host.ns,
+            &RouterConfig {
+                asn: ROUTER_AS,
+                router_id: router_host.ipv4,
+                neighbors,
+                multipath: true,
+            },
+        )
+        .expect("the router starts");
+        cluster
+            .apply(&format!(
+                r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: tor-password, namespace: {NAMESPACE}}}
+type: kubernetes.io/basic-auth
+stringData: {{password: {PASSWORD}}}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: bgp, namespace: {NAMESPACE}}}
+spec: {{addresses: ["198.51.100.0/26", "2001:db8:100::/120"]}}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: Community
+metadata: {{name: aliases, namespace: {NAMESPACE}}}
+spec:
+  communities:
+  - {{name: edge, value: "65000:200"}}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: bgp, namespace: {NAMESPACE}}}
+spec:
+  ipAddressPools: [bgp]
+  communities: ["65000:100", edge, "large:{NODE_AS}:1:2"]
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPPeer
+metadata: {{name: tor, namespace: {NAMESPACE}}}
+spec:
+  myASN: {NODE_AS}
+  peerASN: {ROUTER_AS}
+  peerAddress: {router}
+  holdTime: {HOLD}
+  dualStackAddressFamily: true
+  passwordSecret: {{name: tor-password}}
+"#,
+                router = router_host.ipv4
+            ))
+            .await
+            .expect("the BGP configuration applies");
+        Self { router, cluster }
+    }
+
+    fn node_ip(&self, node: &str, v6: bool) -> IpAddr {
+        let host = self.cluster.host(node);
+        if v6 {
+            IpAddr::V6(host.ipv6)
+        } else {
+            IpAddr::V4(host.ipv4)
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}\n--- router\n{}",
+            self.cluster.describe(),
+            self.router.describe()
+        )
+    }
+
+    /// Waits until the router's paths for `prefix` have exactly the next hops `want`.
+    async fn wait_paths(&self, prefix: &str, want: &[IpAddr]) -> Vec<Route> {
+        let want: BTreeSet<IpAddr> = want.iter().copied().collect();
+        let kind = self.router.kind();
+        wait_for(
+            &format!("{kind} holds {prefix} via {want:?}"),
+            Duration::from_secs(30),
+            || async {
+                let paths: Vec<Route> = self
+                    .router
+                    .routes()?
+                    .into_iter()
+                    .filter(|r| r.prefix.to_string() == prefix)
+                    .collect();
+                let hops: BTreeSet<IpAddr> = paths.iter().map(|r| r.next_hop).collect();
+                Ok((hops == want && paths.len() == want.len()).then_some(paths))
+            },
+        )
+        .await
+        .unwrap_or_else(|e| {
+            let held = self.router.routes().unwrap_or_default();
+            panic!("{e:#}\nheld: {held:#?}\n{}", self.describe())
+        })
+    }
+}
+
+fn set(strings: &[&str]) -> BTreeSet<String> {
+    strings.iter().map(|s| (*s).to_owned()).collect()
+}
+
+async fn advertises_from_every_eligible_node(kind: RouterKind) {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let mut bed = Bed::start(kind).await;
+    let (n1, n2) = ("node-1", "node-2");
+
+    // eTP Cluster: both nodes advertise, the router holds one path per node.
+    let app = TestService::new("app", &["198.51.100.10", "2001:db8:100::10"], n1);
+    bed.cluster.create_service(&app).await.expect("app");
+    let paths = bed
+        .wait_paths(
+            "198.51.100.10/32",
+            &[bed.node_ip(n1, false), bed.node_ip(n2, false)],
+        )
+        .await;
+    for path in &paths {
+        assert_eq!(path.as_path, vec![NODE_AS], "{path:?}");
+        assert_eq!(
+            path.communities,
+            set(&["65000:100", "65000:200"]),
+            "{path:?}"
+        );
+        assert_eq!(
+            path.large_communities,
+            set(&[&format!("{NODE_AS}:1:2")]),
+            "{path:?}"
+        );
+    }
+    bed.wait_paths(
+        "2001:db8:100::10/128",
+        &[bed.node_ip(n1, true), bed.node_ip(n2, true)],
+    )
+    .await;
+
+    // Each node records the peers it advertises the Service to.
+    let statuses: Api<ferrolb_api::ServiceBGPStatus> =
+        Api::namespaced(bed.cluster.client(), NAMESPACE);
+    wait_for(
+        "both nodes write ServiceBGPStatus for app",
+        Duration::from_secs(20),
+        || async {
+            let nodes: BTreeSet<String> = statuses
+                .list(&Default::default())
+                .await?
+                .items
+                .into_iter()
+                .filter_map(|s| s.status)
+                .filter(|st| st.service_name.as_deref() == Some("app") && st.peers == ["tor"])
+                .filter_map(|st| st.node)
+                .collect();
+            Ok((nodes.len() == 2).then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", bed.describe()));
+
+    // eTP Local: only the node with the endpoint advertises, and the path follows it.
+    let mut local = TestService::new("local", &["198.51.100.11"], n2);
+    local.local = true;
+    bed.cluster.create_service(&local).await.expect("local");
+    bed.wait_paths("198.51.100.11/32", &[bed.node_ip(n2, false)])
+        .await;
+    bed.cluster
+        .set_endpoints("local", &[n1.to_owned()])
+        .await
+        .expect("endpoints move");
+    bed.wait_paths("198.51.100.11/32", &[bed.node_ip(n1, false)])
+        .await;
+
+    // A deleted Service is withdrawn from both nodes, in both families.
+    bed.cluster.delete_service("app").await.expect("delete");
+    bed.wait_paths("198.51.100.10/32", &[]).await;
+    bed.wait_paths("2001:db8:100::10/128", &[]).await;
+
+    // A speaker killed outright sends nothing: the router drops its paths when the hold time
+    // (3 s) runs out.
+    bed.cluster.speaker(n1).expect("node-1's speaker").kill();
+    bed.wait_paths("198.51.100.11/32", &[]).await;
+    let n1_ip = bed.node_ip(n1, false);
+    let n2_ip = bed.node_ip(n2, false);
+    assert!(
+        !bed.router.established(n1_ip).unwrap_or(true),
+        "the router still has a session with the killed speaker"
+    );
+    assert!(
+        bed.router.established(n2_ip).expect("router answers"),
+        "node-2's session is untouched\n{}",
+        bed.describe()
+    );
+}
+
+#[tokio::test]
+async fn gobgp_sees_every_eligible_node_advertise() {
+    advertises_from_every_eligible_node(RouterKind::Gobgp).await;
+}
+
+#[tokio::test]
+async fn bird_sees_every_eligible_node_advertise() {
+    advertises_from_every_eligible_node(RouterKind::Bird).await;
+}
+
+#[tokio::test]
+async fn frr_sees_every_eligible_node_advertise() {
+    advertises_from_every_eligible_node(RouterKind::Frr).await;
+}
+
+/// A BGPPeer that cannot run (a VRF) is refused with a Warning Event on it, and the rest of
+/// the configuration keeps working.
+#[tokio::test]
+async fn an_unsupported_peer_is_reported_on_the_peer() -> anyhow::Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return Ok(());
+    }
+    let bed = Bed::start(RouterKind::Gobgp).await;
+    bed.cluster
+        .apply(&format!(
+            r#"
+apiVersion: ferrolb.io/v1beta1
+kind: BGPPeer
+metadata: {{name: red, namespace: {NAMESPACE}}}
+spec: {{myASN: {NODE_AS}, peerASN: 64501, peerAddress: 192.0.2.250, vrf: red}}
+"#
+        ))
+        .await?;
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(bed.cluster.client(), NAMESPACE);
+    let note = wait_for(
+        "a PeerUnsupported Event on BGPPeer red",
+        Duration::from_secs(20),
+        || async {
+            Ok(events
+                .list(&Default::default())
+                .await?
+                .items
+                .into_iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some("PeerUnsupported")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("red")
+                })
+                .and_then(|e| e.note))
+        },
+    )
+    .await
+    .with_context(|| bed.describe())?;
+    assert!(note.contains("VRF"), "{note}");
+    // The good peer still gets routes.
+    let app = TestService::new("app", &["198.51.100.12"], "node-1");
+    bed.cluster.create_service(&app).await?;
+    bed.wait_paths(
+        "198.51.100.12/32",
+        &[bed.node_ip("node-1", false), bed.node_ip("node-2", false)],
+    )
+    .await;
+    Ok(())
+}
