@@ -125,15 +125,16 @@ impl L2Cluster {
 
     /// Starts a cluster whose nodes run `kind`.
     pub async fn start_with(nodes: usize, kind: Speakers) -> anyhow::Result<Self> {
-        Self::start_on(crate::ControlPlane::builder(), nodes, kind).await
+        Self::start_on(crate::ControlPlane::builder(), nodes, kind, &[]).await
     }
 
     /// [`L2Cluster::start_with`] on a control plane built by `builder` (e.g. with an audit
-    /// log).
+    /// log), with `extra_hosts` on the LAN after the client (a router, more clients).
     pub async fn start_on(
         builder: crate::ControlPlaneBuilder,
         nodes: usize,
         kind: Speakers,
+        extra_hosts: &[&str],
     ) -> anyhow::Result<Self> {
         let cp = fixtures::control_plane_with_crds_from(builder).await?;
         fixtures::create_namespace(&cp, APP_NAMESPACE).await?;
@@ -142,7 +143,11 @@ impl L2Cluster {
         for name in &names {
             builder = builder.host(name);
         }
-        let lan = builder.host(CLIENT).build()?;
+        builder = builder.host(CLIENT);
+        for extra in extra_hosts {
+            builder = builder.host(extra);
+        }
+        let lan = builder.build()?;
         let cluster = Self {
             speakers: BTreeMap::new(),
             lan,

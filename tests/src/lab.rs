@@ -2,7 +2,11 @@
 //! namespaces, with ferrolb running in it.
 //!
 //! ```text
-//!                 ┌──────────── LAN bridge (192.0.2.0/24, 2001:db8:0:1::/64) ────────────┐
+//!                                                        external 203.0.113.10
+//!                                                              │ 203.0.113.0/24
+//!                                                   router 192.0.2.5 / 203.0.113.1
+//!                                                   BGP (BIRD, FRR or GoBGP), ECMP
+//!                 ┌──────────── LAN bridge (192.0.2.0/24, 2001:db8:0:1::/64) ──┴──────────┐
 //!                 │                         │                          │                 │
 //!   node-1 192.0.2.1          node-2 192.0.2.2           node-3 192.0.2.3      client 192.0.2.4
 //!   speaker, kube-proxy       speaker, kube-proxy        speaker, kube-proxy
@@ -19,6 +23,12 @@
 //! HTTP server answering with its pod and node name and the client address it saw). Node
 //! objects and EndpointSlices are written through the API as a kubelet and the endpoint
 //! controller would.
+//!
+//! Two ways in: the `lan` pool (192.0.2.200–239) is announced over ARP/NDP to the client on the
+//! LAN; the `bgp` pool (198.51.100.10–250, not auto-assigned) is advertised by every node to the
+//! router, which installs one path per node and spreads the external client's connections
+//! over them (ECMP with layer-4 hashing). The nodes reach the external network through the
+//! router, as through a default gateway.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -32,11 +42,52 @@ use crate::ControlPlane;
 use crate::apiserver::Process;
 use crate::controller::{RunningController, test_settings};
 use crate::forward::Forwarder;
-use crate::l2cluster::L2Cluster;
+use crate::l2cluster::{L2Cluster, NAMESPACE, Speakers};
 use crate::netns::{Netns, OwnedNetns};
+use crate::routers::{Neighbor, Router, RouterConfig, RouterKind};
 
 /// The pods' HTTP port.
 pub const POD_PORT: u16 = 8080;
+
+/// The router's host name on the LAN.
+pub const ROUTER: &str = "router";
+/// The router's AS.
+pub const ROUTER_AS: u32 = 64500;
+/// The nodes' AS.
+pub const NODE_AS: u32 = 64512;
+/// The router's address on the external network.
+pub const ROUTER_EXTERNAL_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+/// The external client's address.
+pub const EXTERNAL_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+/// The hold time the nodes propose to the router: a dead node's paths go within it.
+pub const BGP_HOLD_TIME: &str = "9s";
+
+/// The BGP pool, advertisement and peer every lab starts with (`{router}` is the router's LAN
+/// address).
+const BGP_CONFIG: &str = r#"
+apiVersion: ferrolb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: bgp, namespace: ferrolb-system}
+spec:
+  addresses: ["198.51.100.10-198.51.100.250", "2001:db8:100::10-2001:db8:100::ff"]
+  autoAssign: false
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: bgp, namespace: ferrolb-system}
+spec:
+  ipAddressPools: [bgp]
+  communities: ["64512:100"]
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPPeer
+metadata: {name: router, namespace: ferrolb-system}
+spec:
+  myASN: 64512
+  peerASN: 64500
+  peerAddress: {router}
+  holdTime: {hold}
+"#;
 
 /// The pod server: answers every GET with who it is and whom it saw.
 const POD_SERVER: &str = r#"
@@ -80,6 +131,19 @@ pub struct NodeInfo {
     pub pod_cidr: String,
 }
 
+/// The router as the lab's users see it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RouterInfo {
+    /// `gobgp`, `bird` or `frr`.
+    pub kind: String,
+    /// Its namespace.
+    pub netns: String,
+    /// LAN address.
+    pub ipv4: Ipv4Addr,
+    /// The command that shows its routes.
+    pub show_routes: String,
+}
+
 /// What `ferrolb-lab status`/`demo` need to find a running lab.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LabState {
@@ -95,29 +159,56 @@ pub struct LabState {
     pub nodes: Vec<NodeInfo>,
     /// Pods.
     pub pods: Vec<PodInfo>,
+    /// The BGP router.
+    pub router: RouterInfo,
+    /// The external client's namespace (behind the router).
+    pub external_netns: String,
+    /// The external client's address.
+    pub external_ip: Ipv4Addr,
 }
 
 /// A running lab; dropping it tears everything down.
 #[derive(Debug)]
 pub struct Lab {
-    // Drop order: workloads first, then the cluster (speakers, network, apiserver).
+    // Drop order: workloads first, then the router, then the cluster (speakers, network,
+    // apiserver).
     pods: Vec<(Process, OwnedNetns)>,
     proxies: Vec<(Process, Forwarder)>,
     controller: Option<RunningController>,
+    router: Router,
+    // Owns the external client's namespace (removed on drop).
+    _external: OwnedNetns,
     cluster: L2Cluster,
     state: LabState,
 }
 
 impl Lab {
-    /// Builds the lab with `nodes` nodes.
-    pub async fn start(nodes: usize) -> anyhow::Result<Self> {
-        let cluster = L2Cluster::start(nodes, &[]).await?;
+    /// Builds the lab with `nodes` nodes and `router` as the BGP router.
+    pub async fn start(nodes: usize, router: RouterKind) -> anyhow::Result<Self> {
+        let cluster = L2Cluster::start_on(
+            ControlPlane::builder(),
+            nodes,
+            Speakers::Ferrolb(Vec::new()),
+            &[ROUTER],
+        )
+        .await?;
+        let external = OwnedNetns::create("external")?;
+        let (rtr, router_info) = start_router(&cluster, &external, router)?;
+        cluster
+            .apply(
+                &BGP_CONFIG
+                    .replace("{router}", &cluster.host(ROUTER).ipv4.to_string())
+                    .replace("{hold}", BGP_HOLD_TIME)
+                    .replace("ferrolb-system", NAMESPACE),
+            )
+            .await?;
         let controller = RunningController::start(cluster.control_plane(), test_settings("lab"))?;
         let names = cluster.nodes().to_vec();
         let mut lab = Self {
             pods: Vec::new(),
             proxies: Vec::new(),
             controller: Some(controller),
+            router: rtr,
             state: LabState {
                 pid: std::process::id(),
                 kubeconfig: cluster.control_plane().kubeconfig_path().to_path_buf(),
@@ -125,7 +216,11 @@ impl Lab {
                 client_ip: cluster.host(crate::l2cluster::CLIENT).ipv4,
                 nodes: Vec::new(),
                 pods: Vec::new(),
+                router: router_info,
+                external_netns: external.ns().name().to_owned(),
+                external_ip: EXTERNAL_IP,
             },
+            _external: external,
             cluster,
         };
         for (i, name) in names.iter().enumerate() {
@@ -153,6 +248,11 @@ impl Lab {
         self.cluster.control_plane()
     }
 
+    /// The BGP router.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
     /// Pod bridge, pod CIDR, forwarding and routes to the other nodes' pods.
     fn wire_node(&mut self, index: usize, name: &str, all: &[String]) -> anyhow::Result<()> {
         let host = self.cluster.host(name);
@@ -167,6 +267,23 @@ impl Lab {
             "cni0",
         ])?;
         ns.link_up("cni0")?;
+        // The router is the way out, as a default gateway would be.
+        let router = self.cluster.host(ROUTER);
+        ns.ip(&[
+            "route",
+            "add",
+            "203.0.113.0/24",
+            "via",
+            &router.ipv4.to_string(),
+        ])?;
+        ns.ip(&[
+            "-6",
+            "route",
+            "add",
+            "2001:db8:203::/64",
+            "via",
+            &router.ipv6.to_string(),
+        ])?;
         for (j, other) in all.iter().enumerate() {
             if other != name {
                 let via = self.cluster.host(other).ipv4;
@@ -273,6 +390,77 @@ impl Lab {
     }
 }
 
+/// Wires the router between the LAN and the external network and starts `kind` on it, peered
+/// with every node.
+fn start_router(
+    cluster: &L2Cluster,
+    external: &OwnedNetns,
+    kind: RouterKind,
+) -> anyhow::Result<(Router, RouterInfo)> {
+    let host = cluster.host(ROUTER);
+    let ns = &host.ns;
+    ns.sysctl("net.ipv4.ip_forward", "1")?;
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1")?;
+    // Spread connections, not just client addresses, over the equal-cost paths.
+    ns.sysctl("net.ipv4.fib_multipath_hash_policy", "1")?;
+    ns.sysctl("net.ipv6.fib_multipath_hash_policy", "1")?;
+    let ext = external.ns();
+    ns.ip(&[
+        "link",
+        "add",
+        "ext0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        ext.name(),
+    ])?;
+    ns.ip(&[
+        "addr",
+        "add",
+        &format!("{ROUTER_EXTERNAL_IP}/24"),
+        "dev",
+        "ext0",
+    ])?;
+    ns.ip(&["addr", "add", "2001:db8:203::1/64", "dev", "ext0", "nodad"])?;
+    ns.link_up("ext0")?;
+    ext.ip(&["addr", "add", &format!("{EXTERNAL_IP}/24"), "dev", "eth0"])?;
+    ext.ip(&["addr", "add", "2001:db8:203::10/64", "dev", "eth0", "nodad"])?;
+    ext.link_up("eth0")?;
+    ext.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        &ROUTER_EXTERNAL_IP.to_string(),
+    ])?;
+    ext.ip(&["-6", "route", "add", "default", "via", "2001:db8:203::1"])?;
+    let neighbors = cluster
+        .nodes()
+        .iter()
+        .map(|n| Neighbor::passive(IpAddr::V4(cluster.host(n).ipv4), NODE_AS))
+        .collect();
+    let router = Router::start(
+        kind,
+        ns,
+        &RouterConfig {
+            asn: ROUTER_AS,
+            router_id: host.ipv4,
+            neighbors,
+            multipath: true,
+        },
+    )?;
+    let info = RouterInfo {
+        kind: kind.to_string(),
+        netns: ns.name().to_owned(),
+        ipv4: host.ipv4,
+        show_routes: router.show_routes_command(),
+    };
+    Ok((router, info))
+}
+
 /// Where a running lab publishes its state: `$FERROLB_LAB_STATE`, else `/run/ferrolb-lab`.
 pub fn state_dir() -> PathBuf {
     std::env::var_os("FERROLB_LAB_STATE")
@@ -297,9 +485,20 @@ pub fn in_client<T: Send + 'static>(
     Netns::existing(state.client_netns.clone()).run(f)
 }
 
-/// One HTTP GET of `http://ip:port/` from the client, with a timeout; the body, or why not.
+/// One HTTP GET of `http://ip:port/` from the client on the LAN, with a timeout; the body, or
+/// why not.
 pub fn client_get(state: &LabState, ip: IpAddr, port: u16) -> anyhow::Result<String> {
-    in_client(state, move || -> anyhow::Result<String> {
+    http_get_from(&state.client_netns, ip, port)
+}
+
+/// [`client_get`] from the external client, behind the router.
+pub fn external_get(state: &LabState, ip: IpAddr, port: u16) -> anyhow::Result<String> {
+    http_get_from(&state.external_netns, ip, port)
+}
+
+/// One HTTP GET of `http://ip:port/` from namespace `netns`.
+fn http_get_from(netns: &str, ip: IpAddr, port: u16) -> anyhow::Result<String> {
+    Netns::existing(netns.to_owned()).run(move || -> anyhow::Result<String> {
         use std::io::{Read, Write};
         let addr = std::net::SocketAddr::new(ip, port);
         let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
@@ -337,11 +536,27 @@ pub async fn apply_service(
     local: bool,
     pods: &[&PodInfo],
 ) -> anyhow::Result<()> {
+    apply_service_in_pool(client, namespace, name, local, None, pods).await
+}
+
+/// [`apply_service`] asking for an IP from `pool` (`ferrolb.io/address-pool`).
+pub async fn apply_service_in_pool(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    local: bool,
+    pool: Option<&str>,
+    pods: &[&PodInfo],
+) -> anyhow::Result<()> {
     use kube::api::{Patch, PatchParams};
     let apply = PatchParams::apply("ferrolb-lab").force();
+    let annotations: BTreeMap<&str, &str> = pool
+        .map(|p| (ferrolb_api::annotations::ADDRESS_POOL, p))
+        .into_iter()
+        .collect();
     let svc = serde_json::json!({
         "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
         "spec": {
             "type": "LoadBalancer",
             "allocateLoadBalancerNodePorts": false,

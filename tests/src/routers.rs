@@ -34,6 +34,18 @@ impl RouterKind {
     pub const ALL: [Self; 3] = [Self::Gobgp, Self::Bird, Self::Frr];
 }
 
+impl std::str::FromStr for RouterKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gobgp" => Ok(Self::Gobgp),
+            "bird" => Ok(Self::Bird),
+            "frr" => Ok(Self::Frr),
+            other => Err(format!("unknown router {other:?}: use bird, frr or gobgp")),
+        }
+    }
+}
+
 impl fmt::Display for RouterKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -136,6 +148,24 @@ impl Router {
     /// Which router this is.
     pub fn kind(&self) -> RouterKind {
         self.kind
+    }
+
+    /// A shell command that shows the router's routes, for people looking at a running lab.
+    pub fn show_routes_command(&self) -> String {
+        let ns = self.ns.name();
+        match self.kind {
+            RouterKind::Gobgp => {
+                format!("ip netns exec {ns} gobgp -u 127.0.0.1 -p 50051 global rib")
+            }
+            RouterKind::Bird => format!(
+                "ip netns exec {ns} birdc -s {} show route all",
+                self.path("bird.ctl").display()
+            ),
+            RouterKind::Frr => format!(
+                "ip netns exec {ns} vtysh --vty_socket {} -c 'show bgp ipv4 unicast'",
+                self.path("frr").display()
+            ),
+        }
     }
 
     /// The tail of each daemon's log, for failure messages.

@@ -244,6 +244,7 @@ async fn the_speaker_announces_with_only_its_service_account() -> anyhow::Result
         audit.configure(ControlPlane::builder()),
         2,
         ferrolb_tests::l2cluster::Speakers::Ferrolb(Vec::new()),
+        &[],
     )
     .await?;
     let cp = cluster.control_plane();

@@ -24,7 +24,9 @@ async fn lab() -> Option<Lab> {
         eprintln!("skipped: needs root for network namespaces");
         return None;
     }
-    let lab = Lab::start(3).await.expect("lab starts");
+    let lab = Lab::start(3, ferrolb_tests::routers::RouterKind::Bird)
+        .await
+        .expect("lab starts");
     lab.cluster()
         .wait_speakers_ready(SETTLE)
         .await
@@ -274,4 +276,153 @@ fn down_removes_everything_even_after_the_lab_crashed() {
         0,
         "processes of the lab are still running: {children:?}"
     );
+}
+
+/// Next hops the lab's router holds for `ip`/32.
+fn next_hops(lab: &Lab, ip: IpAddr) -> anyhow::Result<BTreeSet<IpAddr>> {
+    let prefix = ipnet::IpNet::from(ip);
+    Ok(lab
+        .router()
+        .routes()?
+        .into_iter()
+        .filter(|r| r.prefix == prefix)
+        .map(|r| r.next_hop)
+        .collect())
+}
+
+/// The node a connection entered by, from the client address the pod saw: the node's LAN
+/// address (192.0.2.k) or, when the pod is on that node, its pod bridge (198.18.k.1).
+fn entry_node(answer: &str) -> Option<String> {
+    let seen: std::net::Ipv4Addr = answer.rsplit(' ').next()?.parse().ok()?;
+    match seen.octets() {
+        [192, 0, 2, k] | [198, 18, k, 1] => Some(format!("node-{k}")),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn bgp_ips_reach_pods_from_behind_the_router_over_every_node() {
+    let Some(lab) = lab().await else { return };
+    let state = lab.state().clone();
+    let client = lab.control_plane().client();
+    let all: Vec<&lab::PodInfo> = state.pods.iter().collect();
+    lab::apply_service_in_pool(&client, "default", "web-bgp", false, Some("bgp"), &all)
+        .await
+        .expect("web-bgp");
+    let ip = ip_of(&client, "web-bgp").await.expect("an IP");
+    assert!(
+        ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(198, 51, 100, 0), 24)
+            .expect("net")
+            .contains(&match ip {
+                IpAddr::V4(v4) => v4,
+                IpAddr::V6(_) => panic!("{ip} is not IPv4"),
+            }),
+        "{ip} is not from the bgp pool"
+    );
+    let node_ips: BTreeSet<IpAddr> = lab
+        .cluster()
+        .nodes()
+        .iter()
+        .map(|n| IpAddr::V4(lab.cluster().host(n).ipv4))
+        .collect();
+    wait_for("the router holds a path per node", SETTLE, || async {
+        Ok((next_hops(&lab, ip)? == node_ips).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.router().describe()));
+
+    // Connections from the external client are spread over the nodes (ECMP, layer-4 hash).
+    let get = |s: &LabState| lab::external_get(s, ip, 80);
+    wait_for("the BGP IP answers from outside", SETTLE, || async {
+        Ok(get(&state).ok())
+    })
+    .await
+    .expect("answers");
+    let seen: Vec<String> = (0..30).filter_map(|_| get(&state).ok()).collect();
+    let entries: BTreeSet<String> = seen.iter().filter_map(|a| entry_node(a)).collect();
+    assert!(
+        entries.len() >= 2,
+        "30 connections all entered by one node: {seen:?}"
+    );
+
+    // eTP Local over BGP: only the node with the pod advertises, and the client's address is
+    // kept all the way to the pod.
+    let on_node_3: Vec<&lab::PodInfo> = state.pods.iter().filter(|p| p.node == "node-3").collect();
+    lab::apply_service_in_pool(
+        &client,
+        "default",
+        "bgp-local",
+        true,
+        Some("bgp"),
+        &on_node_3,
+    )
+    .await
+    .expect("bgp-local");
+    let local_ip = ip_of(&client, "bgp-local").await.expect("an IP");
+    let node_3 = IpAddr::V4(lab.cluster().host("node-3").ipv4);
+    wait_for("only node-3 advertises bgp-local", SETTLE, || async {
+        Ok((next_hops(&lab, local_ip)? == BTreeSet::from([node_3])).then_some(()))
+    })
+    .await
+    .expect("one path");
+    let local_seen = wait_for("bgp-local answers", SETTLE, || async {
+        Ok(lab::external_get(&state, local_ip, 80).ok())
+    })
+    .await
+    .expect("answers");
+    assert_eq!(
+        local_seen,
+        format!("pod-3 on node-3, client {}", state.external_ip)
+    );
+
+    // A node dies (its links go down): the router drops its path when the hold time runs out,
+    // and every connection goes through the others.
+    let dead = "node-1";
+    let dead_ns = lab.cluster().host(dead).ns.clone();
+    dead_ns.link_down("eth0").expect("node down");
+    dead_ns.link_down("cni0").expect("pods gone");
+    let dead_ip = IpAddr::V4(lab.cluster().host(dead).ipv4);
+    wait_for(
+        "the router drops the dead node's path",
+        Duration::from_secs(30),
+        || async { Ok((!next_hops(&lab, ip)?.contains(&dead_ip)).then_some(())) },
+    )
+    .await
+    .expect("path withdrawn");
+    // The endpoint controller would mark the dead node's pod not ready; the lab's stand-in
+    // removes it, so no surviving node forwards to it.
+    let alive: Vec<&lab::PodInfo> = state.pods.iter().filter(|p| p.node != dead).collect();
+    lab::apply_service_in_pool(&client, "default", "web-bgp", false, Some("bgp"), &alive)
+        .await
+        .expect("endpoints follow the node");
+    wait_for(
+        "the live nodes' kube-proxy drops the dead pod",
+        SETTLE,
+        || async {
+            let ok = (0..10).all(|_| get(&state).is_ok_and(|b| !b.contains(&format!("on {dead}"))));
+            Ok(ok.then_some(()))
+        },
+    )
+    .await
+    .expect("ten connections in a row served by live nodes");
+    let after: Vec<anyhow::Result<String>> = (0..10).map(|_| get(&state)).collect();
+    for a in &after {
+        let body = a
+            .as_ref()
+            .expect("every connection is served by a live node");
+        assert_ne!(entry_node(body).as_deref(), Some(dead), "{body}");
+        assert!(!body.contains(&format!("on {dead}")), "{body}");
+    }
+
+    // The Service goes: the route is withdrawn and the IP stops answering.
+    Api::<Service>::namespaced(client.clone(), "default")
+        .delete("web-bgp", &Default::default())
+        .await
+        .expect("delete");
+    wait_for("the router withdraws the route", SETTLE, || async {
+        Ok(next_hops(&lab, ip)?.is_empty().then_some(()))
+    })
+    .await
+    .expect("withdrawn");
+    assert!(get(&state).is_err(), "the deleted Service still answers");
 }

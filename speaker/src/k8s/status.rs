@@ -43,6 +43,10 @@ pub(crate) trait StatusKind:
     type Status: PartialEq + serde::Serialize;
     /// Object names start with this (`l2-`, `bgp-`).
     const PREFIX: &'static str;
+    /// One node at a time announces a Service (layer 2): another node's object for a Service
+    /// this node announces is stale (that node lost it, perhaps by dying, and cannot clean up).
+    /// With BGP every eligible node announces, so each keeps only its own.
+    const EXCLUSIVE: bool;
     /// The status for `service` on `node` with `items` (interfaces or peers).
     fn status_of(service: &str, node: &str, items: &BTreeSet<String>) -> Self::Status;
     /// The object's current status.
@@ -52,6 +56,7 @@ pub(crate) trait StatusKind:
 impl StatusKind for ServiceL2Status {
     type Status = ServiceL2StatusStatus;
     const PREFIX: &'static str = "l2-";
+    const EXCLUSIVE: bool = true;
     fn status_of(service: &str, node: &str, interfaces: &BTreeSet<String>) -> Self::Status {
         let (namespace, name) = service.split_once('/').unwrap_or(("", service));
         ServiceL2StatusStatus {
@@ -72,6 +77,7 @@ impl StatusKind for ServiceL2Status {
 impl StatusKind for ServiceBGPStatus {
     type Status = ServiceBGPStatusStatus;
     const PREFIX: &'static str = "bgp-";
+    const EXCLUSIVE: bool = false;
     fn status_of(service: &str, node: &str, peers: &BTreeSet<String>) -> Self::Status {
         let (namespace, name) = service.split_once('/').unwrap_or(("", service));
         ServiceBGPStatusStatus {
@@ -148,12 +154,12 @@ async fn reconcile<K: StatusKind>(
             labels.get(SERVICE_NAME_LABEL).map_or("", String::as_str)
         );
         let mine = labels.get(NODE_LABEL).map(String::as_str) == Some(node);
-        // Ours and no longer announced, or another node's for a Service we now announce
-        // (that node lost it, perhaps by dying, and cannot clean up).
+        // Ours and no longer announced, or (layer 2) another node's for a Service we now
+        // announce.
         let stale = if mine {
             !want.contains_key(&service)
         } else {
-            want.contains_key(&service)
+            K::EXCLUSIVE && want.contains_key(&service)
         };
         if stale {
             let name = object.name_any();

@@ -1,10 +1,11 @@
 //! `ferrolb-lab`: a Kubernetes network on one Linux machine, with ferrolb in it.
 //!
-//! - `up [--nodes N]` builds the lab in network namespaces (see `ferrolb_tests::lab`) and leaves
-//!   it running under a background supervisor; idempotent.
+//! - `up [--nodes N] [--router bird|frr|gobgp]` builds the lab in network namespaces (see
+//!   `ferrolb_tests::lab`) and leaves it running under a background supervisor; idempotent.
 //! - `status` shows the nodes, the pods and the LoadBalancer Services with their announcers.
-//! - `demo` (brings the lab up if needed) creates layer-2 LoadBalancer Services and shows, from a
-//!   client on the LAN, which node answers for each IP and which pod serves the request.
+//! - `demo` (brings the lab up if needed) creates layer-2 and BGP LoadBalancer Services and
+//!   shows, from a client on the LAN and one behind the router, which node answers for each IP
+//!   and which pod serves the request.
 //! - `down` stops the supervisor and removes every namespace, link and process of the lab,
 //!   also after a crash.
 //! - `allocation` runs only the apiserver and the controller and shows what it assigns and why.
@@ -16,9 +17,11 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: ferrolb-lab <command>
 
-  up [--nodes N]   build the lab (default 3 nodes) and leave it running
+  up [--nodes N] [--router bird|frr|gobgp]
+                   build the lab (default 3 nodes, BIRD) and leave it running
   status           nodes, pods, LoadBalancer Services and who announces them
-  demo             LoadBalancer Services answering through the network (runs `up` if needed)
+  demo [up's options]
+                   LoadBalancer Services answering through the network (runs `up` if needed)
   down             remove everything the lab made
   allocation       the controller alone on a real apiserver: which IP each Service gets, and why";
 
@@ -37,6 +40,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let router = match args
+        .iter()
+        .position(|a| a == "--router")
+        .map(|i| args.get(i + 1))
+    {
+        None => Ok(ferrolb_tests::routers::RouterKind::Bird),
+        Some(Some(name)) => name.parse(),
+        Some(None) => Err("--router takes bird, frr or gobgp".to_owned()),
+    };
+    let router = match router {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferrolb-lab: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -45,11 +64,11 @@ fn main() -> ExitCode {
         }
     };
     let result = match args.first().map(String::as_str) {
-        Some("up") => network::up(nodes).map(drop),
+        Some("up") => network::up(nodes, router).map(drop),
         Some("status") => runtime.block_on(network::status()),
-        Some("demo") => runtime.block_on(network::demo()),
+        Some("demo") => runtime.block_on(network::demo(nodes, router)),
         Some("down") => network::down(),
-        Some("supervise") => runtime.block_on(network::supervise(nodes)),
+        Some("supervise") => runtime.block_on(network::supervise(nodes, router)),
         Some("allocation") => runtime.block_on(allocation::run()),
         Some("-h" | "--help") => {
             println!("{USAGE}");

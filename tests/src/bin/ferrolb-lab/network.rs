@@ -5,9 +5,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use ferrolb_api::ServiceL2Status;
+use ferrolb_api::{ServiceBGPStatus, ServiceL2Status};
 use ferrolb_tests::apiserver::client_from_kubeconfig;
 use ferrolb_tests::lab::{self, Lab, LabState};
+use ferrolb_tests::routers::RouterKind;
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::api::ListParams;
@@ -15,7 +16,7 @@ use kube::api::ListParams;
 const UP_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// Starts the supervisor in the background unless a lab already runs; returns its state.
-pub fn up(nodes: usize) -> anyhow::Result<LabState> {
+pub fn up(nodes: usize, router: RouterKind) -> anyhow::Result<LabState> {
     if let Some(state) = lab::running_state() {
         println!(
             "the lab is up (supervisor pid {}, {} nodes)",
@@ -37,12 +38,18 @@ pub fn up(nodes: usize) -> anyhow::Result<LabState> {
     let err = out.try_clone()?;
     let exe = std::env::current_exe()?;
     println!(
-        "building the lab ({nodes} nodes; first run builds Kubernetes, later runs take seconds)..."
+        "building the lab ({nodes} nodes, {router} router; first run builds Kubernetes, later runs take seconds)..."
     );
     let started = Instant::now();
     let mut child = Command::new("setsid")
         .arg(&exe)
-        .args(["supervise", "--nodes", &nodes.to_string()])
+        .args([
+            "supervise",
+            "--nodes",
+            &nodes.to_string(),
+            "--router",
+            &router.to_string(),
+        ])
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -82,8 +89,8 @@ fn tail(text: &str, lines: usize) -> String {
 }
 
 /// The supervisor: builds the lab, publishes its state, and tears it down on SIGTERM.
-pub async fn supervise(nodes: usize) -> anyhow::Result<()> {
-    let lab = Lab::start(nodes).await?;
+pub async fn supervise(nodes: usize, router: RouterKind) -> anyhow::Result<()> {
+    let lab = Lab::start(nodes, router).await?;
     lab.cluster()
         .wait_speakers_ready(Duration::from_secs(60))
         .await?;
@@ -146,30 +153,49 @@ pub async fn status() -> anyhow::Result<()> {
     for p in &state.pods {
         println!("{:<8} {:<8} {}", p.name, p.node, p.ip);
     }
+    println!(
+        "\nrouter: {} at {} (AS {}), external client {}\n  its routes: {}",
+        state.router.kind,
+        state.router.ipv4,
+        lab::ROUTER_AS,
+        state.external_ip,
+        state.router.show_routes
+    );
     let client = client(&state).await?;
     print_services(&client, &state).await
 }
 
+/// (Service, node) for every ServiceL2Status, then every ServiceBGPStatus.
 async fn announcers(client: &kube::Client) -> anyhow::Result<Vec<(String, String)>> {
-    let statuses: Api<ServiceL2Status> =
-        Api::namespaced(client.clone(), ferrolb_api::DEFAULT_NAMESPACE);
-    Ok(statuses
+    let ns = ferrolb_api::DEFAULT_NAMESPACE;
+    let key = |namespace: Option<String>, name: Option<String>| {
+        format!(
+            "{}/{}",
+            namespace.unwrap_or_default(),
+            name.unwrap_or_default()
+        )
+    };
+    let l2 = Api::<ServiceL2Status>::namespaced(client.clone(), ns)
         .list(&ListParams::default())
         .await?
         .items
         .into_iter()
         .filter_map(|s| {
             let st = s.status?;
-            Some((
-                format!(
-                    "{}/{}",
-                    st.service_namespace.unwrap_or_default(),
-                    st.service_name.unwrap_or_default()
-                ),
-                st.node.unwrap_or_default(),
-            ))
-        })
-        .collect())
+            Some((key(st.service_namespace, st.service_name), st.node?))
+        });
+    let bgp = Api::<ServiceBGPStatus>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|s| {
+            let st = s.status?;
+            Some((key(st.service_namespace, st.service_name), st.node?))
+        });
+    let mut all: Vec<(String, String)> = l2.chain(bgp).collect();
+    all.sort();
+    Ok(all)
 }
 
 async fn print_services(client: &kube::Client, state: &LabState) -> anyhow::Result<()> {
@@ -226,123 +252,179 @@ async fn print_services(client: &kube::Client, state: &LabState) -> anyhow::Resu
     Ok(())
 }
 
-/// The demo Services: (name, traffic policy Local, pods behind it).
-fn demo_services(state: &LabState) -> Vec<(&'static str, bool, Vec<&lab::PodInfo>)> {
+/// A demo Service: its name, traffic policy, pool, pods, and where it is tried from.
+struct DemoService<'a> {
+    name: &'static str,
+    local: bool,
+    pool: Option<&'static str>,
+    pods: Vec<&'a lab::PodInfo>,
+    /// Tried from the external client behind the router (BGP) instead of the LAN client.
+    external: bool,
+}
+
+fn demo_services(state: &LabState) -> Vec<DemoService<'_>> {
     let second = state
         .nodes
         .get(1)
         .or(state.nodes.first())
         .map(|n| n.name.clone());
     vec![
-        ("web", false, state.pods.iter().collect()),
-        (
-            "web-local",
-            true,
-            state
+        DemoService {
+            name: "web",
+            local: false,
+            pool: None,
+            pods: state.pods.iter().collect(),
+            external: false,
+        },
+        DemoService {
+            name: "web-local",
+            local: true,
+            pool: None,
+            pods: state
                 .pods
                 .iter()
                 .filter(|p| Some(&p.node) == second.as_ref())
                 .collect(),
-        ),
+            external: false,
+        },
+        DemoService {
+            name: "web-bgp",
+            local: false,
+            pool: Some("bgp"),
+            pods: state.pods.iter().collect(),
+            external: true,
+        },
     ]
 }
 
-/// Creates the demo Services and shows what a client on the LAN gets through their IPs.
-pub async fn demo() -> anyhow::Result<()> {
+/// Creates the demo Services and shows what a client on the LAN, and one behind the router,
+/// get through their IPs.
+pub async fn demo(nodes: usize, router: RouterKind) -> anyhow::Result<()> {
     let state = match lab::running_state() {
         Some(s) => s,
-        None => up(3)?,
+        None => up(nodes, router)?,
     };
     let client = client(&state).await?;
-    for (name, local, pods) in demo_services(&state) {
-        lab::apply_service(&client, "default", name, local, &pods).await?;
+    for s in demo_services(&state) {
+        lab::apply_service_in_pool(&client, "default", s.name, s.local, s.pool, &s.pods).await?;
     }
     let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    println!("created Services in namespace default, with their EndpointSlices:");
+    println!("  web       layer 2, externalTrafficPolicy Cluster, pods on every node");
     println!(
-        "created Services default/web (externalTrafficPolicy Cluster, pods on every node) and"
-    );
-    println!(
-        "default/web-local (Local, the pod on {}) with their EndpointSlices",
+        "  web-local layer 2, externalTrafficPolicy Local, the pod on {}",
         state.nodes.get(1).map_or("-", |n| n.name.as_str())
     );
+    println!("  web-bgp   BGP (pool bgp), externalTrafficPolicy Cluster, pods on every node");
 
     // Wait for IPs, announcements and answers.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(90);
     let mut rows = Vec::new();
-    for (name, local, _) in demo_services(&state) {
+    for s in demo_services(&state) {
         let (ip, answers) = loop {
-            let svc = services.get(name).await?;
+            let svc = services.get(s.name).await?;
             let ip = ferrolb_api::service::ingress_ips(&svc)
                 .into_iter()
                 .find(IpAddr::is_ipv4);
-            if let Some(ip) = ip {
-                let answers = sample(&state, ip, 6);
+            let key = format!("default/{}", s.name);
+            let recorded = announcers(&client)
+                .await?
+                .iter()
+                .any(|(svc, _)| *svc == key);
+            if let Some(ip) = ip
+                && recorded
+            {
+                let answers = sample(&state, ip, 8, s.external);
                 if !answers.is_empty() {
                     break (ip, answers);
                 }
             }
             if Instant::now() > deadline {
-                bail!("default/{name} did not answer through its LoadBalancer IP within a minute");
+                bail!(
+                    "default/{} did not answer through its LoadBalancer IP within 90 s",
+                    s.name
+                );
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         };
-        rows.push((name, local, ip, answers));
+        rows.push((s, ip, answers));
     }
     let announced = announcers(&client).await?;
     println!(
-        "\nFrom the client ({}), six HTTP requests to each LoadBalancer IP:\n",
-        state.client_ip
+        "\nEight HTTP requests to each LoadBalancer IP, from the LAN client ({}) or the external\n\
+         client ({}, behind the router):\n",
+        state.client_ip, state.external_ip
     );
     println!(
-        "{:<18} {:<8} {:<14} {:<26} ANSWERS (pod on node, client address the pod saw)",
-        "SERVICE", "POLICY", "IP", "ANNOUNCED BY"
+        "{:<17} {:<7} {:<14} {:<8} {:<27} ANSWERS (pod on node, client address the pod saw)",
+        "SERVICE", "POLICY", "IP", "FROM", "ANNOUNCED BY"
     );
-    for (name, local, ip, answers) in &rows {
-        let node = announced
+    for (s, ip, answers) in &rows {
+        let key = format!("default/{}", s.name);
+        let by: Vec<String> = announced
             .iter()
-            .find(|(svc, _)| svc == &format!("default/{name}"))
-            .map_or("-".to_owned(), |(_, n)| n.clone());
-        let mac = state
-            .nodes
-            .iter()
-            .find(|n| n.name == node)
-            .map_or("", |n| n.mac.as_str());
-        let mut first = true;
-        for a in answers {
-            if first {
+            .filter(|(svc, _)| *svc == key)
+            .map(|(_, n)| n.clone())
+            .collect();
+        let by = if s.external {
+            format!("{} (BGP)", by.join(","))
+        } else {
+            let node = by.first().cloned().unwrap_or_else(|| "-".to_owned());
+            let mac = state
+                .nodes
+                .iter()
+                .find(|n| n.name == node)
+                .map_or("", |n| n.mac.as_str());
+            format!("{node} {mac}")
+        };
+        for (i, a) in answers.iter().enumerate() {
+            if i == 0 {
                 println!(
-                    "{:<18} {:<8} {:<14} {:<26} {a}",
-                    format!("default/{name}"),
-                    if *local { "Local" } else { "Cluster" },
+                    "{:<17} {:<7} {:<14} {:<8} {:<27} {a}",
+                    key,
+                    if s.local { "Local" } else { "Cluster" },
                     ip.to_string(),
-                    format!("{node} {mac}")
+                    if s.external { "external" } else { "LAN" },
+                    by
                 );
-                first = false;
             } else {
-                println!("{:<18} {:<8} {:<14} {:<26} {a}", "", "", "", "");
+                println!("{:<17} {:<7} {:<14} {:<8} {:<27} {a}", "", "", "", "", "");
             }
         }
     }
     println!(
-        "\nWhat happened: the client asked the LAN who has each IP (ARP); only the elected node's\n\
-         speaker answered, with its MAC, so the client sent the request to that node. There,\n\
-         kube-proxy's nftables rules turned the LoadBalancer IP into a pod IP: for Cluster any\n\
-         node's pod, with the client's address replaced by the node's (so the reply comes back\n\
-         the same way); for Local only a pod on the announcing node, with the client's own\n\
-         address kept. Pod IPs are routed between nodes without NAT. See it with:\n\
+        "\nWhat happened: for the layer-2 IPs the LAN client asked who has each IP (ARP); only the\n\
+         elected node's speaker answered, with its MAC, so the request went to that node. For the\n\
+         BGP IP every node's speaker advertised a route to the router, which holds one path per\n\
+         node and hashes each connection onto one of them (ECMP) - the client address the pod\n\
+         saw is that of the node the connection entered by (its LAN or pod-bridge address). On the node, kube-proxy's nftables rules\n\
+         turned the LoadBalancer IP into a pod IP: for Cluster any node's pod, with the client's\n\
+         address replaced by the node's (so the reply comes back the same way); for Local only a\n\
+         pod on the announcing node, with the client's own address kept. Pod IPs are routed\n\
+         between nodes without NAT. See it with:\n\
          ip netns exec {} nft list ruleset | grep -A3 <ip>     (kube-proxy's rules)\n\
-         ip netns exec {} ip neigh                             (the client's ARP table)",
+         ip netns exec {} ip neigh                             (the LAN client's ARP table)\n\
+         ip netns exec {} ip route                             (the router's ECMP routes)\n\
+         {}   (the router's BGP view)",
         state.nodes.first().map_or("", |n| n.netns.as_str()),
-        state.client_netns
+        state.client_netns,
+        state.router.netns,
+        state.router.show_routes
     );
     Ok(())
 }
 
-/// `n` requests from the client; the distinct answers, in order of first appearance.
-fn sample(state: &LabState, ip: IpAddr, n: usize) -> Vec<String> {
+/// `n` requests from the LAN client (or the external one); the distinct answers, in order of
+/// first appearance.
+fn sample(state: &LabState, ip: IpAddr, n: usize, external: bool) -> Vec<String> {
     let mut answers: Vec<String> = Vec::new();
     for _ in 0..n {
-        if let Ok(body) = lab::client_get(state, ip, 80)
+        let got = if external {
+            lab::external_get(state, ip, 80)
+        } else {
+            lab::client_get(state, ip, 80)
+        };
+        if let Ok(body) = got
             && !answers.contains(&body)
         {
             answers.push(body);
