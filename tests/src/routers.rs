@@ -69,6 +69,9 @@ pub struct Neighbor {
     pub passive: bool,
     /// Run BFD with it (FRR and BIRD only).
     pub bfd: bool,
+    /// Act as a graceful-restart helper for it (RFC 4724): keep its routes as stale while it
+    /// restarts. BIRD and FRR do this by default; GoBGP needs it configured.
+    pub graceful_restart: bool,
 }
 
 impl Neighbor {
@@ -80,6 +83,7 @@ impl Neighbor {
             password: None,
             passive: true,
             bfd: false,
+            graceful_restart: false,
         }
     }
 }
@@ -120,6 +124,7 @@ pub struct Router {
     kind: RouterKind,
     ns: Netns,
     dir: tempfile::TempDir,
+    config: RouterConfig,
     processes: Vec<Process>,
 }
 
@@ -135,14 +140,27 @@ impl Router {
             kind,
             ns: ns.clone(),
             dir,
+            config: config.clone(),
             processes: Vec::new(),
         };
-        match kind {
-            RouterKind::Gobgp => router.start_gobgp(config)?,
-            RouterKind::Bird => router.start_bird(config)?,
-            RouterKind::Frr => router.start_frr(config)?,
-        }
+        router.start_daemons()?;
         Ok(router)
+    }
+
+    fn start_daemons(&mut self) -> anyhow::Result<()> {
+        let config = self.config.clone();
+        match self.kind {
+            RouterKind::Gobgp => self.start_gobgp(&config),
+            RouterKind::Bird => self.start_bird(&config),
+            RouterKind::Frr => self.start_frr(&config),
+        }
+    }
+
+    /// Stops the daemons (SIGTERM, as an operator's restart would) and starts them again with
+    /// the same configuration: every session drops and must come back.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.processes.clear();
+        self.start_daemons()
     }
 
     /// Which router this is.
@@ -208,10 +226,18 @@ impl Router {
             if n.passive {
                 toml.push_str("  [neighbors.transport.config]\n    passive-mode = true\n");
             }
+            if n.graceful_restart {
+                toml.push_str("  [neighbors.graceful-restart.config]\n    enabled = true\n");
+            }
             for family in ["ipv4-unicast", "ipv6-unicast"] {
                 toml.push_str(&format!(
                     "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{family}\"\n"
                 ));
+                if n.graceful_restart {
+                    toml.push_str(
+                        "    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n",
+                    );
+                }
             }
         }
         let file = self.path("gobgp.toml");
