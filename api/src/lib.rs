@@ -33,9 +33,10 @@ pub use peer::{BGPPeer, BGPPeerSpec, DynamicAsnMode, SecretReference};
 pub use pool::{IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation};
 pub use schema::{AddressEntry, CommunityOrAlias, CommunityValue};
 pub use status::{
-    ConfigStatus, ConfigurationResult, ConfigurationState, ConfigurationStateSpec,
-    ConfigurationStateStatus, InterfaceName, ServiceBGPStatus, ServiceBGPStatusSpec,
-    ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusSpec, ServiceL2StatusStatus,
+    BGPSessionState, BGPSessionStateSpec, BGPSessionStateStatus, ConfigStatus, ConfigurationResult,
+    ConfigurationState, ConfigurationStateSpec, ConfigurationStateStatus, InterfaceName,
+    ServiceBGPStatus, ServiceBGPStatusSpec, ServiceBGPStatusStatus, ServiceL2Status,
+    ServiceL2StatusSpec, ServiceL2StatusStatus,
 };
 
 /// The Kubernetes types our API embeds, re-exported so that pure crates (config, allocator,

@@ -192,3 +192,68 @@ pub enum ConfigurationResult {
     /// No verdict yet.
     Unknown,
 }
+
+/// BGPSessionState reports one BGP session of one node: its state, why it last went down, and
+/// how many prefixes the peer holds from the node. Written by the speakers; one object per
+/// (node, BGPPeer) that peers from that node.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "ferrolb.io",
+    version = "v1beta1",
+    kind = "BGPSessionState",
+    doc = "The state of one node's BGP session with one BGPPeer (written by the speakers).",
+    namespaced,
+    status = "BGPSessionStateStatus",
+    category = "ferrolb",
+    derive = "PartialEq",
+    printcolumn(name = "Node", type_ = "string", json_path = ".status.node"),
+    printcolumn(name = "Peer", type_ = "string", json_path = ".status.peer"),
+    printcolumn(name = "Address", type_ = "string", json_path = ".status.peerAddress"),
+    printcolumn(name = "BGP", type_ = "string", json_path = ".status.bgpStatus"),
+    printcolumn(name = "BFD", type_ = "string", json_path = ".status.bfdStatus"),
+    printcolumn(
+        name = "Prefixes",
+        type_ = "integer",
+        json_path = ".status.prefixesAdvertised"
+    ),
+    printcolumn(
+        name = "Last Down",
+        type_ = "string",
+        json_path = ".status.lastDown",
+        priority = "1"
+    )
+)]
+pub struct BGPSessionStateSpec {}
+
+/// One BGP session's state.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BGPSessionStateStatus {
+    /// The node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub node: Option<String>,
+    /// The BGPPeer's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub peer: Option<String>,
+    /// The peer's address and port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub peer_address: Option<String>,
+    /// The RFC 4271 state: Idle, Connect, Active, OpenSent, OpenConfirm or Established.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub bgp_status: Option<String>,
+    /// The BFD session's state (Down, Init, Up), when the peer has a BFD profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub bfd_status: Option<String>,
+    /// How the last session, or attempt at one, ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub last_down: Option<String>,
+    /// Prefixes the peer holds from this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefixes_advertised: Option<u64>,
+}

@@ -304,7 +304,7 @@ fn the_chart_renders_the_objects_of_the_install_bundle() -> anyhow::Result<()> {
         &chart,
     );
     // Not vacuous: the namespace, 9 CRDs, RBAC for both binaries, the Service and workloads.
-    assert_eq!(bundle.len(), 23, "objects in manifests/install.yaml");
+    assert_eq!(bundle.len(), 24, "objects in manifests/install.yaml");
     Ok(())
 }
 
@@ -324,7 +324,7 @@ fn the_chart_crds_are_the_generated_crds() -> anyhow::Result<()> {
     let generated_dir = repo_path("manifests/crds");
     let chart_dir = repo_path("manifests/chart/crds");
     let generated = list(&generated_dir, ".ferrolb.io.yaml")?;
-    assert_eq!(generated.len(), 9, "generated CRDs: {generated:?}");
+    assert_eq!(generated.len(), 10, "generated CRDs: {generated:?}");
     assert_eq!(
         list(&chart_dir, "")?,
         generated,

@@ -377,16 +377,44 @@ spec:
     .await
     .with_context(|| cluster.describe())?;
 
-    // The Services go: the speakers stop announcing and remove their status objects.
+    // Each node reports its session with the peer (not up: no router runs here).
+    let sessions: Api<ferrolb_api::BGPSessionState> = Api::namespaced(cluster.client(), NS);
+    wait_for(
+        "each node reports its session with tor",
+        Duration::from_secs(20),
+        || async {
+            let list = sessions.list(&Default::default()).await?;
+            let nodes: std::collections::BTreeSet<String> = list
+                .items
+                .iter()
+                .filter_map(|s| s.status.as_ref())
+                .filter(|st| st.peer.as_deref() == Some("tor") && st.bgp_status.is_some())
+                .filter_map(|st| st.node.clone())
+                .collect();
+            Ok((nodes.len() == 2).then_some(()))
+        },
+    )
+    .await
+    .with_context(|| cluster.describe())?;
+
+    // The Services and the peer go: the speakers stop announcing and remove their status
+    // objects.
+    cluster
+        .control_plane()
+        .kubectl(&["delete", "-n", NS, "bgppeer", "tor"])
+        .await?
+        .into_stdout()
+        .context("the BGPPeer deletes")?;
     cluster.delete_service("app").await?;
     cluster.delete_service("app-bgp").await?;
     wait_for(
-        "the speakers remove their ServiceL2Status and ServiceBGPStatus objects",
+        "the speakers remove their ServiceL2Status, ServiceBGPStatus and BGPSessionState objects",
         Duration::from_secs(20),
         || async {
             let l2 = statuses.list(&Default::default()).await?.items;
             let bgp = bgp_statuses.list(&Default::default()).await?.items;
-            Ok((l2.is_empty() && bgp.is_empty()).then_some(()))
+            let sessions = sessions.list(&Default::default()).await?.items;
+            Ok((l2.is_empty() && bgp.is_empty() && sessions.is_empty()).then_some(()))
         },
     )
     .await?;

@@ -291,6 +291,30 @@ async fn a_restarted_router_gets_sessions_and_routes_back(kind: RouterKind) {
     bed.wait_paths("198.51.100.13/32", &both).await;
     let up = "ferrolb_speaker_bgp_session_up";
     assert_eq!(metric(&bed, "node-1", up, "peer=\"tor\""), Some(1.0));
+    // Each node reports the session as Established, with the prefix the router holds.
+    let sessions: Api<ferrolb_api::BGPSessionState> =
+        Api::namespaced(bed.cluster.client(), NAMESPACE);
+    wait_for(
+        "both nodes report an Established session with one prefix",
+        Duration::from_secs(20),
+        || async {
+            let established = sessions
+                .list(&Default::default())
+                .await?
+                .items
+                .into_iter()
+                .filter_map(|s| s.status)
+                .filter(|st| {
+                    st.peer.as_deref() == Some("tor")
+                        && st.bgp_status.as_deref() == Some("Established")
+                        && st.prefixes_advertised == Some(1)
+                })
+                .count();
+            Ok((established == 2).then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", bed.describe()));
 
     bed.router.restart().expect("the router restarts");
     // A new router process starts with an empty RIB: the paths are the speakers' new sessions.

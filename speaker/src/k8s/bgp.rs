@@ -226,6 +226,11 @@ impl Sessions {
         Some(before)
     }
 
+    /// Peers that cannot run on this node, and why.
+    pub(crate) fn refused(&self) -> impl Iterator<Item = (&PeerName, &String)> {
+        self.refused.iter()
+    }
+
     /// The peer's address, for messages.
     pub(crate) fn address(&self, peer: &PeerName) -> Option<SocketAddr> {
         self.peerings.get(peer).map(|p| p.config.peer)

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ferrolb_api::{BGPPeer, ServiceBGPStatus, ServiceL2Status};
+use ferrolb_api::{
+    BGPPeer, BGPSessionState, BGPSessionStateStatus, ServiceBGPStatus, ServiceL2Status,
+};
 use ferrolb_config::{Config, NodeName, PeerName, SecretInfo, Snapshot};
 use ferrolb_runtime::events::EventSink;
 use k8s_openapi::api::core::v1::Service;
@@ -154,6 +156,15 @@ pub async fn run(
         settings.node.to_string(),
         stores.bgp_statuses.clone(),
         bgp_announced_rx,
+        statuses_rx.clone(),
+    ));
+    let (sessions_tx, sessions_rx) = chan::channel(status::Reported::<BGPSessionState>::new());
+    tokio::spawn(status::run::<BGPSessionState>(
+        client.clone(),
+        settings.namespace.clone(),
+        settings.node.to_string(),
+        stores.bgp_sessions.clone(),
+        sessions_rx,
         statuses_rx,
     ));
     let (peer_events_tx, peer_events) = mpsc::unbounded_channel();
@@ -192,6 +203,7 @@ pub async fn run(
         peer_events,
         bgp_announced_tx,
         bgp_plan: BgpPlan::default(),
+        sessions_tx,
     };
     speaker.config = ferrolb_config::parse(&speaker.snapshot()).config;
     health.set_ready(true);
@@ -240,6 +252,8 @@ struct Speaker {
     bgp_announced_tx: chan::Sender<status::Announced>,
     /// The last BGP plan.
     bgp_plan: BgpPlan,
+    /// The state of each BGP session of this node, for BGPSessionState.
+    sessions_tx: chan::Sender<status::Reported<BGPSessionState>>,
 }
 
 impl Speaker {
@@ -400,6 +414,22 @@ impl Speaker {
                 );
             }
         }
+        // One BGPSessionState per peer of this node; a peer that cannot run says why.
+        self.sessions_tx.send_if_modified(|states| {
+            let before = states.clone();
+            states.retain(|peer, _| plan.routes.contains_key(&PeerName::from(peer.clone())));
+            for (peer, why) in self.sessions.refused() {
+                states.insert(
+                    peer.to_string(),
+                    BGPSessionStateStatus {
+                        bgp_status: Some("NotRunning".into()),
+                        last_down: Some(why.clone()),
+                        ..BGPSessionStateStatus::default()
+                    },
+                );
+            }
+            *states != before
+        });
         if plan != self.bgp_plan {
             let routes: usize = plan.routes.values().map(BTreeMap::len).sum();
             tracing::info!(
@@ -561,6 +591,20 @@ impl Speaker {
             return;
         };
         let now = &event.state;
+        let summary = BGPSessionStateStatus {
+            peer_address: self.sessions.address(&event.peer).map(|a| a.to_string()),
+            bgp_status: Some(now.state.to_string()),
+            bfd_status: None,
+            last_down: now.last_down.as_ref().map(|d| d.reason.to_string()),
+            prefixes_advertised: Some(now.advertised as u64),
+            ..BGPSessionStateStatus::default()
+        };
+        self.sessions_tx.send_if_modified(|states| {
+            let entry = states.entry(event.peer.to_string()).or_default();
+            let changed = *entry != summary;
+            *entry = summary;
+            changed
+        });
         let was_up = before
             .as_ref()
             .is_some_and(crate::bgp::SessionState::is_established);

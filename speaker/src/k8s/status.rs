@@ -1,7 +1,7 @@
-//! `ServiceL2Status` and `ServiceBGPStatus` objects: one per (Service, announcing node), written
-//! by the node that announces. Level-triggered: the writer is given the whole set this node
-//! announces and makes the objects match, retrying while the apiserver is away. The announcers
-//! never wait on it.
+//! The status objects a speaker writes: `ServiceL2Status` and `ServiceBGPStatus`, one per
+//! (Service, announcing node), and `BGPSessionState`, one per (node, BGPPeer). Level-triggered:
+//! the writer is given everything this node reports, keyed, and makes the objects match,
+//! retrying while the apiserver is away. The announcers never wait on it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_api::{
-    InterfaceName, ServiceBGPStatus, ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusStatus,
+    BGPSessionState, BGPSessionStateStatus, InterfaceName, ServiceBGPStatus,
+    ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusStatus,
 };
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::Store;
@@ -24,12 +25,15 @@ pub const NODE_LABEL: &str = "ferrolb.io/node";
 pub const SERVICE_NAME_LABEL: &str = "ferrolb.io/service-name";
 /// Label naming the Service's namespace.
 pub const SERVICE_NAMESPACE_LABEL: &str = "ferrolb.io/service-namespace";
+/// Label naming the BGPPeer of a BGPSessionState.
+pub const PEER_LABEL: &str = "ferrolb.io/peer";
 
 /// What this node announces: Service (`namespace/name`) → interfaces (layer 2; empty: all) or
 /// peers (BGP).
 pub type Announced = BTreeMap<String, BTreeSet<String>>;
 
-/// A per-(Service, node) status kind.
+/// A kind of status object: one per (key, node), the key being a Service (`namespace/name`)
+/// or a BGPPeer's name.
 pub(crate) trait StatusKind:
     Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
     + Clone
@@ -41,20 +45,45 @@ pub(crate) trait StatusKind:
 {
     /// The status type.
     type Status: PartialEq + serde::Serialize;
-    /// Object names start with this (`l2-`, `bgp-`).
+    /// What the speaker reports per key.
+    type Item: Clone + PartialEq + Send + Sync + 'static;
+    /// Object names start with this (`l2-`, `bgp-`, `session-`).
     const PREFIX: &'static str;
     /// One node at a time announces a Service (layer 2): another node's object for a Service
     /// this node announces is stale (that node lost it, perhaps by dying, and cannot clean up).
     /// With BGP every eligible node announces, so each keeps only its own.
     const EXCLUSIVE: bool;
-    /// The status for `service` on `node` with `items` (interfaces or peers).
-    fn status_of(service: &str, node: &str, items: &BTreeSet<String>) -> Self::Status;
+    /// The status for `key` on `node`.
+    fn status_of(key: &str, node: &str, item: &Self::Item) -> Self::Status;
+    /// The object's labels (besides the node's).
+    fn labels(key: &str) -> BTreeMap<&'static str, String>;
+    /// The key an object's labels name.
+    fn key_of(labels: &BTreeMap<String, String>) -> String;
     /// The object's current status.
     fn current(&self) -> Option<&Self::Status>;
 }
 
+fn service_labels(service: &str) -> BTreeMap<&'static str, String> {
+    let (namespace, name) = service.split_once('/').unwrap_or(("", service));
+    BTreeMap::from([
+        (SERVICE_NAME_LABEL, name.to_owned()),
+        (SERVICE_NAMESPACE_LABEL, namespace.to_owned()),
+    ])
+}
+
+fn service_of(labels: &BTreeMap<String, String>) -> String {
+    format!(
+        "{}/{}",
+        labels
+            .get(SERVICE_NAMESPACE_LABEL)
+            .map_or("", String::as_str),
+        labels.get(SERVICE_NAME_LABEL).map_or("", String::as_str)
+    )
+}
+
 impl StatusKind for ServiceL2Status {
     type Status = ServiceL2StatusStatus;
+    type Item = BTreeSet<String>;
     const PREFIX: &'static str = "l2-";
     const EXCLUSIVE: bool = true;
     fn status_of(service: &str, node: &str, interfaces: &BTreeSet<String>) -> Self::Status {
@@ -69,6 +98,12 @@ impl StatusKind for ServiceL2Status {
                 .collect(),
         }
     }
+    fn labels(service: &str) -> BTreeMap<&'static str, String> {
+        service_labels(service)
+    }
+    fn key_of(labels: &BTreeMap<String, String>) -> String {
+        service_of(labels)
+    }
     fn current(&self) -> Option<&Self::Status> {
         self.status.as_ref()
     }
@@ -76,6 +111,7 @@ impl StatusKind for ServiceL2Status {
 
 impl StatusKind for ServiceBGPStatus {
     type Status = ServiceBGPStatusStatus;
+    type Item = BTreeSet<String>;
     const PREFIX: &'static str = "bgp-";
     const EXCLUSIVE: bool = false;
     fn status_of(service: &str, node: &str, peers: &BTreeSet<String>) -> Self::Status {
@@ -86,6 +122,35 @@ impl StatusKind for ServiceBGPStatus {
             service_namespace: Some(namespace.to_owned()),
             peers: peers.iter().cloned().collect(),
         }
+    }
+    fn labels(service: &str) -> BTreeMap<&'static str, String> {
+        service_labels(service)
+    }
+    fn key_of(labels: &BTreeMap<String, String>) -> String {
+        service_of(labels)
+    }
+    fn current(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+}
+
+impl StatusKind for BGPSessionState {
+    type Status = BGPSessionStateStatus;
+    type Item = BGPSessionStateStatus;
+    const PREFIX: &'static str = "session-";
+    const EXCLUSIVE: bool = false;
+    fn status_of(peer: &str, node: &str, state: &BGPSessionStateStatus) -> Self::Status {
+        BGPSessionStateStatus {
+            node: Some(node.to_owned()),
+            peer: Some(peer.to_owned()),
+            ..state.clone()
+        }
+    }
+    fn labels(peer: &str) -> BTreeMap<&'static str, String> {
+        BTreeMap::from([(PEER_LABEL, peer.to_owned())])
+    }
+    fn key_of(labels: &BTreeMap<String, String>) -> String {
+        labels.get(PEER_LABEL).cloned().unwrap_or_default()
     }
     fn current(&self) -> Option<&Self::Status> {
         self.status.as_ref()
@@ -104,13 +169,16 @@ pub fn object_name(service: &str, node: &str) -> String {
     object_name_of(ServiceL2Status::PREFIX, service, node)
 }
 
+/// What a node reports, per key.
+pub(crate) type Reported<K> = BTreeMap<String, <K as StatusKind>::Item>;
+
 /// Keeps the status objects of kind `K` in line with `announced`, until `announced` closes.
 pub(crate) async fn run<K: StatusKind>(
     client: Client,
     namespace: String,
     node: String,
     store: Store<K>,
-    mut announced: watch::Receiver<Announced>,
+    mut announced: watch::Receiver<Reported<K>>,
     mut statuses_changed: watch::Receiver<()>,
 ) {
     let api: Api<K> = Api::namespaced(client, &namespace);
@@ -140,19 +208,13 @@ async fn reconcile<K: StatusKind>(
     manager: &str,
     node: &str,
     existing: &[Arc<K>],
-    want: &Announced,
+    want: &Reported<K>,
 ) -> bool {
     let kind = K::kind(&());
     let mut ok = true;
     for object in existing {
         let labels = object.labels();
-        let service = format!(
-            "{}/{}",
-            labels
-                .get(SERVICE_NAMESPACE_LABEL)
-                .map_or("", String::as_str),
-            labels.get(SERVICE_NAME_LABEL).map_or("", String::as_str)
-        );
+        let service = K::key_of(labels);
         let mine = labels.get(NODE_LABEL).map(String::as_str) == Some(node);
         // Ours and no longer announced, or (layer 2) another node's for a Service we now
         // announce.
@@ -202,18 +264,15 @@ async fn write<K: StatusKind>(
     status: &K::Status,
 ) -> Result<(), kube::Error> {
     let kind = K::kind(&());
-    let (namespace, svc_name) = service.split_once('/').unwrap_or(("", service));
+    let mut labels: BTreeMap<&str, String> = K::labels(service);
+    labels.insert(NODE_LABEL, node.to_owned());
     let params = PatchParams::apply(manager).force();
     let object = serde_json::json!({
         "apiVersion": ferrolb_api::API_VERSION,
         "kind": kind,
         "metadata": {
             "name": name,
-            "labels": {
-                NODE_LABEL: node,
-                SERVICE_NAME_LABEL: svc_name,
-                SERVICE_NAMESPACE_LABEL: namespace,
-            },
+            "labels": labels,
         },
         "spec": {},
     });

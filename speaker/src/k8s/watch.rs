@@ -4,8 +4,8 @@
 use std::fmt::Debug;
 
 use ferrolb_api::{
-    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
-    ServiceBGPStatus, ServiceL2Status,
+    BFDProfile, BGPAdvertisement, BGPPeer, BGPSessionState, Community, IPAddressPool,
+    L2Advertisement, ServiceBGPStatus, ServiceL2Status,
 };
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -46,6 +46,7 @@ pub(crate) struct Stores {
     pub secrets: Store<Secret>,
     pub l2_statuses: Store<ServiceL2Status>,
     pub bgp_statuses: Store<ServiceBGPStatus>,
+    pub bgp_sessions: Store<BGPSessionState>,
 }
 
 impl Stores {
@@ -121,6 +122,12 @@ impl Stores {
             ),
             bgp_statuses: reflect(
                 Api::namespaced(client.clone(), namespace),
+                all.clone(),
+                tx,
+                Changed::Statuses,
+            ),
+            bgp_sessions: reflect(
+                Api::namespaced(client.clone(), namespace),
                 all,
                 tx,
                 Changed::Statuses,
@@ -144,6 +151,7 @@ impl Stores {
             self.secrets.wait_until_ready(),
             self.l2_statuses.wait_until_ready(),
             self.bgp_statuses.wait_until_ready(),
+            self.bgp_sessions.wait_until_ready(),
         );
     }
 }
