@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context as _;
 use ferrolb_api::{
-    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
-    ServiceL2Status,
+    BFDProfile, BGPAdvertisement, BGPPeer, BGPSessionState, Community, IPAddressPool,
+    L2Advertisement, ServiceBGPStatus, ServiceL2Status,
 };
 use ferrolb_config::{NodeName, Outcome, SecretInfo, Snapshot};
+use ferrolb_speaker::bgp::advertise::{self, BgpPlan};
 use ferrolb_speaker::election::{NodeInfo, World};
 use ferrolb_speaker::k8s::view;
 use ferrolb_speaker::plan::LbService;
@@ -38,6 +39,10 @@ pub struct Cluster {
     pub config: Snapshot,
     /// Which node announces what, as the speakers report it.
     pub l2_statuses: Vec<ServiceL2Status>,
+    /// Which nodes advertise what to which peers, as the speakers report it.
+    pub bgp_statuses: Vec<ServiceBGPStatus>,
+    /// Each node's BGP sessions, as the speakers report them.
+    pub bgp_sessions: Vec<BGPSessionState>,
 }
 
 async fn list<K>(api: Api<K>) -> anyhow::Result<Vec<K>>
@@ -102,7 +107,13 @@ impl Cluster {
             namespaces: list(Api::all(ns(client))).await?,
             endpoint_slices: list(Api::all(ns(client))).await?,
             config,
-            l2_statuses: list(Api::namespaced(cl, &n)).await.unwrap_or_default(),
+            l2_statuses: list(Api::namespaced(cl.clone(), &n))
+                .await
+                .unwrap_or_default(),
+            bgp_statuses: list(Api::namespaced(cl.clone(), &n))
+                .await
+                .unwrap_or_default(),
+            bgp_sessions: list(Api::namespaced(cl, &n)).await.unwrap_or_default(),
         };
         cluster.fill_snapshot();
         Ok(cluster)
@@ -167,6 +178,39 @@ impl Cluster {
             s.metadata.namespace.as_deref() == Some(namespace)
                 && s.metadata.name.as_deref() == Some(name)
         })
+    }
+
+    /// What each node advertises over BGP to whom, as its speaker computes it.
+    pub fn bgp_plans(&self, config: &ferrolb_config::Config) -> BTreeMap<NodeName, BgpPlan> {
+        let services = self.lb_services();
+        self.node_infos()
+            .iter()
+            .map(|(name, info)| {
+                let node = advertise::Node {
+                    name,
+                    info,
+                    ignore_exclude_label: false,
+                };
+                (name.clone(), advertise::plan(config, &node, &services))
+            })
+            .collect()
+    }
+
+    /// The nodes the speakers report advertising `service` (`namespace/name`) over BGP, each
+    /// with its peers.
+    pub fn advertising_nodes(&self, service: &str) -> BTreeMap<String, Vec<String>> {
+        self.bgp_statuses
+            .iter()
+            .filter_map(|s| s.status.as_ref())
+            .filter(|s| {
+                format!(
+                    "{}/{}",
+                    s.service_namespace.as_deref().unwrap_or_default(),
+                    s.service_name.as_deref().unwrap_or_default()
+                ) == service
+            })
+            .filter_map(|s| Some((s.node.clone()?, s.peers.clone())))
+            .collect()
     }
 
     /// The nodes the speakers report announcing `service` (`namespace/name`).

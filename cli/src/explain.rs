@@ -1,7 +1,8 @@
 //! `kubectl ferrolb explain svc/NAME`: the Service's IPs and the pool they came from, or the
 //! exact reason it has none; which node answers ARP/NDP for each IP and why that node (the
-//! candidates in election order, the excluded nodes and why). Computed by the controller's
-//! replay and the speaker's election over a [`Cluster`] snapshot.
+//! candidates in election order, the excluded nodes and why); which nodes advertise it over BGP
+//! to which peers, and why the others do not. Computed by the controller's replay, the
+//! speaker's election and the speaker's BGP plan over a [`Cluster`] snapshot.
 
 use std::fmt::Write as _;
 
@@ -35,6 +36,24 @@ pub struct Explanation {
     pub controller_says: Option<String>,
     /// Per IP, who announces it over layer 2.
     pub layer2: Vec<Layer2>,
+    /// Per node, whether it advertises the Service over BGP (empty when no BGPPeer exists).
+    pub bgp: Vec<BgpNode>,
+}
+
+/// One node's BGP advertisement of the Service.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BgpNode {
+    /// The node.
+    pub node: String,
+    /// The peers it advertises the Service to, by the speaker's plan.
+    pub peers: Vec<String>,
+    /// Why it does not advertise (one of the Service's IPs), if it does not.
+    pub not_advertised: Option<String>,
+    /// The peers the node's speaker reports advertising to (ServiceBGPStatus), if it reports.
+    pub reported_peers: Option<Vec<String>>,
+    /// The node's sessions with those peers, as its speaker reports them (`peer: state`).
+    pub sessions: Vec<String>,
 }
 
 /// Layer-2 announcement of one IP.
@@ -102,6 +121,7 @@ pub fn explain(cluster: &Cluster, namespace: &str, name: &str) -> Option<Explana
         pool_order,
         controller_says: controller_condition(svc),
         layer2: Vec::new(),
+        bgp: Vec::new(),
     };
     match outcomes.get(&key) {
         None | Some(Outcome::NotOurs) => {
@@ -125,8 +145,61 @@ pub fn explain(cluster: &Cluster, namespace: &str, name: &str) -> Option<Explana
     }
     if out.state == "assigned" {
         out.layer2 = layer2(cluster, &outcome.config, &key.to_string(), &out.ips);
+        if !outcome.config.peers.is_empty() {
+            out.bgp = bgp(cluster, &outcome.config, &key.to_string(), &out.ips);
+        }
     }
     Some(out)
+}
+
+fn bgp(
+    cluster: &Cluster,
+    config: &ferrolb_config::Config,
+    service: &str,
+    ips: &[String],
+) -> Vec<BgpNode> {
+    let reported = cluster.advertising_nodes(service);
+    cluster
+        .bgp_plans(config)
+        .into_iter()
+        .map(|(node, plan)| {
+            let peers: Vec<String> = plan
+                .services
+                .get(service)
+                .map(|p| p.iter().map(ToString::to_string).collect())
+                .unwrap_or_default();
+            let not_advertised = ips
+                .iter()
+                .filter_map(|ip| ip.parse().ok())
+                .find_map(|ip| plan.not_advertised.get(&ip))
+                .map(ToString::to_string)
+                .or_else(|| {
+                    (peers.is_empty() && plan.routes.is_empty())
+                        .then(|| "no BGPPeer selects this node".to_owned())
+                });
+            let sessions = cluster
+                .bgp_sessions
+                .iter()
+                .filter_map(|s| s.status.as_ref())
+                .filter(|s| s.node.as_deref() == Some(node.as_str()))
+                .filter(|s| s.peer.as_ref().is_some_and(|p| peers.contains(p)))
+                .map(|s| {
+                    format!(
+                        "{}: {}",
+                        s.peer.as_deref().unwrap_or_default(),
+                        s.bgp_status.as_deref().unwrap_or("unknown")
+                    )
+                })
+                .collect();
+            BgpNode {
+                reported_peers: reported.get(node.as_str()).cloned(),
+                node: node.to_string(),
+                peers,
+                not_advertised,
+                sessions,
+            }
+        })
+        .collect()
 }
 
 fn not_ours_reason(svc: &k8s_openapi::api::core::v1::Service, lb_class: Option<&str>) -> String {
@@ -284,6 +357,30 @@ pub fn render(e: &Explanation) -> String {
         }
         for x in &l2.excluded {
             let _ = writeln!(s, "  excluded {}: {}", x.node, x.reason);
+        }
+    }
+    if !e.bgp.is_empty() {
+        let _ = writeln!(s, "\nBGP:");
+        for n in &e.bgp {
+            if n.peers.is_empty() {
+                let why = n.not_advertised.as_deref().unwrap_or("no peer");
+                let _ = writeln!(s, "  {}: not advertised: {why}", n.node);
+            } else {
+                let _ = write!(s, "  {}: advertised to {}", n.node, n.peers.join(", "));
+                if !n.sessions.is_empty() {
+                    let _ = write!(s, " (sessions {})", n.sessions.join(", "));
+                }
+                let _ = writeln!(s);
+            }
+            if let Some(reported) = &n.reported_peers
+                && *reported != n.peers
+            {
+                let _ = writeln!(
+                    s,
+                    "    its speaker reports advertising to: {}",
+                    reported.join(", ")
+                );
+            }
         }
     }
     s

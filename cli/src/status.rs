@@ -16,12 +16,40 @@ pub struct Status {
     pub pools: Vec<PoolStatus>,
     /// Configuration objects ferrolb refuses, with why.
     pub config_errors: Vec<String>,
-    /// BGP peers (session state comes with the BGP speaker).
-    pub peers: Vec<String>,
+    /// BGP peers with each node's session, as the speakers report them.
+    pub peers: Vec<PeerStatus>,
+    /// Per node, the Services it advertises over BGP (by the speaker's plan).
+    pub bgp: BTreeMap<String, Vec<String>>,
     /// Per node, the IPs it announces over layer 2 (by the election, every speaker live).
     pub layer2: BTreeMap<String, Vec<String>>,
     /// Per node, the Services its speaker reports announcing (ServiceL2Status).
     pub reported: BTreeMap<String, Vec<String>>,
+}
+
+/// A BGP peer and its sessions.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerStatus {
+    /// The BGPPeer's name.
+    pub name: String,
+    /// Where it is.
+    pub address: String,
+    /// One per node that peers with it.
+    pub sessions: Vec<SessionStatus>,
+}
+
+/// One node's session with a peer (BGPSessionState).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionStatus {
+    /// The node.
+    pub node: String,
+    /// The RFC 4271 state (or NotRunning).
+    pub state: String,
+    /// Prefixes the peer holds from the node.
+    pub prefixes: u64,
+    /// How the last session or attempt ended.
+    pub last_down: Option<String>,
 }
 
 /// A pool's usage.
@@ -90,8 +118,32 @@ pub fn status(cluster: &Cluster) -> Status {
         peers: outcome
             .config
             .peers
-            .keys()
-            .map(ToString::to_string)
+            .values()
+            .map(|p| PeerStatus {
+                name: p.name.to_string(),
+                address: match &p.target {
+                    ferrolb_config::PeerTarget::Address(ip) => format!("{ip}:{}", p.port),
+                    ferrolb_config::PeerTarget::Interface(i) => format!("interface {i}"),
+                },
+                sessions: cluster
+                    .bgp_sessions
+                    .iter()
+                    .filter_map(|s| s.status.as_ref())
+                    .filter(|s| s.peer.as_deref() == Some(p.name.as_str()))
+                    .map(|s| SessionStatus {
+                        node: s.node.clone().unwrap_or_default(),
+                        state: s.bgp_status.clone().unwrap_or_else(|| "unknown".into()),
+                        prefixes: s.prefixes_advertised.unwrap_or_default(),
+                        last_down: s.last_down.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        bgp: cluster
+            .bgp_plans(&outcome.config)
+            .into_iter()
+            .filter(|(_, plan)| !plan.services.is_empty())
+            .map(|(node, plan)| (node.to_string(), plan.services.into_keys().collect()))
             .collect(),
         layer2,
         reported,
@@ -122,9 +174,28 @@ pub fn render(s: &Status) -> String {
     if !s.peers.is_empty() {
         let _ = writeln!(
             out,
-            "\nBGP peers: {} (session state arrives with the BGP speaker)",
-            s.peers.join(", ")
+            "\nPEER / NODE            STATE        PREFIXES  LAST DOWN"
         );
+        for p in &s.peers {
+            let _ = writeln!(out, "{} ({})", p.name, p.address);
+            if p.sessions.is_empty() {
+                let _ = writeln!(out, "  (no speaker reports a session)");
+            }
+            for n in &p.sessions {
+                let _ = writeln!(
+                    out,
+                    "  {:<20} {:<12} {:>8}  {}",
+                    n.node,
+                    n.state,
+                    n.prefixes,
+                    n.last_down.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        let _ = writeln!(out, "\nBGP");
+        for (node, services) in &s.bgp {
+            let _ = writeln!(out, "{node}: advertises {}", services.join(", "));
+        }
     }
     let _ = writeln!(out, "\nLAYER 2");
     for (node, ips) in &s.layer2 {

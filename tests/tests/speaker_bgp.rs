@@ -240,6 +240,43 @@ async fn advertises_from_every_eligible_node(kind: RouterKind) {
     bed.wait_paths("198.51.100.11/32", &[bed.node_ip(n1, false)])
         .await;
 
+    // `kubectl ferrolb explain` names the advertising nodes and peers (node-2 does not
+    // advertise the Local Service, and says why); `status` shows each node's session.
+    let snapshot = ferrolb_cli::cluster::Cluster::fetch(&bed.cluster.client(), NAMESPACE, None)
+        .await
+        .expect("the plugin reads the cluster");
+    let explained = ferrolb_cli::explain::explain(&snapshot, "web", "local").expect("found");
+    let by_node: std::collections::BTreeMap<&str, &ferrolb_cli::explain::BgpNode> =
+        explained.bgp.iter().map(|b| (b.node.as_str(), b)).collect();
+    assert_eq!(by_node[n1].peers, ["tor"], "{explained:#?}");
+    assert!(by_node[n2].peers.is_empty(), "{explained:#?}");
+    let why = by_node[n2].not_advertised.as_deref().unwrap_or_default();
+    assert!(why.contains("no ready endpoint on this node"), "{why}");
+    let text = ferrolb_cli::explain::render(&explained);
+    assert!(text.contains("node-1: advertised to tor"), "{text}");
+    let status = wait_for(
+        "the plugin's status shows both sessions Established",
+        Duration::from_secs(20),
+        || async {
+            let snapshot =
+                ferrolb_cli::cluster::Cluster::fetch(&bed.cluster.client(), NAMESPACE, None)
+                    .await?;
+            let status = ferrolb_cli::status::status(&snapshot);
+            let up = status
+                .peers
+                .iter()
+                .flat_map(|p| &p.sessions)
+                .filter(|s| s.state == "Established")
+                .count();
+            Ok((up == 2).then_some(status))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", bed.describe()));
+    let rendered = ferrolb_cli::status::render(&status);
+    assert!(rendered.contains("tor (192.0.2.3:179)"), "{rendered}");
+    assert!(rendered.contains("node-1: advertises"), "{rendered}");
+
     // A deleted Service is withdrawn from both nodes, in both families.
     bed.cluster.delete_service("app").await.expect("delete");
     bed.wait_paths("198.51.100.10/32", &[]).await;
