@@ -448,6 +448,30 @@ impl Router {
         Err(anyhow!("{neighbor} is not a neighbor"))
     }
 
+    /// The paths the router holds for `prefix` (for GoBGP one query, for benchmarks).
+    pub fn routes_for(&self, prefix: IpNet) -> anyhow::Result<Vec<Route>> {
+        match self.kind {
+            RouterKind::Gobgp => {
+                let family = if prefix.addr().is_ipv4() {
+                    "ipv4"
+                } else {
+                    "ipv6"
+                };
+                let json =
+                    self.gobgp(&["global", "rib", "-a", family, &prefix.to_string(), "-j"])?;
+                Ok(parse_gobgp_rib(&json)?
+                    .into_iter()
+                    .filter(|r| r.prefix == prefix)
+                    .collect())
+            }
+            _ => Ok(self
+                .routes()?
+                .into_iter()
+                .filter(|r| r.prefix == prefix)
+                .collect()),
+        }
+    }
+
     /// Every path the router holds for unicast IPv4 and IPv6 prefixes.
     pub fn routes(&self) -> anyhow::Result<Vec<Route>> {
         match self.kind {
