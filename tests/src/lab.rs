@@ -175,6 +175,8 @@ pub struct Lab {
     pods: Vec<(Process, OwnedNetns)>,
     proxies: Vec<(Process, Forwarder)>,
     controller: Option<RunningController>,
+    // GoBGP's routes into the router's kernel (GoBGP has no FIB of its own).
+    _fib: Option<crate::routers::FibSync>,
     router: Router,
     // Owns the external client's namespace (removed on drop).
     _external: OwnedNetns,
@@ -208,6 +210,8 @@ impl Lab {
             pods: Vec::new(),
             proxies: Vec::new(),
             controller: Some(controller),
+            _fib: (router == RouterKind::Gobgp)
+                .then(|| crate::routers::FibSync::start(&cluster.host(ROUTER).ns)),
             router: rtr,
             state: LabState {
                 pid: std::process::id(),

@@ -18,6 +18,10 @@ use ipnet::IpNet;
 use crate::apiserver::Process;
 use crate::netns::Netns;
 
+mod fib;
+
+pub use fib::FibSync;
+
 /// Which router.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RouterKind {

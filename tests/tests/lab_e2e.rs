@@ -14,19 +14,22 @@ use anyhow::Context as _;
 use ferrolb_tests::l2cluster::wait_for;
 use ferrolb_tests::lab::{self, Lab, LabState};
 use ferrolb_tests::netns::is_root;
+use ferrolb_tests::routers::RouterKind;
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 
 const SETTLE: Duration = Duration::from_secs(30);
 
 async fn lab() -> Option<Lab> {
+    lab_with(RouterKind::Bird).await
+}
+
+async fn lab_with(router: RouterKind) -> Option<Lab> {
     if !is_root() {
         eprintln!("skipped: needs root for network namespaces");
         return None;
     }
-    let lab = Lab::start(3, ferrolb_tests::routers::RouterKind::Bird)
-        .await
-        .expect("lab starts");
+    let lab = Lab::start(3, router).await.expect("lab starts");
     lab.cluster()
         .wait_speakers_ready(SETTLE)
         .await
@@ -301,8 +304,24 @@ fn entry_node(answer: &str) -> Option<String> {
 }
 
 #[tokio::test]
-async fn bgp_ips_reach_pods_from_behind_the_router_over_every_node() {
-    let Some(lab) = lab().await else { return };
+async fn bgp_ips_reach_pods_from_behind_bird_over_every_node() {
+    bgp_ips_reach_pods_from_behind_the_router(RouterKind::Bird).await;
+}
+
+#[tokio::test]
+async fn bgp_ips_reach_pods_from_behind_frr_over_every_node() {
+    bgp_ips_reach_pods_from_behind_the_router(RouterKind::Frr).await;
+}
+
+#[tokio::test]
+async fn bgp_ips_reach_pods_from_behind_gobgp_over_every_node() {
+    bgp_ips_reach_pods_from_behind_the_router(RouterKind::Gobgp).await;
+}
+
+async fn bgp_ips_reach_pods_from_behind_the_router(router: RouterKind) {
+    let Some(lab) = lab_with(router).await else {
+        return;
+    };
     let state = lab.state().clone();
     let client = lab.control_plane().client();
     let all: Vec<&lab::PodInfo> = state.pods.iter().collect();
