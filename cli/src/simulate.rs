@@ -59,7 +59,9 @@ fn layer2_moves(
         .collect()
 }
 
-/// The IPs whose layer-2 announcer changes if `node` dies (every other node counted live).
+/// What changes if `node` dies (every other node counted live): the IPs whose layer-2
+/// announcer moves, and the Services that lose the node's BGP paths (the routers keep the
+/// other nodes' paths; a Service only that node advertised becomes unreachable).
 pub fn node_down(cluster: &Cluster, node: &str) -> Vec<Change> {
     let config = cluster.outcome().config;
     let nodes = cluster.node_infos();
@@ -72,7 +74,42 @@ pub fn node_down(cluster: &Cluster, node: &str) -> Vec<Change> {
         world(&config, &nodes, Some(&survivors)),
         &services,
     ));
-    layer2_moves(&before, &after)
+    let mut changes = layer2_moves(&before, &after);
+    changes.extend(bgp_losses(cluster, &config, node));
+    changes
+}
+
+/// The Services `node` advertises over BGP, each with its advertising nodes before and after.
+fn bgp_losses(cluster: &Cluster, config: &ferrolb_config::Config, node: &str) -> Vec<Change> {
+    let mut advertisers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, plan) in cluster.bgp_plans(config) {
+        for service in plan.services.keys() {
+            advertisers
+                .entry(service.clone())
+                .or_default()
+                .insert(name.to_string());
+        }
+    }
+    let list = |nodes: &BTreeSet<String>| {
+        if nodes.is_empty() {
+            "nobody".to_owned()
+        } else {
+            nodes.iter().cloned().collect::<Vec<_>>().join(", ")
+        }
+    };
+    advertisers
+        .into_iter()
+        .filter(|(_, nodes)| nodes.contains(node))
+        .map(|(service, nodes)| {
+            let mut after = nodes.clone();
+            after.remove(node);
+            Change {
+                subject: format!("{service} (BGP)"),
+                from: list(&nodes),
+                to: list(&after),
+            }
+        })
+        .collect()
 }
 
 fn describe(outcome: Option<&Outcome>) -> String {

@@ -273,6 +273,28 @@ async fn advertises_from_every_eligible_node(kind: RouterKind) {
     )
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", bed.describe()));
+    // `simulate --node-down node-1`: app keeps node-2's path, local (only on node-1) is lost.
+    let changes = ferrolb_cli::simulate::node_down(&snapshot, n1);
+    let bgp: Vec<(String, String, String)> = changes
+        .into_iter()
+        .filter(|c| c.subject.ends_with("(BGP)"))
+        .map(|c| (c.subject, c.from, c.to))
+        .collect();
+    assert_eq!(
+        bgp,
+        [
+            (
+                "web/app (BGP)".to_owned(),
+                "node-1, node-2".to_owned(),
+                "node-2".to_owned()
+            ),
+            (
+                "web/local (BGP)".to_owned(),
+                "node-1".to_owned(),
+                "nobody".to_owned()
+            ),
+        ]
+    );
     let rendered = ferrolb_cli::status::render(&status);
     assert!(rendered.contains("tor (192.0.2.3:179)"), "{rendered}");
     assert!(rendered.contains("node-1: advertises"), "{rendered}");
