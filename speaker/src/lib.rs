@@ -11,7 +11,10 @@
 //!
 //! - [`bgp`] holds the BGP codec and the sans-IO session state machine (pure); the sessions on
 //!   tokio, BFD and the advertisements come next.
+//! - [`bfd`] holds the BFD codec and state machine (pure), for BGP sessions that want their
+//!   peer's loss detected in a second rather than a hold time.
 
+pub mod bfd;
 pub mod bgp;
 pub mod election;
 pub mod k8s;

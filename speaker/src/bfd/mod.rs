@@ -1,0 +1,16 @@
+//! BFD (RFC 5880, asynchronous mode, over single-hop IP: RFC 5881): tells a BGP session within
+//! a second that the path to its router is gone, where the BGP hold timer takes 90 s.
+//!
+//! - [`packet`] is the Control packet codec, pure.
+//! - [`machine`] is the session state machine, sans-IO: time and jitter seed passed in.
+//!
+//! Not implemented, on purpose:
+//! - Echo mode (§6.4): we advertise a Required Min Echo RX Interval of 0, so the peer sends
+//!   us no Echo packets, and we send none; a BFDProfile's `echoMode` and `echoInterval` are
+//!   ignored.
+//! - Authentication (§6.7): packets with the A bit are refused.
+//! - Demand mode (§6.6) for ourselves: we never set D. A peer in Demand mode is honoured.
+//! - Multi-hop sessions (RFC 5883, port 4784) and with them a BFDProfile's `minimumTtl`.
+
+pub mod machine;
+pub mod packet;
