@@ -10,9 +10,9 @@
 //!   endpoints.
 //!
 //! - [`bgp`] holds the BGP codec and the sans-IO session state machine (pure); the sessions on
-//!   tokio, BFD and the advertisements come next.
-//! - [`bfd`] holds the BFD codec and state machine (pure), for BGP sessions that want their
-//!   peer's loss detected in a second rather than a hold time.
+//!   tokio and the advertisements come next.
+//! - [`bfd`] holds the BFD codec and state machine (pure) and BFD sessions on UDP, which BGP
+//!   sessions use to learn of a lost peer in a second rather than a hold time.
 
 pub mod bfd;
 pub mod bgp;

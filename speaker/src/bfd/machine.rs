@@ -103,7 +103,8 @@ pub enum ConfigError {
 }
 
 impl Config {
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks that a machine can run with these timers.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.detect_mult == 0 {
             return Err(ConfigError::ZeroDetectMult);
         }

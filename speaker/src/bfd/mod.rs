@@ -3,6 +3,9 @@
 //!
 //! - [`packet`] is the Control packet codec, pure.
 //! - [`machine`] is the session state machine, sans-IO: time and jitter seed passed in.
+//! - [`runner`] runs one machine per peer on tokio ([`Bfd::spawn`]); `demux` shares one
+//!   receive socket per address family among them, and `socket` holds the UDP sockets of
+//!   RFC 5881 (port 3784, source ports 49152–65535, TTL 255 out and required in).
 //!
 //! Not implemented, on purpose:
 //! - Echo mode (§6.4): we advertise a Required Min Echo RX Interval of 0, so the peer sends
@@ -12,5 +15,10 @@
 //! - Demand mode (§6.6) for ourselves: we never set D. A peer in Demand mode is honoured.
 //! - Multi-hop sessions (RFC 5883, port 4784) and with them a BFDProfile's `minimumTtl`.
 
+mod demux;
 pub mod machine;
 pub mod packet;
+pub mod runner;
+mod socket;
+
+pub use runner::{Bfd, BfdConfig, BfdError, BfdHandle, BfdStatus, Counters};

@@ -1,0 +1,351 @@
+//! One BFD session on tokio: a task per peer driving one [`Machine`] over UDP (RFC 5881).
+//!
+//! The task owns the session's sending socket and its machine; packets reach it from the
+//! namespace's shared receiver (`demux`), already decoded and TTL-checked.
+//! Timers are the machine's own deadlines: the task sleeps until [`Machine::next_deadline`].
+//! Time is read from `tokio::time` and handed to the machine as a `std::time::Instant`.
+//!
+//! The [`BfdHandle`] holds the session's place in the receiver's table. Dropping it, or
+//! [`BfdHandle::shutdown`], takes the session to AdminDown: the peer is told, for the
+//! Detection Time it was keeping, and the task ends (on its own, if the handle was dropped).
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ferrolb_config::BfdProfile;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, trace, warn};
+
+use super::demux::{self, Registration, Route};
+use super::machine::{self, ConfigError, Input, Machine, Output, Snapshot, Timer, Transition};
+use super::packet::{ControlPacket, State};
+use super::socket::{SOURCE_PORTS, SendSocket};
+
+/// How many received packets may wait for a busy session.
+const INBOX: usize = 16;
+
+/// One session to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BfdConfig {
+    /// The peer.
+    pub peer: IpAddr,
+    /// Send from this address (a BGP session's local address); `None`: the kernel's choice.
+    pub local: Option<IpAddr>,
+    /// Send through this interface only (`SO_BINDTODEVICE`).
+    pub interface: Option<String>,
+    /// Timers and role.
+    pub timers: machine::Config,
+}
+
+impl BfdConfig {
+    /// A session with `peer` using `profile`'s timers, from any local address.
+    pub fn new(peer: IpAddr, profile: &BfdProfile) -> Self {
+        Self {
+            peer,
+            local: None,
+            interface: None,
+            timers: timers(profile),
+        }
+    }
+}
+
+/// The machine's timers and role from a BFDProfile. Echo and minimum-TTL settings have no
+/// counterpart: echo mode and multi-hop are not implemented.
+pub fn timers(profile: &BfdProfile) -> machine::Config {
+    machine::Config {
+        desired_min_tx: profile.transmit_interval,
+        required_min_rx: profile.receive_interval,
+        detect_mult: profile.detect_multiplier,
+        passive: profile.passive_mode,
+    }
+}
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BfdError {
+    /// The timers cannot run.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A session with this peer already runs in this network namespace.
+    #[error("a BFD session with {peer} already runs here")]
+    DuplicatePeer {
+        /// The peer.
+        peer: IpAddr,
+    },
+    /// Port 3784 could not be opened (another BFD daemon in this namespace?).
+    #[error("BFD receive socket on port 3784: {0}")]
+    Receive(io::Error),
+    /// The session's sending socket could not be opened.
+    #[error("BFD send socket: {0}")]
+    Send(io::Error),
+}
+
+/// What a session reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BfdStatus {
+    /// The peer.
+    pub peer: IpAddr,
+    /// Where our packets leave from.
+    pub local: Option<SocketAddr>,
+    /// The machine's variables.
+    pub session: Snapshot,
+    /// The last state change.
+    pub last_change: Option<Transition>,
+    /// Times the session came Up.
+    pub ups: u64,
+    /// Times it fell from Up because the path failed ([`Transition::is_path_failure`]): what a
+    /// client such as BGP acts on.
+    pub path_failures: u64,
+}
+
+impl BfdStatus {
+    /// The session state.
+    pub fn state(&self) -> State {
+        self.session.state
+    }
+
+    /// Whether the session is Up.
+    pub fn is_up(&self) -> bool {
+        self.session.state == State::Up
+    }
+}
+
+/// Packet counters of one session, for metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub(super) sent: AtomicU64,
+    pub(super) received: AtomicU64,
+    pub(super) send_errors: AtomicU64,
+    pub(super) dropped_ttl: AtomicU64,
+    pub(super) dropped_backlog: AtomicU64,
+}
+
+impl Counters {
+    /// Packets sent.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Packets received and handed to the machine.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Sends that failed (no route to the peer, interface down).
+    pub fn send_errors(&self) -> u64 {
+        self.send_errors.load(Ordering::Relaxed)
+    }
+
+    /// Packets from the peer dropped for a TTL / hop limit other than 255.
+    pub fn dropped_ttl(&self) -> u64 {
+        self.dropped_ttl.load(Ordering::Relaxed)
+    }
+
+    /// Packets dropped because the session had not read the ones before.
+    pub fn dropped_backlog(&self) -> u64 {
+        self.dropped_backlog.load(Ordering::Relaxed)
+    }
+}
+
+/// A running session.
+#[derive(Debug)]
+pub struct BfdHandle {
+    /// The session's status, updated on every change.
+    pub state: watch::Receiver<BfdStatus>,
+    /// Its counters.
+    pub counters: Arc<Counters>,
+    registration: Registration,
+    task: JoinHandle<()>,
+}
+
+impl BfdHandle {
+    /// The session's status now.
+    pub fn status(&self) -> BfdStatus {
+        self.state.borrow().clone()
+    }
+
+    /// Takes the session to AdminDown: the returned future tells the peer and resolves once
+    /// the task has ended (up to the Detection Time the peer was keeping). The session's place
+    /// is freed by this call, so a new session with the same peer may start at once.
+    pub fn shutdown(self) -> impl Future<Output = ()> + Send + 'static {
+        let Self {
+            registration, task, ..
+        } = self;
+        // Leaving the table closes the task's inbox: that is its signal.
+        drop(registration);
+        async move {
+            if let Err(e) = task.await {
+                warn!(error = %e, "BFD session task ended abnormally");
+            }
+        }
+    }
+}
+
+/// The tokio side of BFD sessions.
+#[derive(Debug)]
+pub struct Bfd;
+
+impl Bfd {
+    /// Starts a session on the current tokio runtime. Its sockets are created in the network
+    /// namespace of the calling thread.
+    pub fn spawn(config: BfdConfig) -> Result<BfdHandle, BfdError> {
+        config.timers.validate()?;
+        let first_port = rand::random_range(SOURCE_PORTS);
+        let socket = SendSocket::bind(
+            config.peer,
+            config.local,
+            config.interface.as_deref(),
+            first_port,
+        )
+        .map_err(BfdError::Send)?;
+        let counters = Arc::new(Counters::default());
+        let (tx, inbox) = mpsc::channel(INBOX);
+        let registration = demux::register(
+            config.peer,
+            Route {
+                tx,
+                counters: Arc::clone(&counters),
+            },
+        )?;
+        let machine = Machine::new(config.timers, registration.discriminator(), rand::random())?;
+        let (state_tx, state) = watch::channel(BfdStatus {
+            peer: config.peer,
+            local: socket.local_addr().ok(),
+            session: machine.snapshot(),
+            last_change: None,
+            ups: 0,
+            path_failures: 0,
+        });
+        let driver = Driver {
+            machine,
+            socket,
+            inbox,
+            state_tx,
+            counters: Arc::clone(&counters),
+        };
+        let span = tracing::info_span!("bfd", peer = %config.peer);
+        let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
+        Ok(BfdHandle {
+            state,
+            counters,
+            registration,
+            task,
+        })
+    }
+}
+
+struct Driver {
+    machine: Machine,
+    socket: SendSocket,
+    inbox: mpsc::Receiver<ControlPacket>,
+    state_tx: watch::Sender<BfdStatus>,
+    counters: Arc<Counters>,
+}
+
+enum Event {
+    Packet(ControlPacket),
+    Closed,
+    Timer(Timer),
+}
+
+impl Driver {
+    async fn run(mut self) {
+        self.apply(Input::Start).await;
+        let mut stopping = false;
+        loop {
+            let deadline = self.machine.next_deadline();
+            let event = tokio::select! {
+                packet = self.inbox.recv(), if !stopping => match packet {
+                    Some(p) => Event::Packet(p),
+                    None => Event::Closed,
+                },
+                timer = sleep_until(deadline) => Event::Timer(timer),
+            };
+            match event {
+                Event::Packet(p) => {
+                    self.counters.received.fetch_add(1, Ordering::Relaxed);
+                    self.apply(Input::Received(p)).await;
+                }
+                Event::Closed => {
+                    stopping = true;
+                    self.apply(Input::AdminDown).await;
+                }
+                Event::Timer(timer) => self.apply(Input::TimerExpired(timer)).await,
+            }
+            if stopping && self.machine.is_silent() {
+                debug!("BFD session ended");
+                return;
+            }
+        }
+    }
+
+    async fn apply(&mut self, input: Input) {
+        let now = tokio::time::Instant::now().into_std();
+        for output in self.machine.handle(input, now) {
+            match output {
+                Output::Send(packet) => match self.socket.send(&packet.encode()).await {
+                    Ok(()) => {
+                        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                        trace!(state = %packet.state, poll = packet.poll, fin = packet.final_, "sent");
+                    }
+                    Err(e) => {
+                        self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                        debug!(error = %e, "BFD send failed");
+                    }
+                },
+                Output::StateChanged(t) => self.changed(t),
+                // The machine keeps its own deadlines; `run` sleeps until the next one.
+                Output::ArmTimer { .. } | Output::CancelTimer(_) => {}
+            }
+        }
+        let session = self.machine.snapshot();
+        self.state_tx.send_if_modified(|status| {
+            if status.session == session {
+                false
+            } else {
+                status.session = session;
+                true
+            }
+        });
+    }
+
+    fn changed(&mut self, t: Transition) {
+        if t.is_path_failure() {
+            warn!(diag = %t.diag, remote = %t.remote, "BFD session down");
+        } else if t.to == State::Up {
+            let s = self.machine.snapshot();
+            info!(
+                remote_discriminator = s.remote_discriminator,
+                transmit_interval = ?s.transmit_interval,
+                detection_time = ?s.detection_time,
+                "BFD session up"
+            );
+        } else {
+            debug!(from = %t.from, to = %t.to, diag = %t.diag, "BFD state change");
+        }
+        self.state_tx.send_modify(|status| {
+            status.last_change = Some(t);
+            status.session = self.machine.snapshot();
+            if t.to == State::Up {
+                status.ups += 1;
+            }
+            if t.is_path_failure() {
+                status.path_failures += 1;
+            }
+        });
+    }
+}
+
+/// Sleeps until the machine's next deadline, or forever without one.
+async fn sleep_until(deadline: Option<(Timer, std::time::Instant)>) -> Timer {
+    match deadline {
+        Some((timer, at)) => {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+            timer
+        }
+        None => std::future::pending().await,
+    }
+}
