@@ -6,6 +6,11 @@
 //! - [`runner`] runs one machine per peer on tokio ([`Bfd::spawn`]); `demux` shares one
 //!   receive socket per address family among them, and `socket` holds the UDP sockets of
 //!   RFC 5881 (port 3784, source ports 49152–65535, TTL 255 out and required in).
+//! - BGP sessions with a BFDProfile run one (`bgp::session`), and take the session down with
+//!   Cease/BFD Down when it reports a path failure: a fall from Up for any reason but the
+//!   peer's AdminDown (RFC 5882 §3.2). A session whose BFD never came up establishes anyway.
+//!
+//! Interoperates with FRR 8.4's `bfdd` and BIRD 2.0.12 (`tests/tests/bfd_interop.rs`).
 //!
 //! Not implemented, on purpose:
 //! - Echo mode (§6.4): we advertise a Required Min Echo RX Interval of 0, so the peer sends

@@ -19,6 +19,9 @@
 //!   MP_REACH_NLRI with the local IPv6 address as next hop. On an IPv4 session that address is
 //!   [`SessionConfig::ipv6_next_hop`], or else the first global IPv6 address of the interface
 //!   holding the local IPv4 address; with neither, IPv6 routes are skipped (and logged).
+//! - With a BFD profile ([`SessionConfig::bfd`]), a BFD session runs with the peer from the
+//!   connection's local address, and its path failures take the BGP session down at once
+//!   (Cease/BFD Down); `session/bfd.rs` says when it does and does not.
 //!
 //! Inbound UPDATEs are ignored: a LoadBalancer speaker only originates.
 
@@ -31,6 +34,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ferrolb_config::BfdProfile;
 use ipnet::IpNet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -43,8 +47,10 @@ use super::fsm::{self, ConfigError, Down, Fsm, Input, Negotiated, Output, State}
 use super::packet::{
     Community, Family, LargeCommunity, Message, MessageType, Update, UpdateBuilder, frame_length,
 };
+use crate::bfd::BfdStatus;
 
 mod adj_rib_out;
+mod bfd;
 mod socket;
 
 use adj_rib_out::{Established, sendable};
@@ -80,6 +86,8 @@ pub struct SessionConfig {
     /// whose interface has no IPv4 address). `None`: the local address, or on an IPv6 session
     /// the interface's IPv4 address.
     pub ipv4_next_hop: Option<Ipv4Addr>,
+    /// Watch the path to the peer with BFD, with these timers.
+    pub bfd: Option<BfdProfile>,
 }
 
 impl SessionConfig {
@@ -93,6 +101,7 @@ impl SessionConfig {
             ebgp_multihop: false,
             ipv6_next_hop: None,
             ipv4_next_hop: None,
+            bfd: None,
         }
     }
 
@@ -132,6 +141,8 @@ pub struct SessionState {
     pub local_address: Option<SocketAddr>,
     /// Prefixes the peer currently holds from us.
     pub advertised: usize,
+    /// The BFD session watching the path, if one runs.
+    pub bfd: Option<BfdStatus>,
 }
 
 impl SessionState {
@@ -148,6 +159,7 @@ pub struct Counters {
     received: [AtomicU64; 5],
     prefixes_advertised: AtomicU64,
     established: AtomicU64,
+    bfd_downs: AtomicU64,
 }
 
 impl Counters {
@@ -179,6 +191,11 @@ impl Counters {
     /// Times the session reached Established.
     pub fn established(&self) -> u64 {
         self.established.load(Ordering::Relaxed)
+    }
+
+    /// Times BFD reported the path to the peer down.
+    pub fn bfd_downs(&self) -> u64 {
+        self.bfd_downs.load(Ordering::Relaxed)
     }
 }
 
@@ -223,6 +240,7 @@ impl Session {
             negotiated: None,
             local_address: None,
             advertised: 0,
+            bfd: None,
         });
         let (stop_tx, stop_rx) = oneshot::channel();
         let counters = Arc::new(Counters::default());
@@ -239,6 +257,7 @@ impl Session {
             state_tx,
             counters: Arc::clone(&counters),
             failed: false,
+            bfd: bfd::Guard::default(),
         };
         let span = tracing::info_span!("bgp_session", peer = %driver.config.peer.ip());
         let task = tokio::spawn(tracing::Instrument::instrument(driver.run(stop_rx), span));
@@ -267,6 +286,7 @@ enum Event {
     Read(io::Result<usize>),
     Timer(fsm::Timer),
     RoutesChanged(bool),
+    BfdChanged,
 }
 
 struct Driver {
@@ -284,6 +304,7 @@ struct Driver {
     counters: Arc<Counters>,
     /// A write failed during the current batch of outputs.
     failed: bool,
+    bfd: bfd::Guard,
 }
 
 impl Driver {
@@ -301,12 +322,14 @@ impl Driver {
                 changed = self.routes.changed(), if !self.routes_closed => {
                     Event::RoutesChanged(changed.is_ok())
                 }
+                () = self.bfd.changed() => Event::BfdChanged,
             };
             match event {
                 Event::Stop(message) => {
                     self.apply(Input::ManualStop { message }).await;
                     self.conn = None;
                     self.connecting = None;
+                    self.bfd.shutdown().await;
                     return;
                 }
                 Event::Connected(result) => {
@@ -331,6 +354,13 @@ impl Driver {
                     self.apply(Input::TcpConnectionFails).await;
                 }
                 Event::Timer(timer) => self.apply(Input::TimerExpired(timer)).await,
+                Event::BfdChanged => {
+                    if self.bfd.take_failure() {
+                        self.counters.bfd_downs.fetch_add(1, Ordering::Relaxed);
+                        self.apply(Input::BfdDown).await;
+                    }
+                    self.publish();
+                }
                 Event::RoutesChanged(open) => {
                     self.routes_closed = !open;
                     if open && self.established.is_some() {
@@ -441,6 +471,9 @@ impl Driver {
         stream.set_nodelay(true)?;
         let local = stream.local_addr()?;
         let (read, write) = stream.into_split();
+        if let Some(profile) = &self.config.bfd {
+            self.bfd.attach(profile, self.config.peer.ip(), local.ip());
+        }
         self.conn = Some(Connection {
             read,
             write,
@@ -625,6 +658,7 @@ impl Driver {
             negotiated: self.established.as_ref().map(|e| e.negotiated.clone()),
             local_address: self.conn.as_ref().map(|c| c.local),
             advertised: self.advertised.len(),
+            bfd: self.bfd.status(),
         };
         self.state_tx.send_if_modified(|current| {
             if *current == next {

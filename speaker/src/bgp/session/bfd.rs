@@ -1,0 +1,90 @@
+//! The BFD session that watches a BGP session's path (RFC 5882 §4.3): started once the TCP
+//! connection's local address is known, from that address, and kept across reconnects while
+//! the address stays. Its failures are reported to the FSM as [`Input::BfdDown`]; a session
+//! that was never Up, or that the peer took down on purpose (AdminDown), never is — BFD does
+//! not hold BGP back from establishing.
+//!
+//! [`Input::BfdDown`]: crate::bgp::fsm::Input::BfdDown
+
+use std::net::IpAddr;
+
+use ferrolb_config::BfdProfile;
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::bfd::{Bfd, BfdConfig, BfdHandle, BfdStatus};
+
+/// The BFD side of one BGP session; inert without a profile.
+#[derive(Debug, Default)]
+pub(super) struct Guard {
+    handle: Option<BfdHandle>,
+    status: Option<watch::Receiver<BfdStatus>>,
+    /// The path failures already reported to the FSM.
+    reported: u64,
+}
+
+impl Guard {
+    /// Runs BFD with `peer` from `local`, unless it already does.
+    pub fn attach(&mut self, profile: &BfdProfile, peer: IpAddr, local: IpAddr) {
+        if let Some(handle) = &self.handle {
+            if handle.status().local.map(|l| l.ip()) == Some(local) {
+                return;
+            }
+            debug!(%local, "local address changed; restarting BFD");
+            if let Some(old) = self.handle.take() {
+                // Its place is freed by this call; the AdminDown goes on behind.
+                tokio::spawn(old.shutdown());
+            }
+        }
+        let mut config = BfdConfig::new(peer, profile);
+        config.local = Some(local);
+        match Bfd::spawn(config) {
+            Ok(handle) => {
+                self.reported = handle.status().path_failures;
+                self.status = Some(handle.state.clone());
+                self.handle = Some(handle);
+            }
+            Err(e) => {
+                warn!(error = %e, profile = %profile.name, "cannot run BFD; BGP goes on without it")
+            }
+        }
+    }
+
+    /// Waits for the BFD status to change; never returns without a session.
+    pub async fn changed(&mut self) {
+        match self.status.as_mut() {
+            Some(status) => {
+                if status.changed().await.is_err() {
+                    // The session task ended: nothing will change any more.
+                    self.status = None;
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Whether BFD saw the path fail since the last call.
+    pub fn take_failure(&mut self) -> bool {
+        let Some(status) = &self.status else {
+            return false;
+        };
+        let failures = status.borrow().path_failures;
+        let new = failures > self.reported;
+        self.reported = failures;
+        new
+    }
+
+    /// The BFD session's status, if one runs.
+    pub fn status(&self) -> Option<BfdStatus> {
+        self.status.as_ref().map(|s| s.borrow().clone())
+    }
+
+    /// Takes BFD to AdminDown and waits for it to end.
+    pub async fn shutdown(&mut self) {
+        self.status = None;
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown().await;
+        }
+    }
+}
