@@ -12,12 +12,14 @@
 //!   [`l2cluster`] puts these together (apiserver, nodes with speakers, a client); [`lab`] adds
 //!   kube-proxy, pods and routes for the `ferrolb-lab` binary and the end-to-end suite.
 //! - [`audit`] reads the apiserver's audit log to show which verbs a ServiceAccount used.
-//! - [`routers`] runs GoBGP, BIRD and FRR in namespaces and reads their routes back.
+//! - [`routers`] runs GoBGP, BIRD and FRR in namespaces and reads their routes back;
+//!   [`bgp_session`] runs ferrolb's own BGP session inside a namespace.
 //!
 //! The integration suites themselves live in `tests/tests/`.
 
 pub mod apiserver;
 pub mod audit;
+pub mod bgp_session;
 pub mod controller;
 pub mod fixtures;
 pub mod forward;

@@ -5,96 +5,25 @@
 //! next hop, a removed route is withdrawn, TCP MD5 works with the right key and not with a
 //! wrong one, and `shutdown()` takes the session down at the router.
 //!
-//! The session runs on a current-thread runtime on a thread inside the speaker's namespace, so
-//! its sockets live there. Needs root (network namespaces); skipped otherwise.
+//! The session runs on a current-thread runtime on a thread inside the speaker's namespace
+//! ([`SpeakerSession`]), so its sockets live there. Needs root (network namespaces); skipped
+//! otherwise.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_speaker::bgp::fsm::{self, PeerAsn};
 use ferrolb_speaker::bgp::packet::{Community, LargeCommunity, MessageType};
-use ferrolb_speaker::bgp::session::Counters;
-use ferrolb_speaker::bgp::{RouteAttrs, RouteSet, Session, SessionConfig, SessionState};
+use ferrolb_speaker::bgp::{RouteAttrs, RouteSet, SessionConfig};
+use ferrolb_tests::bgp_session::{SHUTDOWN_MESSAGE, SpeakerSession};
 use ferrolb_tests::l2cluster::wait_for;
-use ferrolb_tests::netns::{Host, Lan, NsThread, is_root};
+use ferrolb_tests::netns::{Host, Lan, is_root};
 use ferrolb_tests::routers::{Neighbor, Route, Router, RouterConfig, RouterKind};
 use ipnet::IpNet;
-use tokio::sync::{oneshot, watch};
 
 const SPEAKER_AS: u32 = 4_200_000_001;
 const ROUTER_AS: u32 = 64512;
-const SHUTDOWN_MESSAGE: &str = "ferrolb interop test done";
-
-/// Our session, running on a thread inside the speaker's namespace.
-struct SpeakerSession {
-    routes: watch::Sender<RouteSet>,
-    state: watch::Receiver<SessionState>,
-    counters: Arc<Counters>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<NsThread<()>>,
-}
-
-impl SpeakerSession {
-    fn start(host: &Host, config: SessionConfig, routes: RouteSet) -> Self {
-        let (routes_tx, routes_rx) = watch::channel(routes);
-        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let thread = host
-            .ns
-            .spawn("bgp-session", move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime");
-                runtime.block_on(async move {
-                    let handle = Session::spawn(config, routes_rx).expect("a valid config");
-                    let _ = handle_tx.send((handle.state.clone(), Arc::clone(&handle.counters)));
-                    let _ = stop_rx.await;
-                    handle.shutdown(SHUTDOWN_MESSAGE).await;
-                });
-            })
-            .expect("a thread in the speaker's namespace");
-        let (state, counters) = handle_rx.recv().expect("the session starts");
-        Self {
-            routes: routes_tx,
-            state,
-            counters,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn set_routes(&self, routes: RouteSet) {
-        self.routes.send_replace(routes);
-    }
-
-    fn state(&self) -> SessionState {
-        self.state.borrow().clone()
-    }
-
-    /// ManualStop: Cease/Administrative Shutdown, then close; returns once the task ended.
-    fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            thread.join().expect("the session thread ends cleanly");
-        }
-    }
-}
-
-impl Drop for SpeakerSession {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
 
 /// A LAN with "speaker" and "router", the router started passive with the speaker as neighbor.
 struct Bed {

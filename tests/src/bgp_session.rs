@@ -1,0 +1,89 @@
+//! ferrolb's own BGP session ([`ferrolb_speaker::bgp::Session`]) run for a test inside a host's
+//! network namespace: a current-thread tokio runtime on a thread that has entered the
+//! namespace, so the session's sockets (BGP and BFD) live there. The test keeps the route set,
+//! the state and the counters; dropping it stops the session.
+
+use std::sync::Arc;
+
+use ferrolb_speaker::bgp::session::Counters;
+use ferrolb_speaker::bgp::{RouteSet, Session, SessionConfig, SessionState};
+use tokio::sync::{oneshot, watch};
+
+use crate::netns::{Host, NsThread};
+
+/// The Cease/Administrative Shutdown message [`SpeakerSession::shutdown`] sends.
+pub const SHUTDOWN_MESSAGE: &str = "ferrolb interop test done";
+
+/// Our session, running on a thread inside the speaker's namespace.
+#[derive(Debug)]
+pub struct SpeakerSession {
+    routes: watch::Sender<RouteSet>,
+    state: watch::Receiver<SessionState>,
+    /// The session's counters.
+    pub counters: Arc<Counters>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<NsThread<()>>,
+}
+
+impl SpeakerSession {
+    /// Starts the session in `host`'s namespace, advertising `routes`.
+    pub fn start(host: &Host, config: SessionConfig, routes: RouteSet) -> Self {
+        let (routes_tx, routes_rx) = watch::channel(routes);
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = host
+            .ns
+            .spawn("bgp-session", move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                runtime.block_on(async move {
+                    let handle = Session::spawn(config, routes_rx).expect("a valid config");
+                    let _ = handle_tx.send((handle.state.clone(), Arc::clone(&handle.counters)));
+                    let _ = stop_rx.await;
+                    handle.shutdown(SHUTDOWN_MESSAGE).await;
+                });
+            })
+            .expect("a thread in the speaker's namespace");
+        let (state, counters) = handle_rx.recv().expect("the session starts");
+        Self {
+            routes: routes_tx,
+            state,
+            counters,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Replaces the routes to advertise.
+    pub fn set_routes(&self, routes: RouteSet) {
+        self.routes.send_replace(routes);
+    }
+
+    /// The session's state now.
+    pub fn state(&self) -> SessionState {
+        self.state.borrow().clone()
+    }
+
+    /// ManualStop: Cease/Administrative Shutdown, then close; returns once the task ended.
+    pub fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the session thread ends cleanly");
+        }
+    }
+}
+
+impl Drop for SpeakerSession {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
