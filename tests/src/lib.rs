@@ -12,8 +12,8 @@
 //!   [`l2cluster`] puts these together (apiserver, nodes with speakers, a client); [`lab`] adds
 //!   kube-proxy, pods and routes for the `ferrolb-lab` binary and the end-to-end suite.
 //! - [`audit`] reads the apiserver's audit log to show which verbs a ServiceAccount used.
-//! - [`routers`] runs GoBGP, BIRD and FRR in namespaces and reads their routes back;
-//!   [`bgp_session`] runs ferrolb's own BGP session inside a namespace.
+//! - [`routers`] runs GoBGP, BIRD and FRR in namespaces and reads their routes (and BFD
+//!   sessions) back; [`bgp_session`] runs ferrolb's own BGP session inside a namespace.
 //!
 //! The integration suites themselves live in `tests/tests/`.
 

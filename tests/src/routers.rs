@@ -18,8 +18,10 @@ use ipnet::IpNet;
 use crate::apiserver::Process;
 use crate::netns::Netns;
 
+mod bfd;
 mod fib;
 
+pub use bfd::{BfdSession, BfdTimers, parse_bird_bfd_sessions, parse_frr_bfd_peers};
 pub use fib::FibSync;
 
 /// Which router.
@@ -73,6 +75,9 @@ pub struct Neighbor {
     pub passive: bool,
     /// Run BFD with it (FRR and BIRD only).
     pub bfd: bool,
+    /// The BFD timers to use with it; `None`: the router's defaults. BIRD sets timers per
+    /// interface, so it applies the first neighbor's to all.
+    pub bfd_timers: Option<BfdTimers>,
     /// Act as a graceful-restart helper for it (RFC 4724): keep its routes as stale while it
     /// restarts. BIRD and FRR do this by default; GoBGP needs it configured.
     pub graceful_restart: bool,
@@ -87,6 +92,7 @@ impl Neighbor {
             password: None,
             passive: true,
             bfd: false,
+            bfd_timers: None,
             graceful_restart: false,
         }
     }
@@ -263,13 +269,16 @@ impl Router {
             if config.multipath { "on" } else { "off" },
         );
         if config.neighbors.iter().any(|n| n.bfd) {
-            conf.push_str("protocol bfd {}\n");
+            conf.push_str(&bfd::bird_protocol(config));
         }
         for (i, n) in config.neighbors.iter().enumerate() {
             conf.push_str(&format!(
                 "protocol bgp n{i} {{\n  local as {};\n  neighbor {} as {};\n",
                 config.asn, n.address, n.asn
             ));
+            // After a session error BIRD waits 60 s (doubling to 300 s) before it accepts the
+            // peer again; a test that breaks a session on purpose wants it back at once.
+            conf.push_str("  error wait time 1, 5;\n");
             if n.passive {
                 conf.push_str("  passive on;\n");
             }
@@ -310,7 +319,7 @@ impl Router {
                 conf.push_str(&format!(" neighbor {} password {password}\n", n.address));
             }
             if n.bfd {
-                conf.push_str(&format!(" neighbor {} bfd\n", n.address));
+                conf.push_str(&bfd::frr_neighbor(n));
             }
         }
         for family in ["ipv4", "ipv6"] {
@@ -323,6 +332,7 @@ impl Router {
             }
             conf.push_str(" exit-address-family\n");
         }
+        conf.push_str(&bfd::frr_profiles(config));
         let state = self.path("frr");
         std::fs::create_dir_all(&state)?;
         std::fs::write(state.join("frr.conf"), conf)?;
