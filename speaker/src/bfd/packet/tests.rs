@@ -106,6 +106,103 @@ fn admin_down_may_leave_your_discriminator_zero() {
     both_ways(&bytes, &packet);
 }
 
+/// Captured from FRR 8.4's bfdd and BIRD 2.0.12, received by ferrolb in the interop tests.
+mod captured {
+    use super::*;
+
+    fn from_router(
+        state: State,
+        detect_mult: u8,
+        (mine, yours): (u32, u32),
+        (tx, rx, echo): (u32, u32, u32),
+    ) -> ControlPacket {
+        ControlPacket {
+            diag: Diagnostic::None,
+            state,
+            poll: false,
+            final_: false,
+            control_plane_independent: false,
+            demand: false,
+            detect_mult,
+            my_discriminator: mine,
+            your_discriminator: yours,
+            desired_min_tx: Interval(tx),
+            required_min_rx: Interval(rx),
+            required_min_echo_rx: Interval(echo),
+        }
+    }
+
+    #[test]
+    fn frr_says_hello_slowly_and_offers_echo() {
+        #[rustfmt::skip]
+        let bytes = [
+            32, 64, 3, 24, 214, 114, 45, 94, 0, 0, 0, 0,
+            0, 15, 66, 64, 0, 15, 66, 64, 0, 0, 195, 80,
+        ];
+        let packet = from_router(
+            State::Down,
+            3,
+            (0xd672_2d5e, 0),
+            (1_000_000, 1_000_000, 50_000),
+        );
+        both_ways(&bytes, &packet);
+    }
+
+    #[test]
+    fn frr_polls_once_up() {
+        #[rustfmt::skip]
+        let bytes = [
+            32, 224, 3, 24, 214, 114, 45, 94, 84, 217, 204, 239,
+            0, 4, 147, 224, 0, 4, 147, 224, 0, 0, 195, 80,
+        ];
+        let packet = ControlPacket {
+            poll: true,
+            ..from_router(
+                State::Up,
+                3,
+                (0xd672_2d5e, 0x54d9_ccef),
+                (300_000, 300_000, 50_000),
+            )
+        };
+        both_ways(&bytes, &packet);
+    }
+
+    #[test]
+    fn bird_answers_init_with_its_idle_rate_and_a_10_ms_receive_interval() {
+        #[rustfmt::skip]
+        let bytes = [
+            32, 128, 5, 24, 147, 97, 120, 90, 173, 174, 128, 6,
+            0, 15, 66, 64, 0, 0, 39, 16, 0, 0, 0, 0,
+        ];
+        let packet = from_router(
+            State::Init,
+            5,
+            (0x9361_785a, 0xadae_8006),
+            (1_000_000, 10_000, 0),
+        );
+        both_ways(&bytes, &packet);
+    }
+
+    #[test]
+    fn bird_answers_our_poll_with_final() {
+        #[rustfmt::skip]
+        let bytes = [
+            32, 208, 5, 24, 147, 97, 120, 90, 173, 174, 128, 6,
+            0, 1, 134, 160, 0, 0, 39, 16, 0, 0, 0, 0,
+        ];
+        let packet = ControlPacket {
+            final_: true,
+            ..from_router(
+                State::Up,
+                5,
+                (0x9361_785a, 0xadae_8006),
+                (100_000, 10_000, 0),
+            )
+        };
+        both_ways(&bytes, &packet);
+    }
+}
+
 #[test]
 fn reserved_diagnostics_are_kept_as_received() {
     let mut bytes = DOWN_HELLO;
