@@ -258,6 +258,8 @@ pub struct Machine {
     /// While AdminDown: transmit until then.
     admin_down_until: Option<Instant>,
     started: bool,
+    /// When the last periodic packet went out.
+    last_transmit: Option<Instant>,
     transmit_at: Option<Instant>,
     detect_at: Option<Instant>,
     jitter: Jitter,
@@ -289,6 +291,7 @@ impl Machine {
             polling: false,
             admin_down_until: None,
             started: false,
+            last_transmit: None,
             transmit_at: None,
             detect_at: None,
             jitter: Jitter(seed),
@@ -469,6 +472,7 @@ impl Machine {
         // Tell the remote at once, then (at the slow rate) until that time has passed.
         self.admin_down_until = Some(now + remote_detection);
         out.push(Output::Send(self.packet(false, false)));
+        self.last_transmit = Some(now);
         self.arm_transmit(now, out);
     }
 
@@ -476,6 +480,7 @@ impl Machine {
     fn transmit(&mut self, now: Instant, out: &mut Vec<Output>) {
         if self.may_transmit(now) {
             out.push(Output::Send(self.packet(self.polling, false)));
+            self.last_transmit = Some(now);
             self.arm_transmit(now, out);
         } else {
             out.push(Output::CancelTimer(Timer::Transmit));
@@ -508,8 +513,19 @@ impl Machine {
             return;
         }
         match self.transmit_at {
-            // The first packet (or the first after a silence) goes out at once.
-            None if self.state != State::AdminDown => self.arm(Timer::Transmit, now, out),
+            // The first packet goes out at once, the first after a silence no sooner than
+            // the interval allows.
+            None if self.state != State::AdminDown => {
+                let at = match self.last_transmit {
+                    Some(last) => now.max(
+                        last + self
+                            .jitter
+                            .apply(self.transmit_interval(), self.config.detect_mult),
+                    ),
+                    None => now,
+                };
+                self.arm(Timer::Transmit, at, out);
+            }
             None => self.arm_transmit(now, out),
             // A shorter interval applies to the packet already scheduled.
             Some(at) if at > now + self.transmit_interval() => self.arm_transmit(now, out),

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::*;
 
 mod pair;
+mod props;
 mod scenarios;
 mod table;
 
