@@ -18,7 +18,9 @@
 //!   ignored.
 //! - Authentication (§6.7): packets with the A bit are refused.
 //! - Demand mode (§6.6) for ourselves: we never set D. A peer in Demand mode is honoured.
-//! - Multi-hop sessions (RFC 5883, port 4784) and with them a BFDProfile's `minimumTtl`.
+//! - Multi-hop sessions (RFC 5883, port 4784) and with them a BFDProfile's `minimumTtl`. A
+//!   BGP session with `ebgpMultiHop` still runs single-hop BFD, which a peer more than one hop
+//!   away never answers: BFD then never comes Up, and never takes BGP down.
 
 mod demux;
 pub mod machine;

@@ -36,6 +36,12 @@ impl Guard {
                 tokio::spawn(old.shutdown());
             }
         }
+        if profile.echo_mode || profile.minimum_ttl.is_some() {
+            warn!(
+                profile = %profile.name,
+                "BFD echo mode and multi-hop minimum TTL are not implemented; ignored"
+            );
+        }
         let mut config = BfdConfig::new(peer, profile);
         config.local = Some(local);
         match Bfd::spawn(config) {
