@@ -20,8 +20,8 @@
 //!   [`SessionConfig::ipv6_next_hop`], or else the first global IPv6 address of the interface
 //!   holding the local IPv4 address; with neither, IPv6 routes are skipped (and logged).
 //! - With a BFD profile ([`SessionConfig::bfd`]), a BFD session runs with the peer from the
-//!   connection's local address, and its path failures take the BGP session down at once
-//!   (Cease/BFD Down); `session/bfd.rs` says when it does and does not.
+//!   local address of the first established connection, and its path failures take the BGP
+//!   session down at once (Cease/BFD Down); `session/bfd.rs` says when it does and does not.
 //!
 //! Inbound UPDATEs are ignored: a LoadBalancer speaker only originates.
 
@@ -418,6 +418,9 @@ impl Driver {
                     local = ?local,
                     "BGP session established"
                 );
+                if let (Some(profile), Some(local)) = (&self.config.bfd, local) {
+                    self.bfd.attach(profile, self.config.peer.ip(), local.ip());
+                }
                 let (ipv4_next_hop, ipv6_next_hop) = self.next_hops(local.map(|l| l.ip()));
                 self.established = Some(Established {
                     negotiated,
@@ -471,9 +474,6 @@ impl Driver {
         stream.set_nodelay(true)?;
         let local = stream.local_addr()?;
         let (read, write) = stream.into_split();
-        if let Some(profile) = &self.config.bfd {
-            self.bfd.attach(profile, self.config.peer.ip(), local.ip());
-        }
         self.conn = Some(Connection {
             read,
             write,

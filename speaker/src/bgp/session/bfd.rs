@@ -1,8 +1,13 @@
-//! The BFD session that watches a BGP session's path (RFC 5882 §4.3): started once the TCP
-//! connection's local address is known, from that address, and kept across reconnects while
-//! the address stays. Its failures are reported to the FSM as [`Input::BfdDown`]; a session
-//! that was never Up, or that the peer took down on purpose (AdminDown), never is — BFD does
-//! not hold BGP back from establishing.
+//! The BFD session that watches a BGP session's path (RFC 5882 §4.3): started when the BGP
+//! session first establishes, from the connection's local address, and kept across reconnects
+//! while that address stays. Its failures are reported to the FSM as [`Input::BfdDown`]; a
+//! session that was never Up, or that the peer took down on purpose (AdminDown), never is —
+//! BFD does not hold BGP back from establishing.
+//!
+//! Why at Established and not at connect: FRR's `bgpd` registers its BFD session before the
+//! BGP session is up and replaces it, with the local address, once it is; the replaced one
+//! signals Down. A BFD session of ours already Up with the first would take that Down for a
+//! failure and reset the BGP session that had just come up.
 //!
 //! [`Input::BfdDown`]: crate::bgp::fsm::Input::BfdDown
 
