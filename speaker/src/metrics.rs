@@ -143,6 +143,32 @@ impl Collector for BgpCollector {
         }
         {
             let mut m = encoder.encode_descriptor(
+                "bfd_session_up",
+                "1 while the BFD session with the peer is Up (peers with a BFD profile)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (peer, s) in stats.iter() {
+                if let Some(up) = s.bfd_up {
+                    let labels = [("peer", peer.as_str())];
+                    ConstGauge::new(i64::from(up)).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "bfd_downs",
+                "Times BFD declared the path to the peer down and took the session down",
+                None,
+                MetricType::Counter,
+            )?;
+            for (peer, s) in stats.iter() {
+                let labels = [("peer", peer.as_str())];
+                ConstCounter::new(s.counters.bfd_downs()).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
                 "bgp_session_flaps",
                 "Times the session left Established",
                 None,

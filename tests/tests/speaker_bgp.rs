@@ -31,13 +31,22 @@ struct Bed {
     cluster: L2Cluster,
 }
 
+/// How the bed's peering is set up beyond the basics.
+#[derive(Clone, Copy, Default)]
+struct Options {
+    /// The BGPPeer enables graceful restart and the router helps (RFC 4724).
+    graceful_restart: bool,
+    /// The BGPPeer names a BFDProfile (300 ms × 3) and the router runs BFD; the hold time is
+    /// MetalLB's default 90 s instead of 3 s, so only BFD can be fast.
+    bfd: bool,
+}
+
 impl Bed {
     async fn start(kind: RouterKind) -> Self {
-        Self::start_with(kind, false).await
+        Self::start_with(kind, Options::default()).await
     }
 
-    /// With `graceful_restart`, the BGPPeer enables it and the router helps (RFC 4724).
-    async fn start_with(kind: RouterKind, graceful_restart: bool) -> Self {
+    async fn start_with(kind: RouterKind, options: Options) -> Self {
         let cluster = L2Cluster::start(2, &[]).await.expect("a cluster");
         let router_host = cluster.host(ROUTER_HOST).clone();
         let neighbors = cluster
@@ -46,7 +55,8 @@ impl Bed {
             .map(|n| {
                 let mut neighbor = Neighbor::passive(IpAddr::V4(cluster.host(n).ipv4), NODE_AS);
                 neighbor.password = Some(PASSWORD.to_owned());
-                neighbor.graceful_restart = graceful_restart;
+                neighbor.graceful_restart = options.graceful_restart;
+                neighbor.bfd = options.bfd;
                 neighbor
             })
             .collect();
@@ -96,12 +106,24 @@ spec:
   myASN: {NODE_AS}
   peerASN: {ROUTER_AS}
   peerAddress: {router}
-  holdTime: {HOLD}
+  holdTime: {hold}
   dualStackAddressFamily: true
   enableGracefulRestart: {graceful_restart}
-  passwordSecret: {{name: tor-password}}
+  passwordSecret: {{name: tor-password}}{bfd}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BFDProfile
+metadata: {{name: fast, namespace: {NAMESPACE}}}
+spec: {{receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}}
 "#,
-                router = router_host.ipv4
+                router = router_host.ipv4,
+                hold = if options.bfd { "90s" } else { HOLD },
+                graceful_restart = options.graceful_restart,
+                bfd = if options.bfd {
+                    "\n  bfdProfile: fast"
+                } else {
+                    ""
+                },
             ))
             .await
             .expect("the BGP configuration applies");
@@ -421,7 +443,14 @@ async fn graceful_restart_keeps_a_killed_speakers_paths(kind: RouterKind) {
         eprintln!("skipped: needs root for network namespaces");
         return;
     }
-    let mut bed = Bed::start_with(kind, true).await;
+    let mut bed = Bed::start_with(
+        kind,
+        Options {
+            graceful_restart: true,
+            ..Options::default()
+        },
+    )
+    .await;
     let both = [bed.node_ip("node-1", false), bed.node_ip("node-2", false)];
     let app = TestService::new("app", &["198.51.100.14"], "node-2");
     bed.cluster.create_service(&app).await.expect("app");
@@ -482,6 +511,100 @@ async fn bird_keeps_stale_paths_with_graceful_restart() {
 #[tokio::test]
 async fn frr_keeps_stale_paths_with_graceful_restart() {
     graceful_restart_keeps_a_killed_speakers_paths(RouterKind::Frr).await;
+}
+
+/// BFD (RFC 5880/5881) with the BGPPeer's profile: when a node's link dies, the router's BFD
+/// notices within 300 ms × 3 and drops the node's paths, long before the 90 s hold time; the
+/// session states report BFD Up before that.
+async fn bfd_drops_a_dead_nodes_paths_long_before_the_hold_time(kind: RouterKind) {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let bed = Bed::start_with(
+        kind,
+        Options {
+            bfd: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let (n1, n2) = (bed.node_ip("node-1", false), bed.node_ip("node-2", false));
+    let app = TestService::new("app", &["198.51.100.15"], "node-2");
+    bed.cluster.create_service(&app).await.expect("app");
+    bed.wait_paths("198.51.100.15/32", &[n1, n2]).await;
+    wait_for(
+        "the router's BFD sessions with both nodes are up",
+        Duration::from_secs(20),
+        || async {
+            let up = [n1, n2]
+                .iter()
+                .filter(|ip| {
+                    bed.router
+                        .bfd_session(**ip)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|s| s.is_up())
+                })
+                .count();
+            Ok((up == 2).then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", bed.describe()));
+    let sessions: Api<ferrolb_api::BGPSessionState> =
+        Api::namespaced(bed.cluster.client(), NAMESPACE);
+    wait_for(
+        "both nodes report BFD Up",
+        Duration::from_secs(20),
+        || async {
+            let up = sessions
+                .list(&Default::default())
+                .await?
+                .items
+                .into_iter()
+                .filter_map(|s| s.status)
+                .filter(|st| st.bfd_status.as_deref() == Some("Up"))
+                .count();
+            Ok((up == 2).then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", bed.describe()));
+    assert_eq!(
+        metric(
+            &bed,
+            "node-1",
+            "ferrolb_speaker_bfd_session_up",
+            "peer=\"tor\""
+        ),
+        Some(1.0)
+    );
+
+    // node-1's link goes down: no FIN, no NOTIFICATION — only BFD can tell.
+    let cut = std::time::Instant::now();
+    bed.cluster
+        .host("node-1")
+        .ns
+        .link_down("eth0")
+        .expect("link down");
+    bed.wait_paths("198.51.100.15/32", &[n2]).await;
+    let took = cut.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "the router took {took:?} to drop a dead node's paths with BFD at 300 ms × 3"
+    );
+    eprintln!("{kind}: dead node's path gone after {took:?}");
+}
+
+#[tokio::test]
+async fn bird_drops_a_dead_nodes_paths_by_bfd() {
+    bfd_drops_a_dead_nodes_paths_long_before_the_hold_time(RouterKind::Bird).await;
+}
+
+#[tokio::test]
+async fn frr_drops_a_dead_nodes_paths_by_bfd() {
+    bfd_drops_a_dead_nodes_paths_long_before_the_hold_time(RouterKind::Frr).await;
 }
 
 /// A BGPPeer that cannot run (a VRF) is refused with a Warning Event on it, and the rest of

@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrolb_config::{Config, NodeName, Peer, PeerAsn, PeerName, PeerTarget};
+use ferrolb_config::{BfdProfile, Config, NodeName, Peer, PeerAsn, PeerName, PeerTarget};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
@@ -46,6 +46,8 @@ pub struct PeerStats {
     pub counters: Arc<Counters>,
     /// The session is Established.
     pub up: bool,
+    /// The BFD session is Up (`None`: the peer has no BFD profile, or BFD has not started).
+    pub bfd_up: Option<bool>,
     /// Times the session left Established.
     pub flaps: u64,
 }
@@ -113,7 +115,7 @@ impl Sessions {
             let Some(peer) = config.peers.get(name) else {
                 continue;
             };
-            match session_config(peer, &self.node, node_ips) {
+            match session_config(peer, &config.bfd_profiles, &self.node, node_ips) {
                 Ok(cfg) => {
                     self.refused.remove(name);
                     desired.insert(name, cfg);
@@ -219,6 +221,7 @@ impl Sessions {
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = stats.get_mut(event.peer.as_str()) {
             s.up = event.state.is_established();
+            s.bfd_up = event.state.bfd.as_ref().map(crate::bfd::BfdStatus::is_up);
             if was_up && !s.up {
                 s.flaps += 1;
             }
@@ -280,9 +283,11 @@ fn same_session(a: &SessionConfig, b: &SessionConfig) -> bool {
     strip(a) == strip(b)
 }
 
-/// The session for `peer` from `node`, whose addresses are `node_ips`.
+/// The session for `peer` from `node`, whose addresses are `node_ips`; the peer's BFD profile
+/// comes from `profiles` (the configuration keeps only peers whose profile exists).
 pub fn session_config(
     peer: &Peer,
+    profiles: &BTreeMap<String, BfdProfile>,
     node: &NodeName,
     node_ips: &[IpAddr],
 ) -> Result<SessionConfig, String> {
@@ -342,6 +347,11 @@ pub fn session_config(
     cfg.source_address = peer.source_address;
     cfg.password = peer.password.clone();
     cfg.ebgp_multihop = peer.ebgp_multi_hop;
+    cfg.bfd = peer
+        .bfd_profile
+        .as_ref()
+        .and_then(|name| profiles.get(name))
+        .cloned();
     Ok(cfg)
 }
 
@@ -375,6 +385,7 @@ mod tests {
     fn a_plain_peer_becomes_a_single_family_active_session() {
         let cfg = session_config(
             &peer("{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, peerPort: 1179}"),
+            &BTreeMap::new(),
             &node(),
             &[
                 "2001:db8::11".parse().expect("ip"),
@@ -401,6 +412,7 @@ mod tests {
                  password: s3cret, ebgpMultiHop: true, enableGracefulRestart: true, \
                  dualStackAddressFamily: true}",
             ),
+            &BTreeMap::new(),
             &node(),
             &[],
         )
@@ -426,6 +438,7 @@ mod tests {
     fn dynamic_asns_and_the_router_id_fallback() {
         let cfg = session_config(
             &peer("{myASN: 64512, dynamicASN: external, peerAddress: '2001:db8::1'}"),
+            &BTreeMap::new(),
             &node(),
             &["2001:db8::11".parse().expect("ip")],
         )
@@ -437,9 +450,26 @@ mod tests {
     }
 
     #[test]
+    fn the_peers_bfd_profile_is_carried_over() {
+        let text = "apiVersion: ferrolb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: fast, namespace: ferrolb-system}\n\
+                    spec: {receiveInterval: 100, transmitInterval: 200, detectMultiplier: 5}\n---\n\
+                    apiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {name: p, namespace: ferrolb-system}\n\
+                    spec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, bfdProfile: fast}\n";
+        let snapshot = Snapshot::from_yaml("ferrolb-system", text).expect("parses");
+        let config = ferrolb_config::parse(&snapshot).config;
+        let peer = config.peers.values().next().expect("a peer");
+        let cfg = session_config(peer, &config.bfd_profiles, &node(), &[]).expect("usable");
+        let bfd = cfg.bfd.expect("BFD on");
+        assert_eq!(bfd.transmit_interval, Duration::from_millis(200));
+        assert_eq!(bfd.receive_interval, Duration::from_millis(100));
+        assert_eq!(bfd.detect_multiplier, 5);
+    }
+
+    #[test]
     fn unsupported_peers_are_refused_with_a_reason() {
         let err = session_config(
             &peer("{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, vrf: red}"),
+            &BTreeMap::new(),
             &node(),
             &[],
         )

@@ -594,7 +594,7 @@ impl Speaker {
         let summary = BGPSessionStateStatus {
             peer_address: self.sessions.address(&event.peer).map(|a| a.to_string()),
             bgp_status: Some(now.state.to_string()),
-            bfd_status: None,
+            bfd_status: now.bfd.as_ref().map(|b| b.state().to_string()),
             last_down: now.last_down.as_ref().map(|d| d.reason.to_string()),
             prefixes_advertised: Some(now.advertised as u64),
             ..BGPSessionStateStatus::default()
