@@ -20,9 +20,11 @@ use crate::netns::Netns;
 
 mod bfd;
 mod fib;
+mod operations;
 
 pub use bfd::{BfdSession, BfdTimers, parse_bird_bfd_sessions, parse_frr_bfd_peers};
 pub use fib::FibSync;
+pub use operations::OriginatedRoute;
 
 /// Which router.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -136,6 +138,8 @@ pub struct Router {
     dir: tempfile::TempDir,
     config: RouterConfig,
     processes: Vec<Process>,
+    /// Routes the router originates itself ([`Router::originate`]), put back after a restart.
+    originated: Vec<OriginatedRoute>,
 }
 
 const GOBGP_API: &str = "127.0.0.1:50051";
@@ -152,6 +156,7 @@ impl Router {
             dir,
             config: config.clone(),
             processes: Vec::new(),
+            originated: Vec::new(),
         };
         router.start_daemons()?;
         Ok(router)
@@ -160,10 +165,11 @@ impl Router {
     fn start_daemons(&mut self) -> anyhow::Result<()> {
         let config = self.config.clone();
         match self.kind {
-            RouterKind::Gobgp => self.start_gobgp(&config),
-            RouterKind::Bird => self.start_bird(&config),
-            RouterKind::Frr => self.start_frr(&config),
+            RouterKind::Gobgp => self.start_gobgp(&config)?,
+            RouterKind::Bird => self.start_bird(&config)?,
+            RouterKind::Frr => self.start_frr(&config)?,
         }
+        self.restore_originated()
     }
 
     /// Stops the daemons (SIGTERM, as an operator's restart would) and starts them again with
