@@ -1,0 +1,609 @@
+//! Captures the BGP messages GoBGP, BIRD and FRR really send, as test vectors for the codec
+//! (`bgp/src/packet/tests/captured/`).
+//!
+//! For each router, a LAN of two namespaces: `capture` (192.0.2.1) and `router` (192.0.2.2). The
+//! router runs passive with `capture` as its eBGP neighbor (AS 4200000001 against the router's
+//! 64512) and originates three routes with MED, COMMUNITIES and LARGE_COMMUNITY, two IPv4 and
+//! one IPv6. This tool then plays a minimal BGP peer on a plain TCP socket in `capture`: it
+//! sends its own OPEN and KEEPALIVEs (built with `ferrolb_bgp::packet`) and records every byte
+//! the router sends, cut into messages by the length in each 19-octet header — never decoded and
+//! re-encoded. The session goes through these phases, each recorded under its name:
+//!
+//! - `open`: the router's OPEN and its first KEEPALIVE;
+//! - `announce`: the UPDATEs of its routes and an End-of-RIB per family;
+//! - `re-announce`: what answers our ROUTE-REFRESH for IPv4 unicast (with enhanced route refresh,
+//!   RFC 7313, between a Begin- and an End-of-RIB-Refresh ROUTE-REFRESH);
+//! - `refresh-request`: the ROUTE-REFRESH the router sends when told to refresh inbound (BIRD
+//!   and FRR; GoBGP never sends one);
+//! - `withdraw`: the UPDATEs after the router stops originating one IPv4 and the IPv6 route;
+//! - `shutdown`: its Cease / Administrative Shutdown NOTIFICATION, with a shutdown message.
+//!
+//! Later KEEPALIVEs are identical to the first and timing-dependent, so they are not recorded.
+//! GoBGP sends its routes in an order that changes from run to run, so within a phase the file
+//! groups messages by address family and sorts the routes between two End-of-RIB or
+//! ROUTE-REFRESH markers by prefix; nothing moves past a marker. The routers run in a UTS namespace of this process with a fixed host name, so the host name
+//! they announce (GoBGP's and FRR's FQDN capability) does not depend on the machine.
+//!
+//! Usage (root, for the namespaces): `capture-bgp [--router gobgp|bird|frr]… [--out DIR]`; the
+//! default is all three routers, written to `bgp/src/packet/tests/captured/<router>.hex`.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use ferrolb_bgp::packet::{
+    AfiSafi, Capability, Community, Families, Family, GracefulRestart, GracefulRestartFamily,
+    LargeCommunity, Message, Open, Origin, RouteRefresh, SessionContext,
+};
+use ferrolb_tests::netns::{Lan, is_root};
+use ferrolb_tests::routers::{Neighbor, OriginatedRoute, Router, RouterConfig, RouterKind};
+use ipnet::IpNet;
+
+const CAPTURE_AS: u32 = 4_200_000_001;
+const ROUTER_AS: u32 = 64512;
+const HOLD_TIME: u16 = 90;
+const SHUTDOWN_MESSAGE: &str = "ferrolb capture done";
+/// How long one phase may take: routers batch UPDATEs for up to a few seconds.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long without a message ends a phase whose end nothing on the wire marks.
+const QUIET: Duration = Duration::from_secs(3);
+const HEADER_LEN: usize = 19;
+/// Capability code of enhanced route refresh (RFC 7313), which our codec keeps as unknown.
+const ENHANCED_ROUTE_REFRESH: u8 = 70;
+
+fn prefix(s: &str) -> IpNet {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+fn large(global_admin: u32, local_data1: u32, local_data2: u32) -> LargeCommunity {
+    LargeCommunity {
+        global_admin,
+        local_data1,
+        local_data2,
+    }
+}
+
+/// What every router originates. `bgp/src/packet/tests/captured.rs` states the same values.
+fn routes() -> Vec<OriginatedRoute> {
+    vec![
+        OriginatedRoute {
+            prefix: prefix("198.51.100.0/24"),
+            origin: Origin::Igp,
+            med: Some(50),
+            communities: vec![Community::new(64512, 100), Community::new(64512, 200)],
+            large_communities: vec![large(64512, 1, 2)],
+        },
+        OriginatedRoute {
+            prefix: prefix("203.0.113.128/25"),
+            origin: Origin::Incomplete,
+            med: None,
+            communities: vec![Community::new(64512, 300)],
+            large_communities: vec![large(64512, 3, 4), large(4_200_000_001, 5, 6)],
+        },
+        OriginatedRoute {
+            prefix: prefix("2001:db8:100::/48"),
+            origin: Origin::Igp,
+            med: Some(60),
+            communities: vec![Community::new(64512, 600)],
+            large_communities: vec![large(64512, 6, 6)],
+        },
+    ]
+}
+
+/// The routes withdrawn in the `withdraw` phase.
+fn withdrawn() -> [IpNet; 2] {
+    [prefix("203.0.113.128/25"), prefix("2001:db8:100::/48")]
+}
+
+struct Args {
+    routers: Vec<RouterKind>,
+    out: PathBuf,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut routers = Vec::new();
+    let mut out = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../bgp/src/packet/tests/captured"
+    ));
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--router" => routers.push(value()?.parse().map_err(anyhow::Error::msg)?),
+            "--out" => out = value()?.into(),
+            other => {
+                bail!("unknown argument {other}; usage: capture-bgp [--router R]… [--out DIR]")
+            }
+        }
+    }
+    if routers.is_empty() {
+        routers = RouterKind::ALL.to_vec();
+    }
+    Ok(Args { routers, out })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    if !is_root() {
+        bail!("needs root (network namespaces)");
+    }
+    // Before any thread exists, so that every thread and child inherits it.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUTS).context("unshare(CLONE_NEWUTS)")?;
+    std::fs::create_dir_all(&args.out)?;
+    for kind in args.routers {
+        let (version, transcript) = capture(kind).with_context(|| format!("capturing {kind}"))?;
+        let file = args.out.join(format!("{kind}.hex"));
+        std::fs::write(&file, transcript.render(&version))?;
+        println!(
+            "{version}: {} messages -> {}",
+            transcript.messages.len(),
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+/// The phase of the session a message arrived in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Open,
+    Announce,
+    ReAnnounce,
+    RefreshRequest,
+    Withdraw,
+    Shutdown,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Open => "open",
+            Phase::Announce => "announce",
+            Phase::ReAnnounce => "re-announce",
+            Phase::RefreshRequest => "refresh-request",
+            Phase::Withdraw => "withdraw",
+            Phase::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// A received message: its phase, where it stands in its family's run of messages, and its
+/// bytes.
+struct Recorded {
+    phase: Phase,
+    family: Option<Family>,
+    /// Counts the markers (End-of-RIB, ROUTE-REFRESH) of its phase and family before it; a
+    /// marker has a segment of its own.
+    segment: usize,
+    /// The first prefix it announces or withdraws.
+    prefix: Option<IpNet>,
+    bytes: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Transcript {
+    messages: Vec<Recorded>,
+}
+
+impl Transcript {
+    fn push(&mut self, phase: Phase, message: Option<&Message>, bytes: Vec<u8>) {
+        let (family, marker, prefix) = match message {
+            Some(Message::Update(u)) => {
+                let prefix = u.announced().chain(u.withdrawals()).next().copied();
+                let eor = u.end_of_rib_family();
+                (
+                    eor.or(prefix.as_ref().map(Family::of)),
+                    eor.is_some(),
+                    prefix,
+                )
+            }
+            Some(Message::RouteRefresh(rr)) => (Family::from_afi_safi(rr.afi_safi), true, None),
+            _ => (None, false, None),
+        };
+        let before = self
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.phase == phase && m.family == family);
+        let mut segment = before.map_or(0, |m| m.segment);
+        if marker || before.is_some_and(|m| m.prefix.is_none()) {
+            segment += 1;
+        }
+        self.messages.push(Recorded {
+            phase,
+            family,
+            segment,
+            prefix: if marker { None } else { prefix },
+            bytes,
+        });
+    }
+
+    /// One comment line (`# <router> <version>, <phase>: <TYPE>`) and one hex line per
+    /// message. GoBGP sends its routes in an order that changes from run to run (Go's map
+    /// order), so that the file does not, within a phase the messages are grouped by family
+    /// (IPv4 first, those of no family last), and between two markers of a family the routes
+    /// are sorted by prefix; no message moves past a marker of its family.
+    fn render(&self, version: &str) -> String {
+        let mut messages: Vec<&Recorded> = self.messages.iter().collect();
+        messages.sort_by_key(|m| (m.phase, m.family.is_none(), m.family, m.segment, m.prefix));
+        let mut out = String::new();
+        for m in messages {
+            let kind = match m.bytes.get(18) {
+                Some(1) => "OPEN".to_owned(),
+                Some(2) => "UPDATE".to_owned(),
+                Some(3) => "NOTIFICATION".to_owned(),
+                Some(4) => "KEEPALIVE".to_owned(),
+                Some(5) => "ROUTE-REFRESH".to_owned(),
+                other => format!("type {other:?}"),
+            };
+            let _ = writeln!(out, "# {version}, {}: {kind}", m.phase.name());
+            for b in &m.bytes {
+                let _ = write!(out, "{b:02x}");
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Runs one router and records its side of a session.
+fn capture(kind: RouterKind) -> anyhow::Result<(String, Transcript)> {
+    nix::unistd::sethostname(format!("{kind}-router")).context("sethostname")?;
+    let lan = Lan::builder().host("capture").host("router").build()?;
+    let (capture, router_host) = (lan.host("capture"), lan.host("router"));
+    let mut neighbor = Neighbor::passive(IpAddr::V4(capture.ipv4), CAPTURE_AS);
+    neighbor.graceful_restart = true;
+    let mut router = Router::start(
+        kind,
+        &router_host.ns,
+        &RouterConfig {
+            asn: ROUTER_AS,
+            router_id: router_host.ipv4,
+            neighbors: vec![neighbor],
+            multipath: false,
+        },
+    )?;
+    router.originate(&routes())?;
+    let version = router.version()?;
+
+    let target = SocketAddr::new(IpAddr::V4(router_host.ipv4), 179);
+    let stream = capture.ns.run(move || connect(target))??;
+    let mut peer = Peer::new(stream)?;
+    let mut transcript = Transcript::default();
+    let result = run_session(&mut peer, &mut router, capture.ipv4, &mut transcript);
+    if let Err(e) = result {
+        bail!(
+            "{e:#}\nrecorded so far:\n{}\nrouter:\n{}",
+            transcript.render(&version),
+            router.describe()
+        );
+    }
+    Ok((version, transcript))
+}
+
+/// Connects to the router, retrying while it is not listening yet.
+fn connect(target: SocketAddr) -> anyhow::Result<TcpStream> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match TcpStream::connect_timeout(&target, Duration::from_secs(2)) {
+            Ok(stream) => return Ok(stream),
+            Err(e) if Instant::now() > deadline => {
+                return Err(e).with_context(|| format!("connecting to {target}"));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Our OPEN: what ferrolb's speaker sends, plus enhanced route refresh so that BIRD and FRR
+/// frame their answer to our ROUTE-REFRESH, and graceful restart so that every router sends
+/// End-of-RIB.
+fn our_open() -> Open {
+    let family = |afi_safi| GracefulRestartFamily {
+        afi_safi,
+        forwarding_preserved: false,
+    };
+    Open::new(
+        CAPTURE_AS,
+        HOLD_TIME,
+        Ipv4Addr::new(192, 0, 2, 1),
+        vec![
+            Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+            Capability::Multiprotocol(AfiSafi::IPV6_UNICAST),
+            Capability::RouteRefresh,
+            Capability::Unknown {
+                code: ENHANCED_ROUTE_REFRESH,
+                value: Vec::new(),
+            },
+            Capability::GracefulRestart(GracefulRestart {
+                restart_state: false,
+                notification: false,
+                restart_time: 120,
+                families: vec![family(AfiSafi::IPV4_UNICAST), family(AfiSafi::IPV6_UNICAST)],
+            }),
+            Capability::FourOctetAs(CAPTURE_AS),
+        ],
+    )
+}
+
+/// What the decoder made of one received message, for deciding when a phase is over. A message
+/// it rejects is still recorded; the codec tests then show the failure.
+fn decoded(bytes: &[u8], ctx: &SessionContext) -> Option<Message> {
+    match Message::decode(bytes, ctx) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            eprintln!("warning: ferrolb's decoder rejects a captured message: {e}");
+            None
+        }
+    }
+}
+
+fn run_session(
+    peer: &mut Peer,
+    router: &mut Router,
+    capture_ip: Ipv4Addr,
+    transcript: &mut Transcript,
+) -> anyhow::Result<()> {
+    let neighbor = IpAddr::V4(capture_ip);
+    let ours = our_open();
+    peer.send(&Message::Open(ours.clone()))?;
+
+    // open: the router's OPEN, then its KEEPALIVE once it has ours.
+    let bytes = peer.expect_message()?;
+    if bytes.get(18) != Some(&1) {
+        bail!("the router's first message is not an OPEN: {bytes:02x?}");
+    }
+    let open = decoded(&bytes, &SessionContext::default());
+    transcript.push(Phase::Open, open.as_ref(), bytes);
+    let Some(Message::Open(theirs)) = open else {
+        bail!("cannot go on without the router's OPEN");
+    };
+    peer.ctx = SessionContext {
+        four_octet_as: theirs.four_octet_as().is_some(),
+        families: theirs.families().intersection(ours.families()),
+    };
+    let enhanced_refresh = theirs
+        .capabilities
+        .iter()
+        .any(|c| matches!(c, Capability::Unknown { code, .. } if *code == ENHANCED_ROUTE_REFRESH));
+    peer.send(&Message::Keepalive)?;
+    peer.keepalive_every = Duration::from_secs(u64::from(HOLD_TIME.min(theirs.hold_time) / 3));
+    let bytes = peer.expect_message()?;
+    if bytes.get(18) != Some(&4) {
+        bail!("the router's answer to our KEEPALIVE is not a KEEPALIVE: {bytes:02x?}");
+    }
+    transcript.push(Phase::Open, None, bytes);
+
+    // announce: every originated route and an End-of-RIB per negotiated family.
+    let originated: BTreeSet<IpNet> = routes().iter().map(|r| r.prefix).collect();
+    let mut announced = BTreeSet::new();
+    let mut eor = BTreeSet::new();
+    let families = peer.ctx.families;
+    peer.record_phase(transcript, Phase::Announce, |m, _| {
+        if let Some(Message::Update(u)) = m {
+            announced.extend(u.announced().copied());
+            eor.extend(u.end_of_rib_family());
+        }
+        originated.is_subset(&announced) && families.iter().all(|f| eor.contains(&f))
+    })?;
+
+    // re-announce: ask for IPv4 unicast again.
+    peer.send(&Message::RouteRefresh(RouteRefresh {
+        afi_safi: AfiSafi::IPV4_UNICAST,
+        subtype: 0,
+    }))?;
+    let ipv4: BTreeSet<IpNet> = originated
+        .iter()
+        .filter(|p| Family::of(p) == Family::Ipv4Unicast)
+        .copied()
+        .collect();
+    let mut again = BTreeSet::new();
+    let mut ipv4_eor = false;
+    let mut last_at = Instant::now();
+    peer.record_phase(transcript, Phase::ReAnnounce, |m, now| {
+        match m {
+            // End-of-RIB-Refresh (RFC 7313 §4) closes the answer.
+            Some(Message::RouteRefresh(rr)) if rr.subtype == 2 => return true,
+            Some(Message::Update(u)) => {
+                again.extend(u.announced().copied());
+                ipv4_eor |= u.end_of_rib_family() == Some(Family::Ipv4Unicast);
+            }
+            _ => {}
+        }
+        if m.is_some() {
+            last_at = now;
+        }
+        // Without enhanced route refresh nothing marks the end: the routes, then an
+        // End-of-RIB if the router sends one after a refresh, or a quiet spell.
+        let quiet = now >= last_at + QUIET;
+        !enhanced_refresh && ipv4.is_subset(&again) && (ipv4_eor || quiet)
+    })?;
+
+    // refresh-request: the router asks us for ours, per family.
+    if router.request_route_refresh(neighbor)? {
+        let mut asked: BTreeSet<AfiSafi> = BTreeSet::new();
+        let mut first_at = None;
+        peer.record_phase(transcript, Phase::RefreshRequest, |m, now| {
+            if let Some(Message::RouteRefresh(rr)) = m {
+                asked.insert(rr.afi_safi);
+                first_at.get_or_insert(now);
+            }
+            let all = families.iter().all(|f| asked.contains(&f.afi_safi()));
+            let waited = first_at.is_some_and(|t: Instant| now >= t + QUIET);
+            all || waited
+        })?;
+    }
+
+    // withdraw: the router stops originating one IPv4 and the IPv6 route.
+    let kept: Vec<OriginatedRoute> = routes()
+        .into_iter()
+        .filter(|r| !withdrawn().contains(&r.prefix))
+        .collect();
+    router.originate(&kept)?;
+    let expected: BTreeSet<IpNet> = withdrawn().into_iter().collect();
+    let mut gone = BTreeSet::new();
+    peer.record_phase(transcript, Phase::Withdraw, |m, _| {
+        if let Some(Message::Update(u)) = m {
+            gone.extend(u.withdrawals().copied());
+        }
+        expected.is_subset(&gone)
+    })?;
+
+    // shutdown: Cease / Administrative Shutdown with our message.
+    router.shut_down_session(neighbor, SHUTDOWN_MESSAGE)?;
+    peer.record_phase(transcript, Phase::Shutdown, |m, _| {
+        matches!(m, Some(Message::Notification(_)))
+    })?;
+    Ok(())
+}
+
+/// What [`Peer::read`] found.
+enum Read {
+    /// One whole message, as read off the socket.
+    Message(Vec<u8>),
+    /// Nothing within the time given.
+    Quiet,
+    /// The router closed the connection.
+    Closed,
+}
+
+/// Our end of the session: a TCP stream, what has been read but not yet cut into messages, our
+/// KEEPALIVE timer, and the families whose enhanced route refresh (RFC 7313) the router has
+/// begun and not yet ended — a phase never ends inside one, so that where the phases split
+/// the transcript does not depend on timing.
+struct Peer {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    ctx: SessionContext,
+    keepalive_every: Duration,
+    last_sent: Instant,
+    refreshing: BTreeSet<AfiSafi>,
+}
+
+impl Peer {
+    fn new(stream: TcpStream) -> anyhow::Result<Self> {
+        stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            buf: Vec::new(),
+            ctx: SessionContext {
+                four_octet_as: true,
+                families: Families::BOTH,
+            },
+            keepalive_every: Duration::from_secs(30),
+            last_sent: Instant::now(),
+            refreshing: BTreeSet::new(),
+        })
+    }
+
+    fn send(&mut self, message: &Message) -> anyhow::Result<()> {
+        let bytes = message.encode(&self.ctx)?;
+        self.stream.write_all(&bytes)?;
+        self.last_sent = Instant::now();
+        Ok(())
+    }
+
+    /// The next whole message as read off the socket, unless `until` passes first or the
+    /// router closes the connection. Sends our KEEPALIVEs while it waits.
+    fn read(&mut self, until: Instant) -> anyhow::Result<Read> {
+        loop {
+            if self.buf.len() >= HEADER_LEN {
+                let length = usize::from(u16::from_be_bytes([self.buf[16], self.buf[17]]));
+                if length < HEADER_LEN {
+                    bail!("a header with length {length}: {:02x?}", &self.buf[..19]);
+                }
+                if self.buf.len() >= length {
+                    return Ok(Read::Message(self.buf.drain(..length).collect()));
+                }
+            }
+            if Instant::now() > until {
+                return Ok(Read::Quiet);
+            }
+            if self.last_sent.elapsed() >= self.keepalive_every {
+                self.send(&Message::Keepalive)?;
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Ok(Read::Closed),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The next message, which must come within [`PHASE_TIMEOUT`].
+    fn expect_message(&mut self) -> anyhow::Result<Vec<u8>> {
+        match self.read(Instant::now() + PHASE_TIMEOUT)? {
+            Read::Message(bytes) => Ok(bytes),
+            Read::Quiet => bail!("the router sent nothing for {PHASE_TIMEOUT:?}"),
+            Read::Closed => bail!("the router closed the connection"),
+        }
+    }
+
+    /// Records messages (all but KEEPALIVEs) under `phase` until `done` says the phase is over.
+    /// `done` sees each message as it comes, and `None` after every quiet 200 ms, with the
+    /// time; a phase never ends while an enhanced route refresh is under way.
+    fn record_phase(
+        &mut self,
+        transcript: &mut Transcript,
+        phase: Phase,
+        mut done: impl FnMut(Option<&Message>, Instant) -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + PHASE_TIMEOUT;
+        loop {
+            let now = Instant::now();
+            if now > deadline {
+                bail!(
+                    "phase {} did not end within {PHASE_TIMEOUT:?}",
+                    phase.name()
+                );
+            }
+            let over = match self.read(now + Duration::from_millis(200))? {
+                Read::Closed => bail!("the router closed the connection in phase {}", phase.name()),
+                Read::Quiet => done(None, Instant::now()),
+                Read::Message(bytes) => {
+                    let message = self.record(transcript, phase, bytes)?;
+                    message.is_some_and(|m| done(Some(&m), Instant::now()))
+                }
+            };
+            if over && self.refreshing.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Records one message unless it is a KEEPALIVE, and follows enhanced route refreshes;
+    /// what it decodes to. A NOTIFICATION outside the shutdown phase ends the capture with an
+    /// error.
+    fn record(
+        &mut self,
+        transcript: &mut Transcript,
+        phase: Phase,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<Option<Message>> {
+        let message = decoded(&bytes, &self.ctx);
+        if matches!(message, Some(Message::Keepalive)) {
+            return Ok(None);
+        }
+        let kind = bytes.get(18).copied();
+        transcript.push(phase, message.as_ref(), bytes);
+        if kind == Some(3) && phase != Phase::Shutdown {
+            bail!("the router sent a NOTIFICATION in phase {}", phase.name());
+        }
+        if let Some(Message::RouteRefresh(rr)) = &message {
+            match rr.subtype {
+                1 => self.refreshing.insert(rr.afi_safi),
+                2 => self.refreshing.remove(&rr.afi_safi),
+                _ => false,
+            };
+        }
+        Ok(message)
+    }
+}
