@@ -1,5 +1,6 @@
-//! Codec tests: `(bytes, value)` vectors both ways, malformed-input tables with the
-//! NOTIFICATION each maps to, property tests, the UPDATE builder, and netgauze as an oracle.
+//! Codec tests: `(bytes, value)` vectors both ways, messages captured from GoBGP, BIRD and FRR,
+//! malformed-input tables with the NOTIFICATION each maps to, property tests, the UPDATE
+//! builder, and netgauze as an oracle.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -8,6 +9,7 @@ use ipnet::IpNet;
 use super::*;
 
 mod builder;
+mod captured;
 mod malformed;
 mod oracle;
 mod props;

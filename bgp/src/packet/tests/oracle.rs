@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use super::*;
 
 /// netgauze's reading of `bytes`, which must consume all of them.
-fn oracle(bytes: &[u8], asn4: bool) -> BgpMessage {
+pub(super) fn oracle(bytes: &[u8], asn4: bool) -> BgpMessage {
     let mut ctx =
         BgpParsingContext::new(asn4, HashMap::new(), HashMap::new(), true, true, true, true);
     let mut reader = SliceReader::new(bytes);
