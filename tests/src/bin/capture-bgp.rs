@@ -1,13 +1,17 @@
 //! Captures the BGP messages GoBGP, BIRD and FRR really send, as test vectors for the codec
 //! (`bgp/src/packet/tests/captured/`).
 //!
-//! For each router, a LAN of two namespaces: `capture` (192.0.2.1) and `router` (192.0.2.2). The
-//! router runs passive with `capture` as its eBGP neighbor (AS 4200000001 against the router's
-//! 64512) and originates three routes with MED, COMMUNITIES and LARGE_COMMUNITY, two IPv4 and
-//! one IPv6. This tool then plays a minimal BGP peer on a plain TCP socket in `capture`: it
-//! sends its own OPEN and KEEPALIVEs (built with `ferrolb_bgp::packet`) and records every byte
-//! the router sends, cut into messages by the length in each 19-octet header — never decoded and
-//! re-encoded. The session goes through these phases, each recorded under its name:
+//! For each router, two sessions, each on a LAN of two namespaces: `capture` (192.0.2.1) and
+//! `router` (192.0.2.2). The router runs passive with `capture` as its eBGP neighbor and
+//! originates three routes with MED, COMMUNITIES and LARGE_COMMUNITY, two IPv4 and one IPv6. In
+//! the first session both sides have the 4-octet AS capability (AS 4200000001 against the
+//! router's 64512), as with ferrolb; in the second we do not (AS 65001 against 4200000002), so
+//! the router sends AS_TRANS and AS4_PATH (`<router>-two-octet.hex`).
+//!
+//! This tool plays a minimal BGP peer on a plain TCP socket in `capture`: it sends its own OPEN
+//! and KEEPALIVEs (built with `ferrolb_bgp::packet`) and records every byte the router sends,
+//! cut into messages by the length in each 19-octet header — never decoded and re-encoded. A
+//! session goes through these phases, each recorded under its name:
 //!
 //! - `open`: the router's OPEN and its first KEEPALIVE;
 //! - `announce`: the UPDATEs of its routes and an End-of-RIB per family;
@@ -21,11 +25,13 @@
 //! Later KEEPALIVEs are identical to the first and timing-dependent, so they are not recorded.
 //! GoBGP sends its routes in an order that changes from run to run, so within a phase the file
 //! groups messages by address family and sorts the routes between two End-of-RIB or
-//! ROUTE-REFRESH markers by prefix; nothing moves past a marker. The routers run in a UTS namespace of this process with a fixed host name, so the host name
-//! they announce (GoBGP's and FRR's FQDN capability) does not depend on the machine.
+//! ROUTE-REFRESH markers by prefix; nothing moves past a marker. The routers run in a UTS
+//! namespace of this process with a fixed host name, so the host name they announce (GoBGP's
+//! and FRR's FQDN capability) does not depend on the machine.
 //!
 //! Usage (root, for the namespaces): `capture-bgp [--router gobgp|bird|frr]… [--out DIR]`; the
-//! default is all three routers, written to `bgp/src/packet/tests/captured/<router>.hex`.
+//! default is all three routers, written to `bgp/src/packet/tests/captured/<router>.hex` and
+//! `<router>-two-octet.hex`.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -43,8 +49,24 @@ use ferrolb_tests::netns::{Lan, is_root};
 use ferrolb_tests::routers::{Neighbor, OriginatedRoute, Router, RouterConfig, RouterKind};
 use ipnet::IpNet;
 
-const CAPTURE_AS: u32 = 4_200_000_001;
-const ROUTER_AS: u32 = 64512;
+/// The two sessions captured with each router.
+const SESSIONS: [Session; 2] = [
+    // What ferrolb negotiates: 4-octet ASNs on both sides.
+    Session {
+        file_suffix: "",
+        capture_as: 4_200_000_001,
+        router_as: 64512,
+        four_octet_as: true,
+    },
+    // An old speaker without the 4-octet AS capability, and a router whose ASN needs four
+    // octets: AS_TRANS in its OPEN and AS_PATH, its real ASN in AS4_PATH (RFC 6793 §4.2.2).
+    Session {
+        file_suffix: "-two-octet",
+        capture_as: 65001,
+        router_as: 4_200_000_002,
+        four_octet_as: false,
+    },
+];
 const HOLD_TIME: u16 = 90;
 const SHUTDOWN_MESSAGE: &str = "ferrolb capture done";
 /// How long one phase may take: routers batch UPDATEs for up to a few seconds.
@@ -99,6 +121,19 @@ fn withdrawn() -> [IpNet; 2] {
     [prefix("203.0.113.128/25"), prefix("2001:db8:100::/48")]
 }
 
+/// How one session differs from the other.
+#[derive(Clone, Copy, Debug)]
+struct Session {
+    /// Appended to the router's name for the file name.
+    file_suffix: &'static str,
+    /// Our ASN.
+    capture_as: u32,
+    /// The router's ASN.
+    router_as: u32,
+    /// Whether our OPEN carries the 4-octet AS capability.
+    four_octet_as: bool,
+}
+
 struct Args {
     routers: Vec<RouterKind>,
     out: PathBuf,
@@ -136,14 +171,17 @@ fn main() -> anyhow::Result<()> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUTS).context("unshare(CLONE_NEWUTS)")?;
     std::fs::create_dir_all(&args.out)?;
     for kind in args.routers {
-        let (version, transcript) = capture(kind).with_context(|| format!("capturing {kind}"))?;
-        let file = args.out.join(format!("{kind}.hex"));
-        std::fs::write(&file, transcript.render(&version))?;
-        println!(
-            "{version}: {} messages -> {}",
-            transcript.messages.len(),
-            file.display()
-        );
+        for session in SESSIONS {
+            let (version, transcript) = capture(kind, session)
+                .with_context(|| format!("capturing {kind}{}", session.file_suffix))?;
+            let file = args.out.join(format!("{kind}{}.hex", session.file_suffix));
+            std::fs::write(&file, transcript.render(&version))?;
+            println!(
+                "{version}: {} messages -> {}",
+                transcript.messages.len(),
+                file.display()
+            );
+        }
     }
     Ok(())
 }
@@ -252,17 +290,17 @@ impl Transcript {
 }
 
 /// Runs one router and records its side of a session.
-fn capture(kind: RouterKind) -> anyhow::Result<(String, Transcript)> {
+fn capture(kind: RouterKind, session: Session) -> anyhow::Result<(String, Transcript)> {
     nix::unistd::sethostname(format!("{kind}-router")).context("sethostname")?;
     let lan = Lan::builder().host("capture").host("router").build()?;
     let (capture, router_host) = (lan.host("capture"), lan.host("router"));
-    let mut neighbor = Neighbor::passive(IpAddr::V4(capture.ipv4), CAPTURE_AS);
+    let mut neighbor = Neighbor::passive(IpAddr::V4(capture.ipv4), session.capture_as);
     neighbor.graceful_restart = true;
     let mut router = Router::start(
         kind,
         &router_host.ns,
         &RouterConfig {
-            asn: ROUTER_AS,
+            asn: session.router_as,
             router_id: router_host.ipv4,
             neighbors: vec![neighbor],
             multipath: false,
@@ -275,7 +313,8 @@ fn capture(kind: RouterKind) -> anyhow::Result<(String, Transcript)> {
     let stream = capture.ns.run(move || connect(target))??;
     let mut peer = Peer::new(stream)?;
     let mut transcript = Transcript::default();
-    let result = run_session(&mut peer, &mut router, capture.ipv4, &mut transcript);
+    let ours = our_open(session, capture.ipv4);
+    let result = run_session(&mut peer, &mut router, ours, &mut transcript);
     if let Err(e) = result {
         bail!(
             "{e:#}\nrecorded so far:\n{}\nrouter:\n{}",
@@ -302,16 +341,16 @@ fn connect(target: SocketAddr) -> anyhow::Result<TcpStream> {
 
 /// Our OPEN: what ferrolb's speaker sends, plus enhanced route refresh so that BIRD and FRR
 /// frame their answer to our ROUTE-REFRESH, and graceful restart so that every router sends
-/// End-of-RIB.
-fn our_open() -> Open {
+/// End-of-RIB; without the 4-octet AS capability when the session is to be a 2-octet one.
+fn our_open(session: Session, bgp_id: Ipv4Addr) -> Open {
     let family = |afi_safi| GracefulRestartFamily {
         afi_safi,
         forwarding_preserved: false,
     };
-    Open::new(
-        CAPTURE_AS,
+    let mut open = Open::new(
+        session.capture_as,
         HOLD_TIME,
-        Ipv4Addr::new(192, 0, 2, 1),
+        bgp_id,
         vec![
             Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
             Capability::Multiprotocol(AfiSafi::IPV6_UNICAST),
@@ -326,9 +365,13 @@ fn our_open() -> Open {
                 restart_time: 120,
                 families: vec![family(AfiSafi::IPV4_UNICAST), family(AfiSafi::IPV6_UNICAST)],
             }),
-            Capability::FourOctetAs(CAPTURE_AS),
         ],
-    )
+    );
+    if session.four_octet_as {
+        open.capabilities
+            .push(Capability::FourOctetAs(session.capture_as));
+    }
+    open
 }
 
 /// What the decoder made of one received message, for deciding when a phase is over. A message
@@ -346,11 +389,10 @@ fn decoded(bytes: &[u8], ctx: &SessionContext) -> Option<Message> {
 fn run_session(
     peer: &mut Peer,
     router: &mut Router,
-    capture_ip: Ipv4Addr,
+    ours: Open,
     transcript: &mut Transcript,
 ) -> anyhow::Result<()> {
-    let neighbor = IpAddr::V4(capture_ip);
-    let ours = our_open();
+    let neighbor = IpAddr::V4(ours.bgp_id);
     peer.send(&Message::Open(ours.clone()))?;
 
     // open: the router's OPEN, then its KEEPALIVE once it has ours.
@@ -364,7 +406,7 @@ fn run_session(
         bail!("cannot go on without the router's OPEN");
     };
     peer.ctx = SessionContext {
-        four_octet_as: theirs.four_octet_as().is_some(),
+        four_octet_as: theirs.four_octet_as().is_some() && ours.four_octet_as().is_some(),
         families: theirs.families().intersection(ours.families()),
     };
     let enhanced_refresh = theirs
