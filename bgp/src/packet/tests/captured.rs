@@ -1,5 +1,7 @@
 //! Messages GoBGP, BIRD and FRR really sent, captured byte for byte by `capture-bgp`
-//! (`tests/src/bin/capture-bgp.rs`; `captured/README.md` says how to capture them again). Each
+//! (`tests/src/bin/capture-bgp.rs`; `captured/README.md` says how to capture them again), in two
+//! sessions each: one where both sides have 4-octet ASNs, as with ferrolb, and one where we do
+//! not and the router's ASN needs four octets, so it sends AS_TRANS and AS4_PATH. Each message
 //! is decoded with the context the two OPENs negotiate and checked field by field against what
 //! the router was configured to send — the routes in [`originated`] are the capture tool's —
 //! then re-encoded and decoded again to the same value, and read by netgauze as well.
@@ -17,15 +19,17 @@ use std::collections::BTreeSet;
 use super::oracle::oracle;
 use super::*;
 
-/// The router's side of every session: AS 64512, router ID 192.0.2.2, eBGP to AS 4200000001.
+/// The router's ASN in the 4-octet sessions (eBGP to AS 4200000001)…
 const ROUTER_AS: u32 = 64512;
+/// …and in the 2-octet ones (eBGP to AS 65001, which sends no 4-octet AS capability).
+const ROUTER_AS4: u32 = 4_200_000_002;
 const ROUTER_ID: &str = "192.0.2.2";
 /// The Cease / Administrative Shutdown message the capture tool gives each router.
 const SHUTDOWN_MESSAGE: &str = "ferrolb capture done";
 
-/// One captured message: the comment line above it and its bytes.
+/// One captured message: where it is, the comment line above it, and its bytes.
 struct Captured {
-    /// `<router> <version>, <phase>: <TYPE>`.
+    /// `<file>: <router> <version>, <phase>: <TYPE>`.
     label: String,
     /// `open`, `announce`, `re-announce`, `refresh-request`, `withdraw` or `shutdown`.
     phase: String,
@@ -41,7 +45,7 @@ fn unhex(text: &str) -> Vec<u8> {
 }
 
 /// The messages of a fixture file: pairs of a comment line and a hex line.
-fn transcript(text: &str) -> Vec<Captured> {
+fn transcript(file: &str, text: &str) -> Vec<Captured> {
     let mut lines = text.lines();
     let mut out = Vec::new();
     while let Some(comment) = lines.next() {
@@ -55,7 +59,7 @@ fn transcript(text: &str) -> Vec<Captured> {
             .unwrap_or_else(|| panic!("no phase in {label:?}"));
         let hex = lines.next().expect("a hex line after each comment");
         out.push(Captured {
-            label: label.to_owned(),
+            label: format!("{file}: {label}"),
             phase,
             bytes: unhex(hex),
         });
@@ -112,10 +116,15 @@ fn withdrawn() -> [IpNet; 2] {
     [net("203.0.113.128/25"), net("2001:db8:100::/48")]
 }
 
-/// What differs between the three routers, from their configuration and defaults.
+/// What differs between the three routers and their two sessions, from their configuration
+/// and defaults.
 struct Router {
-    name: &'static str,
+    /// The fixture file.
+    file: &'static str,
     messages: Vec<Captured>,
+    asn: u32,
+    /// Our OPEN carried the 4-octet AS capability.
+    we_sent_four_octet_as: bool,
     hold_time: u16,
     capabilities: Vec<Capability>,
     /// Our encoder writes the OPEN back byte for byte.
@@ -164,8 +173,10 @@ fn lan_ipv6_next_hop() -> MpNextHop {
 
 fn gobgp() -> Router {
     Router {
-        name: "GoBGP",
-        messages: transcript(include_str!("captured/gobgp.hex")),
+        file: "gobgp.hex",
+        asn: ROUTER_AS,
+        we_sent_four_octet_as: true,
+        messages: transcript("gobgp.hex", include_str!("captured/gobgp.hex")),
         // GoBGP's default hold time.
         hold_time: 90,
         capabilities: vec![
@@ -203,8 +214,10 @@ fn gobgp() -> Router {
 
 fn bird() -> Router {
     Router {
-        name: "BIRD",
-        messages: transcript(include_str!("captured/bird.hex")),
+        file: "bird.hex",
+        asn: ROUTER_AS,
+        we_sent_four_octet_as: true,
+        messages: transcript("bird.hex", include_str!("captured/bird.hex")),
         // BIRD's default hold time.
         hold_time: 240,
         capabilities: vec![
@@ -234,8 +247,10 @@ fn bird() -> Router {
 
 fn frr() -> Router {
     Router {
-        name: "FRRouting",
-        messages: transcript(include_str!("captured/frr.hex")),
+        file: "frr.hex",
+        asn: ROUTER_AS,
+        we_sent_four_octet_as: true,
+        messages: transcript("frr.hex", include_str!("captured/frr.hex")),
         // `frr defaults traditional`.
         hold_time: 180,
         capabilities: vec![
@@ -271,11 +286,48 @@ fn frr() -> Router {
     }
 }
 
-fn routers() -> [Router; 3] {
-    [gobgp(), bird(), frr()]
+fn routers() -> [Router; 6] {
+    [
+        gobgp(),
+        gobgp().two_octet(
+            "gobgp-two-octet.hex",
+            include_str!("captured/gobgp-two-octet.hex"),
+        ),
+        bird(),
+        bird().two_octet(
+            "bird-two-octet.hex",
+            include_str!("captured/bird-two-octet.hex"),
+        ),
+        frr(),
+        frr().two_octet(
+            "frr-two-octet.hex",
+            include_str!("captured/frr-two-octet.hex"),
+        ),
+    ]
 }
 
 impl Router {
+    /// The same router in its 2-octet session: AS 4200000002 (the only capability that
+    /// changes is the 4-octet AS one), and no 4-octet AS capability from us.
+    fn two_octet(self, file: &'static str, text: &'static str) -> Self {
+        let capabilities = self
+            .capabilities
+            .into_iter()
+            .map(|c| match c {
+                Capability::FourOctetAs(_) => Capability::FourOctetAs(ROUTER_AS4),
+                other => other,
+            })
+            .collect();
+        Self {
+            file,
+            messages: transcript(file, text),
+            asn: ROUTER_AS4,
+            we_sent_four_octet_as: false,
+            capabilities,
+            ..self
+        }
+    }
+
     fn in_phase(&self, phase: &str) -> impl Iterator<Item = &Captured> {
         let phase = phase.to_owned();
         self.messages.iter().filter(move |m| m.phase == phase)
@@ -289,11 +341,12 @@ impl Router {
         }
     }
 
-    /// Our OPEN offered 4-octet ASNs and both families; the router's OPEN decides.
+    /// Our OPEN offered both families, and 4-octet ASNs in one session; the router's OPEN
+    /// decides the rest.
     fn context(&self) -> SessionContext {
         let open = self.open();
         SessionContext {
-            four_octet_as: open.four_octet_as().is_some(),
+            four_octet_as: open.four_octet_as().is_some() && self.we_sent_four_octet_as,
             families: open.families().intersection(Families::BOTH),
         }
     }
@@ -306,11 +359,20 @@ impl Router {
     }
 
     /// The attributes the router was configured to put on `route`: eBGP, so AS_PATH is its
-    /// own AS and there is no LOCAL_PREF.
+    /// own AS and there is no LOCAL_PREF. To a 2-octet speaker an ASN above 65535 goes as
+    /// AS_TRANS in AS_PATH, and the real path in AS4_PATH (RFC 6793 §4.2.2).
     fn expected(&self, route: &Originated) -> PathAttributes {
+        let (as_path, as4_path) = if self.context().four_octet_as {
+            (AsPath::sequence([self.asn]), None)
+        } else {
+            let two = u16::try_from(self.asn).unwrap_or(AS_TRANS);
+            let as4 = (self.asn > u32::from(u16::MAX)).then(|| AsPath::sequence([self.asn]));
+            (AsPath::sequence([u32::from(two)]), as4)
+        };
         let mut attributes = PathAttributes {
             origin: Some(route.origin),
-            as_path: Some(AsPath::sequence([ROUTER_AS])),
+            as_path: Some(as_path),
+            as4_path,
             med: route.med.or(self.default_med),
             communities: route.communities.clone(),
             large_communities: route.large_communities.clone(),
@@ -383,19 +445,22 @@ fn netgauze_reads_every_captured_message_completely() {
 fn opens_carry_the_routers_asn_hold_time_identifier_and_capabilities() {
     for router in routers() {
         let open = router.open();
-        let name = router.name;
-        assert_eq!(u32::from(open.my_as), ROUTER_AS, "{name}");
-        assert_eq!(open.asn(), ROUTER_AS, "{name}");
+        let name = router.file;
+        let my_as = u16::try_from(router.asn).unwrap_or(AS_TRANS);
+        assert_eq!(open.my_as, my_as, "{name}");
+        assert_eq!(open.asn(), router.asn, "{name}");
         assert_eq!(open.hold_time, router.hold_time, "{name}");
         assert_eq!(open.bgp_id, v4(ROUTER_ID), "{name}");
         assert_eq!(open.capabilities, router.capabilities, "{name}");
         assert_eq!(open.families(), Families::BOTH, "{name}");
         assert!(open.route_refresh(), "{name}");
-        assert_eq!(
-            router.context(),
-            ctx4(),
-            "{name}: 4-octet ASNs, both families"
-        );
+        // Both families; 4-octet ASNs where we offered them too.
+        let ctx = if router.we_sent_four_octet_as {
+            ctx4()
+        } else {
+            ctx2()
+        };
+        assert_eq!(router.context(), ctx, "{name}");
     }
 }
 
@@ -423,7 +488,7 @@ fn frr_sends_one_capabilities_parameter_per_capability() {
 fn after_the_open_comes_a_keepalive() {
     for router in routers() {
         let open: Vec<_> = router.decoded("open");
-        assert_eq!(open.len(), 2, "{}", router.name);
+        assert_eq!(open.len(), 2, "{}", router.file);
         assert_eq!(open[1].1, Message::Keepalive, "{}", open[1].0);
     }
 }
@@ -441,7 +506,7 @@ fn announced_routes_carry_the_configured_origin_med_communities_and_large_commun
             }
         }
         let all: BTreeSet<IpNet> = originated().iter().map(|r| r.prefix).collect();
-        assert_eq!(announced, all, "{}", router.name);
+        assert_eq!(announced, all, "{}", router.file);
     }
 }
 
@@ -460,7 +525,7 @@ fn each_router_ends_its_initial_routes_with_an_end_of_rib_per_family() {
             let at = updates
                 .iter()
                 .position(|u| u.end_of_rib_family() == Some(family))
-                .unwrap_or_else(|| panic!("{}: no End-of-RIB for {family}", router.name));
+                .unwrap_or_else(|| panic!("{}: no End-of-RIB for {family}", router.file));
             assert_eq!(updates[at], Update::end_of_rib(family));
             // It follows every route of its family.
             let later = updates[at..]
@@ -470,7 +535,7 @@ fn each_router_ends_its_initial_routes_with_an_end_of_rib_per_family() {
             assert!(
                 !later,
                 "{}: {family} route after its End-of-RIB",
-                router.name
+                router.file
             );
         }
     }
@@ -505,7 +570,7 @@ fn a_route_refresh_is_answered_with_the_ipv4_routes_framed_as_rfc_7313_says_when
             again.insert(router.check_announcement(label, update));
         }
         let ipv4 = [net("198.51.100.0/24"), net("203.0.113.128/25")];
-        assert_eq!(again, BTreeSet::from(ipv4), "{}", router.name);
+        assert_eq!(again, BTreeSet::from(ipv4), "{}", router.file);
     }
 }
 
@@ -529,7 +594,7 @@ fn bird_and_frr_ask_for_both_families_with_plain_route_refresh() {
         } else {
             Vec::new()
         };
-        assert_eq!(asked, expected, "{}", router.name);
+        assert_eq!(asked, expected, "{}", router.file);
     }
 }
 
@@ -562,7 +627,7 @@ fn withdrawals_use_withdrawn_routes_for_ipv4_and_mp_unreach_for_ipv6() {
                 other => panic!("{label}: {other:?}"),
             }
         }
-        assert_eq!(gone, withdrawn(), "{}", router.name);
+        assert_eq!(gone, withdrawn(), "{}", router.file);
     }
 }
 
