@@ -34,20 +34,24 @@
 //! `<router>-two-octet.hex`.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
-use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use ferrolb_bgp::packet::{
-    AfiSafi, Capability, Community, Families, Family, GracefulRestart, GracefulRestartFamily,
-    LargeCommunity, Message, Open, Origin, RouteRefresh, SessionContext,
+    AfiSafi, Capability, Community, Family, GracefulRestart, GracefulRestartFamily, LargeCommunity,
+    Message, Open, Origin, RouteRefresh, SessionContext,
 };
 use ferrolb_tests::netns::{Lan, is_root};
 use ferrolb_tests::routers::{Neighbor, OriginatedRoute, Router, RouterConfig, RouterKind};
 use ipnet::IpNet;
+
+mod peer;
+mod transcript;
+
+use peer::Peer;
+use transcript::{Phase, Transcript, decoded};
 
 /// The two sessions captured with each router.
 const SESSIONS: [Session; 2] = [
@@ -70,10 +74,9 @@ const SESSIONS: [Session; 2] = [
 const HOLD_TIME: u16 = 90;
 const SHUTDOWN_MESSAGE: &str = "ferrolb capture done";
 /// How long one phase may take: routers batch UPDATEs for up to a few seconds.
-const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long without a message ends a phase whose end nothing on the wire marks.
 const QUIET: Duration = Duration::from_secs(3);
-const HEADER_LEN: usize = 19;
 /// Capability code of enhanced route refresh (RFC 7313), which our codec keeps as unknown.
 const ENHANCED_ROUTE_REFRESH: u8 = 70;
 
@@ -141,10 +144,11 @@ struct Args {
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut routers = Vec::new();
-    let mut out = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../bgp/src/packet/tests/captured"
-    ));
+    // The workspace holds this crate (`tests/`) and the codec's (`bgp/`).
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("the tests crate is in a workspace")?;
+    let mut out = workspace.join("bgp/src/packet/tests/captured");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
@@ -178,115 +182,12 @@ fn main() -> anyhow::Result<()> {
             std::fs::write(&file, transcript.render(&version))?;
             println!(
                 "{version}: {} messages -> {}",
-                transcript.messages.len(),
+                transcript.len(),
                 file.display()
             );
         }
     }
     Ok(())
-}
-
-/// The phase of the session a message arrived in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Phase {
-    Open,
-    Announce,
-    ReAnnounce,
-    RefreshRequest,
-    Withdraw,
-    Shutdown,
-}
-
-impl Phase {
-    fn name(self) -> &'static str {
-        match self {
-            Phase::Open => "open",
-            Phase::Announce => "announce",
-            Phase::ReAnnounce => "re-announce",
-            Phase::RefreshRequest => "refresh-request",
-            Phase::Withdraw => "withdraw",
-            Phase::Shutdown => "shutdown",
-        }
-    }
-}
-
-/// A received message: its phase, where it stands in its family's run of messages, and its
-/// bytes.
-struct Recorded {
-    phase: Phase,
-    family: Option<Family>,
-    /// Counts the markers (End-of-RIB, ROUTE-REFRESH) of its phase and family before it; a
-    /// marker has a segment of its own.
-    segment: usize,
-    /// The first prefix it announces or withdraws.
-    prefix: Option<IpNet>,
-    bytes: Vec<u8>,
-}
-
-#[derive(Default)]
-struct Transcript {
-    messages: Vec<Recorded>,
-}
-
-impl Transcript {
-    fn push(&mut self, phase: Phase, message: Option<&Message>, bytes: Vec<u8>) {
-        let (family, marker, prefix) = match message {
-            Some(Message::Update(u)) => {
-                let prefix = u.announced().chain(u.withdrawals()).next().copied();
-                let eor = u.end_of_rib_family();
-                (
-                    eor.or(prefix.as_ref().map(Family::of)),
-                    eor.is_some(),
-                    prefix,
-                )
-            }
-            Some(Message::RouteRefresh(rr)) => (Family::from_afi_safi(rr.afi_safi), true, None),
-            _ => (None, false, None),
-        };
-        let before = self
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.phase == phase && m.family == family);
-        let mut segment = before.map_or(0, |m| m.segment);
-        if marker || before.is_some_and(|m| m.prefix.is_none()) {
-            segment += 1;
-        }
-        self.messages.push(Recorded {
-            phase,
-            family,
-            segment,
-            prefix: if marker { None } else { prefix },
-            bytes,
-        });
-    }
-
-    /// One comment line (`# <router> <version>, <phase>: <TYPE>`) and one hex line per
-    /// message. GoBGP sends its routes in an order that changes from run to run (Go's map
-    /// order), so that the file does not, within a phase the messages are grouped by family
-    /// (IPv4 first, those of no family last), and between two markers of a family the routes
-    /// are sorted by prefix; no message moves past a marker of its family.
-    fn render(&self, version: &str) -> String {
-        let mut messages: Vec<&Recorded> = self.messages.iter().collect();
-        messages.sort_by_key(|m| (m.phase, m.family.is_none(), m.family, m.segment, m.prefix));
-        let mut out = String::new();
-        for m in messages {
-            let kind = match m.bytes.get(18) {
-                Some(1) => "OPEN".to_owned(),
-                Some(2) => "UPDATE".to_owned(),
-                Some(3) => "NOTIFICATION".to_owned(),
-                Some(4) => "KEEPALIVE".to_owned(),
-                Some(5) => "ROUTE-REFRESH".to_owned(),
-                other => format!("type {other:?}"),
-            };
-            let _ = writeln!(out, "# {version}, {}: {kind}", m.phase.name());
-            for b in &m.bytes {
-                let _ = write!(out, "{b:02x}");
-            }
-            out.push('\n');
-        }
-        out
-    }
 }
 
 /// Runs one router and records its side of a session.
@@ -372,18 +273,6 @@ fn our_open(session: Session, bgp_id: Ipv4Addr) -> Open {
             .push(Capability::FourOctetAs(session.capture_as));
     }
     open
-}
-
-/// What the decoder made of one received message, for deciding when a phase is over. A message
-/// it rejects is still recorded; the codec tests then show the failure.
-fn decoded(bytes: &[u8], ctx: &SessionContext) -> Option<Message> {
-    match Message::decode(bytes, ctx) {
-        Ok(m) => Some(m),
-        Err(e) => {
-            eprintln!("warning: ferrolb's decoder rejects a captured message: {e}");
-            None
-        }
-    }
 }
 
 fn run_session(
@@ -502,150 +391,4 @@ fn run_session(
         matches!(m, Some(Message::Notification(_)))
     })?;
     Ok(())
-}
-
-/// What [`Peer::read`] found.
-enum Read {
-    /// One whole message, as read off the socket.
-    Message(Vec<u8>),
-    /// Nothing within the time given.
-    Quiet,
-    /// The router closed the connection.
-    Closed,
-}
-
-/// Our end of the session: a TCP stream, what has been read but not yet cut into messages, our
-/// KEEPALIVE timer, and the families whose enhanced route refresh (RFC 7313) the router has
-/// begun and not yet ended — a phase never ends inside one, so that where the phases split
-/// the transcript does not depend on timing.
-struct Peer {
-    stream: TcpStream,
-    buf: Vec<u8>,
-    ctx: SessionContext,
-    keepalive_every: Duration,
-    last_sent: Instant,
-    refreshing: BTreeSet<AfiSafi>,
-}
-
-impl Peer {
-    fn new(stream: TcpStream) -> anyhow::Result<Self> {
-        stream.set_read_timeout(Some(Duration::from_millis(200)))?;
-        stream.set_nodelay(true)?;
-        Ok(Self {
-            stream,
-            buf: Vec::new(),
-            ctx: SessionContext {
-                four_octet_as: true,
-                families: Families::BOTH,
-            },
-            keepalive_every: Duration::from_secs(30),
-            last_sent: Instant::now(),
-            refreshing: BTreeSet::new(),
-        })
-    }
-
-    fn send(&mut self, message: &Message) -> anyhow::Result<()> {
-        let bytes = message.encode(&self.ctx)?;
-        self.stream.write_all(&bytes)?;
-        self.last_sent = Instant::now();
-        Ok(())
-    }
-
-    /// The next whole message as read off the socket, unless `until` passes first or the
-    /// router closes the connection. Sends our KEEPALIVEs while it waits.
-    fn read(&mut self, until: Instant) -> anyhow::Result<Read> {
-        loop {
-            if self.buf.len() >= HEADER_LEN {
-                let length = usize::from(u16::from_be_bytes([self.buf[16], self.buf[17]]));
-                if length < HEADER_LEN {
-                    bail!("a header with length {length}: {:02x?}", &self.buf[..19]);
-                }
-                if self.buf.len() >= length {
-                    return Ok(Read::Message(self.buf.drain(..length).collect()));
-                }
-            }
-            if Instant::now() > until {
-                return Ok(Read::Quiet);
-            }
-            if self.last_sent.elapsed() >= self.keepalive_every {
-                self.send(&Message::Keepalive)?;
-            }
-            let mut chunk = [0u8; 4096];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Ok(Read::Closed),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// The next message, which must come within [`PHASE_TIMEOUT`].
-    fn expect_message(&mut self) -> anyhow::Result<Vec<u8>> {
-        match self.read(Instant::now() + PHASE_TIMEOUT)? {
-            Read::Message(bytes) => Ok(bytes),
-            Read::Quiet => bail!("the router sent nothing for {PHASE_TIMEOUT:?}"),
-            Read::Closed => bail!("the router closed the connection"),
-        }
-    }
-
-    /// Records messages (all but KEEPALIVEs) under `phase` until `done` says the phase is over.
-    /// `done` sees each message as it comes, and `None` after every quiet 200 ms, with the
-    /// time; a phase never ends while an enhanced route refresh is under way.
-    fn record_phase(
-        &mut self,
-        transcript: &mut Transcript,
-        phase: Phase,
-        mut done: impl FnMut(Option<&Message>, Instant) -> bool,
-    ) -> anyhow::Result<()> {
-        let deadline = Instant::now() + PHASE_TIMEOUT;
-        loop {
-            let now = Instant::now();
-            if now > deadline {
-                bail!(
-                    "phase {} did not end within {PHASE_TIMEOUT:?}",
-                    phase.name()
-                );
-            }
-            let over = match self.read(now + Duration::from_millis(200))? {
-                Read::Closed => bail!("the router closed the connection in phase {}", phase.name()),
-                Read::Quiet => done(None, Instant::now()),
-                Read::Message(bytes) => {
-                    let message = self.record(transcript, phase, bytes)?;
-                    message.is_some_and(|m| done(Some(&m), Instant::now()))
-                }
-            };
-            if over && self.refreshing.is_empty() {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Records one message unless it is a KEEPALIVE, and follows enhanced route refreshes;
-    /// what it decodes to. A NOTIFICATION outside the shutdown phase ends the capture with an
-    /// error.
-    fn record(
-        &mut self,
-        transcript: &mut Transcript,
-        phase: Phase,
-        bytes: Vec<u8>,
-    ) -> anyhow::Result<Option<Message>> {
-        let message = decoded(&bytes, &self.ctx);
-        if matches!(message, Some(Message::Keepalive)) {
-            return Ok(None);
-        }
-        let kind = bytes.get(18).copied();
-        transcript.push(phase, message.as_ref(), bytes);
-        if kind == Some(3) && phase != Phase::Shutdown {
-            bail!("the router sent a NOTIFICATION in phase {}", phase.name());
-        }
-        if let Some(Message::RouteRefresh(rr)) = &message {
-            match rr.subtype {
-                1 => self.refreshing.insert(rr.afi_safi),
-                2 => self.refreshing.remove(&rr.afi_safi),
-                _ => false,
-            };
-        }
-        Ok(message)
-    }
 }
