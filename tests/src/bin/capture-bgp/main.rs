@@ -92,7 +92,7 @@ fn large(global_admin: u32, local_data1: u32, local_data2: u32) -> LargeCommunit
     }
 }
 
-/// What every router originates. `bgp/src/packet/tests/captured.rs` states the same values.
+/// What every router originates; `bgp/src/packet/tests/captured/sessions.rs` states the same.
 fn routes() -> Vec<OriginatedRoute> {
     vec![
         OriginatedRoute {
