@@ -443,5 +443,11 @@ async fn bgp_ips_reach_pods_from_behind_the_router(router: RouterKind) {
     })
     .await
     .expect("withdrawn");
-    assert!(get(&state).is_err(), "the deleted Service still answers");
+    // The router's kernel route (for GoBGP, copied from its RIB every 200 ms) and kube-proxy's
+    // rules follow.
+    wait_for("the deleted Service stops answering", SETTLE, || async {
+        Ok(get(&state).is_err().then_some(()))
+    })
+    .await
+    .expect("the IP goes quiet");
 }
