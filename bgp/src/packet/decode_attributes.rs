@@ -109,6 +109,9 @@ pub(crate) fn decode(buf: &[u8], ctx: &SessionContext) -> Result<DecodedAttribut
             out.fail(error)?;
         }
     }
+    // Kept in type code order, as they are sent: a peer's order must not survive a
+    // decode–encode–decode round as a different value (each code appears once at most).
+    out.attributes.unknown.sort_by_key(|u| u.type_code);
     Ok(out)
 }
 

@@ -296,6 +296,38 @@ fn unknown_optional_transitive_attributes_are_kept_and_resent_with_the_partial_b
     );
 }
 
+/// Found by the `decode_message` fuzz target: unknown attributes in descending type order
+/// decoded in that order, were sent back sorted, and so decoded the second time as a different
+/// value.
+#[test]
+fn unknown_attributes_received_out_of_type_order_are_kept_in_type_order() {
+    let attrs = [0xe0, 255, 0, 0xe0, 0, 0];
+    let value = Update {
+        attributes: PathAttributes {
+            unknown: vec![
+                UnknownAttribute {
+                    type_code: 0,
+                    value: vec![],
+                },
+                UnknownAttribute {
+                    type_code: 255,
+                    value: vec![],
+                },
+            ],
+            ..PathAttributes::default()
+        },
+        withdrawn: vec![net("0.0.0.0/0")],
+        ..Update::default()
+    };
+    let received = update_bytes(&[0], &attrs, &[]);
+    assert_eq!(decode(&received, &ctx2()), Message::Update(value.clone()));
+    both_ways(
+        &update_bytes(&[0], &[0xe0, 0, 0, 0xe0, 255, 0], &[]),
+        &Message::Update(value),
+        &ctx2(),
+    );
+}
+
 #[test]
 fn extended_length_attributes_decode_like_short_ones_and_are_used_past_255_octets() {
     let short = update_bytes(
