@@ -23,7 +23,8 @@ use ipnet::IpNet;
 
 use super::attributes::{name, type_code};
 use super::notification::{
-    Notification, error_code, header_subcode, open_subcode, route_refresh_subcode, update_subcode,
+    MAX_NOTIFICATION_DATA, Notification, error_code, header_subcode, open_subcode,
+    route_refresh_subcode, update_subcode,
 };
 use super::{Family, MpNextHop};
 
@@ -108,8 +109,16 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    /// The NOTIFICATION to send (RFC 4271 §6.1–6.3, RFC 7313 §5).
+    /// The NOTIFICATION to send (RFC 4271 §6.1–6.3, RFC 7313 §5). Its data is cut to
+    /// [`MAX_NOTIFICATION_DATA`] octets so that it can always be sent: RFC 7313 asks for the
+    /// whole offending ROUTE-REFRESH, which may itself be 4096 octets long.
     pub fn notification(&self) -> Notification {
+        let mut n = self.full_notification();
+        n.data.truncate(MAX_NOTIFICATION_DATA);
+        n
+    }
+
+    fn full_notification(&self) -> Notification {
         use DecodeError::*;
         let n = Notification::new;
         match self {

@@ -50,8 +50,8 @@ pub use attributes::{
 pub use builder::UpdateBuilder;
 pub use error::{AttributeError, DecodeError, EncodeError, ErrorAction};
 pub use notification::{
-    MAX_SHUTDOWN_MESSAGE, Notification, cease_subcode, error_code, fsm_subcode, header_subcode,
-    open_subcode, route_refresh_subcode, update_subcode,
+    MAX_NOTIFICATION_DATA, MAX_SHUTDOWN_MESSAGE, Notification, cease_subcode, error_code,
+    fsm_subcode, header_subcode, open_subcode, route_refresh_subcode, update_subcode,
 };
 pub use open::{Capability, GracefulRestart, GracefulRestartFamily, Open};
 pub use update::Update;

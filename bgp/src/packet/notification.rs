@@ -141,6 +141,9 @@ pub struct Notification {
 /// The longest RFC 9003 shutdown communication.
 pub const MAX_SHUTDOWN_MESSAGE: usize = 255;
 
+/// The most data a NOTIFICATION can carry: 4096 octets less the header, code and subcode.
+pub const MAX_NOTIFICATION_DATA: usize = super::MAX_MESSAGE_LEN - super::HEADER_LEN - 2;
+
 impl Notification {
     /// A NOTIFICATION with the given code, subcode and data.
     pub fn new(code: u8, subcode: u8, data: Vec<u8>) -> Self {

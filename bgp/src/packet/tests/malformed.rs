@@ -308,6 +308,23 @@ fn malformed_messages_map_to_the_notification_rfc_4271_gives_them() {
     }
 }
 
+/// RFC 7313 puts the whole bad ROUTE-REFRESH in the NOTIFICATION's data; at 4096 octets that
+/// would make a NOTIFICATION too long to send, so the session closed without one. The data is
+/// cut to what fits.
+#[test]
+fn the_notification_for_a_4096_octet_route_refresh_still_fits_in_a_message() {
+    let bytes = message(5, &vec![0; MAX_MESSAGE_LEN - HEADER_LEN]);
+    let error = match Message::decode(&bytes, &ctx4()) {
+        Ok(m) => panic!("decoded as {m:?}"),
+        Err(e) => e,
+    };
+    let n = error.notification();
+    assert_eq!((n.code, n.subcode), (7, 1));
+    assert_eq!(n.data, bytes[..MAX_NOTIFICATION_DATA]);
+    let sent = encode(&Message::Notification(n), &ctx4());
+    assert_eq!(sent.len(), MAX_MESSAGE_LEN);
+}
+
 /// UPDATE attribute errors RFC 7606 lets the session survive: (what, bytes, action, code,
 /// subcode, data). Treat-as-withdraw turns the announced prefix into a withdrawal; attribute
 /// discard keeps it.
