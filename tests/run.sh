@@ -4,7 +4,9 @@
 #      and cached under ~/.cache/ferrolb (minutes the first time, seconds afterwards);
 #   2. formatting and lints (cargo fmt --check, clippy -D warnings);
 #   3. every unit, property and integration test, including those against the real apiserver
-#      and those in network namespaces (root needed), which run the built binaries.
+#      and those in network namespaces (root needed), which run the built binaries;
+#   4. a short libFuzzer run of the BGP message decoder (bgp/fuzz, nightly + cargo-fuzz), failing
+#      on any crash; FERROLB_FUZZ_SECONDS sets its length (default 45, 0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,9 +18,14 @@ FERROLB_K8S_BIN=$(bash tests/setup/control-plane.sh | tail -n 1)
 export FERROLB_K8S_BIN
 FERROLB_HELM_BIN=$(bash tests/setup/helm.sh | tail -n 1)
 export FERROLB_HELM_BIN
+FUZZ_SECONDS=${FERROLB_FUZZ_SECONDS:-45}
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+  CARGO_FUZZ=$(bash tests/setup/cargo-fuzz.sh | tail -n 1)
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path bgp/fuzz/Cargo.toml -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -28,3 +35,14 @@ cargo build --workspace --bins --locked
 
 step "cargo test"
 cargo test --workspace --locked
+
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+  step "fuzz: decode_message for ${FUZZ_SECONDS}s"
+  # Seeds are written by the codec itself; the corpus the run grows is thrown away. No
+  # sanitizer: the codec has no unsafe code, and overflow checks stay on.
+  fuzz=$(mktemp -d); trap 'rm -rf "$fuzz"' EXIT
+  cargo run -q --locked -p ferrolb-bgp --example fuzz_seeds -- "$fuzz/seeds"
+  mkdir "$fuzz/corpus"
+  (cd bgp/fuzz && PATH="$(dirname "$CARGO_FUZZ"):$PATH" cargo +nightly fuzz run --sanitizer none \
+    decode_message "$fuzz/corpus" "$fuzz/seeds" -- -max_total_time="$FUZZ_SECONDS" -print_final_stats=1)
+fi
