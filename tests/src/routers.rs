@@ -394,7 +394,8 @@ impl Router {
             .output(&["vtysh", "--vty_socket", &socket, "-c", command])
     }
 
-    fn gobgp(&self, args: &[&str]) -> anyhow::Result<String> {
+    /// Runs `gobgp <args>` against this GoBGP's API, inside its namespace (GoBGP only).
+    pub fn gobgp(&self, args: &[&str]) -> anyhow::Result<String> {
         let mut cmd = vec!["gobgp", "-u", "127.0.0.1", "-p", "50051"];
         cmd.extend_from_slice(args);
         self.ns.output(&cmd)
