@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs ferrolb's benchmarks and rewrites docs/benchmarks.md with what they measured:
 #   1. allocator micro-benchmarks (criterion; medians);
-#   (the layer-2 failover section is tests/bench/failover.sh's, and is kept as it is)
+#   (the sections of tests/bench/failover.sh, bgp.sh and fuzz.sh are kept as they are)
 #   2. N LoadBalancer Services to IPs on the real apiserver: the apiserver floor, ferrolb and
-#      MetalLB's controller, interleaved, medians of RUNS runs and ratios to the floor.
+#      MetalLB's controller, interleaved, medians of RUNS runs and ratios to the floor;
+#   3. tests/bench/bgp-advertise.sh: the codec packing 10,000 host routes, and 10,000 prefixes
+#      to GoBGP after Established, from ferrolb's session and from a second gobgpd.
 # Usage: tests/bench/run.sh            (N=10000, RUNS=3; override with FERROLB_BENCH_SERVICES/_RUNS)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -65,12 +67,12 @@ built from its Go module by `tests/setup/metallb.sh`. CPU seconds and peak RSS a
 process's own (`/proc/<pid>/stat`, `VmHWM`); runs are interleaved so drift hits all alike.
 
 {e2e}"""
-# tests/bench/failover.sh owns its own section; keep it.
+# The other scripts of tests/bench own sections between <!-- name:begin/end --> markers; keep them.
 import re
 old = open(out).read() if os.path.exists(out) else ""
-kept = re.search(r"<!-- failover:begin -->.*?<!-- failover:end -->\n", old, flags=re.S)
-if kept:
+for kept in re.finditer(r"<!-- ([\w-]+):begin -->.*?<!-- \1:end -->\n", old, flags=re.S):
     doc = doc.rstrip("\n") + "\n\n" + kept.group(0)
 open(out, "w").write(doc)
 PY
 echo "wrote $OUT" >&2
+bash tests/bench/bgp-advertise.sh
