@@ -1,12 +1,14 @@
 //! Writes the seed inputs of the `decode_message` fuzz target (`bgp/fuzz`): one valid message
 //! of each kind and shape the codec knows — the OPENs and UPDATEs ferrolb sends, RFC 6793
 //! fields on a 2-octet session, RFC 9072 extended OPEN parameters, End-of-RIB markers, a full
-//! 4096-octet UPDATE — plus a few of them back to back, as a TCP stream carries them. They are
-//! built with the codec itself, so they stay valid as it changes, and no binary file is kept in
-//! the repository.
+//! 4096-octet UPDATE — plus a few of them back to back, as a TCP stream carries them, and every
+//! distinct message GoBGP, BIRD and FRR sent in the captured sessions of
+//! `src/packet/tests/captured/`. The first are built with the codec itself, so they stay valid
+//! as it changes, and no binary file is kept in the repository.
 //!
 //! Usage: `cargo run -p ferrolb-bgp --example fuzz_seeds -- <directory>`
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
@@ -25,12 +27,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: fuzz_seeds <directory>")?
         .into();
     std::fs::create_dir_all(&dir)?;
-    let seeds = seeds()?;
-    for (name, bytes) in &seeds {
+    let built = seeds()?;
+    for (name, bytes) in &built {
         std::fs::write(dir.join(name), bytes)?;
     }
-    println!("{} seeds in {}", seeds.len(), dir.display());
+    let captured = captured()?;
+    for (i, bytes) in captured.iter().enumerate() {
+        std::fs::write(dir.join(format!("captured-{i:03}")), bytes)?;
+    }
+    println!(
+        "{} seeds in {}: {} built, {} captured from routers",
+        built.len() + captured.len(),
+        dir.display(),
+        built.len(),
+        captured.len()
+    );
     Ok(())
+}
+
+/// The distinct messages of the routers' captured sessions: `.hex` files of comment lines and
+/// one message in hex per line.
+fn captured() -> Result<BTreeSet<Vec<u8>>, Box<dyn std::error::Error>> {
+    let files = [
+        include_str!("../src/packet/tests/captured/gobgp.hex"),
+        include_str!("../src/packet/tests/captured/gobgp-two-octet.hex"),
+        include_str!("../src/packet/tests/captured/bird.hex"),
+        include_str!("../src/packet/tests/captured/bird-two-octet.hex"),
+        include_str!("../src/packet/tests/captured/frr.hex"),
+        include_str!("../src/packet/tests/captured/frr-two-octet.hex"),
+    ];
+    let mut out = BTreeSet::new();
+    for line in files.iter().flat_map(|f| f.lines()) {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bytes = (0..line.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(line.get(i..i + 2).unwrap_or("?"), 16))
+            .collect::<Result<Vec<u8>, _>>()?;
+        out.insert(bytes);
+    }
+    Ok(out)
 }
 
 fn four_octet() -> SessionContext {
