@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # A long libFuzzer run of the BGP message decoder (bgp/fuzz, target decode_message): builds the
-# target with nightly, seeds it with the codec's own valid messages, fuzzes for SECONDS, and
-# rewrites the "Fuzzing" section of docs/benchmarks.md (between the fuzz markers) with what the
-# run did: executions, executions per second, coverage, corpus, crashes, and the CPU share it
-# got (the machine is shared). A crash fails the script and leaves its input under
-# bgp/fuzz/artifacts/decode_message/.
+# target with nightly, seeds it with valid messages (built by the codec, and captured from
+# GoBGP, BIRD and FRR), fuzzes for SECONDS, and rewrites the "Fuzzing" section of
+# docs/benchmarks.md (between the fuzz markers) with what the run did: executions, executions
+# per second, coverage, corpus, crashes, and the CPU share it got (the machine is shared). A
+# crash fails the script and leaves its input under bgp/fuzz/artifacts/decode_message/.
 # Usage: tests/bench/fuzz.sh         (SECONDS=600; override with FERROLB_FUZZ_SECONDS)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,9 +24,11 @@ status=0
 tail -n 40 "$work/log" >&2
 [ "$status" -eq 0 ] || { echo "the fuzzer failed (exit $status): see above" >&2; exit "$status"; }
 
-python3 - "$OUT" "$work/log" "$work/time" "$SECONDS_" <<'PY'
+python3 - "$OUT" "$work/log" "$work/time" "$SECONDS_" "$work/seeds" <<'PY'
 import datetime, os, platform, re, sys
 out, log, timing, seconds = sys.argv[1], open(sys.argv[2]).read(), open(sys.argv[3]).read(), sys.argv[4]
+seeds = len(os.listdir(sys.argv[5]))
+seeds_built = len([f for f in os.listdir(sys.argv[5]) if not f.startswith("captured-")])
 stat = lambda k: re.search(rf"stat::{k}:\s+(\d+)", log).group(1)
 inited = re.search(r"INITED cov: (\d+) ft: (\d+)", log)
 done = re.search(r"DONE\s+cov: (\d+) ft: (\d+) corp: (\d+)/(\S+)", log)
@@ -40,7 +42,8 @@ Run on {datetime.date.today()} — {os.cpu_count()} cores ({cpu}), Linux {platfo
 libFuzzer worker, target `decode_message` (bgp/fuzz: any bytes under 8 session contexts; no
 panic, a sendable NOTIFICATION for every error, decode → encode → decode unchanged), built by
 cargo-fuzz 0.13.2 on nightly without sanitizer (the codec has no `unsafe`; overflow checks on),
-seeded with the 12 messages of `bgp/examples/fuzz_seeds.rs`:
+seeded by `bgp/examples/fuzz_seeds.rs` with {seeds} messages ({seeds_built} built with the codec, the rest
+captured from GoBGP, BIRD and FRR):
 
 ```
 cargo run -p ferrolb-bgp --example fuzz_seeds -- seeds && cd bgp/fuzz &&
@@ -51,7 +54,7 @@ cargo +nightly fuzz run --sanitizer none decode_message corpus ../../seeds -- -m
 |---|---|
 | executions | {execs:,} in {wall:.0f} s |
 | executions per second (libFuzzer's average) | {rate:,} |
-| CPU time the fuzzer got | {cpu_u + cpu_s:.0f} s of {wall:.0f} s ({(cpu_u + cpu_s) / wall:.0%} of one core: the machine is shared) |
+| CPU time the fuzzer got | {cpu_u + cpu_s:.0f} s of {wall:.0f} s ({(cpu_u + cpu_s) / wall:.0%} of one core, on a machine shared with other jobs) |
 | coverage: edges (`cov`), features (`ft`) | {inited.group(1)} and {inited.group(2)} from the seeds → {done.group(1)} and {done.group(2)} |
 | corpus at the end | {done.group(3)} inputs, {done.group(4)} |
 | crashes | none |
