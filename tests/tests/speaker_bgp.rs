@@ -341,6 +341,43 @@ async fn advertises_from_every_eligible_node(kind: RouterKind) {
         "node-2's session is untouched\n{}",
         bed.describe()
     );
+
+    // The dead node is removed from the cluster: the surviving speaker removes the status
+    // objects its speaker can no longer remove.
+    Api::<k8s_openapi::api::core::v1::Node>::all(bed.cluster.client())
+        .delete(n1, &Default::default())
+        .await
+        .expect("node-1 deleted");
+    wait_for(
+        "node-1's ServiceBGPStatus and BGPSessionState objects go",
+        Duration::from_secs(20),
+        || async {
+            let node_of = |labels: &std::collections::BTreeMap<String, String>| {
+                labels.get("ferrolb.io/node").cloned()
+            };
+            let sessions: Api<ferrolb_api::BGPSessionState> =
+                Api::namespaced(bed.cluster.client(), NAMESPACE);
+            let left = statuses
+                .list(&Default::default())
+                .await?
+                .items
+                .iter()
+                .filter_map(|s| node_of(s.metadata.labels.as_ref()?))
+                .chain(
+                    sessions
+                        .list(&Default::default())
+                        .await?
+                        .items
+                        .iter()
+                        .filter_map(|s| node_of(s.metadata.labels.as_ref()?)),
+                )
+                .filter(|n| n == n1)
+                .count();
+            Ok((left == 0).then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", bed.describe()));
 }
 
 #[tokio::test]

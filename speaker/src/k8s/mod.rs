@@ -7,6 +7,7 @@
 //! on the node network, and a change in who is live re-runs the election at once.
 
 pub mod bgp;
+mod decide_bgp;
 pub mod status;
 pub mod view;
 mod watch;
@@ -17,10 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ferrolb_api::{
-    BGPPeer, BGPSessionState, BGPSessionStateStatus, ServiceBGPStatus, ServiceL2Status,
-};
-use ferrolb_config::{Config, NodeName, PeerName, SecretInfo, Snapshot};
+use ferrolb_api::{BGPSessionState, ServiceBGPStatus, ServiceL2Status};
+use ferrolb_config::{Config, NodeName, SecretInfo, Snapshot};
 use ferrolb_runtime::events::EventSink;
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
@@ -28,7 +27,7 @@ use kube::runtime::events::EventType;
 use tokio::sync::{mpsc, watch as chan};
 use tokio::time::Instant;
 
-use crate::bgp::advertise::{self, BgpPlan};
+use crate::bgp::advertise::BgpPlan;
 use crate::election::{NodeInfo, World};
 use crate::layer2::announcer::{
     Announcer, AnnouncerHandle, AnnouncerSettings, Conflict, InterfaceChoice, Plan,
@@ -146,6 +145,7 @@ pub async fn run(
         settings.namespace.clone(),
         settings.node.to_string(),
         stores.l2_statuses.clone(),
+        stores.nodes.clone(),
         announced_rx,
         statuses_rx.clone(),
     ));
@@ -155,6 +155,7 @@ pub async fn run(
         settings.namespace.clone(),
         settings.node.to_string(),
         stores.bgp_statuses.clone(),
+        stores.nodes.clone(),
         bgp_announced_rx,
         statuses_rx.clone(),
     ));
@@ -164,6 +165,7 @@ pub async fn run(
         settings.namespace.clone(),
         settings.node.to_string(),
         stores.bgp_sessions.clone(),
+        stores.nodes.clone(),
         sessions_rx,
         statuses_rx,
     ));
@@ -287,7 +289,8 @@ impl Speaker {
                         // BGP passwords come from Secrets too.
                         self.config = ferrolb_config::parse(&self.snapshot()).config;
                     }
-                    if kinds.contains(&Changed::Statuses) {
+                    // A Node that went may leave status objects behind for the writers to remove.
+                    if kinds.contains(&Changed::Statuses) || kinds.contains(&Changed::Nodes) {
                         statuses.send_replace(());
                     }
                     if kinds.contains(&Changed::Nodes) {
@@ -378,97 +381,6 @@ impl Speaker {
             .collect();
         self.decide_bgp(&nodes, &services);
         self.decide_layer2(&nodes, &services);
-    }
-
-    /// BGP needs no election: every eligible node advertises, and the routers spread the
-    /// traffic. Nor does it wait for the membership: a dead node's sessions die with it.
-    fn decide_bgp(&mut self, nodes: &BTreeMap<NodeName, NodeInfo>, services: &[plan::LbService]) {
-        let me = self.settings.node.clone();
-        let unknown = NodeInfo::default();
-        let plan = advertise::plan(
-            &self.config,
-            &advertise::Node {
-                name: &me,
-                info: nodes.get(&me).unwrap_or(&unknown),
-                ignore_exclude_label: self.settings.ignore_exclude_label,
-            },
-            services,
-        );
-        let node_ips = self
-            .stores
-            .nodes
-            .get(&kube::runtime::reflector::ObjectRef::new(me.as_str()))
-            .map(|n| view::internal_ips(&n))
-            .unwrap_or_default();
-        let reconciled = self
-            .sessions
-            .reconcile(&self.config, &plan.routes, &node_ips);
-        for (peer, why) in reconciled.refused {
-            tracing::warn!(peer = %peer, reason = %why, "BGP peer not used on this node");
-            if let Some(object) = self.peer_object(&peer) {
-                self.events.emit(
-                    &object,
-                    EventType::Warning,
-                    "PeerUnsupported",
-                    format!("node \"{me}\": {why}"),
-                );
-            }
-        }
-        // One BGPSessionState per peer of this node; a peer that cannot run says why.
-        self.sessions_tx.send_if_modified(|states| {
-            let before = states.clone();
-            states.retain(|peer, _| plan.routes.contains_key(&PeerName::from(peer.clone())));
-            for (peer, why) in self.sessions.refused() {
-                states.insert(
-                    peer.to_string(),
-                    BGPSessionStateStatus {
-                        bgp_status: Some("NotRunning".into()),
-                        last_down: Some(why.clone()),
-                        ..BGPSessionStateStatus::default()
-                    },
-                );
-            }
-            *states != before
-        });
-        if plan != self.bgp_plan {
-            let routes: usize = plan.routes.values().map(BTreeMap::len).sum();
-            tracing::info!(
-                peers = plan.routes.len(),
-                routes,
-                services = plan.services.len(),
-                unadvertised = plan.not_advertised.len(),
-                "BGP plan changed"
-            );
-            for (ip, why) in &plan.not_advertised {
-                if self.bgp_plan.not_advertised.get(ip) != Some(why) {
-                    tracing::debug!(%ip, reason = %why, "not advertised over BGP from this node");
-                }
-            }
-        }
-        let announced: status::Announced = plan
-            .services
-            .iter()
-            .map(|(svc, peers)| (svc.clone(), peers.iter().map(|p| p.to_string()).collect()))
-            .collect();
-        let node = self.settings.node.to_string();
-        self.bgp_announced_tx.send_if_modified(|current| {
-            if *current == announced {
-                return false;
-            }
-            for service in announced.keys().filter(|s| !current.contains_key(*s)) {
-                if let Some(svc) = self.service(service) {
-                    self.events.emit(
-                        &svc,
-                        EventType::Normal,
-                        "nodeAssigned",
-                        format!("announcing from node \"{node}\" with protocol \"bgp\""),
-                    );
-                }
-            }
-            *current = announced;
-            true
-        });
-        self.bgp_plan = plan;
     }
 
     /// The layer-2 election, and this node's share of it to the announcer.
@@ -583,85 +495,6 @@ impl Speaker {
                 .collect(),
             ..Snapshot::default()
         }
-    }
-
-    /// Logs a session change, raises an Event on the BGPPeer, and keeps the metrics.
-    fn report_session(&mut self, event: &bgp::PeerEvent) {
-        let Some(before) = self.sessions.observe(event) else {
-            return;
-        };
-        let now = &event.state;
-        let summary = BGPSessionStateStatus {
-            peer_address: self.sessions.address(&event.peer).map(|a| a.to_string()),
-            bgp_status: Some(now.state.to_string()),
-            bfd_status: now.bfd.as_ref().map(|b| b.state().to_string()),
-            last_down: now.last_down.as_ref().map(|d| d.reason.to_string()),
-            prefixes_advertised: Some(now.advertised as u64),
-            ..BGPSessionStateStatus::default()
-        };
-        self.sessions_tx.send_if_modified(|states| {
-            let entry = states.entry(event.peer.to_string()).or_default();
-            let changed = *entry != summary;
-            *entry = summary;
-            changed
-        });
-        let was_up = before
-            .as_ref()
-            .is_some_and(crate::bgp::SessionState::is_established);
-        let node = &self.settings.node;
-        let address = self
-            .sessions
-            .address(&event.peer)
-            .map_or_else(String::new, |a| a.ip().to_string());
-        if now.is_established() && !was_up {
-            let detail = now.negotiated.as_ref().map_or_else(String::new, |n| {
-                format!(
-                    " (AS {}, router ID {}, hold time {}s)",
-                    n.peer_asn,
-                    n.peer_router_id,
-                    n.hold_time.as_secs()
-                )
-            });
-            tracing::info!(peer = %event.peer, %address, "BGP session established{detail}");
-            if let Some(object) = self.peer_object(&event.peer) {
-                self.events.emit(
-                    &object,
-                    EventType::Normal,
-                    "SessionEstablished",
-                    format!("node \"{node}\": session with {address} established{detail}"),
-                );
-            }
-        } else if was_up && !now.is_established() {
-            let why = now
-                .last_down
-                .as_ref()
-                .map_or_else(|| "closed".to_owned(), |d| d.reason.to_string());
-            tracing::warn!(peer = %event.peer, %address, reason = %why, "BGP session down");
-            if let Some(object) = self.peer_object(&event.peer) {
-                self.events.emit(
-                    &object,
-                    EventType::Warning,
-                    "SessionDown",
-                    format!("node \"{node}\": session with {address} went down: {why}"),
-                );
-            }
-        } else if before.as_ref().map(|b| &b.last_down) != Some(&now.last_down)
-            && let Some(down) = &now.last_down
-        {
-            // Attempts that never came up are logged, not raised: a router that is away would
-            // otherwise flood the Events.
-            tracing::info!(peer = %event.peer, %address, reason = %down.reason, "BGP session attempt failed");
-        }
-    }
-
-    fn peer_object(&self, peer: &PeerName) -> Option<BGPPeer> {
-        self.stores
-            .peers
-            .get(
-                &kube::runtime::reflector::ObjectRef::new(peer.as_str())
-                    .within(&self.settings.namespace),
-            )
-            .map(|p| (*p).clone())
     }
 
     /// Writes ServiceL2Status and Events for what the announcer really answers for.

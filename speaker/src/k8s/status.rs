@@ -12,6 +12,7 @@ use ferrolb_api::{
     BGPSessionState, BGPSessionStateStatus, InterfaceName, ServiceBGPStatus,
     ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusStatus,
 };
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -173,11 +174,14 @@ pub fn object_name(service: &str, node: &str) -> String {
 pub(crate) type Reported<K> = BTreeMap<String, <K as StatusKind>::Item>;
 
 /// Keeps the status objects of kind `K` in line with `announced`, until `announced` closes.
+/// Objects of nodes that no longer exist (`nodes`) are removed by whichever speaker sees them
+/// first: their own speaker is gone with them.
 pub(crate) async fn run<K: StatusKind>(
     client: Client,
     namespace: String,
     node: String,
     store: Store<K>,
+    nodes: Store<Node>,
     mut announced: watch::Receiver<Reported<K>>,
     mut statuses_changed: watch::Receiver<()>,
 ) {
@@ -186,7 +190,8 @@ pub(crate) async fn run<K: StatusKind>(
     let mut retry = Duration::from_millis(500);
     loop {
         let want = announced.borrow_and_update().clone();
-        let ok = reconcile(&api, &manager, &node, &store.state(), &want).await;
+        let known: BTreeSet<String> = nodes.state().iter().map(|n| n.name_any()).collect();
+        let ok = reconcile(&api, &manager, &node, &known, &store.state(), &want).await;
         let wait = if ok {
             retry = Duration::from_millis(500);
             Duration::from_secs(300)
@@ -207,6 +212,7 @@ async fn reconcile<K: StatusKind>(
     api: &Api<K>,
     manager: &str,
     node: &str,
+    known_nodes: &BTreeSet<String>,
     existing: &[Arc<K>],
     want: &Reported<K>,
 ) -> bool {
@@ -215,13 +221,15 @@ async fn reconcile<K: StatusKind>(
     for object in existing {
         let labels = object.labels();
         let service = K::key_of(labels);
-        let mine = labels.get(NODE_LABEL).map(String::as_str) == Some(node);
-        // Ours and no longer announced, or (layer 2) another node's for a Service we now
-        // announce.
+        let owner = labels.get(NODE_LABEL).map(String::as_str);
+        let mine = owner == Some(node);
+        // Ours and no longer announced; (layer 2) another node's for a Service we now
+        // announce; or a node's that is gone from the cluster.
         let stale = if mine {
             !want.contains_key(&service)
         } else {
-            K::EXCLUSIVE && want.contains_key(&service)
+            (K::EXCLUSIVE && want.contains_key(&service))
+                || owner.is_some_and(|n| !known_nodes.is_empty() && !known_nodes.contains(n))
         };
         if stale {
             let name = object.name_any();
