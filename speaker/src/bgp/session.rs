@@ -32,7 +32,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use ferrolb_config::BfdProfile;
 use ipnet::IpNet;
@@ -45,15 +45,17 @@ use tracing::{debug, info, trace, warn};
 
 use super::fsm::{self, ConfigError, Down, Fsm, Input, Negotiated, Output, State};
 use super::packet::{
-    Community, Family, LargeCommunity, Message, MessageType, Update, UpdateBuilder, frame_length,
+    Community, Family, LargeCommunity, Message, Update, UpdateBuilder, frame_length,
 };
 use crate::bfd::BfdStatus;
 
 mod adj_rib_out;
 mod bfd;
+mod counters;
 mod socket;
 
 use adj_rib_out::{Established, sendable};
+pub use counters::Counters;
 use socket::{connect, interface_addresses, is_link_local};
 
 /// The well-known BGP port.
@@ -149,53 +151,6 @@ impl SessionState {
     /// Whether the session is Established.
     pub fn is_established(&self) -> bool {
         self.state == State::Established
-    }
-}
-
-/// Message and prefix counters of one session, for metrics.
-#[derive(Debug, Default)]
-pub struct Counters {
-    sent: [AtomicU64; 5],
-    received: [AtomicU64; 5],
-    prefixes_advertised: AtomicU64,
-    established: AtomicU64,
-    bfd_downs: AtomicU64,
-}
-
-impl Counters {
-    fn index(kind: MessageType) -> usize {
-        match kind {
-            MessageType::Open => 0,
-            MessageType::Update => 1,
-            MessageType::Notification => 2,
-            MessageType::Keepalive => 3,
-            MessageType::RouteRefresh => 4,
-        }
-    }
-
-    /// Messages of `kind` sent.
-    pub fn sent(&self, kind: MessageType) -> u64 {
-        self.sent[Self::index(kind)].load(Ordering::Relaxed)
-    }
-
-    /// Messages of `kind` received (decoded).
-    pub fn received(&self, kind: MessageType) -> u64 {
-        self.received[Self::index(kind)].load(Ordering::Relaxed)
-    }
-
-    /// Prefixes the peer currently holds from us.
-    pub fn prefixes_advertised(&self) -> u64 {
-        self.prefixes_advertised.load(Ordering::Relaxed)
-    }
-
-    /// Times the session reached Established.
-    pub fn established(&self) -> u64 {
-        self.established.load(Ordering::Relaxed)
-    }
-
-    /// Times BFD reported the path to the peer down.
-    pub fn bfd_downs(&self) -> u64 {
-        self.bfd_downs.load(Ordering::Relaxed)
     }
 }
 
