@@ -28,5 +28,6 @@ pub mod lab;
 pub mod netns;
 pub mod routers;
 pub mod speaker;
+pub mod stats;
 
 pub use apiserver::{ControlPlane, ControlPlaneBuilder};

@@ -17,6 +17,7 @@ use anyhow::{Context as _, bail};
 use ferrolb_tests::l2cluster::metallb::{METALLB_NAMESPACE, MetallbSpeakers, POOL_ANNOTATION};
 use ferrolb_tests::l2cluster::{APP_NAMESPACE, CLIENT, L2Cluster, NAMESPACE, TestService};
 use ferrolb_tests::routers::{BfdTimers, Neighbor, Router, RouterConfig, RouterKind};
+use ferrolb_tests::stats::{ms, percentile};
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
@@ -254,15 +255,6 @@ async fn wait_hops(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn report(results: &[(Setup, Measured)], trials: usize) -> String {

@@ -22,6 +22,7 @@ use anyhow::{Context as _, bail};
 use ferrolb_tests::l2cluster::metallb::{METALLB_NAMESPACE, MetallbSpeakers, POOL_ANNOTATION};
 use ferrolb_tests::l2cluster::{APP_NAMESPACE, CLIENT, L2Cluster, NAMESPACE, TestService};
 use ferrolb_tests::routers::{Neighbor, Router, RouterConfig, RouterKind};
+use ferrolb_tests::stats::{ms, percentile};
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
@@ -354,15 +355,6 @@ async fn wait_hops(
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn stats(mut v: Vec<Duration>) -> (Duration, Duration) {

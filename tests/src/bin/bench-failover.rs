@@ -24,6 +24,7 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, bail};
 use ferrolb_tests::l2cluster::metallb::MetallbSpeakers;
 use ferrolb_tests::l2cluster::{L2Cluster, TestService, failover_gap};
+use ferrolb_tests::stats::ms;
 
 const INTERVAL: Duration = Duration::from_millis(10);
 
@@ -327,10 +328,6 @@ fn percentile(sorted: &[Option<Duration>], p: f64) -> Option<Duration> {
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// A gap cell: the time, or "failed" (> the move timeout) when the rank falls on a failed trial.

@@ -31,6 +31,7 @@ use ferrolb_speaker::bgp::session::Counters;
 use ferrolb_speaker::bgp::{RouteAttrs, RouteSet, Session, SessionConfig};
 use ferrolb_tests::netns::{Host, Lan, NsThread, is_root};
 use ferrolb_tests::routers::{Neighbor, Router, RouterConfig, RouterKind};
+use ferrolb_tests::stats::ms;
 use ipnet::{IpNet, Ipv4Net};
 use tokio::sync::{oneshot, watch};
 
@@ -366,10 +367,6 @@ fn thousands(n: usize) -> String {
         out.push(c);
     }
     out
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn report(results: &[(Sender, &Vec<Sample>)], args: &Args, gobgp_version: &str) -> String {
