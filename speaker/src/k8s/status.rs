@@ -64,8 +64,23 @@ pub(crate) trait StatusKind:
     fn current(&self) -> Option<&Self::Status>;
 }
 
+/// `service` (`namespace/name`) split in two.
+fn split(service: &str) -> (&str, &str) {
+    service.split_once('/').unwrap_or(("", service))
+}
+
+/// The node, namespace and name fields every per-(Service, node) status carries.
+fn identity(service: &str, node: &str) -> (Option<String>, Option<String>, Option<String>) {
+    let (namespace, name) = split(service);
+    (
+        Some(node.to_owned()),
+        Some(namespace.to_owned()),
+        Some(name.to_owned()),
+    )
+}
+
 fn service_labels(service: &str) -> BTreeMap<&'static str, String> {
-    let (namespace, name) = service.split_once('/').unwrap_or(("", service));
+    let (namespace, name) = split(service);
     BTreeMap::from([
         (SERVICE_NAME_LABEL, name.to_owned()),
         (SERVICE_NAMESPACE_LABEL, namespace.to_owned()),
@@ -88,11 +103,11 @@ impl StatusKind for ServiceL2Status {
     const PREFIX: &'static str = "l2-";
     const EXCLUSIVE: bool = true;
     fn status_of(service: &str, node: &str, interfaces: &BTreeSet<String>) -> Self::Status {
-        let (namespace, name) = service.split_once('/').unwrap_or(("", service));
+        let (node, service_namespace, service_name) = identity(service, node);
         ServiceL2StatusStatus {
-            node: Some(node.to_owned()),
-            service_name: Some(name.to_owned()),
-            service_namespace: Some(namespace.to_owned()),
+            node,
+            service_name,
+            service_namespace,
             interfaces: interfaces
                 .iter()
                 .map(|name| InterfaceName { name: name.clone() })
@@ -116,11 +131,11 @@ impl StatusKind for ServiceBGPStatus {
     const PREFIX: &'static str = "bgp-";
     const EXCLUSIVE: bool = false;
     fn status_of(service: &str, node: &str, peers: &BTreeSet<String>) -> Self::Status {
-        let (namespace, name) = service.split_once('/').unwrap_or(("", service));
+        let (node, service_namespace, service_name) = identity(service, node);
         ServiceBGPStatusStatus {
-            node: Some(node.to_owned()),
-            service_name: Some(name.to_owned()),
-            service_namespace: Some(namespace.to_owned()),
+            node,
+            service_name,
+            service_namespace,
             peers: peers.iter().cloned().collect(),
         }
     }
