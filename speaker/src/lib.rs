@@ -24,3 +24,17 @@ pub mod metrics;
 pub mod netlink;
 pub mod plan;
 pub mod sys;
+
+/// What the unit tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use ferrolb_config::{Config, Snapshot};
+
+    /// The configuration of `yaml` (objects in `ferrolb-system`), which must have no errors.
+    pub(crate) fn valid_config(yaml: &str) -> Config {
+        let snapshot = Snapshot::from_yaml("ferrolb-system", yaml).expect("the sample parses");
+        let outcome = ferrolb_config::parse(&snapshot);
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        outcome.config
+    }
+}

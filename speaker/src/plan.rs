@@ -123,7 +123,6 @@ pub fn pool_of(config: &Config, ip: IpAddr, users: &[&LbService]) -> Option<Pool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrolb_config::Snapshot;
 
     const CONFIG: &str = r#"
 apiVersion: ferrolb.io/v1beta1
@@ -143,10 +142,7 @@ spec: {ipAddressPools: [lan]}
 "#;
 
     fn config() -> Config {
-        let snapshot = Snapshot::from_yaml("ferrolb-system", CONFIG).expect("sample parses");
-        let outcome = ferrolb_config::parse(&snapshot);
-        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
-        outcome.config
+        crate::test_support::valid_config(CONFIG)
     }
 
     fn nodes(names: &[&str]) -> BTreeMap<NodeName, crate::election::NodeInfo> {

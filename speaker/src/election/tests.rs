@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use ferrolb_config::{Config, NodeName, PoolName, Snapshot};
+use ferrolb_config::{Config, NodeName, PoolName};
 use proptest::prelude::*;
 
 use super::*;
@@ -15,9 +15,7 @@ fn config(extra: &str) -> Config {
     let yaml = format!(
         "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: lan, namespace: ferrolb-system}}\nspec: {{addresses: ['192.0.2.200-192.0.2.250', '2001:db8:0:1::200-2001:db8:0:1::2ff']}}\n{extra}"
     );
-    let out = ferrolb_config::parse(&Snapshot::from_yaml("ferrolb-system", &yaml).expect("yaml"));
-    assert!(out.is_valid(), "{:?}", out.errors);
-    out.config
+    crate::test_support::valid_config(&yaml)
 }
 
 fn l2(spec: &str) -> String {

@@ -365,16 +365,16 @@ fn router_id_from_name(node: &NodeName) -> Ipv4Addr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrolb_config::Snapshot;
 
     fn peer(yaml_spec: &str) -> Peer {
         let text = format!(
             "apiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {{name: p, namespace: ferrolb-system}}\nspec: {yaml_spec}\n"
         );
-        let snapshot = Snapshot::from_yaml("ferrolb-system", &text).expect("parses");
-        let outcome = ferrolb_config::parse(&snapshot);
-        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
-        outcome.config.peers.into_values().next().expect("one peer")
+        crate::test_support::valid_config(&text)
+            .peers
+            .into_values()
+            .next()
+            .expect("one peer")
     }
 
     fn node() -> NodeName {
@@ -455,8 +455,7 @@ mod tests {
                     spec: {receiveInterval: 100, transmitInterval: 200, detectMultiplier: 5}\n---\n\
                     apiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {name: p, namespace: ferrolb-system}\n\
                     spec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, bfdProfile: fast}\n";
-        let snapshot = Snapshot::from_yaml("ferrolb-system", text).expect("parses");
-        let config = ferrolb_config::parse(&snapshot).config;
+        let config = crate::test_support::valid_config(text);
         let peer = config.peers.values().next().expect("a peer");
         let cfg = session_config(peer, &config.bfd_profiles, &node(), &[]).expect("usable");
         let bfd = cfg.bfd.expect("BFD on");

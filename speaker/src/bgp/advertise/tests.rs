@@ -1,6 +1,5 @@
 use super::*;
 use crate::election::ServiceInfo;
-use ferrolb_config::Snapshot;
 
 const CONFIG: &str = r#"
 apiVersion: ferrolb.io/v1beta1
@@ -71,10 +70,7 @@ spec:
 "#;
 
 fn config() -> Config {
-    let snapshot = Snapshot::from_yaml("ferrolb-system", CONFIG).expect("sample parses");
-    let outcome = ferrolb_config::parse(&snapshot);
-    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
-    outcome.config
+    crate::test_support::valid_config(CONFIG)
 }
 
 fn service(key: &str, ips: &[&str]) -> LbService {
@@ -266,11 +262,7 @@ spec:
   localPref: 50
   serviceSelectors: [{matchLabels: {tier: gold}}]
 "#;
-    let snapshot =
-        Snapshot::from_yaml("ferrolb-system", &format!("{CONFIG}{extra}")).expect("parses");
-    let outcome = ferrolb_config::parse(&snapshot);
-    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
-    let config = outcome.config;
+    let config = crate::test_support::valid_config(&format!("{CONFIG}{extra}"));
     let mut gold = service("web/a", &["198.51.100.10"]);
     gold.info.labels.insert("tier".into(), "gold".into());
     let node_name = name("n1");
