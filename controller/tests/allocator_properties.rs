@@ -25,7 +25,7 @@ fn pool_strategy(index: usize) -> impl Strategy<Value = Pool> {
         v6,
         any::<bool>(),
         any::<bool>(),
-        proptest::option::of((0u32..3, any::<bool>())),
+        proptest::option::of((0u32..3, 0u8..3)),
     )
         .prop_map(
             move |(v4, v6, auto_assign, avoid_buggy_ips, allocation)| Pool {
@@ -36,9 +36,14 @@ fn pool_strategy(index: usize) -> impl Strategy<Value = Pool> {
                     .collect(),
                 auto_assign,
                 avoid_buggy_ips,
-                allocation: allocation.map(|(priority, only_default)| ServiceAllocation {
+                allocation: allocation.map(|(priority, fence)| ServiceAllocation {
                     priority,
-                    namespaces: only_default.then(|| BTreeSet::from(["default".to_string()])),
+                    // Any namespace, only `default`, or fenced to both namespaces.
+                    namespaces: match fence {
+                        0 => None,
+                        1 => Some(BTreeSet::from(["default".to_string()])),
+                        _ => Some(BTreeSet::from(["default".to_string(), "prod".to_string()])),
+                    },
                     service_selectors: Vec::new(),
                 }),
                 labels: Labels::new(),
@@ -159,8 +164,7 @@ fn check_invariants(a: &Allocator) -> Result<(), TestCaseError> {
                 ip
             );
             prop_assert!(
-                request.pool.as_ref() == Some(&pool.name)
-                    || pool.allows(&key.namespace, &request.labels),
+                pool.allows(&key.namespace, &request.labels),
                 "{} holds {} from pool {} that does not allow it",
                 key,
                 ip,
@@ -178,6 +182,19 @@ fn check_invariants(a: &Allocator) -> Result<(), TestCaseError> {
                     key,
                     other,
                     ip
+                );
+                let fenced_to_both = pool
+                    .allocation
+                    .as_ref()
+                    .and_then(|a| a.namespaces.as_ref())
+                    .is_some_and(|ns| ns.contains(&key.namespace) && ns.contains(&other.namespace));
+                prop_assert!(
+                    key.namespace == other.namespace || fenced_to_both,
+                    "{} and {} share {} across namespaces in pool {}",
+                    key,
+                    other,
+                    ip,
+                    pool.name
                 );
                 prop_assert_eq!(&request.backend_key, &o.backend_key);
                 prop_assert!(

@@ -273,14 +273,15 @@ impl Allocator {
             });
         }
         let name = pool.pool.name.clone();
-        if let Some(asked) = &request.pool {
-            if *asked != name {
-                return Err(AllocError::NotInRequestedPool {
-                    ip: first,
-                    pool: asked.clone(),
-                });
-            }
-        } else if !pool.pool.allows(&request.key.namespace, &request.labels) {
+        if let Some(asked) = request.pool.as_ref().filter(|asked| **asked != name) {
+            return Err(AllocError::NotInRequestedPool {
+                ip: first,
+                pool: asked.clone(),
+            });
+        }
+        // Naming the pool does not open its fence: a tenant gets a fenced pool's IPs by no
+        // annotation or field.
+        if !pool.pool.allows(&request.key.namespace, &request.labels) {
             return Err(AllocError::PoolNotAllowed {
                 pool: name,
                 namespace: request.key.namespace.clone(),
@@ -343,11 +344,19 @@ impl Allocator {
         Ok(())
     }
 
-    /// Whether `request` may use `ip` next to its current users.
+    /// Whether `request` may use `ip` next to its current users. A sharing key is a name
+    /// within a namespace: Services of two namespaces share an IP only in a pool fenced to
+    /// both (its owner's say-so), so a tenant cannot join another namespace's IP.
     fn check_shareable(&self, request: &ServiceRequest, ip: IpAddr) -> Result<(), AllocError> {
         let Some(entry) = self.ips.get(&ip) else {
             return Ok(());
         };
+        let fence = self
+            .pools
+            .values()
+            .find(|s| s.pool.contains(ip))
+            .and_then(|s| s.pool.allocation.as_ref())
+            .and_then(|a| a.namespaces.as_ref());
         for (other, ports) in entry.users.iter().filter(|(k, _)| **k != request.key) {
             let conflict = |why| AllocError::Conflict {
                 ip,
@@ -356,6 +365,12 @@ impl Allocator {
             };
             if request.sharing_key.is_empty() || request.sharing_key != entry.sharing_key {
                 return Err(conflict(SharingConflict::Key));
+            }
+            let fenced_to_both = fence.is_some_and(|ns| {
+                ns.contains(&request.key.namespace) && ns.contains(&other.namespace)
+            });
+            if other.namespace != request.key.namespace && !fenced_to_both {
+                return Err(conflict(SharingConflict::Namespace));
             }
             if request.backend_key != entry.backend_key {
                 return Err(conflict(SharingConflict::Backend));

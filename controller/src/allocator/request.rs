@@ -138,6 +138,8 @@ pub enum SharingConflict {
     Backend,
     /// Both use this port.
     Port(Port),
+    /// They are in different namespaces, and the pool is not fenced to both.
+    Namespace,
 }
 
 /// Why an allocation failed. Each says what to change.
@@ -198,6 +200,7 @@ pub enum AllocError {
         SharingConflict::Key => "they do not have the same allow-shared-ip key".to_string(),
         SharingConflict::Backend => "they have different externalTrafficPolicy Local selectors".to_string(),
         SharingConflict::Port(p) => format!("both use port {p}"),
+        SharingConflict::Namespace => "it is in another namespace, and a sharing key crosses namespaces only in a pool fenced to both".to_string(),
     })]
     Conflict {
         /// the IP

@@ -364,3 +364,74 @@ fn converge_after_a_restart_reclaims_the_ips_in_status() {
     );
     assert!(kept.notes.is_empty());
 }
+
+#[test]
+fn a_tenant_cannot_take_a_fenced_pools_ip_by_naming_the_pool_and_the_ip() {
+    let fenced = || {
+        pinned(
+            pool("prod-only", &["192.0.2.200-192.0.2.203"]),
+            0,
+            Some(&["prod"]),
+        )
+    };
+    let mut a = Allocator::new([fenced(), pool("open", &["198.51.100.0/30"])]);
+    let mut evil = ServiceRequest::new(ServiceKey::new("evil", "grab"));
+    evil.pool = Some(PoolName::from("prod-only"));
+    evil.requested_ips = vec![ip("192.0.2.201")];
+    let converged = a.converge(&evil, &[]);
+    assert_eq!(converged.assignment, None, "{:?}", converged.notes);
+    assert!(matches!(
+        a.assign(&evil, &[ip("192.0.2.201")]),
+        Err(AllocError::PoolNotAllowed { .. })
+    ));
+    // Status IPs it claims to hold (after a restart) are not kept either.
+    assert_eq!(a.converge(&evil, &[ip("192.0.2.202")]).assignment, None);
+    assert!(a.assignment(&evil.key).is_none());
+    assert_eq!(
+        a.usage(&PoolName::from("prod-only")).map(|u| u.assigned_v4),
+        Some(0)
+    );
+    // The tenant the pool is fenced to gets the same request.
+    let mut prod = evil.clone();
+    prod.key = ServiceKey::new("prod", "grab");
+    assert_eq!(
+        a.converge(&prod, &[]).assignment.map(|x| ips(&x)),
+        Some(vec!["192.0.2.201".to_string()])
+    );
+}
+
+#[test]
+fn a_sharing_key_does_not_cross_namespaces_unless_the_pool_is_fenced_to_both() {
+    let mut a = Allocator::new([pool("open", &["192.0.2.200-192.0.2.203"])]);
+    let victim = a.allocate(&sharing("dns", "k", 53)).expect("free");
+    let mut intruder = sharing("dns", "k", 54);
+    intruder.key = ServiceKey::new("evil", "dns");
+    // Asking for the victim's IP with the victim's key is refused...
+    assert!(matches!(
+        a.assign(&intruder, &victim.ips),
+        Err(AllocError::Conflict {
+            why: SharingConflict::Namespace,
+            ..
+        })
+    ));
+    // ...and automatic allocation does not pack it onto that IP either.
+    let own = a.allocate(&intruder).expect("another IP");
+    assert_ne!(own.ips, victim.ips);
+    assert_eq!(a.users_of(victim.ips[0]).count(), 1);
+    // Same namespace still shares.
+    let mut neighbour = sharing("dns-udp", "k", 55);
+    neighbour.key = ServiceKey::new("default", "dns-udp");
+    assert_eq!(a.allocate(&neighbour).expect("shares").ips, victim.ips);
+
+    // A pool fenced to both namespaces is their owner's say-so: they may share.
+    let both = pinned(
+        pool("both", &["192.0.2.200-192.0.2.203"]),
+        0,
+        Some(&["default", "evil"]),
+    );
+    let mut b = Allocator::new([both]);
+    let first = b.allocate(&sharing("dns", "k", 53)).expect("free");
+    let mut partner = sharing("dns", "k", 54);
+    partner.key = ServiceKey::new("evil", "dns");
+    assert_eq!(b.assign(&partner, &first.ips), Ok(()));
+}

@@ -12,4 +12,5 @@
 mod allocation;
 mod lifecycle;
 mod support;
+mod tenancy;
 mod validity;

@@ -121,6 +121,24 @@ impl Cluster {
             .with_context(|| format!("creating Service {name}"))
     }
 
+    /// Creates a Service in the namespace it names.
+    pub(crate) async fn create_in(&self, svc: Svc) -> anyhow::Result<Service> {
+        let name = svc.0.metadata.name.clone().unwrap_or_default();
+        let namespace = svc.0.metadata.namespace.clone().unwrap_or_default();
+        Api::<Service>::namespaced(self.client.clone(), &namespace)
+            .create(&PostParams::default(), &svc.0)
+            .await
+            .with_context(|| format!("creating Service {namespace}/{name}"))
+    }
+
+    /// Every Service in `namespace`.
+    pub(crate) async fn services_in(&self, namespace: &str) -> anyhow::Result<Vec<Service>> {
+        Ok(Api::<Service>::namespaced(self.client.clone(), namespace)
+            .list(&ListParams::default())
+            .await?
+            .items)
+    }
+
     pub(crate) async fn get(&self, name: &str) -> anyhow::Result<Service> {
         self.services()
             .get(name)
@@ -329,6 +347,12 @@ impl Svc {
         self
     }
 
+    /// The Service in namespace `namespace` instead of [`APPS`].
+    pub(crate) fn in_namespace(mut self, namespace: &str) -> Self {
+        self.0.metadata.namespace = Some(namespace.to_owned());
+        self
+    }
+
     pub(crate) fn spec(&mut self) -> &mut ServiceSpec {
         self.0.spec.get_or_insert_with(ServiceSpec::default)
     }
@@ -345,6 +369,16 @@ impl Svc {
 
     pub(crate) fn require_dual_stack(mut self) -> Self {
         self.spec().ip_family_policy = Some("RequireDualStack".to_owned());
+        self
+    }
+
+    /// `spec.ipFamilies` (and PreferDualStack when there are two).
+    pub(crate) fn families(mut self, families: &[&str]) -> Self {
+        let spec = self.spec();
+        spec.ip_families = Some(families.iter().map(|f| (*f).to_owned()).collect());
+        if families.len() > 1 {
+            spec.ip_family_policy = Some("PreferDualStack".to_owned());
+        }
         self
     }
 }
