@@ -1,5 +1,6 @@
 //! Replaying the controller's decisions over a set of Services, without a cluster: the order it
-//! rebuilds in (Services holding IPs first, most IPs first, then by key) and, per Service, the
+//! rebuilds in (every Service that may keep the IPs its status shows registers them first; then
+//! Services holding IPs, most IPs first, then by key) and, per Service, the
 //! same translation ([`crate::service::request_of`]) and allocator call
 //! ([`Allocator::converge`]) the decision loop makes. `kubectl ferrolb explain` and `simulate`
 //! run this to say why a Service has its IPs or has none.
@@ -49,7 +50,16 @@ pub fn replay(
 ) -> (Allocator, BTreeMap<ServiceKey, Outcome>) {
     let mut allocator = Allocator::new(pools);
     let mut outcomes = BTreeMap::new();
-    for svc in rebuild_order(services.iter().collect::<Vec<_>>()) {
+    let ordered = rebuild_order(services.iter().collect::<Vec<_>>());
+    // Every holder that may keep its IPs first, as the controller does.
+    for svc in &ordered {
+        if service::is_ours(svc, lb_class)
+            && let Ok((request, _)) = service::request_of(svc)
+        {
+            allocator.keep(&request, &service::ingress_ips(svc));
+        }
+    }
+    for svc in ordered {
         let key = service::key_of(svc);
         if !service::is_ours(svc, lb_class) {
             outcomes.insert(key, Outcome::NotOurs);
@@ -79,4 +89,74 @@ pub fn replay(
         outcomes.insert(key, outcome);
     }
     (allocator, outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrolb_config::{IpRange, Labels, PoolName};
+    use k8s_openapi::api::core::v1::{
+        LoadBalancerIngress, LoadBalancerStatus, ServiceSpec, ServiceStatus,
+    };
+
+    fn holding(name: &str, ip: &str, requested: Option<&str>) -> Service {
+        let mut svc = Service::default();
+        svc.metadata.namespace = Some("default".into());
+        svc.metadata.name = Some(name.into());
+        if let Some(r) = requested {
+            svc.metadata.annotations =
+                Some([("ferrolb.io/loadBalancerIPs".to_string(), r.to_string())].into());
+        }
+        svc.spec = Some(ServiceSpec {
+            type_: Some("LoadBalancer".into()),
+            cluster_ips: Some(vec!["198.19.0.10".into()]),
+            ..ServiceSpec::default()
+        });
+        svc.status = Some(ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus {
+                ingress: Some(vec![LoadBalancerIngress {
+                    ip: Some(ip.into()),
+                    ..LoadBalancerIngress::default()
+                }]),
+            }),
+            ..ServiceStatus::default()
+        });
+        svc
+    }
+
+    #[test]
+    fn a_rebuild_keeps_every_holder_before_anyone_moves_or_takes_an_ip() {
+        let pool = Pool {
+            name: PoolName::from("lan"),
+            ranges: vec![IpRange::parse_entry("192.0.2.201-192.0.2.210").expect("range")],
+            auto_assign: true,
+            avoid_buggy_ips: false,
+            allocation: None,
+            labels: Labels::new(),
+        };
+        let services = [
+            // Its IP left the pool: it must move, and not onto b-holder's address.
+            holding("a-shrunk", "192.0.2.200", None),
+            // Asks for c-victim's address.
+            holding("a-tenant", "192.0.2.203", Some("192.0.2.202")),
+            holding("b-holder", "192.0.2.201", None),
+            holding("c-victim", "192.0.2.202", None),
+        ];
+        let (_, outcomes) = replay(vec![pool], &services, None);
+        let ip_of = |name: &str| match &outcomes[&ServiceKey::new("default", name)] {
+            Outcome::Assigned(a) => a.ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(ip_of("b-holder"), ["192.0.2.201"]);
+        assert_eq!(ip_of("c-victim"), ["192.0.2.202"]);
+        let moved = ip_of("a-shrunk");
+        assert!(
+            !["192.0.2.201", "192.0.2.202"].contains(&moved[0].as_str()),
+            "{moved:?}"
+        );
+        assert!(matches!(
+            outcomes[&ServiceKey::new("default", "a-tenant")],
+            Outcome::Failed(AllocError::Conflict { .. })
+        ));
+    }
 }

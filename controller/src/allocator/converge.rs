@@ -39,7 +39,38 @@ pub struct Converged {
     pub released: bool,
 }
 
+/// Whether `current` has one IP of each of some of the families `request` wants, and no other.
+fn fits_families(request: &ServiceRequest, current: &[IpAddr]) -> bool {
+    let wanted: BTreeSet<Family> = request.wanted_families().into_iter().collect();
+    !current.is_empty()
+        && current.iter().all(|ip| wanted.contains(&Family::of(ip)))
+        && current.len()
+            == current
+                .iter()
+                .map(Family::of)
+                .collect::<BTreeSet<_>>()
+                .len()
+}
+
+fn same_ips(a: &[IpAddr], b: &[IpAddr]) -> bool {
+    a.iter().collect::<BTreeSet<_>>() == b.iter().collect::<BTreeSet<_>>()
+}
+
 impl Allocator {
+    /// Registers `request` as the holder of `current` (the IPs its status shows) if it may keep
+    /// them, exactly as [`Allocator::converge`] would keep them; otherwise changes nothing.
+    /// Rebuilding after a restart or a leader change registers every such holder first, and
+    /// only then converges anyone: a Service that must move, or that asks for another's IP,
+    /// can then never take an IP that a later Service holds. Returns whether it holds them.
+    pub fn keep(&mut self, request: &ServiceRequest, current: &[IpAddr]) -> bool {
+        let wanted = request.wanted_families();
+        let usable = !wanted.is_empty()
+            && !(request.policy == FamilyPolicy::RequireDualStack && wanted.len() < 2)
+            && fits_families(request, current)
+            && (request.requested_ips.is_empty() || same_ips(&request.requested_ips, current));
+        usable && self.assign(request, current).is_ok()
+    }
+
     /// Brings `request` to its IPs, starting from `current` (the IPs in its status).
     pub fn converge(&mut self, request: &ServiceRequest, current: &[IpAddr]) -> Converged {
         let mut out = Converged {
@@ -64,21 +95,10 @@ impl Allocator {
         }
 
         // Keep the current IPs if they still fit everything the Service asks for.
-        let current_fits = !current.is_empty()
-            && current.iter().all(|ip| wanted.contains(&Family::of(ip)))
-            && current.len()
-                == current
-                    .iter()
-                    .map(Family::of)
-                    .collect::<BTreeSet<_>>()
-                    .len();
         let mut held = None;
-        if current_fits {
-            let same = |a: &[IpAddr], b: &[IpAddr]| {
-                a.iter().collect::<BTreeSet<_>>() == b.iter().collect::<BTreeSet<_>>()
-            };
+        if fits_families(request, current) {
             let reason = if !request.requested_ips.is_empty()
-                && !same(&request.requested_ips, current)
+                && !same_ips(&request.requested_ips, current)
             {
                 Some(format!(
                     "current IPs {current:?} are not the requested {:?}, will assign the requested ones",

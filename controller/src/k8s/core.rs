@@ -289,6 +289,19 @@ impl Core {
             self.reconcile(&key, None);
         }
         self.pending.retain(|k| present.contains(k));
+        // First every Service that may keep the IPs its status shows registers them; only
+        // then may anyone move or get new IPs (which could otherwise be a later holder's).
+        for svc in &services {
+            let key = service::key_of(svc);
+            if self.allocator.assignment(&key).is_some()
+                || !service::is_ours(svc, self.lb_class.as_deref())
+            {
+                continue;
+            }
+            if let Ok((request, _)) = service::request_of(svc) {
+                self.allocator.keep(&request, &service::ingress_ips(svc));
+            }
+        }
         for svc in services {
             self.reconcile(&service::key_of(&svc), Some(&svc));
         }

@@ -11,6 +11,7 @@
 
 mod allocation;
 mod lifecycle;
+mod rebuild;
 mod support;
 mod tenancy;
 mod validity;
