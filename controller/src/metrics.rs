@@ -55,6 +55,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// 1 while the configuration has no invalid object.
     pub config_valid: Gauge,
+    /// Changes seen by the watches that the decision loop has not taken yet.
+    pub queued_triggers: Gauge,
 }
 
 impl Metrics {
@@ -71,6 +73,7 @@ impl Metrics {
             status_writes: Family::default(),
             leader: Gauge::default(),
             config_valid: Gauge::default(),
+            queued_triggers: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("ferrolb_controller");
         r.register(
@@ -104,6 +107,11 @@ impl Metrics {
             "config_valid",
             "1 while every configuration object is valid",
             m.config_valid.clone(),
+        );
+        r.register(
+            "queued_triggers",
+            "Changes seen by the watches that the decision loop has not taken yet",
+            m.queued_triggers.clone(),
         );
         Arc::new(m)
     }

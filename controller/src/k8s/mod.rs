@@ -120,9 +120,13 @@ pub async fn run(
         // Wait to lead.
         while !*leader.borrow_and_update() {
             health.set_ready(true);
+            metrics.queued_triggers.set(gauge(triggers.len()));
             tokio::select! {
                 changed = leader.changed() => if changed.is_err() { anyhow::bail!("leader election stopped") },
                 () = &mut shutdown => return finish(leader, lease_task).await,
+                // A standby acts on nothing: the full pass on taking over covers every change,
+                // so changes are dropped as they come instead of piling up.
+                Some(_) = triggers.recv() => while triggers.try_recv().is_ok() {},
             }
         }
         metrics.leader.set(1);
@@ -171,7 +175,10 @@ pub async fn run(
                 changed = leader.changed() => {
                     if changed.is_err() || !*leader.borrow() { break true; }
                 }
-                Some(first) = triggers.recv() => handle(&mut core, first, &mut triggers),
+                Some(first) = triggers.recv() => {
+                    handle(&mut core, first, &mut triggers);
+                    metrics.queued_triggers.set(gauge(triggers.len()));
+                }
             }
         };
         metrics.leader.set(0);
@@ -180,6 +187,10 @@ pub async fn run(
         }
         tracing::warn!("lost the leader lease; standing by");
     }
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Every Service, read from the apiserver (not the cache), in pages so a large cluster does

@@ -10,6 +10,7 @@
 //! after the controller provably handled something that came later.
 
 mod allocation;
+mod leadership;
 mod lifecycle;
 mod rebuild;
 mod support;
