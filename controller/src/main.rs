@@ -42,6 +42,11 @@ struct Args {
     #[arg(long, default_value_t = 15)]
     lease_duration: u64,
 
+    /// Seconds Services keep the IPs of a deleted IPAddressPool, in case it is created again
+    /// (GitOps replacing it, a Helm reinstall), before they get new ones.
+    #[arg(long, env = "FERROLB_POOL_GRACE_PERIOD", default_value_t = k8s::DEFAULT_POOL_GRACE.as_secs())]
+    pool_grace_period: u64,
+
     /// Concurrent Service status writes.
     #[arg(long, default_value_t = 16)]
     write_concurrency: usize,
@@ -71,6 +76,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         lease_duration: Duration::from_secs(args.lease_duration),
         lease_grace: Duration::from_secs((args.lease_duration / 3).max(1)),
         write_concurrency: args.write_concurrency,
+        pool_grace: Duration::from_secs(args.pool_grace_period),
     };
     tokio::select! {
         result = k8s::run(client, settings, metrics, health, ferrolb_runtime::shutdown_signal()) => result,

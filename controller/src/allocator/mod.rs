@@ -166,6 +166,9 @@ pub struct Allocator {
     pools: BTreeMap<PoolName, PoolState>,
     ips: BTreeMap<IpAddr, IpUse>,
     services: BTreeMap<ServiceKey, (Assignment, ServiceRequest)>,
+    /// Pools that were deleted but whose holders keep their IPs for a while (in case the pool
+    /// comes back): they give nothing to anyone else.
+    closed: BTreeSet<PoolName>,
 }
 
 impl Allocator {
@@ -193,6 +196,17 @@ impl Allocator {
             }
         }
         released
+    }
+
+    /// Marks `pools` as deleted (and every other pool as present): their holders keep their
+    /// IPs, nobody else gets any of theirs. [`Allocator::set_pools`] reopens every pool.
+    pub fn set_closed(&mut self, pools: BTreeSet<PoolName>) {
+        self.closed = pools;
+    }
+
+    /// Whether `pool` was deleted and is only kept for its holders.
+    pub fn is_closed(&self, pool: &PoolName) -> bool {
+        self.closed.contains(pool)
     }
 
     /// The pools, by name.
@@ -286,6 +300,13 @@ impl Allocator {
                 pool: name,
                 namespace: request.key.namespace.clone(),
             });
+        }
+        let holds_them = self
+            .services
+            .get(&request.key)
+            .is_some_and(|(a, _)| a.pool == name && ips.iter().all(|ip| a.ips.contains(ip)));
+        if self.closed.contains(&name) && !holds_them {
+            return Err(AllocError::PoolDeleted(name));
         }
         if let Some(ip) = ips.iter().find(|ip| pool.is_buggy(**ip)) {
             return Err(AllocError::BuggyIp {
@@ -427,7 +448,11 @@ impl Allocator {
     pub fn auto_pools(&self, request: &ServiceRequest) -> Vec<PoolName> {
         let mut pinned: Vec<(u32, &PoolName)> = Vec::new();
         let mut fallback: Vec<&PoolName> = Vec::new();
-        for state in self.pools.values().filter(|s| s.pool.auto_assign) {
+        let open = self
+            .pools
+            .values()
+            .filter(|s| s.pool.auto_assign && !self.closed.contains(&s.pool.name));
+        for state in open {
             let pool = &state.pool;
             match &pool.allocation {
                 Some(a) if pool.allows(&request.key.namespace, &request.labels) => {
@@ -473,6 +498,9 @@ impl Allocator {
                     .pools
                     .get(name)
                     .ok_or_else(|| AllocError::UnknownPool(name.clone()))?;
+                if self.closed.contains(name) {
+                    return Err(AllocError::PoolDeleted(name.clone()));
+                }
                 if !state.pool.allows(&request.key.namespace, &request.labels) {
                     return Err(AllocError::PoolNotAllowed {
                         pool: name.clone(),
@@ -512,6 +540,9 @@ impl Allocator {
         let [family] = missing.as_slice() else {
             return None;
         };
+        if self.closed.contains(&assignment.pool) {
+            return None;
+        }
         let extra = self.candidate(request, &assignment.pool, *family)?;
         let mut ips = assignment.ips.clone();
         ips.push(extra);

@@ -157,6 +157,9 @@ pub enum AllocError {
     /// The named pool does not exist.
     #[error("unknown pool {0:?}")]
     UnknownPool(PoolName),
+    /// The named pool was deleted; its holders keep their IPs for a grace period.
+    #[error("pool {0} was deleted; it gives no IPs until it is created again")]
+    PoolDeleted(PoolName),
     /// The pool's serviceAllocation excludes the Service.
     #[error("pool {pool:?} does not allow Services in namespace {namespace:?} with these labels")]
     PoolNotAllowed {

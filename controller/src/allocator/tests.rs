@@ -1,6 +1,6 @@
 //! Table tests of allocation semantics. Property tests: `controller/tests/allocator_properties.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ferrolb_config::{Family, IpRange, Labels, Pool, PoolName, Selector, ServiceAllocation};
@@ -434,4 +434,39 @@ fn a_sharing_key_does_not_cross_namespaces_unless_the_pool_is_fenced_to_both() {
     let mut partner = sharing("dns", "k", 54);
     partner.key = ServiceKey::new("evil", "dns");
     assert_eq!(b.assign(&partner, &first.ips), Ok(()));
+}
+
+#[test]
+fn a_deleted_pool_keeps_its_holders_and_gives_nothing_to_anyone_else() {
+    let mut a = Allocator::new([
+        pool("a", &["192.0.2.200-192.0.2.203"]),
+        pool("spare", &["198.51.100.0/30"]),
+    ]);
+    let held = a.allocate(&svc("web")).expect("free");
+    assert_eq!(held.pool.as_str(), "a");
+    a.set_closed([PoolName::from("a")].into());
+    // The holder keeps its IPs, as after a restart of the decision.
+    let kept = a.converge(&svc("web"), &held.ips);
+    assert_eq!(kept.assignment, Some(held.clone()));
+    assert!(kept.notes.is_empty(), "{:?}", kept.notes);
+    // Nobody else gets any of the pool's: not by asking for an IP, the pool, or automatically.
+    let mut by_ip = svc("by-ip");
+    by_ip.requested_ips = vec![ip("192.0.2.201")];
+    assert_eq!(
+        a.assign(&by_ip, &by_ip.requested_ips),
+        Err(AllocError::PoolDeleted(PoolName::from("a")))
+    );
+    let mut by_name = svc("by-name");
+    by_name.pool = Some(PoolName::from("a"));
+    assert_eq!(
+        a.allocate(&by_name),
+        Err(AllocError::PoolDeleted(PoolName::from("a")))
+    );
+    assert_eq!(
+        a.allocate(&svc("auto")).expect("spare").pool.as_str(),
+        "spare"
+    );
+    // Back: everything as before.
+    a.set_closed(BTreeSet::new());
+    assert_eq!(a.allocate(&svc("next")).expect("free").pool.as_str(), "a");
 }

@@ -2,10 +2,10 @@
 //! each Service into the status it should have. Decisions are in memory and immediate; status
 //! writes, Events and configuration reports go to their own tasks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ferrolb_api::annotations;
 use ferrolb_config::{
@@ -44,6 +44,10 @@ pub(crate) struct Core {
     pub outcome: Outcome,
     /// Pools that are invalid now but still served with their last valid version.
     pub held_back: BTreeSet<PoolName>,
+    /// How long the holders of a deleted pool keep its IPs.
+    pub pool_grace: Duration,
+    /// Deleted pools whose holders keep their IPs, until when.
+    pub absent: BTreeMap<PoolName, tokio::time::Instant>,
 }
 
 /// What a Service's status should say (compared with what it says, to skip needless writes).
@@ -128,10 +132,18 @@ impl Core {
             .config_valid
             .set(i64::from(self.outcome.is_valid()));
         let pools = self.with_last_good(&snapshot);
-        let changed = pools != self.pools;
+        let closed: BTreeSet<PoolName> = self.absent.keys().cloned().collect();
+        let was_closed: BTreeSet<PoolName> = self
+            .pools
+            .iter()
+            .filter(|p| self.allocator.is_closed(&p.name))
+            .map(|p| p.name.clone())
+            .collect();
+        let changed = pools != self.pools || closed != was_closed;
         if changed {
-            tracing::info!(pools = pools.len(), "pools changed");
+            tracing::info!(pools = pools.len(), deleted = closed.len(), "pools changed");
             let released = self.allocator.set_pools(pools.clone());
+            self.allocator.set_closed(closed);
             for key in &released {
                 tracing::info!(service = %key, "IPs no longer allowed by the pools; re-examining");
             }
@@ -153,8 +165,11 @@ impl Core {
             .filter_map(|p| p.metadata.name.as_deref())
             .collect();
         self.held_back.clear();
+        self.absent
+            .retain(|name, _| !present.contains(name.as_str()));
+        let now = tokio::time::Instant::now();
         for old in &self.pools {
-            if pools.contains_key(&old.name) || !present.contains(old.name.as_str()) {
+            if pools.contains_key(&old.name) {
                 continue;
             }
             let collides = pools.values().any(|p| {
@@ -162,6 +177,25 @@ impl Core {
                     .iter()
                     .any(|r| old.ranges.iter().any(|q| q.overlaps(r)))
             });
+            if !present.contains(old.name.as_str()) {
+                // Deleted. Its holders keep their IPs for the grace period, in case it comes
+                // back (a GitOps replace deletes and re-creates); nobody else gets any.
+                let held = self
+                    .allocator
+                    .usage(&old.name)
+                    .is_some_and(|u| u.assigned_v4 + u.assigned_v6 > 0);
+                let until = *self
+                    .absent
+                    .entry(old.name.clone())
+                    .or_insert(now + self.pool_grace);
+                if !held || collides || now >= until {
+                    self.absent.remove(&old.name);
+                    continue;
+                }
+                tracing::warn!(pool = %old.name, grace_seconds = self.pool_grace.as_secs(), "pool deleted; its Services keep their IPs until the grace period ends or it is created again");
+                pools.insert(old.name.clone(), old.clone());
+                continue;
+            }
             if collides {
                 continue;
             }
@@ -172,8 +206,17 @@ impl Core {
         pools.into_values().collect()
     }
 
+    /// When the next deleted pool's grace period ends.
+    pub fn next_deadline(&self) -> Option<tokio::time::Instant> {
+        self.absent.values().min().copied()
+    }
+
     fn publish_report(&self, snapshot: &Snapshot) {
-        let mut report = Report::default();
+        let mut report = Report {
+            absent_pools: self.absent.keys().map(ToString::to_string).collect(),
+            pool_grace: self.pool_grace,
+            ..Report::default()
+        };
         let names = |kind, metas: Vec<&ferrolb_api::ObjectMeta>, report: &mut Report| {
             for m in metas {
                 let name = m.name.clone().unwrap_or_default();
@@ -462,6 +505,19 @@ impl Core {
         }
 
         let desired = match &converged.assignment {
+            Some(a) if self.allocator.is_closed(&a.pool) => {
+                self.pending.remove(key);
+                let message = format!(
+                    "{}, which was deleted; the Service keeps them in case the pool is created again, for at most {}s after the deletion, then gets new ones",
+                    describe(a),
+                    self.pool_grace.as_secs()
+                );
+                Desired {
+                    ips: a.ips.clone(),
+                    pool: Some(a.pool.to_string()),
+                    condition: Some(("True", "PoolMissing".into(), message)),
+                }
+            }
             Some(a) => {
                 self.pending.remove(key);
                 Desired {

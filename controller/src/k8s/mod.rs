@@ -44,6 +44,9 @@ pub struct Settings {
     pub lease_grace: Duration,
     /// Concurrent Service status writes.
     pub write_concurrency: usize,
+    /// How long Services keep the IPs of a deleted pool, in case it comes back (GitOps
+    /// replacing it, a Helm reinstall), before they get new ones.
+    pub pool_grace: Duration,
 }
 
 impl Default for Settings {
@@ -56,9 +59,13 @@ impl Default for Settings {
             lease_duration: Duration::from_secs(15),
             lease_grace: Duration::from_secs(5),
             write_concurrency: 16,
+            pool_grace: DEFAULT_POOL_GRACE,
         }
     }
 }
+
+/// How long Services keep the IPs of a deleted pool unless told otherwise.
+pub const DEFAULT_POOL_GRACE: Duration = Duration::from_secs(60);
 
 /// The name of the leader lease.
 pub const LEASE_NAME: &str = "ferrolb-controller";
@@ -159,6 +166,8 @@ pub async fn run(
             report: report_tx.clone(),
             outcome: Default::default(),
             held_back: Default::default(),
+            pool_grace: settings.pool_grace,
+            absent: Default::default(),
         };
         core.apply_config();
         core.reprocess_all(services);
@@ -175,6 +184,12 @@ pub async fn run(
                 changed = leader.changed() => {
                     if changed.is_err() || !*leader.borrow() { break true; }
                 }
+                () = until(core.next_deadline()) => {
+                    // A deleted pool's grace period is over: its holders move.
+                    if core.apply_config() {
+                        core.reprocess_all(core.stores.services.state());
+                    }
+                }
                 Some(first) = triggers.recv() => {
                     handle(&mut core, first, &mut triggers);
                     metrics.queued_triggers.set(gauge(triggers.len()));
@@ -186,6 +201,14 @@ pub async fn run(
             return finish(leader, lease_task).await;
         }
         tracing::warn!("lost the leader lease; standing by");
+    }
+}
+
+/// Completes at `deadline`, never without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

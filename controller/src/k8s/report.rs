@@ -27,6 +27,10 @@ pub(crate) struct Report {
     pub objects: BTreeMap<(ObjectKind, String), Vec<ConfigError>>,
     /// Usage of every usable pool.
     pub usage: BTreeMap<String, PoolUsage>,
+    /// Deleted pools whose Services keep their IPs for the grace period.
+    pub absent_pools: Vec<String>,
+    /// That grace period.
+    pub pool_grace: Duration,
 }
 
 /// The largest int64, where pool counters saturate.
@@ -120,6 +124,32 @@ pub(crate) async fn run(client: Client, namespace: String, mut rx: watch::Receiv
             .filter(|e| e.disables_object())
             .map(ToString::to_string)
             .collect();
+        let presence = if report.absent_pools.is_empty() {
+            json!({
+                "type": "PoolsPresent",
+                "status": "True",
+                "reason": "AllPresent",
+                "message": "every pool that Services hold IPs of exists",
+                "lastTransitionTime": Timestamp::now().to_string(),
+            })
+        } else {
+            let names: Vec<String> = report
+                .absent_pools
+                .iter()
+                .map(|p| format!("pool {p}"))
+                .collect();
+            json!({
+                "type": "PoolsPresent",
+                "status": "False",
+                "reason": "PoolDeleted",
+                "message": format!(
+                    "{} deleted while Services hold its IPs; they keep them for at most {}s in case it is created again, then get new ones",
+                    names.join(", "),
+                    report.pool_grace.as_secs()
+                ),
+                "lastTransitionTime": Timestamp::now().to_string(),
+            })
+        };
         let state = json!({
             "result": if problems.is_empty() { "Valid" } else { "Invalid" },
             "errorSummary": problems.join("\n"),
@@ -129,10 +159,12 @@ pub(crate) async fn run(client: Client, namespace: String, mut rx: watch::Receiv
                 "reason": if problems.is_empty() { "Reconciled" } else { "ConfigurationError" },
                 "message": if problems.is_empty() { "every object is valid".to_owned() } else { format!("{} problem(s); see errorSummary", problems.len()) },
                 "lastTransitionTime": Timestamp::now().to_string(),
-            }],
+            }, presence],
         });
         let same = state_written.as_ref().is_some_and(|w| {
-            w["result"] == state["result"] && w["errorSummary"] == state["errorSummary"]
+            w["result"] == state["result"]
+                && w["errorSummary"] == state["errorSummary"]
+                && w["conditions"][1]["message"] == state["conditions"][1]["message"]
         });
         if !same {
             match write_configuration_state(&client, &namespace, &state).await {
