@@ -48,6 +48,10 @@ pub(crate) struct Core {
     pub pool_grace: Duration,
     /// Deleted pools whose holders keep their IPs, until when.
     pub absent: BTreeMap<PoolName, tokio::time::Instant>,
+    /// The Warning last told about each Service that has no IPs, so one that stays in the
+    /// same state is not warned again at every reconcile (every release while a pool is
+    /// exhausted re-examines every pending Service).
+    pub warned: BTreeMap<ServiceKey, (&'static str, String)>,
 }
 
 /// What a Service's status should say (compared with what it says, to skip needless writes).
@@ -395,6 +399,7 @@ impl Core {
         let Some(svc) = svc else {
             // Deleted: its IPs are free again.
             self.pending.remove(key);
+            self.warned.remove(key);
             let released = self.allocator.release(key);
             if released {
                 tracing::info!(service = %key, "service deleted; IPs released");
@@ -403,6 +408,7 @@ impl Core {
         };
         if !service::is_ours(svc, lb_class.as_deref()) {
             self.pending.remove(key);
+            self.warned.remove(key);
             let released = self.allocator.release(key);
             // Another class's Service is that controller's, even if it shows our annotation and
             // condition: a ferrolb instance serving that class wrote them under the same field
@@ -433,8 +439,7 @@ impl Core {
             Err(BadRequest { reason, message }) => {
                 self.pending.remove(key);
                 let released = self.allocator.release(key);
-                self.events
-                    .emit(svc, EventType::Warning, reason, message.clone());
+                self.warn(svc, key, reason, message.clone());
                 self.write_if_changed(
                     key,
                     svc,
@@ -494,9 +499,9 @@ impl Core {
                         AllocError::NotEnoughClusterIps(_) => "NotEnoughClusterIPs",
                         _ => "AllocationFailed",
                     };
-                    self.events.emit(
+                    self.warn(
                         svc,
-                        EventType::Warning,
+                        key,
                         reason,
                         format!("Failed to allocate IP for {key}: {e}"),
                     );
@@ -504,6 +509,9 @@ impl Core {
             }
         }
 
+        if converged.assignment.is_some() {
+            self.warned.remove(key);
+        }
         let desired = match &converged.assignment {
             Some(a) if self.allocator.is_closed(&a.pool) => {
                 self.pending.remove(key);
@@ -561,6 +569,18 @@ impl Core {
             "pending"
         };
         (result, converged.released)
+    }
+
+    /// A Warning Event, unless the same one was the last told about this Service.
+    fn warn(&mut self, svc: &Service, key: &ServiceKey, reason: &'static str, note: String) {
+        let told = (reason, note);
+        if self.warned.get(key) == Some(&told) {
+            tracing::debug!(service = %key, reason, "still the same; not warned again");
+            return;
+        }
+        self.events
+            .emit(svc, EventType::Warning, reason, told.1.clone());
+        self.warned.insert(key.clone(), told);
     }
 
     /// Queues a status write if the Service does not already show `desired`.

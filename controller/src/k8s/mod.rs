@@ -168,6 +168,7 @@ pub async fn run(
             held_back: Default::default(),
             pool_grace: settings.pool_grace,
             absent: Default::default(),
+            warned: Default::default(),
         };
         core.apply_config();
         core.reprocess_all(services);

@@ -12,6 +12,7 @@
 mod allocation;
 mod leadership;
 mod lifecycle;
+mod pending;
 mod pool_grace;
 mod rebuild;
 mod support;
