@@ -228,19 +228,23 @@ fn assigned_reason(
 ) -> String {
     match request {
         Some(r) if r.pool.is_some() => {
-            format!("it asks for pool {pool:?} ({})", annotations::ADDRESS_POOL)
+            format!("it asks for pool {pool} ({})", annotations::ADDRESS_POOL)
         }
         Some(r) if !r.requested_ips.is_empty() => format!(
-            "it asks for these IPs ({} or spec.loadBalancerIP); they lie in pool {pool:?}",
+            "it asks for these IPs ({} or spec.loadBalancerIP); they lie in pool {pool}",
             annotations::LOAD_BALANCER_IPS
         ),
         _ => match order.iter().position(|p| p == pool.as_str()) {
-            Some(0) => format!("{pool:?} is the first pool that serves it (order: {order:?})"),
-            Some(i) => format!(
-                "{pool:?} is the first pool with free addresses among those that serve it; {:?} came before it (order: {order:?})",
-                &order[..i]
+            Some(0) => format!(
+                "{pool} is the first pool that serves it (order: {})",
+                order.join(", ")
             ),
-            None => format!("it holds these IPs from {pool:?} (kept from before)"),
+            Some(i) => format!(
+                "{pool} is the first pool with free addresses among those that serve it; {} came before it (order: {})",
+                order[..i].join(", "),
+                order.join(", ")
+            ),
+            None => format!("it holds these IPs from {pool} (kept from before)"),
         },
     }
 }
@@ -384,4 +388,47 @@ pub fn render(e: &Explanation) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `Why:` says for each way a Service got its pool: names as users wrote them.
+    #[test]
+    fn the_reason_names_pools_as_users_wrote_them() {
+        let lan = PoolName::from("lan");
+        let order = ["fast".to_owned(), "lan".to_owned()];
+        let mut named =
+            ferrolb_controller::allocator::ServiceRequest::new(ServiceKey::new("default", "web"));
+        named.pool = Some(lan.clone());
+        let mut requested = named.clone();
+        requested.pool = None;
+        requested.requested_ips = vec![std::net::IpAddr::from([192, 0, 2, 201])];
+        let cases = [
+            (
+                assigned_reason(None, &lan, &order[1..]),
+                "lan is the first pool that serves it (order: lan)",
+            ),
+            (
+                assigned_reason(None, &lan, &order),
+                "lan is the first pool with free addresses among those that serve it; fast came before it (order: fast, lan)",
+            ),
+            (
+                assigned_reason(None, &lan, &[]),
+                "it holds these IPs from lan (kept from before)",
+            ),
+            (
+                assigned_reason(Some(&named), &lan, &order),
+                "it asks for pool lan (ferrolb.io/address-pool)",
+            ),
+            (
+                assigned_reason(Some(&requested), &lan, &order),
+                "it asks for these IPs (ferrolb.io/loadBalancerIPs or spec.loadBalancerIP); they lie in pool lan",
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
+    }
 }

@@ -130,8 +130,10 @@ pub fn request_of(svc: &Service) -> Result<(ServiceRequest, Vec<String>), BadReq
             .iter()
             .find(|ip| !wanted.contains(&Family::of(ip)))
         {
+            let families: Vec<String> = families.iter().map(ToString::to_string).collect();
             return Err(bad(format!(
-                "requested IP {ip} does not match the ipFamily of the service {families:?}"
+                "requested IP {ip} does not match the Service's IP family ({})",
+                families.join(", ")
             )));
         }
     }
@@ -271,7 +273,7 @@ mod tests {
                     &[("ferrolb.io/loadBalancerIPs", "2001:db8::5")],
                     lb(&["198.19.0.10"]),
                 ),
-                "does not match the ipFamily",
+                "does not match the Service's IP family",
             ),
         ];
         for (svc, want) in cases {
@@ -279,6 +281,19 @@ mod tests {
             assert_eq!(err.reason, "LoadBalancerFailed");
             assert!(err.message.contains(want), "{}", err.message);
         }
+    }
+
+    #[test]
+    fn refusals_name_families_as_users_write_them() {
+        let svc = service(
+            &[("ferrolb.io/loadBalancerIPs", "2001:db8::5")],
+            lb(&["198.19.0.10"]),
+        );
+        let err = request_of(&svc).expect_err("wrong family");
+        assert_eq!(
+            err.message,
+            "requested IP 2001:db8::5 does not match the Service's IP family (IPv4)"
+        );
     }
 
     #[test]

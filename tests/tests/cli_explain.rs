@@ -167,7 +167,7 @@ async fn explain_names_the_reason_for_each_pending_case_and_the_announcing_node(
             "nopool",
             "no pool with autoAssign allows this Service",
         ),
-        ("crowded", "second", "no available IPs in pools [\"tiny\"]"),
+        ("crowded", "second", "no available IPs in pools tiny"),
         (
             "web",
             "share-2",

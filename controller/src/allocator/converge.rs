@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use ferrolb_config::Family;
 
+use super::request::list;
 use super::{AllocError, Allocator, Assignment, FamilyPolicy, ServiceRequest};
 
 /// Something worth telling the Service's owner (the kube edge turns these into Events).
@@ -101,14 +102,16 @@ impl Allocator {
                 && !same_ips(&request.requested_ips, current)
             {
                 Some(format!(
-                    "current IPs {current:?} are not the requested {:?}, will assign the requested ones",
-                    request.requested_ips
+                    "current IPs {} are not the requested {}, will assign the requested ones",
+                    list(current),
+                    list(&request.requested_ips)
                 ))
             } else {
                 match self.assign(request, current) {
                     Ok(()) => None,
                     Err(e) => Some(format!(
-                        "current IPs {current:?} are not allowed any more ({e}), will attempt a new assignment"
+                        "current IPs {} are not allowed any more ({e}), will attempt a new assignment",
+                        list(current)
                     )),
                 }
             };

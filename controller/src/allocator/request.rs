@@ -129,6 +129,15 @@ impl ServiceRequest {
     }
 }
 
+/// `a, b, c`: values as users write them, for messages.
+pub(crate) fn list<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Why two Services cannot share an IP.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SharingConflict {
@@ -155,13 +164,13 @@ pub enum AllocError {
     #[error("RequireDualStack needs two cluster IPs, the Service has {0}")]
     NotEnoughClusterIps(usize),
     /// The named pool does not exist.
-    #[error("unknown pool {0:?}")]
+    #[error("unknown pool {0}")]
     UnknownPool(PoolName),
     /// The named pool was deleted; its holders keep their IPs for a grace period.
     #[error("pool {0} was deleted; it gives no IPs until it is created again")]
     PoolDeleted(PoolName),
     /// The pool's serviceAllocation excludes the Service.
-    #[error("pool {pool:?} does not allow Services in namespace {namespace:?} with these labels")]
+    #[error("pool {pool} does not allow Services in namespace {namespace} with these labels")]
     PoolNotAllowed {
         /// the pool
         pool: PoolName,
@@ -175,7 +184,7 @@ pub enum AllocError {
     #[error("the requested IPs {0} and {1} are in different pools")]
     DifferentPools(IpAddr, IpAddr),
     /// A requested IP is not in the requested pool.
-    #[error("{ip} is not in the requested pool {pool:?}")]
+    #[error("{ip} is not in the requested pool {pool}")]
     NotInRequestedPool {
         /// the IP
         ip: IpAddr,
@@ -183,7 +192,7 @@ pub enum AllocError {
         pool: PoolName,
     },
     /// Requested IPs that do not fit the Service's families.
-    #[error("requested IPs {ips:?} do not match the Service's IP families {families:?}")]
+    #[error("requested IPs {} do not match the Service's IP families ({})", list(.ips), list(.families))]
     FamilyMismatch {
         /// requested
         ips: Vec<IpAddr>,
@@ -191,7 +200,7 @@ pub enum AllocError {
         families: Vec<Family>,
     },
     /// A buggy (.0/.255) IP requested from a pool that avoids them.
-    #[error("{ip} ends in .0 or .255, which pool {pool:?} avoids")]
+    #[error("{ip} ends in .0 or .255, which pool {pool} avoids")]
     BuggyIp {
         /// the IP
         ip: IpAddr,
@@ -214,7 +223,7 @@ pub enum AllocError {
         why: SharingConflict,
     },
     /// No pool that may serve the Service has a free address of the needed families.
-    #[error("no available IPs{}", if .tried.is_empty() { ": no pool with autoAssign allows this Service".to_string() } else { format!(" in pools {:?}", .tried.iter().map(|p| p.as_str()).collect::<Vec<_>>()) })]
+    #[error("no available IPs{}", if .tried.is_empty() { ": no pool with autoAssign allows this Service".to_string() } else { format!(" in pools {}", list(.tried)) })]
     Exhausted {
         /// the pools that were tried
         tried: Vec<PoolName>,

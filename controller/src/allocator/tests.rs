@@ -80,7 +80,7 @@ fn services_get_addresses_in_order_and_a_released_one_is_not_reused_at_once() {
         ["192.0.2.200"]
     );
     let err = a.allocate(&svc("f")).expect_err("full");
-    assert_eq!(err.to_string(), "no available IPs in pools [\"p\"]");
+    assert_eq!(err.to_string(), "no available IPs in pools p");
 }
 
 #[test]
@@ -469,4 +469,79 @@ fn a_deleted_pool_keeps_its_holders_and_gives_nothing_to_anyone_else() {
     // Back: everything as before.
     a.set_closed(BTreeSet::new());
     assert_eq!(a.allocate(&svc("next")).expect("free").pool.as_str(), "a");
+}
+
+/// Rust debug forms a user must never read: a type name with parentheses, an enum variant.
+pub(crate) fn debug_forms(text: &str) -> Vec<&'static str> {
+    ["PoolName(", "ServiceKey", "Some(", "V4", "V6", "[", "\\\""]
+        .into_iter()
+        .filter(|form| text.contains(form))
+        .collect()
+}
+
+#[test]
+fn every_allocation_error_and_note_reads_without_rust_debug_forms() {
+    let lan = PoolName::from("lan");
+    let errors = [
+        AllocError::NoPools,
+        AllocError::NoClusterIp,
+        AllocError::NotEnoughClusterIps(1),
+        AllocError::UnknownPool(PoolName::from("nope")),
+        AllocError::PoolNotAllowed {
+            pool: lan.clone(),
+            namespace: "evil".into(),
+        },
+        AllocError::NotInAnyPool(ip("203.0.113.1")),
+        AllocError::DifferentPools(ip("192.0.2.1"), ip("198.51.100.1")),
+        AllocError::NotInRequestedPool {
+            ip: ip("192.0.2.1"),
+            pool: lan.clone(),
+        },
+        AllocError::FamilyMismatch {
+            ips: vec![ip("2001:db8::1"), ip("2001:db8::2")],
+            families: vec![Family::V4],
+        },
+        AllocError::BuggyIp {
+            ip: ip("192.0.2.0"),
+            pool: lan.clone(),
+        },
+        AllocError::Conflict {
+            ip: ip("192.0.2.1"),
+            other: ServiceKey::new("default", "web"),
+            why: SharingConflict::Namespace,
+        },
+        AllocError::Exhausted {
+            tried: vec![lan.clone(), PoolName::from("spare")],
+        },
+    ];
+    for e in &errors {
+        let text = e.to_string();
+        assert_eq!(debug_forms(&text), Vec::<&str>::new(), "{text}");
+    }
+    assert_eq!(errors[3].to_string(), "unknown pool nope");
+    assert_eq!(
+        errors[11].to_string(),
+        "no available IPs in pools lan, spare"
+    );
+
+    // The reasons converge gives when it takes IPs back.
+    let mut a = Allocator::new([pool("lan", &["192.0.2.0/29"])]);
+    let mut r = svc("s");
+    r.requested_ips = vec![ip("192.0.2.5")];
+    let notes = a.converge(&r, &[ip("192.0.2.1")]).notes;
+    let mut outside = svc("t");
+    outside.families = vec![Family::V4];
+    let more = a.converge(&outside, &[ip("203.0.113.7")]).notes;
+    let reasons: Vec<&String> = notes
+        .iter()
+        .chain(&more)
+        .filter_map(|n| match n {
+            Note::ClearAssignment { reason } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons.len(), 2, "{notes:?} {more:?}");
+    for reason in reasons {
+        assert_eq!(debug_forms(reason), Vec::<&str>::new(), "{reason}");
+    }
 }
