@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrolb_api::annotations;
-use ferrolb_config::{
-    ConfigError, ObjectKind, Outcome, Pool, PoolName, SecretInfo, Severity, Snapshot,
-};
+use ferrolb_config::{Outcome, Pool, PoolName};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::EventType;
@@ -23,7 +21,7 @@ use super::report::Report;
 use super::watch::Stores;
 use super::writer::{StatusWrite, StatusWriter, body};
 use crate::allocator::{AllocError, Allocator, Assignment, Note, ServiceKey};
-use crate::metrics::{Metrics, PoolLabels, ResultLabels};
+use crate::metrics::{Metrics, ResultLabels};
 use crate::service::{self, BadRequest};
 
 /// The type of the condition the controller keeps on each Service it handles.
@@ -63,264 +61,7 @@ struct Desired {
     condition: Option<(&'static str, String, String)>,
 }
 
-/// Copies the objects out of a store's snapshot.
-fn owned<K: Clone>(objects: Vec<Arc<K>>) -> Vec<K> {
-    objects.into_iter().map(|o| (*o).clone()).collect()
-}
-
 impl Core {
-    /// The configuration objects, Secrets, Nodes and Namespaces as the config crate takes them.
-    fn snapshot(&self) -> Snapshot {
-        let s = &self.stores;
-        Snapshot {
-            namespace: self.namespace.clone(),
-            pools: owned(s.pools.state()),
-            l2_advertisements: owned(s.l2_advertisements.state()),
-            bgp_advertisements: owned(s.bgp_advertisements.state()),
-            peers: owned(s.peers.state()),
-            bfd_profiles: owned(s.bfd_profiles.state()),
-            communities: owned(s.communities.state()),
-            secrets: s
-                .secrets
-                .state()
-                .iter()
-                .map(|secret| {
-                    let password = secret
-                        .data
-                        .as_ref()
-                        .and_then(|d| d.get("password"))
-                        .and_then(|b| String::from_utf8(b.0.clone()).ok());
-                    let info = SecretInfo {
-                        type_: secret.type_.clone().unwrap_or_else(|| "Opaque".into()),
-                        password,
-                    };
-                    (secret.metadata.name.clone().unwrap_or_default(), info)
-                })
-                .collect(),
-            nodes: s
-                .nodes
-                .state()
-                .iter()
-                .map(|n| {
-                    let name = n.metadata.name.clone().unwrap_or_default();
-                    (name.into(), n.metadata.labels.clone().unwrap_or_default())
-                })
-                .collect(),
-            namespaces: s
-                .namespaces
-                .state()
-                .iter()
-                .map(|n| {
-                    let name = n.metadata.name.clone().unwrap_or_default();
-                    (name, n.metadata.labels.clone().unwrap_or_default())
-                })
-                .collect(),
-            pools_in_use: self
-                .pools
-                .iter()
-                .map(|p| (p.name.clone(), p.ranges.clone()))
-                .collect(),
-        }
-    }
-
-    /// Re-reads the configuration. Returns true when the pools changed (every Service must
-    /// then be looked at again). Invalid objects are reported and left out; the rest keeps
-    /// working.
-    pub fn apply_config(&mut self) -> bool {
-        let snapshot = self.snapshot();
-        self.outcome = ferrolb_config::parse(&snapshot);
-        for e in &self.outcome.errors {
-            tracing::warn!(kind = %e.kind, name = %e.name, field = %e.field, severity = ?e.severity, "configuration problem: {}", e.reason);
-        }
-        self.metrics
-            .config_valid
-            .set(i64::from(self.outcome.is_valid()));
-        let pools = self.with_last_good(&snapshot);
-        let closed: BTreeSet<PoolName> = self.absent.keys().cloned().collect();
-        let was_closed: BTreeSet<PoolName> = self
-            .pools
-            .iter()
-            .filter(|p| self.allocator.is_closed(&p.name))
-            .map(|p| p.name.clone())
-            .collect();
-        let changed = pools != self.pools || closed != was_closed;
-        if changed {
-            tracing::info!(pools = pools.len(), deleted = closed.len(), "pools changed");
-            let released = self.allocator.set_pools(pools.clone());
-            self.allocator.set_closed(closed);
-            for key in &released {
-                tracing::info!(service = %key, "IPs no longer allowed by the pools; re-examining");
-            }
-            self.pools = pools;
-        }
-        self.publish_report(&snapshot);
-        changed
-    }
-
-    /// The usable pools, plus — for a pool that is still there but has turned invalid (an edit
-    /// that overlaps another pool, say) — its last valid version, so an edit gone wrong does
-    /// not take IPs away from running Services. A last version that would collide with a pool
-    /// that is valid now is dropped.
-    fn with_last_good(&mut self, snapshot: &Snapshot) -> Vec<Pool> {
-        let mut pools = self.outcome.config.pools.clone();
-        let present: BTreeSet<&str> = snapshot
-            .pools
-            .iter()
-            .filter_map(|p| p.metadata.name.as_deref())
-            .collect();
-        self.held_back.clear();
-        self.absent
-            .retain(|name, _| !present.contains(name.as_str()));
-        let now = tokio::time::Instant::now();
-        for old in &self.pools {
-            if pools.contains_key(&old.name) {
-                continue;
-            }
-            let collides = pools.values().any(|p| {
-                p.ranges
-                    .iter()
-                    .any(|r| old.ranges.iter().any(|q| q.overlaps(r)))
-            });
-            if !present.contains(old.name.as_str()) {
-                // Deleted. Its holders keep their IPs for the grace period, in case it comes
-                // back (a GitOps replace deletes and re-creates); nobody else gets any.
-                let held = self
-                    .allocator
-                    .usage(&old.name)
-                    .is_some_and(|u| u.assigned_v4 + u.assigned_v6 > 0);
-                let until = *self
-                    .absent
-                    .entry(old.name.clone())
-                    .or_insert(now + self.pool_grace);
-                if !held || collides || now >= until {
-                    self.absent.remove(&old.name);
-                    continue;
-                }
-                tracing::warn!(pool = %old.name, grace_seconds = self.pool_grace.as_secs(), "pool deleted; its Services keep their IPs until the grace period ends or it is created again");
-                pools.insert(old.name.clone(), old.clone());
-                continue;
-            }
-            if collides {
-                continue;
-            }
-            tracing::warn!(pool = %old.name, "pool is invalid now; still serving with its last valid version");
-            self.held_back.insert(old.name.clone());
-            pools.insert(old.name.clone(), old.clone());
-        }
-        pools.into_values().collect()
-    }
-
-    /// When the next deleted pool's grace period ends.
-    pub fn next_deadline(&self) -> Option<tokio::time::Instant> {
-        self.absent.values().min().copied()
-    }
-
-    fn publish_report(&self, snapshot: &Snapshot) {
-        let mut report = Report {
-            absent_pools: self.absent.keys().map(ToString::to_string).collect(),
-            pool_grace: self.pool_grace,
-            ..Report::default()
-        };
-        let names = |kind, metas: Vec<&ferrolb_api::ObjectMeta>, report: &mut Report| {
-            for m in metas {
-                let name = m.name.clone().unwrap_or_default();
-                let mut errors: Vec<ConfigError> =
-                    self.outcome.errors_for(kind, &name).cloned().collect();
-                if kind == ObjectKind::IPAddressPool && self.held_back.contains(name.as_str()) {
-                    errors.push(ConfigError {
-                        kind,
-                        name: name.clone(),
-                        field: "spec".into(),
-                        reason: "still serving with its last valid version until this is fixed"
-                            .into(),
-                        severity: Severity::Warning,
-                    });
-                }
-                report.objects.insert((kind, name), errors);
-            }
-        };
-        names(
-            ObjectKind::IPAddressPool,
-            snapshot.pools.iter().map(|o| &o.metadata).collect(),
-            &mut report,
-        );
-        names(
-            ObjectKind::L2Advertisement,
-            snapshot
-                .l2_advertisements
-                .iter()
-                .map(|o| &o.metadata)
-                .collect(),
-            &mut report,
-        );
-        names(
-            ObjectKind::BGPAdvertisement,
-            snapshot
-                .bgp_advertisements
-                .iter()
-                .map(|o| &o.metadata)
-                .collect(),
-            &mut report,
-        );
-        names(
-            ObjectKind::BGPPeer,
-            snapshot.peers.iter().map(|o| &o.metadata).collect(),
-            &mut report,
-        );
-        names(
-            ObjectKind::BFDProfile,
-            snapshot.bfd_profiles.iter().map(|o| &o.metadata).collect(),
-            &mut report,
-        );
-        names(
-            ObjectKind::Community,
-            snapshot.communities.iter().map(|o| &o.metadata).collect(),
-            &mut report,
-        );
-        self.fill_usage(&mut report);
-        self.report.send_replace(Arc::new(report));
-    }
-
-    fn fill_usage(&self, report: &mut Report) {
-        for pool in &self.pools {
-            let Some(usage) = self.allocator.usage(&pool.name) else {
-                continue;
-            };
-            report.usage.insert(pool.name.to_string(), usage);
-            for (family, assigned, available) in [
-                ("ipv4", usage.assigned_v4, usage.available_v4),
-                ("ipv6", usage.assigned_v6, usage.available_v6),
-            ] {
-                let labels = PoolLabels {
-                    pool: pool.name.to_string(),
-                    family: family.into(),
-                };
-                self.metrics
-                    .pool_assigned
-                    .get_or_create(&labels)
-                    .set(i64::try_from(assigned).unwrap_or(i64::MAX));
-                #[allow(clippy::cast_precision_loss)]
-                self.metrics
-                    .pool_capacity
-                    .get_or_create(&labels)
-                    .set((assigned + available) as f64);
-            }
-        }
-    }
-
-    /// Publishes pool usage after allocations changed.
-    pub fn refresh_usage(&self) {
-        let mut report = (**self.report.borrow()).clone();
-        self.fill_usage(&mut report);
-        self.report.send_if_modified(|current| {
-            if **current == report {
-                return false;
-            }
-            *current = Arc::new(report);
-            true
-        });
-    }
-
     /// Looks at every Service: those that hold IPs first (most IPs first), so that after a
     /// restart or a pool change they keep them before pending Services may take them.
     pub fn reprocess_all(&mut self, services: Vec<Arc<Service>>) {
@@ -428,8 +169,12 @@ impl Core {
                     "ClearAssignment",
                     "not a LoadBalancer Service of ours any more; IPs released".into(),
                 );
-                self.writer
-                    .write(StatusWrite::new(key.clone(), body(key, &[], None, None)));
+                self.writer.write(StatusWrite::new(
+                    key.clone(),
+                    body(key, &[], None, None),
+                    Vec::new(),
+                    service::ingress_ips(svc),
+                ));
             }
             return ("ignored", released);
         }
@@ -630,10 +375,29 @@ impl Core {
                 "observedGeneration": generation,
             })
         });
-        self.writer.write(StatusWrite::new(
+        let observed = service::ingress_ips(svc);
+        let kept: Vec<IpAddr> = desired
+            .ips
+            .iter()
+            .filter(|ip| observed.contains(ip))
+            .copied()
+            .collect();
+        let mut write = StatusWrite::new(
             key.clone(),
-            body(key, &desired.ips, desired.pool.as_deref(), condition),
-        ));
+            body(
+                key,
+                &desired.ips,
+                desired.pool.as_deref(),
+                condition.clone(),
+            ),
+            desired.ips.clone(),
+            observed.clone(),
+        );
+        // It gives new IPs and takes others away: it may have to let go first (see writer).
+        if kept.len() < desired.ips.len() && kept.len() < observed.len() {
+            write = write.with_release_first(body(key, &kept, desired.pool.as_deref(), condition));
+        }
+        self.writer.write(write);
         true
     }
 }

@@ -1,6 +1,7 @@
 //! The kube edge of the controller: watches, the decision loop, status writes, Events and
 //! leader election. Only this module (and `main`) talks to the apiserver.
 
+mod config;
 mod core;
 mod events;
 mod report;

@@ -3,8 +3,14 @@
 //! bounded concurrency, and a newer desired status for a Service replaces an older one that is
 //! still queued (coalescing). Failed writes are retried with backoff; a deleted Service is
 //! dropped.
+//!
+//! An IP that moves from one Service to another is never shown on both: a write that gives a
+//! Service an IP waits until every write that takes that IP from another Service has landed.
+//! Two Services that swap IPs would wait for each other, so a waiting write first lands the
+//! part that only takes IPs away (the IPs it keeps, nothing new), then the rest.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,13 +32,93 @@ pub const FIELD_MANAGER: &str = "ferrolb-controller";
 pub(crate) struct StatusWrite {
     pub key: ServiceKey,
     pub body: Value,
+    /// The ingress IPs the write gives the Service.
+    pub ips: Vec<IpAddr>,
+    /// The ingress IPs the Service showed when the write was decided.
+    pub observed: Vec<IpAddr>,
+    /// The same write with only the IPs it keeps (nothing new), landed first when it must
+    /// wait for another Service to let go of an IP.
+    release_first: Option<Value>,
+    /// This is such a first part (its full write is queued behind it).
+    first_part: bool,
     /// Order of the writes of one writer: a retried old write never replaces a newer one.
     seq: u64,
 }
 
 impl StatusWrite {
-    pub(crate) fn new(key: ServiceKey, body: Value) -> Self {
-        Self { key, body, seq: 0 }
+    /// A write of `body`, which gives the Service `ips`; it showed `observed`.
+    pub(crate) fn new(
+        key: ServiceKey,
+        body: Value,
+        ips: Vec<IpAddr>,
+        observed: Vec<IpAddr>,
+    ) -> Self {
+        Self {
+            key,
+            body,
+            ips,
+            observed,
+            release_first: None,
+            first_part: false,
+            seq: 0,
+        }
+    }
+
+    /// The body that keeps only the IPs the Service already shows, for when it must wait.
+    pub(crate) fn with_release_first(mut self, body: Value) -> Self {
+        self.release_first = Some(body);
+        self
+    }
+}
+
+/// Which IPs each Service is being given or is letting go of by writes that have not landed.
+#[derive(Default)]
+struct Moves {
+    /// IPs a write not landed yet takes from the Service.
+    releasing: HashMap<ServiceKey, BTreeSet<IpAddr>>,
+    /// IPs writes not landed yet give the Service.
+    claimed: HashMap<ServiceKey, BTreeSet<IpAddr>>,
+}
+
+impl Moves {
+    /// A new desired status for a Service: what it showed, and what earlier writes may still
+    /// give it, is let go of unless this write keeps it.
+    fn received(&mut self, w: &StatusWrite) {
+        let claimed = self.claimed.entry(w.key.clone()).or_default();
+        let letting_go: Vec<IpAddr> = w
+            .observed
+            .iter()
+            .chain(claimed.iter())
+            .filter(|ip| !w.ips.contains(ip))
+            .copied()
+            .collect();
+        claimed.extend(w.ips.iter().copied());
+        self.releasing
+            .entry(w.key.clone())
+            .or_default()
+            .extend(letting_go);
+    }
+
+    /// `ips` landed on the Service: whatever else it showed is gone.
+    fn landed(&mut self, key: &ServiceKey, ips: &[IpAddr], newer: Option<&StatusWrite>) {
+        if let Some(r) = self.releasing.get_mut(key) {
+            r.retain(|ip| ips.contains(ip));
+        }
+        let mut claimed: BTreeSet<IpAddr> = ips.iter().copied().collect();
+        claimed.extend(newer.iter().flat_map(|w| w.ips.iter().copied()));
+        self.claimed.insert(key.clone(), claimed);
+    }
+
+    fn forget(&mut self, key: &ServiceKey) {
+        self.releasing.remove(key);
+        self.claimed.remove(key);
+    }
+
+    /// Whether `w` gives an IP that another Service is still letting go of.
+    fn must_wait(&self, w: &StatusWrite) -> bool {
+        self.releasing
+            .iter()
+            .any(|(other, ips)| *other != w.key && w.ips.iter().any(|ip| ips.contains(ip)))
     }
 }
 
@@ -101,12 +187,37 @@ async fn run(
     let mut tasks: JoinSet<(StatusWrite, Result<(), kube::Error>)> = JoinSet::new();
     let mut failures: HashMap<ServiceKey, u32> = HashMap::new();
     let mut newest: HashMap<ServiceKey, u64> = HashMap::new();
+    let mut moves = Moves::default();
     loop {
+        // Look at each queued Service once: those that must wait stay in line.
+        let mut waiting = VecDeque::new();
         while in_flight.len() < concurrency {
             let Some(key) = queue.pop_front() else { break };
-            let Some(w) = latest.remove(&key) else {
+            let Some(mut w) = latest.remove(&key) else {
                 continue;
             };
+            if moves.must_wait(&w) {
+                let Some(release_first) = w.release_first.take() else {
+                    latest.insert(key.clone(), w);
+                    waiting.push_back(key);
+                    continue;
+                };
+                // Let go of what it no longer holds now; the rest follows once the IPs it gets
+                // are free. (The full write stays queued: it goes in line again when this one
+                // is done.)
+                let kept: Vec<IpAddr> = w
+                    .ips
+                    .iter()
+                    .filter(|ip| w.observed.contains(ip))
+                    .copied()
+                    .collect();
+                let mut first = w.clone();
+                first.body = release_first;
+                first.ips = kept;
+                first.first_part = true;
+                latest.insert(key.clone(), w);
+                w = first;
+            }
             in_flight.insert(key);
             let api: Api<Service> = Api::namespaced(client.clone(), &w.key.namespace);
             tasks.spawn(async move {
@@ -118,6 +229,7 @@ async fn run(
                 (w, result)
             });
         }
+        queue.extend(waiting);
         tokio::select! {
             msg = rx.recv() => {
                 let Some(w) = msg else { break };
@@ -127,6 +239,7 @@ async fn run(
                     continue;
                 }
                 *seen = w.seq;
+                moves.received(&w);
                 let queued = latest.insert(key.clone(), w).is_some();
                 if !queued && !in_flight.contains(&key) {
                     queue.push_back(key);
@@ -138,6 +251,7 @@ async fn run(
                 in_flight.remove(&key);
                 match result {
                     Ok(()) => {
+                        moves.landed(&key, &w.ips, latest.get(&key));
                         failures.remove(&w.key);
                         metrics.status_writes.get_or_create(&ResultLabels::of("ok")).inc();
                     }
@@ -145,6 +259,7 @@ async fn run(
                         // Deleted: forget it (its retry count and write order too).
                         failures.remove(&key);
                         newest.remove(&key);
+                        moves.forget(&key);
                         metrics.status_writes.get_or_create(&ResultLabels::of("gone")).inc();
                     }
                     Err(e) => {
@@ -153,6 +268,12 @@ async fn run(
                         *n += 1;
                         let delay = Duration::from_millis(100 * 2u64.pow((*n).min(7)));
                         tracing::warn!(service = %w.key, error = %e, retry_in = ?delay, "status write failed");
+                        // A first part that failed is tried again before its full write.
+                        if w.first_part
+                            && let Some(full) = latest.get_mut(&key)
+                        {
+                            full.release_first.get_or_insert(w.body.clone());
+                        }
                         // Retry unless a newer status is already queued.
                         if !latest.contains_key(&w.key) {
                             let tx = retry_tx.clone();
@@ -163,11 +284,75 @@ async fn run(
                         }
                     }
                 }
-                // A newer status arrived while this one was in flight: it goes in line now.
-                if latest.contains_key(&key) {
+                // A newer status arrived while this one was in flight (or the rest of a write
+                // that let go first): it goes in line now.
+                if latest.contains_key(&key) && !queue.contains(&key) {
                     queue.push_back(key);
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, observed: &[&str], ips: &[&str]) -> StatusWrite {
+        let parse = |list: &[&str]| list.iter().map(|s| s.parse().expect("ip")).collect();
+        StatusWrite::new(
+            ServiceKey::new("default", name),
+            json!({}),
+            parse(ips),
+            parse(observed),
+        )
+    }
+
+    #[test]
+    fn an_ip_is_given_only_after_the_service_letting_go_of_it_has_landed() {
+        let mut moves = Moves::default();
+        let clear = write("old", &["192.0.2.1"], &[]);
+        let take = write("new", &[], &["192.0.2.1"]);
+        moves.received(&clear);
+        moves.received(&take);
+        assert!(moves.must_wait(&take));
+        assert!(!moves.must_wait(&clear));
+        moves.landed(&clear.key, &clear.ips, None);
+        assert!(!moves.must_wait(&take));
+    }
+
+    #[test]
+    fn an_ip_given_by_a_write_not_landed_yet_is_let_go_of_by_the_next() {
+        let mut moves = Moves::default();
+        // "old" is being given .1 (in flight); then it is to have nothing, and "new" gets .1.
+        let grant = write("old", &[], &["192.0.2.1"]);
+        moves.received(&grant);
+        let clear = write("old", &[], &[]);
+        moves.received(&clear);
+        let take = write("new", &[], &["192.0.2.1"]);
+        moves.received(&take);
+        assert!(moves.must_wait(&take));
+        moves.landed(&grant.key, &grant.ips, Some(&clear));
+        assert!(
+            moves.must_wait(&take),
+            "the grant landed, the clear has not"
+        );
+        moves.landed(&clear.key, &clear.ips, None);
+        assert!(!moves.must_wait(&take));
+    }
+
+    #[test]
+    fn two_services_that_swap_ips_each_let_go_first_and_neither_waits_forever() {
+        let mut moves = Moves::default();
+        let a = write("a", &["192.0.2.1"], &["192.0.2.2"]);
+        let b = write("b", &["192.0.2.2"], &["192.0.2.1"]);
+        moves.received(&a);
+        moves.received(&b);
+        assert!(moves.must_wait(&a) && moves.must_wait(&b));
+        // a's first part (only the IPs it keeps: none) lands; b may go.
+        moves.landed(&a.key, &[], Some(&a));
+        assert!(!moves.must_wait(&b));
+        moves.landed(&b.key, &b.ips, None);
+        assert!(!moves.must_wait(&a));
     }
 }
