@@ -1,0 +1,724 @@
+//! What users do in a chaos run: Services created, edited (annotations, ports, labels, type,
+//! traffic policy), deleted and re-created; pools edited, deleted, re-created and replaced;
+//! namespaces relabelled. The driver keeps what it last asked for and applies it with
+//! server-side apply, as `kubectl apply --server-side` does.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use ferrolb_api::IPAddressPool;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use super::universe::{NAMESPACES, Rng, Role, SLOTS, Slot, back};
+use super::world::World;
+
+/// The field manager of everything the driver writes (a user's `kubectl`).
+const MANAGER: &str = "chaos-user";
+/// At most this many Services exist at once.
+const MAX_SERVICES: usize = 36;
+
+/// Known-bug scenarios, off in the default mix (issue #13): each makes the generator do what
+/// triggers one of the bugs found by review.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scenarios {
+    /// `address-pool` names fenced pools, and the `evil` tenant asks for a fenced pool's IP
+    /// with `address-pool` + `loadBalancerIPs` (the allocator skips the fence for a named pool).
+    pub fence_bypass: bool,
+    /// Pools are replaced (deleted and re-created at once), which renumbers their Services.
+    pub pool_replace: bool,
+    /// Users keep editing Services while no controller leads (after a leader is killed), which
+    /// the one-pass rebuild can turn into an IP moving between Services.
+    pub ops_during_failover: bool,
+    /// Users keep editing Services while the old leader is frozen or cut off, and it comes back
+    /// with its queued writes (a deposed leader keeps writing).
+    pub ops_during_stuck_leader: bool,
+}
+
+impl Scenarios {
+    /// Parses `fence-bypass,pool-replace,ops-during-failover,ops-during-stuck-leader` (or
+    /// `all`).
+    pub fn parse(list: &str) -> anyhow::Result<Self> {
+        let mut s = Self::default();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "fence-bypass" => s.fence_bypass = true,
+                "pool-replace" => s.pool_replace = true,
+                "ops-during-failover" => s.ops_during_failover = true,
+                "ops-during-stuck-leader" => s.ops_during_stuck_leader = true,
+                "all" => {
+                    s = Self {
+                        fence_bypass: true,
+                        pool_replace: true,
+                        ops_during_failover: true,
+                        ops_during_stuck_leader: true,
+                    };
+                }
+                other => anyhow::bail!("unknown scenario {other}"),
+            }
+        }
+        Ok(s)
+    }
+}
+
+impl fmt::Display for Scenarios {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let on: Vec<&str> = [
+            (self.fence_bypass, "fence-bypass"),
+            (self.pool_replace, "pool-replace"),
+            (self.ops_during_failover, "ops-during-failover"),
+            (self.ops_during_stuck_leader, "ops-during-stuck-leader"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| *n)
+        .collect();
+        f.write_str(if on.is_empty() { "none" } else { "" })?;
+        f.write_str(&on.join(","))
+    }
+}
+
+/// A Service as the user last wrote it.
+#[derive(Clone, Debug)]
+struct SvcSpec {
+    namespace: String,
+    name: String,
+    /// 0 SingleStack IPv4, 1 SingleStack IPv6, 2 PreferDualStack, 3 RequireDualStack.
+    family: usize,
+    load_balancer: bool,
+    other_class: bool,
+    local: bool,
+    app: &'static str,
+    tier: &'static str,
+    ports: Vec<(&'static str, i32)>,
+    sharing: Option<&'static str>,
+    pool: Option<&'static str>,
+    requested: Vec<IpAddr>,
+}
+
+/// A pool as the user last wrote it.
+#[derive(Clone, Debug)]
+struct PoolSpec {
+    slot: Slot,
+    present: bool,
+    auto_assign: bool,
+    avoid_buggy: bool,
+    shrunk: bool,
+    priority: Option<i32>,
+    namespaces: Vec<&'static str>,
+    ns_selector: Option<&'static str>,
+    svc_selector: Option<&'static str>,
+}
+
+/// The driver's side of the cluster's objects.
+#[derive(Debug)]
+pub struct Users {
+    services: BTreeMap<String, SvcSpec>,
+    pools: BTreeMap<&'static str, PoolSpec>,
+    ns_labels: BTreeMap<&'static str, Option<&'static str>>,
+    scenarios: Scenarios,
+    next_name: usize,
+}
+
+/// One operation, described for the run's log and violation reports.
+pub type Op = String;
+
+impl Users {
+    pub fn new(scenarios: Scenarios) -> Self {
+        let pools = SLOTS
+            .iter()
+            .map(|slot| {
+                let fenced = slot.role == Role::Fenced;
+                (
+                    slot.name,
+                    PoolSpec {
+                        slot: *slot,
+                        present: true,
+                        auto_assign: slot.auto_assign,
+                        avoid_buggy: false,
+                        shrunk: false,
+                        priority: None,
+                        namespaces: if slot.name == "prod-only" { vec!["prod"] } else { vec![] },
+                        ns_selector: (fenced && slot.name == "team").then_some("blue"),
+                        svc_selector: None,
+                    },
+                )
+            })
+            .collect();
+        let ns_labels = NAMESPACES
+            .iter()
+            .map(|ns| (*ns, (*ns == "team-a").then_some("blue")))
+            .collect();
+        Self {
+            services: BTreeMap::new(),
+            pools,
+            ns_labels,
+            scenarios,
+            next_name: 0,
+        }
+    }
+
+    /// Creates the namespaces and pools of the start.
+    pub async fn set_up(&self, client: &kube::Client) -> anyhow::Result<()> {
+        for ns in NAMESPACES {
+            self.apply_namespace(client, ns).await?;
+        }
+        for pool in self.pools.values() {
+            apply_pool(client, pool).await?;
+        }
+        Ok(())
+    }
+
+    /// Picks and applies one operation; returns its description.
+    pub async fn random_op(
+        &mut self,
+        client: &kube::Client,
+        rng: &mut Rng,
+        last: &World,
+    ) -> anyhow::Result<Op> {
+        loop {
+            let roll = rng.below(100);
+            let n = self.services.len();
+            let op = match roll {
+                0..=21 if n < MAX_SERVICES => self.create_service(client, rng, last).await?,
+                22..=29 if n > 0 => self.delete_service(client, rng, false, last).await?,
+                30..=33 if n > 0 => self.delete_service(client, rng, true, last).await?,
+                34..=55 if n > 0 => self.edit_service(client, rng, last).await?,
+                56..=69 => self.edit_pool(client, rng).await?,
+                70..=75 => self.delete_or_create_pool(client, rng).await?,
+                76..=83 if self.scenarios.pool_replace => self.replace_pool(client, rng).await?,
+                84..=91 => self.relabel_namespace(client, rng).await?,
+                92..=99 if self.scenarios.fence_bypass => self.tenant_attack(client, rng, last).await?,
+                _ => continue,
+            };
+            return Ok(op);
+        }
+    }
+
+    async fn create_service(
+        &mut self,
+        client: &kube::Client,
+        rng: &mut Rng,
+        last: &World,
+    ) -> anyhow::Result<Op> {
+        self.next_name += 1;
+        let namespace = (*rng.pick(&NAMESPACES)).to_owned();
+        let name = format!("svc-{}", self.next_name);
+        let mut spec = SvcSpec {
+            namespace,
+            name,
+            family: *rng.pick(&[0, 0, 0, 1, 2, 2, 3]),
+            load_balancer: rng.chance(92),
+            other_class: rng.chance(6),
+            local: rng.chance(25),
+            app: *rng.pick(&["a", "b"]),
+            tier: *rng.pick(&["web", "db"]),
+            ports: random_ports(rng),
+            sharing: None,
+            pool: None,
+            requested: Vec::new(),
+        };
+        self.randomise_annotations(&mut spec, rng, last);
+        let what = format!("create {}", describe(&spec));
+        self.apply_service(client, &spec).await?;
+        self.services
+            .insert(format!("{}/{}", spec.namespace, spec.name), spec);
+        Ok(what)
+    }
+
+    /// Sets each annotation with some probability; requested IPs come from the pools' slots.
+    fn randomise_annotations(&self, spec: &mut SvcSpec, rng: &mut Rng, last: &World) {
+        spec.sharing = rng.chance(35).then(|| *rng.pick(&["k1", "k2"]));
+        spec.pool = rng
+            .chance(25)
+            .then(|| {
+                let nameable: Vec<&'static str> = SLOTS
+                    .iter()
+                    .filter(|s| s.role == Role::Open || self.scenarios.fence_bypass)
+                    .map(|s| s.name)
+                    .collect();
+                *rng.pick(&nameable)
+            });
+        spec.requested = if rng.chance(25) {
+            random_requested(spec, rng, last)
+        } else {
+            Vec::new()
+        };
+    }
+
+    async fn delete_service(
+        &mut self,
+        client: &kube::Client,
+        rng: &mut Rng,
+        recreate: bool,
+        last: &World,
+    ) -> anyhow::Result<Op> {
+        let keys: Vec<String> = self.services.keys().cloned().collect();
+        let key = rng.pick(&keys).clone();
+        let Some(mut spec) = self.services.remove(&key) else {
+            return Ok(String::new());
+        };
+        let api: Api<Service> = Api::namespaced(client.clone(), &spec.namespace);
+        api.delete(&spec.name, &DeleteParams::default()).await?;
+        if !recreate {
+            return Ok(format!("delete {key}"));
+        }
+        // The same name, a new object (new uid) with new wishes.
+        spec.ports = random_ports(rng);
+        spec.local = rng.chance(25);
+        self.randomise_annotations(&mut spec, rng, last);
+        wait_gone(&api, &spec.name).await?;
+        self.apply_service(client, &spec).await?;
+        let what = format!("re-create {}", describe(&spec));
+        self.services.insert(key, spec);
+        Ok(what)
+    }
+
+    async fn edit_service(
+        &mut self,
+        client: &kube::Client,
+        rng: &mut Rng,
+        last: &World,
+    ) -> anyhow::Result<Op> {
+        let keys: Vec<String> = self.services.keys().cloned().collect();
+        let key = rng.pick(&keys).clone();
+        let Some(mut spec) = self.services.get(&key).cloned() else {
+            return Ok(String::new());
+        };
+        let change = match rng.below(9) {
+            0 => {
+                spec.sharing = rng.chance(60).then(|| *rng.pick(&["k1", "k2"]));
+                "sharing key"
+            }
+            1 | 2 => {
+                let fresh = {
+                    let mut s = spec.clone();
+                    self.randomise_annotations(&mut s, rng, last);
+                    s
+                };
+                spec.pool = fresh.pool;
+                "address-pool"
+            }
+            3 | 4 => {
+                spec.requested = if rng.chance(70) {
+                    random_requested(&spec, rng, last)
+                } else {
+                    Vec::new()
+                };
+                "loadBalancerIPs"
+            }
+            5 => {
+                spec.ports = random_ports(rng);
+                "ports"
+            }
+            6 => {
+                spec.tier = if spec.tier == "web" { "db" } else { "web" };
+                "labels"
+            }
+            7 if !spec.other_class => {
+                spec.load_balancer = !spec.load_balancer;
+                "type"
+            }
+            _ => {
+                spec.local = !spec.local;
+                "externalTrafficPolicy"
+            }
+        };
+        self.apply_service(client, &spec).await?;
+        let what = format!("edit {change} of {}", describe(&spec));
+        self.services.insert(key, spec);
+        Ok(what)
+    }
+
+    async fn edit_pool(&mut self, client: &kube::Client, rng: &mut Rng) -> anyhow::Result<Op> {
+        let names: Vec<&'static str> = self.pools.keys().copied().collect();
+        let name = *rng.pick(&names);
+        let Some(pool) = self.pools.get_mut(name) else {
+            return Ok(String::new());
+        };
+        if !pool.present {
+            pool.present = true;
+            apply_pool(client, pool).await?;
+            return Ok(format!("create pool {name}"));
+        }
+        let fenced = pool.slot.role == Role::Fenced;
+        let change = match rng.below(if fenced { 8 } else { 4 }) {
+            0 => {
+                pool.auto_assign = !pool.auto_assign;
+                "autoAssign"
+            }
+            1 => {
+                pool.avoid_buggy = !pool.avoid_buggy;
+                "avoidBuggyIPs"
+            }
+            2 => {
+                pool.shrunk = !pool.shrunk;
+                "size"
+            }
+            3 => {
+                pool.priority = rng.chance(60).then(|| *rng.pick(&[1, 2, 5]));
+                "priority"
+            }
+            4 | 5 => {
+                pool.namespaces = NAMESPACES
+                    .iter()
+                    .copied()
+                    .filter(|_| rng.chance(30))
+                    .collect();
+                "namespaces"
+            }
+            6 => {
+                pool.ns_selector = rng.chance(70).then(|| *rng.pick(&["blue", "red"]));
+                "namespaceSelectors"
+            }
+            _ => {
+                pool.svc_selector = rng.chance(50).then(|| *rng.pick(&["web", "db"]));
+                "serviceSelectors"
+            }
+        };
+        apply_pool(client, pool).await?;
+        Ok(format!("edit {change} of pool {}", describe_pool(pool)))
+    }
+
+    async fn delete_or_create_pool(
+        &mut self,
+        client: &kube::Client,
+        rng: &mut Rng,
+    ) -> anyhow::Result<Op> {
+        let names: Vec<&'static str> = self.pools.keys().copied().collect();
+        let name = *rng.pick(&names);
+        let Some(pool) = self.pools.get_mut(name) else {
+            return Ok(String::new());
+        };
+        pool.present = !pool.present;
+        if pool.present {
+            apply_pool(client, pool).await?;
+            Ok(format!("create pool {}", describe_pool(pool)))
+        } else {
+            delete_pool(client, name).await?;
+            Ok(format!("delete pool {name}"))
+        }
+    }
+
+    async fn replace_pool(&mut self, client: &kube::Client, rng: &mut Rng) -> anyhow::Result<Op> {
+        let present: Vec<&'static str> = self
+            .pools
+            .iter()
+            .filter(|(_, p)| p.present)
+            .map(|(n, _)| *n)
+            .collect();
+        if present.is_empty() {
+            return Ok("replace: no pool present".into());
+        }
+        let name = *rng.pick(&present);
+        delete_pool(client, name).await?;
+        if let Some(pool) = self.pools.get(name) {
+            apply_pool(client, pool).await?;
+        }
+        Ok(format!("replace pool {name} (delete and create the same spec)"))
+    }
+
+    async fn relabel_namespace(
+        &mut self,
+        client: &kube::Client,
+        rng: &mut Rng,
+    ) -> anyhow::Result<Op> {
+        let ns = *rng.pick(&NAMESPACES);
+        let team = *rng.pick(&[None, Some("blue"), Some("red")]);
+        self.ns_labels.insert(ns, team);
+        self.apply_namespace(client, ns).await?;
+        Ok(format!("relabel namespace {ns} team={}", team.unwrap_or("-")))
+    }
+
+    /// The tenant of `evil` names a fenced pool and one of its IPs.
+    async fn tenant_attack(
+        &mut self,
+        client: &kube::Client,
+        rng: &mut Rng,
+        last: &World,
+    ) -> anyhow::Result<Op> {
+        self.next_name += 1;
+        let target = *rng.pick(&["prod-only", "team"]);
+        let free: Vec<IpAddr> = slot(target)
+            .addresses()
+            .into_iter()
+            .filter(|ip| ip.is_ipv4() && !last.holders().contains_key(ip))
+            .collect();
+        let Some(ip) = (!free.is_empty()).then(|| *rng.pick(&free)) else {
+            return Ok(format!("tenant attack on {target}: no free IP"));
+        };
+        let spec = SvcSpec {
+            namespace: "evil".into(),
+            name: format!("svc-{}", self.next_name),
+            family: 0,
+            load_balancer: true,
+            other_class: false,
+            local: false,
+            app: "a",
+            tier: "web",
+            ports: vec![("TCP", 80)],
+            sharing: None,
+            pool: Some(target),
+            requested: vec![ip],
+        };
+        self.apply_service(client, &spec).await?;
+        let what = format!("tenant attack: create {}", describe(&spec));
+        self.services
+            .insert(format!("{}/{}", spec.namespace, spec.name), spec);
+        Ok(what)
+    }
+
+    async fn apply_namespace(&self, client: &kube::Client, ns: &str) -> anyhow::Result<()> {
+        let mut labels = json!({ "chaos": "yes" });
+        if let Some(Some(team)) = self.ns_labels.get(ns) {
+            labels["team"] = json!(team);
+        }
+        let body = json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": { "name": ns, "labels": labels },
+        });
+        Api::<Namespace>::all(client.clone())
+            .patch(ns, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
+            .await?;
+        Ok(())
+    }
+
+    async fn apply_service(&self, client: &kube::Client, s: &SvcSpec) -> anyhow::Result<()> {
+        let api: Api<Service> = Api::namespaced(client.clone(), &s.namespace);
+        api.patch(
+            &s.name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&service_body(s)),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn slot(name: &str) -> Slot {
+    SLOTS
+        .iter()
+        .find(|s| s.name == name)
+        .copied()
+        .unwrap_or(SLOTS[0])
+}
+
+fn random_ports(rng: &mut Rng) -> Vec<(&'static str, i32)> {
+    let all = [("TCP", 80), ("TCP", 443), ("UDP", 53), ("TCP", 8080)];
+    let first = rng.below(all.len());
+    let mut ports = vec![all[first]];
+    if rng.chance(30) {
+        let second = all[(first + 1 + rng.below(all.len() - 1)) % all.len()];
+        ports.push(second);
+    }
+    ports
+}
+
+/// One or two IPs (one per family the Service may have) from the slots: mostly free ones,
+/// sometimes one a Service already holds (a contended request).
+fn random_requested(spec: &SvcSpec, rng: &mut Rng, last: &World) -> Vec<IpAddr> {
+    let holders = last.holders();
+    let wants_v6 = spec.family != 0;
+    let wants_v4 = spec.family != 1;
+    let all: Vec<IpAddr> = SLOTS.iter().flat_map(Slot::addresses).collect();
+    let mut out = Vec::new();
+    for v4 in [true, false] {
+        if (v4 && !wants_v4) || (!v4 && !wants_v6) || (!out.is_empty() && rng.chance(50)) {
+            continue;
+        }
+        let contended = rng.chance(25);
+        let choices: Vec<IpAddr> = all
+            .iter()
+            .copied()
+            .filter(|ip| ip.is_ipv4() == v4 && holders.contains_key(ip) == contended)
+            .collect();
+        if !choices.is_empty() {
+            out.push(*rng.pick(&choices));
+        }
+    }
+    out
+}
+
+fn describe(s: &SvcSpec) -> String {
+    let mut out = format!("{}/{}", s.namespace, s.name);
+    if !s.load_balancer {
+        out.push_str(" ClusterIP");
+    }
+    if s.other_class {
+        out.push_str(" class=other");
+    }
+    out.push_str(["", " v6", " dual-prefer", " dual-require"][s.family]);
+    if s.local {
+        out.push_str(" Local");
+    }
+    let ports: Vec<String> = s.ports.iter().map(|(p, n)| format!("{p}/{n}")).collect();
+    out.push_str(&format!(" ports={}", ports.join(",")));
+    if let Some(k) = s.sharing {
+        out.push_str(&format!(" key={k}"));
+    }
+    if let Some(p) = s.pool {
+        out.push_str(&format!(" pool={p}"));
+    }
+    if !s.requested.is_empty() {
+        let r: Vec<String> = s.requested.iter().map(ToString::to_string).collect();
+        out.push_str(&format!(" requested={}", r.join(",")));
+    }
+    out
+}
+
+fn describe_pool(p: &PoolSpec) -> String {
+    format!(
+        "{} (autoAssign={} avoidBuggyIPs={} shrunk={} priority={:?} namespaces=[{}] namespaceSelector={} serviceSelector={})",
+        p.slot.name,
+        p.auto_assign,
+        p.avoid_buggy,
+        p.shrunk,
+        p.priority,
+        p.namespaces.join(","),
+        p.ns_selector.unwrap_or("-"),
+        p.svc_selector.unwrap_or("-"),
+    )
+}
+
+fn service_body(s: &SvcSpec) -> Value {
+    let mut annotations = serde_json::Map::new();
+    if let Some(k) = s.sharing {
+        annotations.insert("ferrolb.io/allow-shared-ip".into(), json!(k));
+    }
+    if let Some(p) = s.pool {
+        annotations.insert("ferrolb.io/address-pool".into(), json!(p));
+    }
+    if !s.requested.is_empty() {
+        let list: Vec<String> = s.requested.iter().map(ToString::to_string).collect();
+        annotations.insert("ferrolb.io/loadBalancerIPs".into(), json!(list.join(",")));
+    }
+    let ports: Vec<Value> = s
+        .ports
+        .iter()
+        .map(|(proto, port)| {
+            json!({"name": format!("{}-{port}", proto.to_lowercase()), "protocol": proto, "port": port})
+        })
+        .collect();
+    let mut spec = json!({
+        "type": if s.load_balancer { "LoadBalancer" } else { "ClusterIP" },
+        "selector": { "app": s.app },
+        "ports": ports,
+    });
+    match s.family {
+        0 => {
+            spec["ipFamilyPolicy"] = json!("SingleStack");
+            spec["ipFamilies"] = json!(["IPv4"]);
+        }
+        1 => {
+            spec["ipFamilyPolicy"] = json!("SingleStack");
+            spec["ipFamilies"] = json!(["IPv6"]);
+        }
+        2 => spec["ipFamilyPolicy"] = json!("PreferDualStack"),
+        _ => spec["ipFamilyPolicy"] = json!("RequireDualStack"),
+    }
+    if s.load_balancer {
+        spec["externalTrafficPolicy"] = json!(if s.local { "Local" } else { "Cluster" });
+        if s.other_class {
+            spec["loadBalancerClass"] = json!("other.example/lb");
+        }
+    }
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {
+            "name": s.name, "namespace": s.namespace,
+            "labels": { "tier": s.tier },
+            "annotations": annotations,
+        },
+        "spec": spec,
+    })
+}
+
+/// The pool's object as the user writes it.
+fn pool_body(p: &PoolSpec) -> Value {
+    let mut addresses = Vec::new();
+    let shrink = |hi: &str| -> String {
+        match (p.shrunk, hi.parse::<IpAddr>()) {
+            (true, Ok(ip)) => back(ip, 4).to_string(),
+            _ => hi.to_owned(),
+        }
+    };
+    addresses.push(format!("{}-{}", p.slot.v4.0, shrink(p.slot.v4.1)));
+    if let Some((lo, hi)) = p.slot.v6 {
+        addresses.push(format!("{lo}-{}", shrink(hi)));
+    }
+    let mut spec = json!({
+        "addresses": addresses,
+        "autoAssign": p.auto_assign,
+        "avoidBuggyIPs": p.avoid_buggy,
+    });
+    let mut allocation = serde_json::Map::new();
+    if let Some(prio) = p.priority {
+        allocation.insert("priority".into(), json!(prio));
+    }
+    if !p.namespaces.is_empty() {
+        allocation.insert("namespaces".into(), json!(p.namespaces));
+    }
+    if let Some(team) = p.ns_selector {
+        allocation.insert(
+            "namespaceSelectors".into(),
+            json!([{ "matchLabels": { "team": team } }]),
+        );
+    }
+    if let Some(tier) = p.svc_selector {
+        allocation.insert(
+            "serviceSelectors".into(),
+            json!([{ "matchLabels": { "tier": tier } }]),
+        );
+    }
+    if !allocation.is_empty() {
+        spec["serviceAllocation"] = Value::Object(allocation);
+    }
+    json!({
+        "apiVersion": ferrolb_api::API_VERSION, "kind": "IPAddressPool",
+        "metadata": { "name": p.slot.name, "namespace": ferrolb_api::DEFAULT_NAMESPACE },
+        "spec": spec,
+    })
+}
+
+async fn apply_pool(client: &kube::Client, p: &PoolSpec) -> anyhow::Result<()> {
+    let api: Api<IPAddressPool> = Api::namespaced(client.clone(), ferrolb_api::DEFAULT_NAMESPACE);
+    api.patch(
+        p.slot.name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&pool_body(p)),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn delete_pool(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    let api: Api<IPAddressPool> = Api::namespaced(client.clone(), ferrolb_api::DEFAULT_NAMESPACE);
+    api.delete(name, &DeleteParams::default()).await?;
+    wait_gone(&api, name).await
+}
+
+/// Waits until a deleted object is gone (no finalizers here, so at once).
+async fn wait_gone<K>(api: &Api<K>, name: &str) -> anyhow::Result<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + fmt::Debug,
+{
+    crate::controller::eventually(&format!("{name} deleted"), std::time::Duration::from_secs(10), || async {
+        anyhow::ensure!(api.get_opt(name).await?.is_none(), "still there");
+        Ok(())
+    })
+    .await
+}
+
+/// Names of the pools the driver has deleted (and not re-created).
+impl Users {
+    pub fn absent_pools(&self) -> Vec<&'static str> {
+        self.pools
+            .iter()
+            .filter(|(_, p)| !p.present)
+            .map(|(n, _)| *n)
+            .collect()
+    }
+}
