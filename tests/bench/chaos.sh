@@ -17,12 +17,15 @@ OUT=docs/benchmarks.md
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 
 FERROLB_K8S_BIN=$(bash tests/setup/control-plane.sh | tail -n 1); export FERROLB_K8S_BIN
-cargo build -q --release --locked -p ferrolb-controller -p ferrolb-tests --bin ferrolb-controller --bin bench-chaos
-export FERROLB_CONTROLLER_BIN=$PWD/target/release/ferrolb-controller
-args=(--seed "$SEED" --ops "$OPS" --replicas 3 --max-ops-per-step 8 --fault-percent 30)
+# FERROLB_CHAOS_PROFILE=debug reuses the test build (no release build of the workspace).
+PROFILE=${FERROLB_CHAOS_PROFILE:-release}
+cargo build -q --profile "$([ "$PROFILE" = debug ] && echo dev || echo "$PROFILE")" --locked \
+  -p ferrolb-controller -p ferrolb-tests --bin ferrolb-controller --bin bench-chaos
+export FERROLB_CONTROLLER_BIN=$PWD/target/$PROFILE/ferrolb-controller
+args=(--seed "$SEED" --ops "$OPS" --replicas 3 --max-ops-per-step 30 --fault-percent 25)
 [ -n "$SCENARIOS" ] && args+=(--scenarios "$SCENARIOS")
 status=0
-./target/release/bench-chaos "${args[@]}" > "$work/section.md" 2> >(tee "$work/log" >&2) || status=$?
+./target/$PROFILE/bench-chaos "${args[@]}" > "$work/section.md" 2> >(tee "$work/log" >&2) || status=$?
 [ "$status" -le 1 ] || { echo "the chaos run failed (exit $status): see above" >&2; exit "$status"; }
 
 python3 - "$OUT" "$work/section.md" <<'PY'
@@ -34,7 +37,7 @@ section = f"""<!-- chaos:begin -->
 ## Chaos: no IP on two Services, none moved unasked, no tenant across a fence (`tests/bench/chaos.sh`)
 
 Run on {datetime.date.today()} — {os.cpu_count()} cores ({cpu}), {int(mem)//1024//1024} GiB, Linux
-{platform.release()}, shared with other jobs. Each step is a batch of 1–8 user operations, or a
+{platform.release()}, shared with other jobs. Each step is a batch of 1–30 user operations, or a
 fault that is healed before users act again (the known-bug scenarios of issue #13, which act
 during faults, are off unless listed); after every step the driver waits until a live replica
 holds the lease and has caught up (a barrier Service) and no status changes, then an

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use ferrolb_tests::chaos::checker::{self, Kind};
 use ferrolb_tests::chaos::world::{PoolView, ServiceView, World};
-use ferrolb_tests::chaos::{Report, Scenarios, Settings, run};
+use ferrolb_tests::chaos::{Fault, Report, Scenarios, Settings, run};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -22,10 +22,15 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-async fn chaos(scenarios: &str, default_ops: usize) -> Report {
+async fn chaos(scenarios: &str, default_ops: usize, faults: Option<Vec<Fault>>) -> Report {
     let seed = env_or("FERROLB_CHAOS_SEED", 13_u64);
     let mut settings = Settings::short(seed, env_or("FERROLB_CHAOS_OPS", default_ops));
     settings.scenarios = Scenarios::parse(scenarios).expect("scenario names");
+    if faults.is_some() {
+        // The scenario's own faults, in most steps.
+        settings.faults = faults;
+        settings.fault_percent = 60;
+    }
     settings.verbose = std::env::var_os("FERROLB_CHAOS_VERBOSE").is_some();
     let report = run(settings).await.expect("the chaos run itself");
     eprintln!("{}", report.summary());
@@ -58,32 +63,49 @@ fn assert_clean(report: &Report) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_short_run_puts_no_ip_on_two_services_moves_none_unasked_and_crosses_no_fence() {
-    let report = chaos("", 240).await;
+    let report = chaos("", 200, None).await;
     assert_clean(&report);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "issue #13: a tenant naming a fenced pool with address-pool + loadBalancerIPs gets its IP; enable once the allocator checks the fence for a named pool"]
 async fn chaos_with_tenants_naming_fenced_pools_crosses_no_fence() {
-    assert_clean(&chaos("fence-bypass", 150).await);
+    assert_clean(&chaos("fence-bypass", 150, None).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "issue #13: replacing a pool (delete + create) renumbers its Services; enable once pool deletion has a grace period"]
 async fn chaos_with_pools_replaced_moves_no_ip() {
-    assert_clean(&chaos("pool-replace", 150).await);
+    assert_clean(&chaos("pool-replace", 150, None).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "issue #13: edits made while no controller leads can move an IP between Services in the one-pass rebuild; enable once the rebuild registers every holder first"]
 async fn chaos_with_edits_during_failover_moves_no_ip() {
-    assert_clean(&chaos("ops-during-failover", 150).await);
+    assert_clean(&chaos("ops-during-failover", 150, Some(vec![Fault::KillLeader])).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "issue #13: a frozen or cut-off leader keeps writing after it is deposed; enable once writes are fenced by leadership"]
 async fn chaos_with_edits_while_the_leader_is_stuck_moves_no_ip() {
-    assert_clean(&chaos("ops-during-stuck-leader", 150).await);
+    assert_clean(&chaos(
+        "ops-during-stuck-leader",
+        150,
+        Some(vec![Fault::FreezeLeader, Fault::StallLeader]),
+    )
+    .await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "found by this suite: a dual-stack Service whose loadBalancerIPs names one family gets the other family added and removed again in a write loop; enable once fixed"]
+async fn chaos_with_dual_stack_services_requesting_one_family_settles_and_holds_only_what_they_asked() {
+    assert_clean(&chaos("partial-dual-request", 150, None).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "issue #13 item 1, found by this suite: at a leader change a PreferDualStack Service holding one family gets the other added before the holder of that IP has registered; enable once the rebuild registers every holder first"]
+async fn chaos_with_prefer_dual_stack_services_moves_no_ip_at_a_leader_change() {
+    assert_clean(&chaos("prefer-dual-stack", 150, Some(vec![Fault::KillLeader])).await);
 }
 
 // The checker must be able to fail: each rule, on a hand-made state that breaks it.
@@ -111,6 +133,7 @@ fn svc(ns: &str, name: &str, ips: &[&str], key: &str, port: i32) -> ServiceView 
         sharing_key: key.into(),
         backend_key: String::new(),
         ports: BTreeSet::from([("TCP".to_owned(), port)]),
+        resource_version: String::new(),
         families: vec![true],
         require_dual: false,
         condition: None,

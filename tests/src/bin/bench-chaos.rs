@@ -13,6 +13,7 @@ use ferrolb_tests::chaos::{Report, Scenarios, Settings, run};
 
 fn parse_args() -> anyhow::Result<Settings> {
     let mut settings = Settings::short(13, 10_000);
+    settings.progress_every = 50;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));

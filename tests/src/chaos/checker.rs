@@ -46,6 +46,9 @@ impl fmt::Display for Kind {
 #[derive(Clone, Debug)]
 pub struct Violation {
     pub kind: Kind,
+    /// The Services and IP concerned: the same subject in consecutive checks is one
+    /// standing violation, reported once.
+    pub subject: String,
     pub detail: String,
 }
 
@@ -114,6 +117,7 @@ fn shared(now: &World, out: &mut Vec<Violation>) {
                 if let Some(why) = why {
                     out.push(Violation {
                         kind: Kind::Shared,
+                        subject: format!("{ip} {} {}", a.key, b.key),
                         detail: format!("{ip} is held by {a} and by {b}, which may not share it ({why})"),
                     });
                 }
@@ -129,6 +133,7 @@ fn fence(now: &World, s: &ServiceView, ctx: &Context<'_>, out: &mut Vec<Violatio
     if !s.ours {
         out.push(Violation {
             kind: Kind::NotOurs,
+            subject: s.key.clone(),
             detail: format!("{s} is not a class-less LoadBalancer but holds IPs"),
         });
         return;
@@ -166,6 +171,7 @@ fn fence(now: &World, s: &ServiceView, ctx: &Context<'_>, out: &mut Vec<Violatio
         if let Some(problem) = problem {
             out.push(Violation {
                 kind: Kind::Fence,
+                subject: format!("{} {ip}", s.key),
                 detail: format!("{s}: {problem}"),
             });
         }
@@ -207,6 +213,7 @@ fn moved(
             Some(_) => seen.moved_with_cause += 1,
             None => out.push(Violation {
                 kind: Kind::Moved,
+                subject: old.key.clone(),
                 detail: format!(
                     "{} lost {} (was {old}, now {current}) although nothing required it",
                     old.key,

@@ -40,6 +40,10 @@ pub struct Settings {
     pub settle_timeout: Duration,
     /// Print each step to stderr.
     pub verbose: bool,
+    /// Only these faults, in turn (`None`: every kind, see [`Fault::nth`]).
+    pub faults: Option<Vec<Fault>>,
+    /// Print a progress line every this many steps (0: never).
+    pub progress_every: usize,
 }
 
 impl Settings {
@@ -50,12 +54,14 @@ impl Settings {
             ops,
             replicas: 3,
             scenarios: Scenarios::default(),
-            max_ops_per_step: 6,
+            max_ops_per_step: 8,
             fault_percent: 30,
             pool_grace: Duration::from_secs(60),
-            stable: Duration::from_millis(800),
+            stable: Duration::from_millis(500),
             settle_timeout: Duration::from_secs(60),
             verbose: false,
+            faults: None,
+            progress_every: 0,
         }
     }
 }
@@ -158,6 +164,7 @@ struct Run {
     standing: BTreeSet<String>,
     /// The objects after each operation of the current step.
     between: Vec<World>,
+    started: Instant,
 }
 
 /// Runs the chaos suite on a control plane of its own.
@@ -192,6 +199,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
         deleted_pools: BTreeMap::new(),
         standing: BTreeSet::new(),
         between: Vec::new(),
+        started,
     };
     run.settle_and_check(&["start".to_owned()]).await?;
     while run.report.ops < run.settings.ops {
@@ -222,7 +230,11 @@ impl Run {
         let mut did = Vec::new();
         let mut ops_done_in_fault = false;
         if self.rng.chance(self.settings.fault_percent) {
-            let fault = Fault::random(&mut self.rng);
+            let n: usize = self.report.faults.values().sum();
+            let fault = match &self.settings.faults {
+                Some(only) if !only.is_empty() => only[n % only.len()],
+                _ => Fault::nth(n, usize::try_from(self.settings.seed % 9).unwrap_or(0)),
+            };
             did.push(fault.to_string());
             ops_done_in_fault = self.inject(fault, &mut did).await?;
             self.report.fault(fault);
@@ -237,6 +249,18 @@ impl Run {
         }
         if self.settings.verbose {
             eprintln!("step {step}: {}", did.join("; "));
+        }
+        let every = self.settings.progress_every;
+        if every > 0 && step % every == 0 {
+            let r = &self.report;
+            eprintln!(
+                "chaos progress: step {step}, {} operations, {} faults, {} unsettled, {} violations, {:.0} s",
+                r.ops,
+                r.faults.values().sum::<usize>(),
+                r.unsettled.len(),
+                r.violations.len(),
+                self.started.elapsed().as_secs_f64()
+            );
         }
         self.settle_and_check(&did).await
     }
@@ -289,6 +313,15 @@ impl Run {
             Fault::KillLeader => {
                 self.replicas[leader].kill();
                 if scenarios.ops_during_failover {
+                    // The tenant: while no one leads, ask for another Service's IP.
+                    match self.users.steal_ip(&self.client, &mut self.rng, &self.world).await {
+                        Ok(Some(op)) => {
+                            did.push(op);
+                            self.report.ops += 1;
+                        }
+                        Ok(None) => {}
+                        Err(e) => self.report.op_errors.push(format!("{e:#}")),
+                    }
                     self.user_ops(did).await;
                     ops_inside = true;
                 }
@@ -402,7 +435,12 @@ impl Run {
         let mut standing = BTreeSet::new();
         for v in violations {
             let text = v.to_string();
-            if !self.standing.contains(&text) {
+            // A move is an event; the other kinds are states that may stand for a while.
+            let id = match v.kind {
+                checker::Kind::Moved => text.clone(),
+                _ => format!("{:?} {}", v.kind, v.subject),
+            };
+            if !self.standing.contains(&id) {
                 eprintln!(
                     "chaos seed {} step {step}: VIOLATION {text}\n  after: {}",
                     self.settings.seed,
@@ -414,7 +452,7 @@ impl Run {
                     violation: v,
                 });
             }
-            standing.insert(text);
+            standing.insert(id);
         }
         self.standing = standing;
         self.world = now;

@@ -23,4 +23,5 @@ pub mod universe;
 pub mod world;
 
 pub use driver::{Report, Settings, run};
+pub use faults::Fault;
 pub use ops::Scenarios;

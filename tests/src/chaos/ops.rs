@@ -36,11 +36,19 @@ pub struct Scenarios {
     /// Users keep editing Services while the old leader is frozen or cut off, and it comes back
     /// with its queued writes (a deposed leader keeps writing).
     pub ops_during_stuck_leader: bool,
+    /// Dual-stack Services request an IP of one family only (found by this suite: the
+    /// controller then adds the other family and takes it away again, without end).
+    pub partial_dual_request: bool,
+    /// PreferDualStack Services (otherwise dual-stack ones are RequireDualStack). One that
+    /// holds a single family gets the other added during a new leader's rebuild, taking an IP
+    /// whose holder has not registered yet (found by this suite; a form of the restart
+    /// rebuild order).
+    pub prefer_dual_stack: bool,
 }
 
 impl Scenarios {
-    /// Parses `fence-bypass,pool-replace,ops-during-failover,ops-during-stuck-leader` (or
-    /// `all`).
+    /// Parses `fence-bypass,pool-replace,ops-during-failover,ops-during-stuck-leader,
+    /// partial-dual-request,prefer-dual-stack` (or `all`).
     pub fn parse(list: &str) -> anyhow::Result<Self> {
         let mut s = Self::default();
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -49,12 +57,16 @@ impl Scenarios {
                 "pool-replace" => s.pool_replace = true,
                 "ops-during-failover" => s.ops_during_failover = true,
                 "ops-during-stuck-leader" => s.ops_during_stuck_leader = true,
+                "partial-dual-request" => s.partial_dual_request = true,
+                "prefer-dual-stack" => s.prefer_dual_stack = true,
                 "all" => {
                     s = Self {
                         fence_bypass: true,
                         pool_replace: true,
                         ops_during_failover: true,
                         ops_during_stuck_leader: true,
+                        partial_dual_request: true,
+                        prefer_dual_stack: true,
                     };
                 }
                 other => anyhow::bail!("unknown scenario {other}"),
@@ -71,6 +83,8 @@ impl fmt::Display for Scenarios {
             (self.pool_replace, "pool-replace"),
             (self.ops_during_failover, "ops-during-failover"),
             (self.ops_during_stuck_leader, "ops-during-stuck-leader"),
+            (self.partial_dual_request, "partial-dual-request"),
+            (self.prefer_dual_stack, "prefer-dual-stack"),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -221,6 +235,9 @@ impl Users {
             pool: None,
             requested: Vec::new(),
         };
+        if spec.family == 2 && !self.scenarios.prefer_dual_stack {
+            spec.family = 3;
+        }
         self.randomise_annotations(&mut spec, rng, last);
         let what = format!("create {}", describe(&spec));
         self.apply_service(client, &spec).await?;
@@ -243,7 +260,7 @@ impl Users {
                 *rng.pick(&nameable)
             });
         spec.requested = if rng.chance(25) {
-            random_requested(spec, rng, last)
+            random_requested(spec, rng, last, self.scenarios.partial_dual_request)
         } else {
             Vec::new()
         };
@@ -304,7 +321,7 @@ impl Users {
             }
             3 | 4 => {
                 spec.requested = if rng.chance(70) {
-                    random_requested(&spec, rng, last)
+                    random_requested(&spec, rng, last, self.scenarios.partial_dual_request)
                 } else {
                     Vec::new()
                 };
@@ -433,6 +450,48 @@ impl Users {
         Ok(format!("relabel namespace {ns} team={}", team.unwrap_or("-")))
     }
 
+    /// A Service that holds one IPv4 address asks for the IPv4 address of a Service that
+    /// sorts after it (what the tenant does while no controller leads). `None` if no
+    /// such pair exists.
+    pub async fn steal_ip(
+        &mut self,
+        client: &kube::Client,
+        rng: &mut Rng,
+        last: &World,
+    ) -> anyhow::Result<Option<Op>> {
+        let single_v4 = |key: &String| {
+            last.services
+                .get(key)
+                .filter(|s| s.ours && s.ips.len() == 1 && s.ips[0].is_ipv4())
+        };
+        let holders: Vec<&String> = self
+            .services
+            .iter()
+            .filter(|(k, spec)| spec.family == 0 && single_v4(k).is_some())
+            .map(|(k, _)| k)
+            .collect();
+        let pairs: Vec<(&String, &String)> = holders
+            .iter()
+            .flat_map(|a| holders.iter().filter(move |v| a.as_str() < v.as_str()).map(move |v| (*a, *v)))
+            .collect();
+        if pairs.is_empty() {
+            return Ok(None);
+        }
+        let (attacker, victim) = *rng.pick(&pairs);
+        let Some(ip) = single_v4(victim).map(|v| v.ips[0]) else {
+            return Ok(None);
+        };
+        let Some(mut spec) = self.services.get(attacker).cloned() else {
+            return Ok(None);
+        };
+        spec.requested = vec![ip];
+        spec.pool = None;
+        self.apply_service(client, &spec).await?;
+        let what = format!("{attacker} asks for {ip}, held by {victim}");
+        self.services.insert(attacker.clone(), spec);
+        Ok(Some(what))
+    }
+
     /// The tenant of `evil` names a fenced pool and one of its IPs.
     async fn tenant_attack(
         &mut self,
@@ -517,16 +576,18 @@ fn random_ports(rng: &mut Rng) -> Vec<(&'static str, i32)> {
     ports
 }
 
-/// One or two IPs (one per family the Service may have) from the slots: mostly free ones,
-/// sometimes one a Service already holds (a contended request).
-fn random_requested(spec: &SvcSpec, rng: &mut Rng, last: &World) -> Vec<IpAddr> {
+/// One IP per family the Service may have (a dual-stack Service may name one family only when
+/// `partial` is on) from the slots: mostly free ones, sometimes one a Service already holds (a
+/// contended request).
+fn random_requested(spec: &SvcSpec, rng: &mut Rng, last: &World, partial: bool) -> Vec<IpAddr> {
     let holders = last.holders();
     let wants_v6 = spec.family != 0;
     let wants_v4 = spec.family != 1;
     let all: Vec<IpAddr> = SLOTS.iter().flat_map(Slot::addresses).collect();
     let mut out = Vec::new();
     for v4 in [true, false] {
-        if (v4 && !wants_v4) || (!v4 && !wants_v6) || (!out.is_empty() && rng.chance(50)) {
+        if (v4 && !wants_v4) || (!v4 && !wants_v6) || (partial && !out.is_empty() && rng.chance(50))
+        {
             continue;
         }
         let contended = rng.chance(25);
@@ -538,6 +599,9 @@ fn random_requested(spec: &SvcSpec, rng: &mut Rng, last: &World) -> Vec<IpAddr> 
         if !choices.is_empty() {
             out.push(*rng.pick(&choices));
         }
+    }
+    if !partial && wants_v4 && wants_v6 && out.len() == 1 {
+        out.clear();
     }
     out
 }

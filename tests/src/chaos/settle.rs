@@ -99,34 +99,34 @@ pub async fn settle(
     timeout: Duration,
 ) -> (World, Option<String>) {
     let started = Instant::now();
-    let mut why = match bump_barrier(client, round).await {
-        Ok(()) => String::new(),
-        Err(e) => format!("cannot write the barrier: {e}"),
-    };
-    let mut last_print = String::new();
+    let mut barrier_written = false;
+    let mut why = String::new();
     let mut stable_since: Option<Instant> = None;
     let mut world = World::default();
     loop {
-        if why.starts_with("cannot write the barrier") {
-            // The apiserver was unreachable (a fault healing): try again.
-            why = match bump_barrier(client, round).await {
-                Ok(()) => String::new(),
-                Err(e) => format!("cannot write the barrier: {e}"),
-            };
+        if !barrier_written {
+            // Retried while the apiserver is unreachable (a fault healing).
+            match bump_barrier(client, round).await {
+                Ok(()) => barrier_written = true,
+                Err(e) => why = format!("cannot write the barrier: {e}"),
+            }
         }
-        if why.is_empty() || !why.starts_with("cannot write the barrier") {
+        if barrier_written {
             match World::read(client).await {
                 Err(e) => {
                     why = format!("cannot read the objects: {e}");
                     stable_since = None;
                 }
                 Ok(now) => {
-                    let print = now.fingerprint();
-                    if print != last_print {
-                        stable_since = None;
-                        last_print = print;
-                    }
-                    match not_settled(client, replicas, round, &now).await {
+                    let changed = now.changed_since(&world);
+                    let reason = if changed.is_empty() {
+                        not_settled(client, replicas, round, &now).await
+                    } else {
+                        let mut names: Vec<&str> = changed.into_iter().take(5).collect();
+                        names.sort_unstable();
+                        Some(format!("still being written: {}", names.join(", ")))
+                    };
+                    match reason {
                         Some(reason) => {
                             why = reason;
                             stable_since = None;
@@ -136,7 +136,7 @@ pub async fn settle(
                             if since.elapsed() >= stable {
                                 return (now, None);
                             }
-                            why = "still changing".into();
+                            why = "not yet stable for long enough".into();
                         }
                     }
                     world = now;

@@ -56,6 +56,8 @@ pub struct ServiceView {
     pub key: Key,
     pub namespace: String,
     pub uid: String,
+    /// Changes with every write, so a write loop never looks settled.
+    pub resource_version: String,
     /// type LoadBalancer without a loadBalancerClass.
     pub ours: bool,
     pub ips: Vec<IpAddr>,
@@ -137,13 +139,27 @@ impl World {
         holders
     }
 
-    /// Compact text of every Service's status, to tell whether anything still changes.
-    pub fn fingerprint(&self) -> String {
-        self.services
+    /// The Services written since `earlier` was read (or created or deleted since).
+    pub fn changed_since<'a>(&'a self, earlier: &'a World) -> Vec<&'a str> {
+        let mut changed: Vec<&str> = self
+            .services
             .values()
-            .map(|s| format!("{}={:?}{:?}", s.key, s.ips, s.condition))
-            .collect::<Vec<_>>()
-            .join(";")
+            .filter(|s| {
+                earlier
+                    .services
+                    .get(&s.key)
+                    .is_none_or(|e| e.resource_version != s.resource_version)
+            })
+            .map(|s| s.key.as_str())
+            .collect();
+        changed.extend(
+            earlier
+                .services
+                .keys()
+                .filter(|k| !self.services.contains_key(*k))
+                .map(String::as_str),
+        );
+        changed
     }
 }
 
@@ -287,6 +303,7 @@ fn service_view(svc: &Service) -> ServiceView {
         key,
         namespace,
         uid: svc.metadata.uid.clone().unwrap_or_default(),
+        resource_version: svc.metadata.resource_version.clone().unwrap_or_default(),
         ours,
         ips,
         labels: svc.metadata.labels.clone().unwrap_or_default(),
