@@ -63,7 +63,7 @@ fn assert_clean(report: &Report) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_short_run_puts_no_ip_on_two_services_moves_none_unasked_and_crosses_no_fence() {
-    let report = chaos("", 200, None).await;
+    let report = chaos("", 160, None).await;
     assert_clean(&report);
 }
 
@@ -88,18 +88,30 @@ async fn chaos_with_edits_during_failover_moves_no_ip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "issue #13: a frozen or cut-off leader keeps writing after it is deposed; enable once writes are fenced by leadership"]
 async fn chaos_with_edits_while_the_leader_is_stuck_moves_no_ip() {
-    assert_clean(&chaos(
-        "ops-during-stuck-leader",
-        150,
-        Some(vec![Fault::FreezeLeader, Fault::StallLeader]),
-    )
-    .await);
+    assert_clean(
+        &chaos(
+            "ops-during-stuck-leader",
+            150,
+            Some(vec![Fault::FreezeLeader, Fault::StallLeader]),
+        )
+        .await,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "found by this suite: a dual-stack Service whose loadBalancerIPs names one family gets the other family added and removed again in a write loop; enable once fixed"]
-async fn chaos_with_dual_stack_services_requesting_one_family_settles_and_holds_only_what_they_asked() {
-    assert_clean(&chaos("partial-dual-request", 150, None).await);
+async fn chaos_with_dual_stack_services_requesting_one_family_settles_and_holds_only_what_they_asked()
+ {
+    // PreferDualStack is where the other family gets added; no leader change (only standbys
+    // die), so the rebuild bug of prefer-dual-stack stays out of it.
+    assert_clean(
+        &chaos(
+            "partial-dual-request,prefer-dual-stack",
+            150,
+            Some(vec![Fault::KillStandby]),
+        )
+        .await,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +138,10 @@ fn svc(ns: &str, name: &str, ips: &[&str], key: &str, port: i32) -> ServiceView 
         namespace: ns.into(),
         uid: format!("uid-{name}"),
         ours: true,
-        ips: ips.iter().map(|i| i.parse::<IpAddr>().expect("ip")).collect(),
+        ips: ips
+            .iter()
+            .map(|i| i.parse::<IpAddr>().expect("ip"))
+            .collect(),
         labels: BTreeMap::new(),
         requested: Ok(vec![]),
         pool: None,
@@ -195,14 +210,24 @@ fn checker_flags_an_ip_on_two_services_unless_they_may_share_it() {
 #[test]
 fn checker_flags_an_ip_of_a_pool_that_fences_the_namespace_out() {
     let w = world(
-        vec![pool("prod-only", "198.51.100.0", "198.51.100.11", Some(&["prod"]))],
+        vec![pool(
+            "prod-only",
+            "198.51.100.0",
+            "198.51.100.11",
+            Some(&["prod"]),
+        )],
         vec![svc("evil", "x", &["198.51.100.3"], "", 80)],
     );
     assert_eq!(kinds(&w, &w), [Kind::Fence]);
     let mut named = svc("prod", "x", &["198.51.100.3"], "", 80);
     named.pool = Some("other".into());
     let w = world(
-        vec![pool("prod-only", "198.51.100.0", "198.51.100.11", Some(&["prod"]))],
+        vec![pool(
+            "prod-only",
+            "198.51.100.0",
+            "198.51.100.11",
+            Some(&["prod"]),
+        )],
         vec![named],
     );
     assert_eq!(kinds(&w, &w), [Kind::Fence]);

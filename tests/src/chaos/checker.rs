@@ -118,7 +118,9 @@ fn shared(now: &World, out: &mut Vec<Violation>) {
                     out.push(Violation {
                         kind: Kind::Shared,
                         subject: format!("{ip} {} {}", a.key, b.key),
-                        detail: format!("{ip} is held by {a} and by {b}, which may not share it ({why})"),
+                        detail: format!(
+                            "{ip} is held by {a} and by {b}, which may not share it ({why})"
+                        ),
                     });
                 }
             }
@@ -226,7 +228,7 @@ fn moved(
         }
     }
     for s in now.services.values() {
-        if !before.services.get(&s.key).is_some_and(|o| o.uid == s.uid) && !s.ips.is_empty() {
+        if before.services.get(&s.key).is_none_or(|o| o.uid != s.uid) && !s.ips.is_empty() {
             seen.gained += 1;
         }
     }

@@ -123,13 +123,21 @@ impl Report {
         for (f, n) in &self.faults {
             let _ = writeln!(s, "  {n:>5}  {f}");
         }
-        let _ = writeln!(s, "410 Gone confirmed after compaction: {}", self.gone_confirmed);
+        let _ = writeln!(
+            s,
+            "410 Gone confirmed after compaction: {}",
+            self.gone_confirmed
+        );
         let _ = writeln!(
             s,
             "checks: {} · IPs seen held (summed over checks): {} · Services that gained IPs: {} · moves the step required: {}",
             self.checks, self.ips_held_total, self.gained, self.moved_with_cause
         );
-        let _ = writeln!(s, "replica exits on their own: {}", self.replica_exits.len());
+        let _ = writeln!(
+            s,
+            "replica exits on their own: {}",
+            self.replica_exits.len()
+        );
         for e in &self.replica_exits {
             let _ = writeln!(s, "  {}", e.lines().next().unwrap_or_default());
         }
@@ -251,7 +259,7 @@ impl Run {
             eprintln!("step {step}: {}", did.join("; "));
         }
         let every = self.settings.progress_every;
-        if every > 0 && step % every == 0 {
+        if every > 0 && step.is_multiple_of(every) {
             let r = &self.report;
             eprintln!(
                 "chaos progress: step {step}, {} operations, {} faults, {} unsettled, {} violations, {:.0} s",
@@ -314,7 +322,11 @@ impl Run {
                 self.replicas[leader].kill();
                 if scenarios.ops_during_failover {
                     // The tenant: while no one leads, ask for another Service's IP.
-                    match self.users.steal_ip(&self.client, &mut self.rng, &self.world).await {
+                    match self
+                        .users
+                        .steal_ip(&self.client, &mut self.rng, &self.world)
+                        .await
+                    {
                         Ok(Some(op)) => {
                             did.push(op);
                             self.report.ops += 1;

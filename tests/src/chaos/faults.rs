@@ -73,7 +73,10 @@ impl std::fmt::Display for Fault {
 
 /// Compacts etcd up to its current revision after one write, then shows that a watch from
 /// the resourceVersion before that write is refused with 410 Gone. Returns whether it was.
-pub async fn compact_and_confirm_gone(client: &kube::Client, etcd_url: &str) -> anyhow::Result<bool> {
+pub async fn compact_and_confirm_gone(
+    client: &kube::Client,
+    etcd_url: &str,
+) -> anyhow::Result<bool> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let old = namespaces
         .list(&ListParams::default().limit(1))
@@ -82,7 +85,13 @@ pub async fn compact_and_confirm_gone(client: &kube::Client, etcd_url: &str) -> 
         .resource_version
         .context("a list without resourceVersion")?;
     // One write, so that `old` is older than the compaction point.
-    let stamp = format!("{}", std::time::UNIX_EPOCH.elapsed().unwrap_or_default().as_nanos());
+    let stamp = format!(
+        "{}",
+        std::time::UNIX_EPOCH
+            .elapsed()
+            .unwrap_or_default()
+            .as_nanos()
+    );
     namespaces
         .patch(
             BARRIER_NAMESPACE,

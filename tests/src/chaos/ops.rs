@@ -155,7 +155,11 @@ impl Users {
                         avoid_buggy: false,
                         shrunk: false,
                         priority: None,
-                        namespaces: if slot.name == "prod-only" { vec!["prod"] } else { vec![] },
+                        namespaces: if slot.name == "prod-only" {
+                            vec!["prod"]
+                        } else {
+                            vec![]
+                        },
                         ns_selector: (fenced && slot.name == "team").then_some("blue"),
                         svc_selector: None,
                     },
@@ -205,7 +209,9 @@ impl Users {
                 70..=75 => self.delete_or_create_pool(client, rng).await?,
                 76..=83 if self.scenarios.pool_replace => self.replace_pool(client, rng).await?,
                 84..=91 => self.relabel_namespace(client, rng).await?,
-                92..=99 if self.scenarios.fence_bypass => self.tenant_attack(client, rng, last).await?,
+                92..=99 if self.scenarios.fence_bypass => {
+                    self.tenant_attack(client, rng, last).await?
+                }
                 _ => continue,
             };
             return Ok(op);
@@ -228,8 +234,8 @@ impl Users {
             load_balancer: rng.chance(92),
             other_class: rng.chance(6),
             local: rng.chance(25),
-            app: *rng.pick(&["a", "b"]),
-            tier: *rng.pick(&["web", "db"]),
+            app: rng.pick::<&str>(&["a", "b"]),
+            tier: rng.pick::<&str>(&["web", "db"]),
             ports: random_ports(rng),
             sharing: None,
             pool: None,
@@ -249,16 +255,14 @@ impl Users {
     /// Sets each annotation with some probability; requested IPs come from the pools' slots.
     fn randomise_annotations(&self, spec: &mut SvcSpec, rng: &mut Rng, last: &World) {
         spec.sharing = rng.chance(35).then(|| *rng.pick(&["k1", "k2"]));
-        spec.pool = rng
-            .chance(25)
-            .then(|| {
-                let nameable: Vec<&'static str> = SLOTS
-                    .iter()
-                    .filter(|s| s.role == Role::Open || self.scenarios.fence_bypass)
-                    .map(|s| s.name)
-                    .collect();
-                *rng.pick(&nameable)
-            });
+        spec.pool = rng.chance(25).then(|| {
+            let nameable: Vec<&'static str> = SLOTS
+                .iter()
+                .filter(|s| s.role == Role::Open || self.scenarios.fence_bypass)
+                .map(|s| s.name)
+                .collect();
+            *rng.pick(&nameable)
+        });
         spec.requested = if rng.chance(25) {
             random_requested(spec, rng, last, self.scenarios.partial_dual_request)
         } else {
@@ -435,7 +439,9 @@ impl Users {
         if let Some(pool) = self.pools.get(name) {
             apply_pool(client, pool).await?;
         }
-        Ok(format!("replace pool {name} (delete and create the same spec)"))
+        Ok(format!(
+            "replace pool {name} (delete and create the same spec)"
+        ))
     }
 
     async fn relabel_namespace(
@@ -447,7 +453,10 @@ impl Users {
         let team = *rng.pick(&[None, Some("blue"), Some("red")]);
         self.ns_labels.insert(ns, team);
         self.apply_namespace(client, ns).await?;
-        Ok(format!("relabel namespace {ns} team={}", team.unwrap_or("-")))
+        Ok(format!(
+            "relabel namespace {ns} team={}",
+            team.unwrap_or("-")
+        ))
     }
 
     /// A Service that holds one IPv4 address asks for the IPv4 address of a Service that
@@ -472,7 +481,12 @@ impl Users {
             .collect();
         let pairs: Vec<(&String, &String)> = holders
             .iter()
-            .flat_map(|a| holders.iter().filter(move |v| a.as_str() < v.as_str()).map(move |v| (*a, *v)))
+            .flat_map(|a| {
+                holders
+                    .iter()
+                    .filter(move |v| a.as_str() < v.as_str())
+                    .map(move |v| (*a, *v))
+            })
             .collect();
         if pairs.is_empty() {
             return Ok(None);
@@ -540,7 +554,11 @@ impl Users {
             "metadata": { "name": ns, "labels": labels },
         });
         Api::<Namespace>::all(client.clone())
-            .patch(ns, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
+            .patch(
+                ns,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&body),
+            )
             .await?;
         Ok(())
     }
@@ -576,7 +594,7 @@ fn random_ports(rng: &mut Rng) -> Vec<(&'static str, i32)> {
     ports
 }
 
-/// One IP per family the Service may have (a dual-stack Service may name one family only when
+/// One IP per family the Service may have (a dual-stack Service names one family only when
 /// `partial` is on) from the slots: mostly free ones, sometimes one a Service already holds (a
 /// contended request).
 fn random_requested(spec: &SvcSpec, rng: &mut Rng, last: &World, partial: bool) -> Vec<IpAddr> {
@@ -586,8 +604,7 @@ fn random_requested(spec: &SvcSpec, rng: &mut Rng, last: &World, partial: bool) 
     let all: Vec<IpAddr> = SLOTS.iter().flat_map(Slot::addresses).collect();
     let mut out = Vec::new();
     for v4 in [true, false] {
-        if (v4 && !wants_v4) || (!v4 && !wants_v6) || (partial && !out.is_empty() && rng.chance(50))
-        {
+        if (v4 && !wants_v4) || (!v4 && !wants_v6) || (partial && !out.is_empty()) {
             continue;
         }
         let contended = rng.chance(25);
@@ -769,10 +786,14 @@ async fn wait_gone<K>(api: &Api<K>, name: &str) -> anyhow::Result<()>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + fmt::Debug,
 {
-    crate::controller::eventually(&format!("{name} deleted"), std::time::Duration::from_secs(10), || async {
-        anyhow::ensure!(api.get_opt(name).await?.is_none(), "still there");
-        Ok(())
-    })
+    crate::controller::eventually(
+        &format!("{name} deleted"),
+        std::time::Duration::from_secs(10),
+        || async {
+            anyhow::ensure!(api.get_opt(name).await?.is_none(), "still there");
+            Ok(())
+        },
+    )
     .await
 }
 

@@ -4,10 +4,10 @@
 //! closed at once) and **drop** (every open connection is reset). TLS passes through untouched:
 //! the apiserver's certificate names 127.0.0.1, so clients verify it as usual.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -111,13 +111,7 @@ impl Proxy {
 
     /// Resets every open connection; returns how many there were.
     pub fn drop_all(&self) -> usize {
-        let open = std::mem::take(
-            &mut *self
-                .shared
-                .open
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
+        let open = std::mem::take(&mut *self.shared.open.lock().unwrap_or_else(|p| p.into_inner()));
         for (a, b) in open.values() {
             let _ = a.shutdown(Shutdown::Both);
             let _ = b.shutdown(Shutdown::Both);

@@ -156,10 +156,9 @@ impl Replica {
 
     /// Whether this replica says it leads (`ferrolb_controller_leader 1` on `/metrics`).
     pub async fn says_leading(&self) -> bool {
-        http_get(self.metrics, "/metrics").await.is_ok_and(|r| {
-            r.lines()
-                .any(|l| l.trim() == "ferrolb_controller_leader 1")
-        })
+        http_get(self.metrics, "/metrics")
+            .await
+            .is_ok_and(|r| r.lines().any(|l| l.trim() == "ferrolb_controller_leader 1"))
     }
 
     /// Whether this replica says it leads and is ready (`/readyz` 200).

@@ -61,7 +61,9 @@ async fn not_settled(
         return Some(format!("lease held by {holder}, which is not running"));
     }
     if !leader.says_leading_and_ready().await {
-        return Some(format!("{holder} holds the lease but is not leading and ready"));
+        return Some(format!(
+            "{holder} holds the lease but is not leading and ready"
+        ));
     }
     let mut leading = Vec::new();
     for r in replicas.iter_mut() {
@@ -70,7 +72,11 @@ async fn not_settled(
         }
     }
     if leading.len() > 1 {
-        return Some(format!("{} replicas say they lead: {}", leading.len(), leading.join(", ")));
+        return Some(format!(
+            "{} replicas say they lead: {}",
+            leading.len(),
+            leading.join(", ")
+        ));
     }
     let barrier = format!("{BARRIER_NAMESPACE}/{BARRIER_SERVICE}");
     let want = BARRIER_IPS[round % 2];

@@ -32,9 +32,9 @@ pub struct PoolView {
 
 impl PoolView {
     pub fn contains(&self, ip: IpAddr) -> bool {
-        self.ranges.iter().any(|(lo, hi)| {
-            lo.is_ipv4() == ip.is_ipv4() && *lo <= ip && ip <= *hi
-        })
+        self.ranges
+            .iter()
+            .any(|(lo, hi)| lo.is_ipv4() == ip.is_ipv4() && *lo <= ip && ip <= *hi)
     }
 
     /// Whether a Service in `namespace` with `labels` may hold this pool's IPs.
@@ -99,19 +99,17 @@ impl World {
                     )
                 })
                 .collect();
-        let pools = Api::<IPAddressPool>::namespaced(
-            client.clone(),
-            ferrolb_api::DEFAULT_NAMESPACE,
-        )
-        .list(&lp)
-        .await?
-        .items
-        .into_iter()
-        .map(|p| {
-            let view = pool_view(&p, &namespaces);
-            (view.name.clone(), view)
-        })
-        .collect();
+        let pools =
+            Api::<IPAddressPool>::namespaced(client.clone(), ferrolb_api::DEFAULT_NAMESPACE)
+                .list(&lp)
+                .await?
+                .items
+                .into_iter()
+                .map(|p| {
+                    let view = pool_view(&p, &namespaces);
+                    (view.name.clone(), view)
+                })
+                .collect();
         let services = Api::<Service>::all(client.clone())
             .list(&lp)
             .await?
@@ -163,7 +161,10 @@ impl World {
     }
 }
 
-fn pool_view(p: &IPAddressPool, namespaces: &BTreeMap<String, BTreeMap<String, String>>) -> PoolView {
+fn pool_view(
+    p: &IPAddressPool,
+    namespaces: &BTreeMap<String, BTreeMap<String, String>>,
+) -> PoolView {
     let ranges = p
         .spec
         .addresses
@@ -230,8 +231,7 @@ fn service_view(svc: &Service) -> ServiceView {
     );
     let spec = svc.spec.clone().unwrap_or_default();
     let notes = svc.metadata.annotations.clone().unwrap_or_default();
-    let ours =
-        spec.type_.as_deref() == Some("LoadBalancer") && spec.load_balancer_class.is_none();
+    let ours = spec.type_.as_deref() == Some("LoadBalancer") && spec.load_balancer_class.is_none();
     let ips = svc
         .status
         .as_ref()
@@ -263,11 +263,12 @@ fn service_view(svc: &Service) -> ServiceView {
                 .collect();
             match parsed {
                 Err(_) => Err(format!("unparseable loadBalancerIPs {list}")),
-                Ok(ips) if ips.iter().any(|ip| !families.contains(&ip.is_ipv4())) => {
-                    Err(format!("loadBalancerIPs {list} not of the Service's families"))
-                }
+                Ok(ips) if ips.iter().any(|ip| !families.contains(&ip.is_ipv4())) => Err(format!(
+                    "loadBalancerIPs {list} not of the Service's families"
+                )),
                 Ok(ips)
-                    if ips.len() > 2 || (ips.len() == 2 && ips[0].is_ipv4() == ips[1].is_ipv4()) =>
+                    if ips.len() > 2
+                        || (ips.len() == 2 && ips[0].is_ipv4() == ips[1].is_ipv4()) =>
                 {
                     Err(format!("loadBalancerIPs {list}: more than one per family"))
                 }
