@@ -5,7 +5,7 @@
 //!
 //! - [`universe`]: the namespaces, pool slots and barrier every run uses, and the seeded RNG.
 //! - [`ops`]: what users do (Services, pools, namespaces), with the known-bug [`Scenarios`]
-//!   kept out of the default mix.
+//!   kept out of the default mix; `objects` writes what they ask for.
 //! - [`replicas`] runs `ferrolb-controller` processes, each behind a [`proxy`] that can stall,
 //!   refuse or reset its connections; [`faults`] lists the faults.
 //! - [`world`] reads the apiserver back and interprets it independently of ferrolb's code;
@@ -15,13 +15,15 @@
 pub mod checker;
 pub mod driver;
 pub mod faults;
+mod objects;
 pub mod ops;
 pub mod proxy;
 pub mod replicas;
+pub mod scenarios;
 pub mod settle;
 pub mod universe;
 pub mod world;
 
 pub use driver::{Report, Settings, run};
 pub use faults::Fault;
-pub use ops::Scenarios;
+pub use scenarios::Scenarios;

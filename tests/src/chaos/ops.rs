@@ -4,128 +4,23 @@
 //! server-side apply, as `kubectl apply --server-side` does.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 
-use ferrolb_api::IPAddressPool;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::universe::{NAMESPACES, Rng, Role, SLOTS, Slot, back};
+use super::objects::{
+    MANAGER, PoolSpec, SvcSpec, apply_pool, delete_pool, describe, describe_pool, service_body,
+    wait_gone,
+};
+pub use super::scenarios::Scenarios;
+use super::universe::{NAMESPACES, Rng, Role, SLOTS, Slot};
 use super::world::World;
 
-/// The field manager of everything the driver writes (a user's `kubectl`).
-const MANAGER: &str = "chaos-user";
 /// At most this many Services exist at once.
 const MAX_SERVICES: usize = 36;
-
-/// Known-bug scenarios, off in the default mix (issue #13): each makes the generator do what
-/// triggers one of the bugs found by review.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Scenarios {
-    /// `address-pool` names fenced pools, and the `evil` tenant asks for a fenced pool's IP
-    /// with `address-pool` + `loadBalancerIPs` (the allocator skips the fence for a named pool).
-    pub fence_bypass: bool,
-    /// Pools are replaced (deleted and re-created at once), which renumbers their Services.
-    pub pool_replace: bool,
-    /// Users keep editing Services while no controller leads (after a leader is killed), which
-    /// the one-pass rebuild can turn into an IP moving between Services.
-    pub ops_during_failover: bool,
-    /// Users keep editing Services while the old leader is frozen or cut off, and it comes back
-    /// with its queued writes (a deposed leader keeps writing).
-    pub ops_during_stuck_leader: bool,
-    /// Dual-stack Services request an IP of one family only (found by this suite: the
-    /// controller then adds the other family and takes it away again, without end).
-    pub partial_dual_request: bool,
-    /// PreferDualStack Services (otherwise dual-stack ones are RequireDualStack). One that
-    /// holds a single family gets the other added during a new leader's rebuild, taking an IP
-    /// whose holder has not registered yet (found by this suite; a form of the issue's restart
-    /// rebuild order).
-    pub prefer_dual_stack: bool,
-}
-
-impl Scenarios {
-    /// Parses `fence-bypass,pool-replace,ops-during-failover,ops-during-stuck-leader,
-    /// partial-dual-request,prefer-dual-stack` (or `all`).
-    pub fn parse(list: &str) -> anyhow::Result<Self> {
-        let mut s = Self::default();
-        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            match name {
-                "fence-bypass" => s.fence_bypass = true,
-                "pool-replace" => s.pool_replace = true,
-                "ops-during-failover" => s.ops_during_failover = true,
-                "ops-during-stuck-leader" => s.ops_during_stuck_leader = true,
-                "partial-dual-request" => s.partial_dual_request = true,
-                "prefer-dual-stack" => s.prefer_dual_stack = true,
-                "all" => {
-                    s = Self {
-                        fence_bypass: true,
-                        pool_replace: true,
-                        ops_during_failover: true,
-                        ops_during_stuck_leader: true,
-                        partial_dual_request: true,
-                        prefer_dual_stack: true,
-                    };
-                }
-                other => anyhow::bail!("unknown scenario {other}"),
-            }
-        }
-        Ok(s)
-    }
-}
-
-impl fmt::Display for Scenarios {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let on: Vec<&str> = [
-            (self.fence_bypass, "fence-bypass"),
-            (self.pool_replace, "pool-replace"),
-            (self.ops_during_failover, "ops-during-failover"),
-            (self.ops_during_stuck_leader, "ops-during-stuck-leader"),
-            (self.partial_dual_request, "partial-dual-request"),
-            (self.prefer_dual_stack, "prefer-dual-stack"),
-        ]
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, n)| *n)
-        .collect();
-        f.write_str(if on.is_empty() { "none" } else { "" })?;
-        f.write_str(&on.join(","))
-    }
-}
-
-/// A Service as the user last wrote it.
-#[derive(Clone, Debug)]
-struct SvcSpec {
-    namespace: String,
-    name: String,
-    /// 0 SingleStack IPv4, 1 SingleStack IPv6, 2 PreferDualStack, 3 RequireDualStack.
-    family: usize,
-    load_balancer: bool,
-    other_class: bool,
-    local: bool,
-    app: &'static str,
-    tier: &'static str,
-    ports: Vec<(&'static str, i32)>,
-    sharing: Option<&'static str>,
-    pool: Option<&'static str>,
-    requested: Vec<IpAddr>,
-}
-
-/// A pool as the user last wrote it.
-#[derive(Clone, Debug)]
-struct PoolSpec {
-    slot: Slot,
-    present: bool,
-    auto_assign: bool,
-    avoid_buggy: bool,
-    shrunk: bool,
-    priority: Option<i32>,
-    namespaces: Vec<&'static str>,
-    ns_selector: Option<&'static str>,
-    svc_selector: Option<&'static str>,
-}
 
 /// The driver's side of the cluster's objects.
 #[derive(Debug)]
@@ -623,182 +518,8 @@ fn random_requested(spec: &SvcSpec, rng: &mut Rng, last: &World, partial: bool) 
     out
 }
 
-fn describe(s: &SvcSpec) -> String {
-    let mut out = format!("{}/{}", s.namespace, s.name);
-    if !s.load_balancer {
-        out.push_str(" ClusterIP");
-    }
-    if s.other_class {
-        out.push_str(" class=other");
-    }
-    out.push_str(["", " v6", " dual-prefer", " dual-require"][s.family]);
-    if s.local {
-        out.push_str(" Local");
-    }
-    let ports: Vec<String> = s.ports.iter().map(|(p, n)| format!("{p}/{n}")).collect();
-    out.push_str(&format!(" ports={}", ports.join(",")));
-    if let Some(k) = s.sharing {
-        out.push_str(&format!(" key={k}"));
-    }
-    if let Some(p) = s.pool {
-        out.push_str(&format!(" pool={p}"));
-    }
-    if !s.requested.is_empty() {
-        let r: Vec<String> = s.requested.iter().map(ToString::to_string).collect();
-        out.push_str(&format!(" requested={}", r.join(",")));
-    }
-    out
-}
-
-fn describe_pool(p: &PoolSpec) -> String {
-    format!(
-        "{} (autoAssign={} avoidBuggyIPs={} shrunk={} priority={:?} namespaces=[{}] namespaceSelector={} serviceSelector={})",
-        p.slot.name,
-        p.auto_assign,
-        p.avoid_buggy,
-        p.shrunk,
-        p.priority,
-        p.namespaces.join(","),
-        p.ns_selector.unwrap_or("-"),
-        p.svc_selector.unwrap_or("-"),
-    )
-}
-
-fn service_body(s: &SvcSpec) -> Value {
-    let mut annotations = serde_json::Map::new();
-    if let Some(k) = s.sharing {
-        annotations.insert("ferrolb.io/allow-shared-ip".into(), json!(k));
-    }
-    if let Some(p) = s.pool {
-        annotations.insert("ferrolb.io/address-pool".into(), json!(p));
-    }
-    if !s.requested.is_empty() {
-        let list: Vec<String> = s.requested.iter().map(ToString::to_string).collect();
-        annotations.insert("ferrolb.io/loadBalancerIPs".into(), json!(list.join(",")));
-    }
-    let ports: Vec<Value> = s
-        .ports
-        .iter()
-        .map(|(proto, port)| {
-            json!({"name": format!("{}-{port}", proto.to_lowercase()), "protocol": proto, "port": port})
-        })
-        .collect();
-    let mut spec = json!({
-        "type": if s.load_balancer { "LoadBalancer" } else { "ClusterIP" },
-        "selector": { "app": s.app },
-        "ports": ports,
-    });
-    match s.family {
-        0 => {
-            spec["ipFamilyPolicy"] = json!("SingleStack");
-            spec["ipFamilies"] = json!(["IPv4"]);
-        }
-        1 => {
-            spec["ipFamilyPolicy"] = json!("SingleStack");
-            spec["ipFamilies"] = json!(["IPv6"]);
-        }
-        2 => spec["ipFamilyPolicy"] = json!("PreferDualStack"),
-        _ => spec["ipFamilyPolicy"] = json!("RequireDualStack"),
-    }
-    if s.load_balancer {
-        spec["externalTrafficPolicy"] = json!(if s.local { "Local" } else { "Cluster" });
-        if s.other_class {
-            spec["loadBalancerClass"] = json!("other.example/lb");
-        }
-    }
-    json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {
-            "name": s.name, "namespace": s.namespace,
-            "labels": { "tier": s.tier },
-            "annotations": annotations,
-        },
-        "spec": spec,
-    })
-}
-
-/// The pool's object as the user writes it.
-fn pool_body(p: &PoolSpec) -> Value {
-    let mut addresses = Vec::new();
-    let shrink = |hi: &str| -> String {
-        match (p.shrunk, hi.parse::<IpAddr>()) {
-            (true, Ok(ip)) => back(ip, 4).to_string(),
-            _ => hi.to_owned(),
-        }
-    };
-    addresses.push(format!("{}-{}", p.slot.v4.0, shrink(p.slot.v4.1)));
-    if let Some((lo, hi)) = p.slot.v6 {
-        addresses.push(format!("{lo}-{}", shrink(hi)));
-    }
-    let mut spec = json!({
-        "addresses": addresses,
-        "autoAssign": p.auto_assign,
-        "avoidBuggyIPs": p.avoid_buggy,
-    });
-    let mut allocation = serde_json::Map::new();
-    if let Some(prio) = p.priority {
-        allocation.insert("priority".into(), json!(prio));
-    }
-    if !p.namespaces.is_empty() {
-        allocation.insert("namespaces".into(), json!(p.namespaces));
-    }
-    if let Some(team) = p.ns_selector {
-        allocation.insert(
-            "namespaceSelectors".into(),
-            json!([{ "matchLabels": { "team": team } }]),
-        );
-    }
-    if let Some(tier) = p.svc_selector {
-        allocation.insert(
-            "serviceSelectors".into(),
-            json!([{ "matchLabels": { "tier": tier } }]),
-        );
-    }
-    if !allocation.is_empty() {
-        spec["serviceAllocation"] = Value::Object(allocation);
-    }
-    json!({
-        "apiVersion": ferrolb_api::API_VERSION, "kind": "IPAddressPool",
-        "metadata": { "name": p.slot.name, "namespace": ferrolb_api::DEFAULT_NAMESPACE },
-        "spec": spec,
-    })
-}
-
-async fn apply_pool(client: &kube::Client, p: &PoolSpec) -> anyhow::Result<()> {
-    let api: Api<IPAddressPool> = Api::namespaced(client.clone(), ferrolb_api::DEFAULT_NAMESPACE);
-    api.patch(
-        p.slot.name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&pool_body(p)),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn delete_pool(client: &kube::Client, name: &str) -> anyhow::Result<()> {
-    let api: Api<IPAddressPool> = Api::namespaced(client.clone(), ferrolb_api::DEFAULT_NAMESPACE);
-    api.delete(name, &DeleteParams::default()).await?;
-    wait_gone(&api, name).await
-}
-
-/// Waits until a deleted object is gone (no finalizers here, so at once).
-async fn wait_gone<K>(api: &Api<K>, name: &str) -> anyhow::Result<()>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + fmt::Debug,
-{
-    crate::controller::eventually(
-        &format!("{name} deleted"),
-        std::time::Duration::from_secs(10),
-        || async {
-            anyhow::ensure!(api.get_opt(name).await?.is_none(), "still there");
-            Ok(())
-        },
-    )
-    .await
-}
-
-/// Names of the pools the driver has deleted (and not re-created).
 impl Users {
+    /// Names of the pools the driver has deleted (and not re-created).
     pub fn absent_pools(&self) -> Vec<&'static str> {
         self.pools
             .iter()
