@@ -15,6 +15,7 @@ mod binaries;
 mod crds;
 mod pki;
 mod process;
+mod restart;
 pub(crate) use process::Process;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -252,6 +253,7 @@ impl ControlPlaneBuilder {
             cmd.arg("--endpoint-reconciler-type=none");
         }
         cmd.args(&self.extra_apiserver_args);
+        let apiserver_command = restart::SavedCommand::of(&cmd);
         let mut apiserver = Process::spawn("kube-apiserver", cmd, &dir.join("apiserver.log"))?;
 
         let kubeconfig = dir.join("kubeconfig");
@@ -266,6 +268,7 @@ impl ControlPlaneBuilder {
         tracing::info!(%server_url, ?startup, dir = %dir.display(), "control plane ready");
         Ok(ControlPlane {
             apiserver,
+            apiserver_command,
             etcd,
             workdir,
             binaries,
@@ -305,6 +308,8 @@ impl From<anyhow::Error> for Attempt {
 #[derive(Debug)]
 pub struct ControlPlane {
     apiserver: Process,
+    /// How the apiserver was started, to start it again ([`ControlPlane::restart_apiserver`]).
+    apiserver_command: restart::SavedCommand,
     etcd: Process,
     workdir: Workdir,
     binaries: &'static Binaries,

@@ -11,6 +11,8 @@
 //!   the apiserver; [`speaker`] runs the real `ferrolb-speaker` binary in a node namespace;
 //!   [`l2cluster`] puts these together (apiserver, nodes with speakers, a client); [`lab`] adds
 //!   kube-proxy, pods and routes for the `ferrolb-lab` binary and the end-to-end suite.
+//! - [`chaos`] is issue #13's chaos suite: random users, controller replicas killed, frozen and
+//!   cut off, apiserver restarts and expired watches, and an independent checker.
 //! - [`audit`] reads the apiserver's audit log to show which verbs a ServiceAccount used.
 //! - [`routers`] runs GoBGP, BIRD and FRR in namespaces and reads their routes (and BFD
 //!   sessions) back; [`bgp_session`] runs ferrolb's own BGP session inside a namespace.
@@ -20,6 +22,7 @@
 pub mod apiserver;
 pub mod audit;
 pub mod bgp_session;
+pub mod chaos;
 pub mod controller;
 pub mod fixtures;
 pub mod forward;
