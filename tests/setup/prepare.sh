@@ -33,30 +33,34 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 stage() {
   local for=$1 var=$2 title=$3; shift 3
   if [ "$for" = tests ] && [ "$FOR" = lab ]; then return 0; fi
-  local log="$LOGS/stage.log" out="$LOGS/stage.out" start pid ticks=0 status=0 open=1
+  local log="$LOGS/stage.log" out="$LOGS/stage.out" start pid next status=0 open=1 seen=0
   : > "$log"; : > "$out"
   printf '[setup] %s … ' "$title" >&2
-  start=$(date +%s)
+  start=$SECONDS
+  next=$((start + HEARTBEAT))
   "$@" > "$out" 2> "$log" < /dev/null &
   pid=$!
   while kill -0 "$pid" 2>/dev/null; do
     sleep 0.2
-    ticks=$((ticks + 1))
-    if [ $((ticks % (HEARTBEAT * 5))) -eq 0 ] && kill -0 "$pid" 2>/dev/null; then
-      local last
-      last=$(tail -n 1 "$log" | tr -d '\r' | cut -c1-100)
+    if [ "$SECONDS" -ge "$next" ] && kill -0 "$pid" 2>/dev/null; then
+      next=$((next + HEARTBEAT))
+      # The log's last line, if it says something new (a Go build is silent for minutes).
+      local size last=""
+      size=$(stat -c %s "$log")
+      [ "$size" = "$seen" ] || last=$(tail -n 1 "$log" | tr -d '\r' | cut -c1-100)
+      seen=$size
       [ "$open" = 1 ] && { echo >&2; open=0; }
-      say "  … still at it after $(( $(date +%s) - start )) s${last:+ (last: $last)}"
+      say "  … still at it after $((SECONDS - start)) s${last:+ (last: $last)}"
     fi
   done
   wait "$pid" || status=$?
   [ "$open" = 1 ] || printf '[setup]   ' >&2
   if [ "$status" -ne 0 ]; then
-    printf 'failed after %s s (exit %s); the end of its output:\n' "$(( $(date +%s) - start ))" "$status" >&2
+    printf 'failed after %s s (exit %s); the end of its output:\n' "$((SECONDS - start))" "$status" >&2
     tail -n 40 "$log" >&2
     exit "$status"
   fi
-  printf 'done in %s s\n' "$(( $(date +%s) - start ))" >&2
+  printf 'done in %s s\n' "$((SECONDS - start))" >&2
   if [ "$var" != - ]; then
     local value
     value=$(grep -v '^[[:space:]]*$' "$out" | tail -n 1)
