@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ferrolb's whole test suite, exactly as CI runs it (.ci/run calls this):
-#   1. prerequisites: the real kube-apiserver, kubectl and etcd, built from their Go modules
-#      and cached under ~/.cache/ferrolb (minutes the first time, seconds afterwards);
+#   1. prerequisites, by tests/setup/prepare.sh (the same entry point `./lab` uses): Debian
+#      packages, the real kube-apiserver, kube-proxy, kubectl and etcd built from their Go
+#      modules and cached under ~/.cache/ferrolb, ferrolb's binaries (the namespace tests run
+#      them as processes), helm and cargo-fuzz — minutes the first time, seconds afterwards;
 #   2. formatting and lints (cargo fmt --check, clippy -D warnings);
 #   3. every unit, property and integration test, including those against the real apiserver
 #      and those in network namespaces (root needed), which run the built binaries;
@@ -13,15 +15,10 @@ cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
 
 step "prerequisites"
-bash tests/setup/packages.sh
-FERROLB_K8S_BIN=$(bash tests/setup/control-plane.sh | tail -n 1)
-export FERROLB_K8S_BIN
-FERROLB_HELM_BIN=$(bash tests/setup/helm.sh | tail -n 1)
-export FERROLB_HELM_BIN
 FUZZ_SECONDS=${FERROLB_FUZZ_SECONDS:-45}
-if [ "$FUZZ_SECONDS" -gt 0 ]; then
-  CARGO_FUZZ=$(bash tests/setup/cargo-fuzz.sh | tail -n 1)
-fi
+# Exports FERROLB_K8S_BIN, FERROLB_HELM_BIN and (unless fuzzing is off) CARGO_FUZZ_BIN.
+prepared=$(FERROLB_FUZZ_SECONDS=$FUZZ_SECONDS bash tests/setup/prepare.sh tests)
+eval "$prepared"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -29,9 +26,6 @@ cargo fmt --manifest-path bgp/fuzz/Cargo.toml -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-
-step "cargo build (the binaries the namespace tests run as processes)"
-cargo build --workspace --bins --locked
 
 step "cargo test"
 cargo test --workspace --locked
@@ -43,6 +37,6 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
   fuzz=$(mktemp -d); trap 'rm -rf "$fuzz"' EXIT
   cargo run -q --locked -p ferrolb-bgp --example fuzz_seeds -- "$fuzz/seeds"
   mkdir "$fuzz/corpus"
-  (cd bgp/fuzz && PATH="$(dirname "$CARGO_FUZZ"):$PATH" cargo +nightly fuzz run --sanitizer none \
+  (cd bgp/fuzz && PATH="$CARGO_FUZZ_BIN:$PATH" cargo +nightly fuzz run --sanitizer none \
     decode_message "$fuzz/corpus" "$fuzz/seeds" -- -max_total_time="$FUZZ_SECONDS" -print_final_stats=1)
 fi

@@ -223,6 +223,13 @@ impl L2Cluster {
         self.speakers.get_mut(node)
     }
 
+    /// Where the speaker of `node` answers once it is ready (address inside the node's
+    /// namespace, path), if it has one.
+    pub fn speaker_ready_endpoint(&self, node: &str) -> Option<(String, String)> {
+        let (addr, path) = self.speakers.get(node)?.ready_endpoint();
+        Some((addr.to_owned(), path.to_owned()))
+    }
+
     /// Starts (or restarts) the speaker of `node`.
     pub fn start_speaker(&mut self, node: &str) -> anyhow::Result<()> {
         self.speakers.remove(node);

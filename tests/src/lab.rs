@@ -46,6 +46,12 @@ use crate::l2cluster::{L2Cluster, NAMESPACE, Speakers};
 use crate::netns::{Netns, OwnedNetns};
 use crate::routers::{Neighbor, Router, RouterConfig, RouterKind};
 
+mod health;
+
+pub use health::{
+    Check, HealthError, Missing, missing_prerequisites, missing_prerequisites_on, state_health,
+};
+
 /// The pods' HTTP port.
 pub const POD_PORT: u16 = 8080;
 
@@ -135,6 +141,12 @@ pub struct NodeInfo {
     pub mac: String,
     /// Pod CIDR.
     pub pod_cidr: String,
+    /// The pid of its kube-proxy (0 until started).
+    #[serde(default)]
+    pub kube_proxy_pid: u32,
+    /// Where its speaker answers once ready: address inside the namespace, path.
+    #[serde(default)]
+    pub speaker_ready: (String, String),
 }
 
 /// The router as the lab's users see it.
@@ -148,6 +160,9 @@ pub struct RouterInfo {
     pub ipv4: Ipv4Addr,
     /// The command that shows its routes.
     pub show_routes: String,
+    /// Its daemons (`bird`; `zebra`, `bgpd`, `bfdd`; `gobgpd`) and their pids.
+    #[serde(default)]
+    pub daemons: Vec<(String, u32)>,
 }
 
 /// What `ferrolb-lab status`/`demo` need to find a running lab.
@@ -192,7 +207,13 @@ pub struct Lab {
 
 impl Lab {
     /// Builds the lab with `nodes` nodes and `router` as the BGP router.
+    ///
+    /// Fails at once, naming each, when a program or binary it runs is missing.
     pub async fn start(nodes: usize, router: RouterKind) -> anyhow::Result<Self> {
+        let missing = missing_prerequisites(router);
+        if !missing.is_empty() {
+            return Err(HealthError::Missing(missing).into());
+        }
         let cluster = L2Cluster::start_on(
             ControlPlane::builder(),
             nodes,
@@ -321,6 +342,11 @@ impl Lab {
             ipv4: host.ipv4,
             mac: host.mac("eth0").to_owned(),
             pod_cidr: format!("198.18.{index}.0/24"),
+            kube_proxy_pid: 0,
+            speaker_ready: self
+                .cluster
+                .speaker_ready_endpoint(name)
+                .unwrap_or_default(),
         });
         Ok(())
     }
@@ -352,6 +378,9 @@ impl Lab {
         cmd.args(["--config", &config.to_string_lossy(), "--v=1"]);
         let log = dir.join(format!("kube-proxy-{node}.log"));
         let process = Process::spawn("kube-proxy", cmd, &log)?;
+        if let Some(info) = self.state.nodes.iter_mut().find(|n| n.name == node) {
+            info.kube_proxy_pid = process.id();
+        }
         self.proxies.push((process, forwarder));
         Ok(())
     }
@@ -485,6 +514,11 @@ fn start_router(
         netns: ns.name().to_owned(),
         ipv4: host.ipv4,
         show_routes: router.show_routes_command(),
+        daemons: router
+            .daemons()
+            .into_iter()
+            .map(|(name, pid)| (name.to_owned(), pid))
+            .collect(),
     };
     Ok((router, info))
 }

@@ -204,6 +204,11 @@ impl Router {
         }
     }
 
+    /// The daemons it runs (`bird`; `zebra`, `bgpd`, `bfdd`; `gobgpd`) and their pids.
+    pub fn daemons(&self) -> Vec<(&'static str, u32)> {
+        self.processes.iter().map(|p| (p.name(), p.id())).collect()
+    }
+
     /// The tail of each daemon's log, for failure messages.
     pub fn describe(&self) -> String {
         self.processes

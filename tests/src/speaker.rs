@@ -31,7 +31,7 @@ pub fn binary() -> anyhow::Result<PathBuf> {
         .cloned()
         .ok_or_else(|| {
             anyhow!(
-                "ferrolb-speaker is missing (looked at {candidates:?}): run `cargo build -p ferrolb-speaker` (tests/run.sh does)"
+                "ferrolb-speaker is missing (looked at {candidates:?}): run `cargo build --workspace --bins` (`./lab` and tests/setup/prepare.sh do)"
             )
         })
 }

@@ -64,9 +64,7 @@ impl Binaries {
 ///
 /// When they cannot be had: tests that need a control plane must fail, never skip.
 pub fn binaries() -> &'static Binaries {
-    static BINARIES: OnceLock<Result<Binaries, String>> = OnceLock::new();
-    let found = BINARIES.get_or_init(|| locate().map_err(|e| format!("{e:#}")));
-    match found {
+    match located() {
         Ok(b) => b,
         Err(e) => panic!(
             "the control-plane binaries (etcd, kube-apiserver, kubectl) are unavailable: {e}\n\
@@ -74,6 +72,16 @@ pub fn binaries() -> &'static Binaries {
              proxy) or point {BIN_DIR_ENV} at a directory that holds them."
         ),
     }
+}
+
+/// The binaries, located (and built if needed) once per process, or why they cannot be had;
+/// for programs that report the reason instead of panicking (the lab).
+pub fn located() -> Result<&'static Binaries, &'static str> {
+    static BINARIES: OnceLock<Result<Binaries, String>> = OnceLock::new();
+    BINARIES
+        .get_or_init(|| locate().map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(String::as_str)
 }
 
 fn locate() -> anyhow::Result<Binaries> {

@@ -1,8 +1,11 @@
 //! `ferrolb-lab`: a Kubernetes network on one Linux machine, with ferrolb in it.
 //!
 //! - `up [--nodes N] [--router bird|frr|gobgp]` builds the lab in network namespaces (see
-//!   `ferrolb_tests::lab`) and leaves it running under a background supervisor; idempotent.
-//! - `status` shows the nodes, the pods and the LoadBalancer Services with their announcers.
+//!   `ferrolb_tests::lab`) and leaves it running under a background supervisor; idempotent. It
+//!   refuses to start when a program it runs is missing, and says "up" only once the lab passes
+//!   its health checks (`ferrolb_tests::lab::Lab::health`), else names the failing ones.
+//! - `status` shows the nodes, the pods, the LoadBalancer Services with their announcers and
+//!   the health checks.
 //! - `demo` (brings the lab up if needed) creates layer-2 and BGP LoadBalancer Services and
 //!   shows, from a client on the LAN and one behind the router, which node answers for each IP
 //!   and which pod serves the request.
@@ -18,8 +21,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: ferrolb-lab <command>
 
   up [--nodes N] [--router bird|frr|gobgp]
-                   build the lab (default 3 nodes, BIRD) and leave it running
-  status           nodes, pods, LoadBalancer Services and who announces them
+                   build the lab (default 3 nodes, BIRD), check its health, leave it running
+  status           nodes, pods, LoadBalancer Services, who announces them, health checks
   demo [up's options]
                    LoadBalancer Services answering through the network (runs `up` if needed)
   down             remove everything the lab made

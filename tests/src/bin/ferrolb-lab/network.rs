@@ -13,7 +13,12 @@ use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::api::ListParams;
 
+/// How long the lab may take to come up and pass its health checks, once every binary is built.
 const UP_TIMEOUT: Duration = Duration::from_secs(240);
+/// How long the supervisor retries the health checks once the speakers are ready.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
+/// The supervisor's health report, next to its state.
+const HEALTH_FILE: &str = "health.txt";
 
 /// Starts the supervisor in the background unless a lab already runs; returns its state.
 pub fn up(nodes: usize, router: RouterKind) -> anyhow::Result<LabState> {
@@ -28,20 +33,32 @@ pub fn up(nodes: usize, router: RouterKind) -> anyhow::Result<LabState> {
     if !ferrolb_tests::netns::is_root() {
         bail!("the lab needs root (network namespaces, raw sockets)");
     }
+    // Builds are waited for however long they take (`./lab` has done them already); the
+    // timeout below counts from when everything is there.
+    if std::env::var_os(ferrolb_tests::apiserver::BIN_DIR_ENV).is_none() {
+        println!(
+            "locating the Kubernetes binaries (tests/setup/control-plane.sh; a cold build takes ~6 min)..."
+        );
+    }
+    let missing = lab::missing_prerequisites(router);
+    if !missing.is_empty() {
+        return Err(lab::HealthError::Missing(missing).into());
+    }
+    let k8s_bin = ferrolb_tests::apiserver::binaries().dir().to_path_buf();
     // Whatever a crashed lab left behind goes first.
     ferrolb_tests::netns::sweep_stale();
     let dir = lab::state_dir();
     std::fs::create_dir_all(&dir)?;
     let _ = std::fs::remove_file(dir.join("state.json"));
+    let _ = std::fs::remove_file(dir.join(HEALTH_FILE));
     let log = dir.join("lab.log");
     let out = std::fs::File::create(&log)?;
     let err = out.try_clone()?;
     let exe = std::env::current_exe()?;
-    println!(
-        "building the lab ({nodes} nodes, {router} router; first run builds Kubernetes, later runs take seconds)..."
-    );
+    println!("building the lab ({nodes} nodes, {router} router)...");
     let started = Instant::now();
     let mut child = Command::new("setsid")
+        .env(ferrolb_tests::apiserver::BIN_DIR_ENV, &k8s_bin)
         .arg(&exe)
         .args([
             "supervise",
@@ -57,12 +74,14 @@ pub fn up(nodes: usize, router: RouterKind) -> anyhow::Result<LabState> {
         .context("cannot start the lab supervisor")?;
     loop {
         if let Some(state) = lab::running_state() {
+            let health = std::fs::read_to_string(dir.join(HEALTH_FILE)).unwrap_or_default();
             println!(
-                "the lab is up in {:.1?}: {} nodes, client {}; log {}",
+                "the lab is up in {:.1?}: {} nodes, client {}; log {}\n{}",
                 started.elapsed(),
                 state.nodes.len(),
                 state.client_ip,
-                log.display()
+                log.display(),
+                health.trim_end()
             );
             return Ok(state);
         }
@@ -94,7 +113,11 @@ pub async fn supervise(nodes: usize, router: RouterKind) -> anyhow::Result<()> {
     lab.cluster()
         .wait_speakers_ready(Duration::from_secs(60))
         .await?;
+    // Up means working: the checks name what is not.
+    let checks = lab.wait_healthy(HEALTH_TIMEOUT).await?;
     let dir = lab::state_dir();
+    let report: String = checks.iter().map(|c| format!("  {c}\n")).collect();
+    std::fs::write(dir.join(HEALTH_FILE), report)?;
     let tmp = dir.join("state.json.tmp");
     std::fs::write(&tmp, serde_json::to_string_pretty(lab.state())?)?;
     std::fs::rename(&tmp, dir.join("state.json"))?;
@@ -162,7 +185,13 @@ pub async fn status() -> anyhow::Result<()> {
         state.router.show_routes
     );
     let client = client(&state).await?;
-    print_services(&client, &state).await
+    print_services(&client, &state).await?;
+    // BGP sessions are checked by `up`, which holds the router; the rest is checked again.
+    println!("\nhealth:");
+    for check in lab::state_health(&state, &client).await {
+        println!("  {check}");
+    }
+    Ok(())
 }
 
 /// (Service, node) for every ServiceL2Status, then every ServiceBGPStatus.
