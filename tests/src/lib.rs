@@ -11,6 +11,8 @@
 //!   the apiserver; [`speaker`] runs the real `ferrolb-speaker` binary in a node namespace;
 //!   [`l2cluster`] puts these together (apiserver, nodes with speakers, a client); [`lab`] adds
 //!   kube-proxy, pods and routes for the `ferrolb-lab` binary and the end-to-end suite.
+//! - [`image`] writes container image archives (OCI layout + `docker save` manifest) with our
+//!   own tar and SHA-256 code, for the ferrolb image and the real cluster's pause and echo images.
 //! - [`audit`] reads the apiserver's audit log to show which verbs a ServiceAccount used.
 //! - [`routers`] runs GoBGP, BIRD and FRR in namespaces and reads their routes (and BFD
 //!   sessions) back; [`bgp_session`] runs ferrolb's own BGP session inside a namespace.
@@ -23,6 +25,7 @@ pub mod bgp_session;
 pub mod controller;
 pub mod fixtures;
 pub mod forward;
+pub mod image;
 pub mod l2cluster;
 pub mod lab;
 pub mod netns;
