@@ -13,6 +13,8 @@
 //!   kube-proxy, pods and routes for the `ferrolb-lab` binary and the end-to-end suite.
 //! - [`image`] writes container image archives (OCI layout + `docker save` manifest) with our
 //!   own tar and SHA-256 code, for the ferrolb image and the real cluster's pause and echo images.
+//! - [`cluster`] is a real Kubernetes cluster: control plane with kube-controller-manager and
+//!   kube-scheduler, and nodes running containerd, runc and the kubelet in namespaces.
 //! - [`audit`] reads the apiserver's audit log to show which verbs a ServiceAccount used.
 //! - [`routers`] runs GoBGP, BIRD and FRR in namespaces and reads their routes (and BFD
 //!   sessions) back; [`bgp_session`] runs ferrolb's own BGP session inside a namespace.
@@ -22,6 +24,7 @@
 pub mod apiserver;
 pub mod audit;
 pub mod bgp_session;
+pub mod cluster;
 pub mod controller;
 pub mod fixtures;
 pub mod forward;
