@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ferrolb's whole test suite, exactly as CI runs it (.ci/run calls this):
-#   1. prerequisites: the real kube-apiserver, kubectl and etcd, built from their Go modules
-#      and cached under ~/.cache/ferrolb (minutes the first time, seconds afterwards);
+#   1. prerequisites: the real kube-apiserver, kubectl, etcd, kubelet, kube-controller-manager
+#      and kube-scheduler, built from their Go modules and cached under ~/.cache/ferrolb
+#      (minutes the first time, seconds afterwards), and the container images of the real
+#      cluster (tests/setup/images.sh);
 #   2. formatting and lints (cargo fmt --check, clippy -D warnings);
 #   3. every unit, property and integration test, including those against the real apiserver
 #      and those in network namespaces (root needed), which run the built binaries;
@@ -18,6 +20,9 @@ FERROLB_K8S_BIN=$(bash tests/setup/control-plane.sh | tail -n 1)
 export FERROLB_K8S_BIN
 FERROLB_HELM_BIN=$(bash tests/setup/helm.sh | tail -n 1)
 export FERROLB_HELM_BIN
+# The real cluster's images (tests/tests/cluster_e2e.rs): pause, echo and ferrolb's own.
+FERROLB_IMAGES=$(bash tests/setup/images.sh | tail -n 1)
+export FERROLB_IMAGES
 FUZZ_SECONDS=${FERROLB_FUZZ_SECONDS:-45}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
   CARGO_FUZZ=$(bash tests/setup/cargo-fuzz.sh | tail -n 1)

@@ -46,7 +46,12 @@ pub const CLIENT: &str = "client";
 /// Names the directory of the image archives (`tests/setup/images.sh` builds them otherwise).
 pub const IMAGES_ENV: &str = "FERROLB_IMAGES";
 /// Binaries a cluster needs beyond the control plane's.
-const NODE_BINARIES: [&str; 4] = ["kubelet", "kube-controller-manager", "kube-scheduler", "kube-proxy"];
+const NODE_BINARIES: [&str; 4] = [
+    "kubelet",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-proxy",
+];
 /// Programs a node needs from Debian (tests/setup/packages.sh).
 const NODE_PROGRAMS: [&str; 5] = ["containerd", "runc", "ctr", "unshare", "nft"];
 /// The image archives every node imports.
@@ -280,8 +285,14 @@ impl Cluster {
         std::fs::create_dir_all(&flex)?;
         let mut cmd = std::process::Command::new(bin.path("kube-controller-manager"));
         cmd.arg(format!("--kubeconfig={}", kcm_config.display()))
-            .arg(format!("--authentication-kubeconfig={}", kcm_config.display()))
-            .arg(format!("--authorization-kubeconfig={}", kcm_config.display()))
+            .arg(format!(
+                "--authentication-kubeconfig={}",
+                kcm_config.display()
+            ))
+            .arg(format!(
+                "--authorization-kubeconfig={}",
+                kcm_config.display()
+            ))
             .arg("--leader-elect=false")
             .arg("--use-service-account-credentials=true")
             .arg(format!("--root-ca-file={}", cp.ca_path().display()))
@@ -336,7 +347,11 @@ impl Cluster {
                         .collect()
                 })
                 .unwrap_or_default();
-            if self.nodes.iter().all(|n| ready.iter().any(|r| r == n.name())) {
+            if self
+                .nodes
+                .iter()
+                .all(|n| ready.iter().any(|r| r == n.name()))
+            {
                 return Ok(());
             }
             if Instant::now() > deadline {

@@ -270,7 +270,11 @@ pub fn inspect_archive(path: &Path) -> anyhow::Result<Inspected> {
             .get(&blob_path(digest))
             .with_context(|| format!("no blob {digest}"))?;
         if descriptor["size"].as_u64() != Some(contents.len() as u64) {
-            bail!("blob {digest} is {} bytes, not {}", contents.len(), descriptor["size"]);
+            bail!(
+                "blob {digest} is {} bytes, not {}",
+                contents.len(),
+                descriptor["size"]
+            );
         }
         Ok(contents)
     };
@@ -278,7 +282,11 @@ pub fn inspect_archive(path: &Path) -> anyhow::Result<Inspected> {
         bail!("oci-layout is not version 1.0.0");
     }
     let index = json("index.json")?;
-    let [entry] = index["manifests"].as_array().map(Vec::as_slice).unwrap_or(&[]) else {
+    let [entry] = index["manifests"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    else {
         bail!("index.json must list exactly one manifest");
     };
     let reference = entry["annotations"]["io.containerd.image.name"]
@@ -287,7 +295,11 @@ pub fn inspect_archive(path: &Path) -> anyhow::Result<Inspected> {
         .to_owned();
     let manifest: serde_json::Value = serde_json::from_slice(blob(entry)?)?;
     let config: serde_json::Value = serde_json::from_slice(blob(&manifest["config"])?)?;
-    let [layer_desc] = manifest["layers"].as_array().map(Vec::as_slice).unwrap_or(&[]) else {
+    let [layer_desc] = manifest["layers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    else {
         bail!("the manifest must list exactly one layer");
     };
     let layer = blob(layer_desc)?;
@@ -297,7 +309,9 @@ pub fn inspect_archive(path: &Path) -> anyhow::Result<Inspected> {
     let docker = json("manifest.json")?;
     let docker = &docker[0];
     let config_path = docker["Config"].as_str().unwrap_or_default();
-    if files.get(config_path).map(|c| digest(c)) != manifest["config"]["digest"].as_str().map(str::to_owned) {
+    if files.get(config_path).map(|c| digest(c))
+        != manifest["config"]["digest"].as_str().map(str::to_owned)
+    {
         bail!("manifest.json's Config is not the manifest's config blob");
     }
     if docker["Layers"] != json!([blob_path(&digest(layer))]) {
@@ -305,7 +319,11 @@ pub fn inspect_archive(path: &Path) -> anyhow::Result<Inspected> {
     }
     let repo_tags = docker["RepoTags"]
         .as_array()
-        .map(|tags| tags.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+        .map(|tags| {
+            tags.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     Ok(Inspected {
         reference,

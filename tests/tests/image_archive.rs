@@ -80,7 +80,10 @@ fn the_ferrolb_archive_holds_what_the_dockerfile_builds() {
         .filter(|e| !e.is_dir())
         .map(|e| format!("/{}", e.path))
         .collect();
-    assert_eq!(files, docker.files, "the layer's files are not the Dockerfile's");
+    assert_eq!(
+        files, docker.files,
+        "the layer's files are not the Dockerfile's"
+    );
     assert_eq!(inspected.config["User"], docker.user.as_str());
     assert_eq!(inspected.config["Entrypoint"], docker.entrypoint);
     let controller = inspected
@@ -133,11 +136,20 @@ fn gnu_tar_reads_the_archive() {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let names = String::from_utf8(out.stdout).unwrap();
     for name in ["oci-layout", "index.json", "manifest.json"] {
-        assert!(names.lines().any(|l| l == name), "{name} missing in {names}");
+        assert!(
+            names.lines().any(|l| l == name),
+            "{name} missing in {names}"
+        );
     }
-    let blobs = names.lines().filter(|l| l.starts_with("blobs/sha256/") && l.len() > 20);
+    let blobs = names
+        .lines()
+        .filter(|l| l.starts_with("blobs/sha256/") && l.len() > 20);
     assert_eq!(blobs.count(), 3, "{names}");
 }

@@ -20,7 +20,9 @@ fn main() -> anyhow::Result<()> {
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let Some(name) = flag.strip_prefix("--") else {
-            bail!("unexpected argument {flag}; flags are --out-dir, --controller, --speaker, --ca-bundle, --pause, --echo");
+            bail!(
+                "unexpected argument {flag}; flags are --out-dir, --controller, --speaker, --ca-bundle, --pause, --echo"
+            );
         };
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         args.insert(name.to_owned(), PathBuf::from(value));

@@ -73,7 +73,10 @@ impl ClusterNode {
         )?;
         let cni_dir = dir.join("cni");
         std::fs::create_dir_all(&cni_dir)?;
-        write(&cni_dir.join("10-ferrolb-pods.conflist"), &cni_config(spec.index))?;
+        write(
+            &cni_dir.join("10-ferrolb-pods.conflist"),
+            &cni_config(spec.index),
+        )?;
         write(&dir.join("containerd.toml"), &containerd_config(&cni_dir))?;
         std::fs::create_dir_all(dir.join("volume-plugins"))?;
         write(&dir.join("kubelet.yaml"), &kubelet_config(spec))?;
@@ -224,7 +227,12 @@ fn descendants_rss(roots: &[u32]) -> u64 {
     let mut i = 0;
     while i < members.len() {
         let parent = members[i];
-        members.extend(parents.iter().filter(|(_, p)| *p == parent).map(|(c, _)| *c));
+        members.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
         i += 1;
     }
     members
