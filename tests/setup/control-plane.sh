@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the real Kubernetes control-plane binaries that ferrolb's tests (and later the lab) run:
-# kube-apiserver, kube-proxy and kubectl from the Go module k8s.io/kubernetes, and etcd from
+# Builds the real Kubernetes binaries that ferrolb's tests (and the lab) run: kube-apiserver,
+# kube-proxy and kubectl, and for the real cluster (tests/src/cluster) kubelet,
+# kube-controller-manager and kube-scheduler, from the Go module k8s.io/kubernetes, and etcd from
 # go.etcd.io/etcd/server/v3, each at a pinned version. Idempotent: binaries are cached outside the
 # repository under $FERROLB_CACHE (default ~/.cache/ferrolb), keyed by version, so a second run takes
 # seconds. Prints the directory that holds the binaries as its last line.
@@ -15,10 +16,12 @@ ETCD_VERSION=${FERROLB_ETCD_VERSION:-3.6.16}
 . "$(dirname "$0")/go-env.sh"
 BIN="$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 
+K8S_BINS="kube-apiserver kube-proxy kubectl kubelet kube-controller-manager kube-scheduler"
+
 log() { printf '[control-plane] %s\n' "$*" >&2; }
 
 have_all() {
-  for b in kube-apiserver kube-proxy kubectl etcd; do [ -x "$BIN/$b" ] || return 1; done
+  for b in $K8S_BINS etcd; do [ -x "$BIN/$b" ] || return 1; done
 }
 
 if have_all; then
@@ -32,7 +35,9 @@ mkdir -p "$BIN" "$GOMODCACHE" "$GOCACHE"
 start=$(date +%s)
 
 # --- Kubernetes -------------------------------------------------------------------------------
-if ! { [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-proxy" ] && [ -x "$BIN/kubectl" ]; }; then
+missing=""
+for b in $K8S_BINS; do [ -x "$BIN/$b" ] || missing="$missing $b"; done
+if [ -n "$missing" ]; then
   W="$CACHE/src/k8s-$K8S_VERSION"
   mkdir -p "$W" && cd "$W"
   STG="v0.${K8S_VERSION#1.}"
@@ -51,9 +56,11 @@ if ! { [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-proxy" ] && [ -x "$BIN/ku
   LDF="-s -w -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1"
   LDF="$LDF -X k8s.io/component-base/version.gitMinor=$MINOR -X k8s.io/client-go/pkg/version.gitVersion=v$K8S_VERSION"
   LDF="$LDF -X k8s.io/component-base/version.gitTreeState=clean"
-  log "building kube-apiserver, kube-proxy, kubectl v$K8S_VERSION (cold: many minutes)"
-  GOFLAGS=-mod=mod go build -p 2 -trimpath -ldflags "$LDF" -o "$BIN/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubectl
+  log "building$missing v$K8S_VERSION (cold: many minutes)"
+  pkgs=""
+  for b in $missing; do pkgs="$pkgs k8s.io/kubernetes/cmd/$b"; done
+  # shellcheck disable=SC2086 # one word per package
+  GOFLAGS=-mod=mod go build -p 2 -trimpath -ldflags "$LDF" -o "$BIN/" $pkgs
 fi
 
 # --- etcd -------------------------------------------------------------------------------------

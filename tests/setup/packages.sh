@@ -6,8 +6,12 @@ set -euo pipefail
 # python3: control-plane.sh reads `go mod download -json`; iproute2: network-namespace tests;
 # gobgpd, bird2, frr: the real BGP routers the BGP speaker is tested against (their daemons are
 # started by the tests inside namespaces, never as system services); nftables, conntrack: what
-# kube-proxy (nftables mode) needs inside the lab's node namespaces.
-PACKAGES=(python3 iproute2 ca-certificates gobgpd bird2 frr nftables conntrack)
+# kube-proxy (nftables mode) needs inside the lab's node namespaces; containerd, runc,
+# containernetworking-plugins: the container runtime and CNI (bridge, host-local) of the real
+# cluster's nodes (tests/src/cluster), started inside node namespaces, never as host services;
+# musl-tools, gcc: the static binaries of the images (tests/setup/images.sh).
+PACKAGES=(python3 iproute2 ca-certificates gobgpd bird2 frr nftables conntrack
+  containerd runc containernetworking-plugins musl-tools gcc libc6-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

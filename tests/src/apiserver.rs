@@ -65,6 +65,7 @@ pub struct ControlPlaneBuilder {
     token_users: Vec<TokenUser>,
     extra_apiserver_args: Vec<String>,
     ready_timeout: Duration,
+    kubelets: bool,
 }
 
 impl Default for ControlPlaneBuilder {
@@ -76,6 +77,7 @@ impl Default for ControlPlaneBuilder {
             token_users: Vec::new(),
             extra_apiserver_args: Vec::new(),
             ready_timeout: Duration::from_secs(90),
+            kubelets: false,
         }
     }
 }
@@ -121,6 +123,16 @@ impl ControlPlaneBuilder {
     #[must_use]
     pub fn apiserver_arg(mut self, arg: impl Into<String>) -> Self {
         self.extra_apiserver_args.push(arg.into());
+        self
+    }
+
+    /// Configures the apiserver for a real cluster with kubelets (see `crate::cluster`): the
+    /// Node authorizer before RBAC, the ServiceAccount admission plugin (pods get their token
+    /// volumes), and a client certificate for calling kubelets (`kubelet-client.crt`, user
+    /// `kube-apiserver-kubelet-client` in `system:masters`).
+    #[must_use]
+    pub fn for_kubelets(mut self) -> Self {
+        self.kubelets = true;
         self
     }
 
@@ -242,12 +254,29 @@ impl ControlPlaneBuilder {
                 "--service-cluster-ip-range={}",
                 self.service_cluster_ip_range
             ))
-            .arg("--authorization-mode=RBAC")
-            .arg("--disable-admission-plugins=ServiceAccount")
             .arg("--allow-privileged=true")
             .arg("--enable-priority-and-fairness=false")
             .arg("--profiling=false")
             .arg("--v=1");
+        if self.kubelets {
+            let kubelet_client = ca
+                .client_cert("kube-apiserver-kubelet-client", &["system:masters"])?
+                .write(&dir, "kubelet-client")?;
+            cmd.arg("--authorization-mode=Node,RBAC")
+                .arg(format!(
+                    "--kubelet-client-certificate={}",
+                    kubelet_client.cert.display()
+                ))
+                .arg(format!(
+                    "--kubelet-client-key={}",
+                    kubelet_client.key.display()
+                ))
+                .arg("--kubelet-preferred-address-types=InternalIP");
+        } else {
+            // No kube-controller-manager creates the `default` ServiceAccounts.
+            cmd.arg("--authorization-mode=RBAC")
+                .arg("--disable-admission-plugins=ServiceAccount");
+        }
         if advertise.is_loopback() {
             // Endpoints may not hold loopback addresses; the reconciler would only log errors.
             cmd.arg("--endpoint-reconciler-type=none");

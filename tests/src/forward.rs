@@ -29,6 +29,12 @@ impl Forwarder {
     /// Listens on `127.0.0.1:<free port>` inside network namespace `netns` (a name under
     /// `/run/netns`) and relays each connection to `target`.
     pub fn start(netns: &str, target: SocketAddr) -> anyhow::Result<Self> {
+        Self::start_on(netns, SocketAddr::from(([127, 0, 0, 1], 0)), target)
+    }
+
+    /// Listens on `listen` (an address of the namespace; port 0 picks one) inside network
+    /// namespace `netns` and relays each connection to `target`.
+    pub fn start_on(netns: &str, listen: SocketAddr, target: SocketAddr) -> anyhow::Result<Self> {
         let path = format!("/run/netns/{netns}");
         let netns_file = File::open(&path).with_context(|| format!("cannot open {path}"))?;
         let listener = thread::scope(|s| {
@@ -37,7 +43,7 @@ impl Forwarder {
                     .context("cannot open this thread's network namespace")?;
                 setns(&netns_file, CloneFlags::CLONE_NEWNET)
                     .with_context(|| format!("cannot enter {netns}"))?;
-                let bound = TcpListener::bind("127.0.0.1:0");
+                let bound = TcpListener::bind(listen);
                 // Back home, so this (scoped, ending) thread leaves no trace either way.
                 setns(&home, CloneFlags::CLONE_NEWNET).context("cannot return")?;
                 bound.with_context(|| format!("cannot listen in {netns}"))

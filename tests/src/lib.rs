@@ -13,6 +13,10 @@
 //!   kube-proxy, pods and routes for the `ferrolb-lab` binary and the end-to-end suite.
 //! - [`chaos`] is issue #13's chaos suite: random users, controller replicas killed, frozen and
 //!   cut off, apiserver restarts and expired watches, and an independent checker.
+//! - [`image`] writes container image archives (OCI layout + `docker save` manifest) with our
+//!   own tar and SHA-256 code, for the ferrolb image and the real cluster's pause and echo images.
+//! - [`cluster`] is a real Kubernetes cluster: control plane with kube-controller-manager and
+//!   kube-scheduler, and nodes running containerd, runc and the kubelet in namespaces.
 //! - [`audit`] reads the apiserver's audit log to show which verbs a ServiceAccount used.
 //! - [`routers`] runs GoBGP, BIRD and FRR in namespaces and reads their routes (and BFD
 //!   sessions) back; [`bgp_session`] runs ferrolb's own BGP session inside a namespace.
@@ -23,9 +27,11 @@ pub mod apiserver;
 pub mod audit;
 pub mod bgp_session;
 pub mod chaos;
+pub mod cluster;
 pub mod controller;
 pub mod fixtures;
 pub mod forward;
+pub mod image;
 pub mod l2cluster;
 pub mod lab;
 pub mod netns;
