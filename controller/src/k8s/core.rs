@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use ferrolb_api::annotations;
 use ferrolb_config::{
-    ConfigError, ObjectKind, Outcome, Pool, PoolName, SecretInfo, Severity, Snapshot,
+    ConfigError, ObjectKind, Outcome, Pool, SecretInfo, Serving, Severity, Snapshot,
 };
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
@@ -42,8 +42,8 @@ pub(crate) struct Core {
     pub metrics: Arc<Metrics>,
     pub report: watch::Sender<Arc<Report>>,
     pub outcome: Outcome,
-    /// Pools that are invalid now but still served with their last valid version.
-    pub held_back: BTreeSet<PoolName>,
+    /// The configuration served: objects invalid now are kept in their last valid version.
+    pub serving: Serving,
 }
 
 /// What a Service's status should say (compared with what it says, to skip needless writes).
@@ -120,14 +120,19 @@ impl Core {
     /// working.
     pub fn apply_config(&mut self) -> bool {
         let snapshot = self.snapshot();
-        self.outcome = ferrolb_config::parse(&snapshot);
+        // Objects that turned invalid are served in their last valid version, as the speakers
+        // serve them (one rule, in the config crate).
+        self.outcome = self.serving.update(&snapshot);
         for e in &self.outcome.errors {
             tracing::warn!(kind = %e.kind, name = %e.name, field = %e.field, severity = ?e.severity, "configuration problem: {}", e.reason);
         }
         self.metrics
             .config_valid
             .set(i64::from(self.outcome.is_valid()));
-        let pools = self.with_last_good(&snapshot);
+        for (kind, name) in self.serving.held_back() {
+            tracing::warn!(%kind, %name, "invalid now; still serving its last valid version");
+        }
+        let pools: Vec<Pool> = self.outcome.config.pools.values().cloned().collect();
         let changed = pools != self.pools;
         if changed {
             tracing::info!(pools = pools.len(), "pools changed");
@@ -141,37 +146,6 @@ impl Core {
         changed
     }
 
-    /// The usable pools, plus — for a pool that is still there but has turned invalid (an edit
-    /// that overlaps another pool, say) — its last valid version, so an edit gone wrong does
-    /// not take IPs away from running Services. A last version that would collide with a pool
-    /// that is valid now is dropped.
-    fn with_last_good(&mut self, snapshot: &Snapshot) -> Vec<Pool> {
-        let mut pools = self.outcome.config.pools.clone();
-        let present: BTreeSet<&str> = snapshot
-            .pools
-            .iter()
-            .filter_map(|p| p.metadata.name.as_deref())
-            .collect();
-        self.held_back.clear();
-        for old in &self.pools {
-            if pools.contains_key(&old.name) || !present.contains(old.name.as_str()) {
-                continue;
-            }
-            let collides = pools.values().any(|p| {
-                p.ranges
-                    .iter()
-                    .any(|r| old.ranges.iter().any(|q| q.overlaps(r)))
-            });
-            if collides {
-                continue;
-            }
-            tracing::warn!(pool = %old.name, "pool is invalid now; still serving with its last valid version");
-            self.held_back.insert(old.name.clone());
-            pools.insert(old.name.clone(), old.clone());
-        }
-        pools.into_values().collect()
-    }
-
     fn publish_report(&self, snapshot: &Snapshot) {
         let mut report = Report::default();
         let names = |kind, metas: Vec<&ferrolb_api::ObjectMeta>, report: &mut Report| {
@@ -179,7 +153,7 @@ impl Core {
                 let name = m.name.clone().unwrap_or_default();
                 let mut errors: Vec<ConfigError> =
                     self.outcome.errors_for(kind, &name).cloned().collect();
-                if kind == ObjectKind::IPAddressPool && self.held_back.contains(name.as_str()) {
+                if self.serving.is_held_back(kind, &name) {
                     errors.push(ConfigError {
                         kind,
                         name: name.clone(),

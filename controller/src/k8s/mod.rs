@@ -154,7 +154,7 @@ pub async fn run(
             metrics: metrics.clone(),
             report: report_tx.clone(),
             outcome: Default::default(),
-            held_back: Default::default(),
+            serving: Default::default(),
         };
         core.apply_config();
         core.reprocess_all(services);

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ferrolb_api::{BGPSessionState, ServiceBGPStatus, ServiceL2Status};
-use ferrolb_config::{Config, NodeName, SecretInfo, Snapshot};
+use ferrolb_config::{NodeName, SecretInfo, Serving, Snapshot};
 use ferrolb_runtime::events::EventSink;
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
@@ -183,7 +183,7 @@ pub async fn run(
     );
 
     let mut speaker = Speaker {
-        config: Config::default(),
+        serving: Serving::default(),
         settings,
         stores,
         membership,
@@ -207,7 +207,7 @@ pub async fn run(
         bgp_plan: BgpPlan::default(),
         sessions_tx,
     };
-    speaker.config = ferrolb_config::parse(&speaker.snapshot()).config;
+    speaker.refresh_config();
     health.set_ready(true);
     let result = speaker
         .run(&mut changed_rx, &statuses_tx, &mut shutdown)
@@ -229,8 +229,9 @@ struct Speaker {
     metrics: Arc<Metrics>,
     /// The last decisions, per IP.
     plans: BTreeMap<IpAddr, IpPlan>,
-    /// The configuration, parsed again only when pools or L2Advertisements change.
-    config: Config,
+    /// The configuration, parsed again when configuration objects or Secrets change; an
+    /// object that turns invalid is served in its last valid version, as the controller does.
+    serving: Serving,
     started: Instant,
     /// The membership has seen every expected peer once (or the grace passed).
     converged: bool,
@@ -287,7 +288,7 @@ impl Speaker {
                     if kinds.contains(&Changed::Secret) {
                         self.refresh_key();
                         // BGP passwords come from Secrets too.
-                        self.config = ferrolb_config::parse(&self.snapshot()).config;
+                        self.refresh_config();
                     }
                     // A Node that went may leave status objects behind for the writers to remove.
                     if kinds.contains(&Changed::Statuses) || kinds.contains(&Changed::Nodes) {
@@ -297,7 +298,7 @@ impl Speaker {
                         self.refresh_seeds();
                     }
                     if kinds.contains(&Changed::Config) {
-                        self.config = ferrolb_config::parse(&self.snapshot()).config;
+                        self.refresh_config();
                     }
                     if kinds.iter().any(|k| {
                         matches!(
@@ -420,7 +421,7 @@ impl Speaker {
             self.converged = true;
         }
         let world = World {
-            config: &self.config,
+            config: self.serving.config(),
             nodes,
             live: live.as_ref(),
             ignore_exclude_label: self.settings.ignore_exclude_label,
@@ -473,6 +474,23 @@ impl Speaker {
         // The Services on an IP may change while the IP stays: report them too.
         let answering = self.announcer.announcing.borrow().clone();
         self.report_announced(&answering);
+    }
+
+    /// Parses the configuration again, keeping the last valid version of what turned invalid.
+    fn refresh_config(&mut self) {
+        let before = self.serving.held_back().clone();
+        let outcome = self.serving.update(&self.snapshot());
+        for (kind, name) in self.serving.held_back().difference(&before) {
+            let why = outcome
+                .errors_for(*kind, name)
+                .map(|e| format!("{}: {}", e.field, e.reason))
+                .collect::<Vec<_>>()
+                .join("; ");
+            tracing::warn!(%kind, %name, reason = %why, "invalid now; still serving its last valid version until it is fixed");
+        }
+        for (kind, name) in before.difference(self.serving.held_back()) {
+            tracing::info!(%kind, %name, "no longer serving a last valid version (fixed or deleted)");
+        }
     }
 
     /// The configuration objects the plans read. Node labels are left out: the plans match
