@@ -108,10 +108,26 @@ pub async fn run(
                     () = &mut shutdown => return Ok(()),
                 }
             };
-            let key = memberlist_key(&stores, &secret_name);
-            if key.is_empty() {
-                tracing::warn!(secret = %secret_name, "no membership key: speaker traffic is not authenticated");
-            }
+            // Never unauthenticated: without the key anyone on the node network could speak
+            // for a speaker. Wait for the Secret (not ready meanwhile).
+            let mut warned = false;
+            let key = loop {
+                let key = memberlist_key(&stores, &secret_name);
+                if !key.is_empty() {
+                    break key;
+                }
+                if !warned {
+                    tracing::warn!(
+                        secret = %secret_name, namespace = %settings.namespace, key = MEMBERLIST_KEY,
+                        "waiting for the membership key: create the Secret with a random key (the install bundle's does); the speaker stays not ready and announces nothing until then"
+                    );
+                    warned = true;
+                }
+                tokio::select! {
+                    _ = changed_rx.recv() => {}
+                    () = &mut shutdown => return Ok(()),
+                }
+            };
             let handle = Membership::spawn(
                 config.protocol.clone(),
                 key,
@@ -612,9 +628,16 @@ impl Speaker {
             .map(|s| (*s).clone())
     }
 
+    /// Follows the membership key. A Secret deleted or emptied leaves the key in use in place:
+    /// the membership never falls back to unauthenticated datagrams.
     fn refresh_key(&self) {
         if let Some(membership) = &self.membership {
-            membership.set_key(memberlist_key(&self.stores, &self.secret_name));
+            let key = memberlist_key(&self.stores, &self.secret_name);
+            if key.is_empty() {
+                tracing::warn!(secret = %self.secret_name, "the membership Secret is gone or has no key; keeping the key in use");
+                return;
+            }
+            membership.set_key(key);
         }
     }
 
