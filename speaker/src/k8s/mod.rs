@@ -8,18 +8,20 @@
 
 pub mod bgp;
 mod decide_bgp;
+mod join;
+mod serving;
 pub mod status;
 pub mod view;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use ferrolb_api::{BGPSessionState, ServiceBGPStatus, ServiceL2Status};
-use ferrolb_config::{NodeName, SecretInfo, Serving, Snapshot};
+use ferrolb_config::{NodeName, Serving};
 use ferrolb_runtime::events::EventSink;
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
@@ -32,7 +34,7 @@ use crate::election::{NodeInfo, World};
 use crate::layer2::announcer::{
     Announcer, AnnouncerHandle, AnnouncerSettings, Conflict, InterfaceChoice, Plan,
 };
-use crate::membership::{Membership, MembershipHandle, MembershipSettings};
+use crate::membership::{MembershipHandle, MembershipSettings};
 use crate::metrics::{Health, Metrics};
 use crate::netlink::Interfaces;
 use crate::plan::{self, IpPlan};
@@ -98,46 +100,20 @@ pub async fn run(
 
     let membership = match &settings.membership {
         Some(config) => {
-            let bind = loop {
-                if let Some(addr) = bind_address(&stores, &settings.node, config) {
-                    break addr;
-                }
-                tracing::warn!(node = %settings.node, "this node has no InternalIP yet (or no Node object); waiting");
-                tokio::select! {
-                    _ = changed_rx.recv() => {}
-                    () = &mut shutdown => return Ok(()),
-                }
-            };
-            // Never unauthenticated: without the key anyone on the node network could speak
-            // for a speaker. Wait for the Secret (not ready meanwhile).
-            let mut warned = false;
-            let key = loop {
-                let key = memberlist_key(&stores, &secret_name);
-                if !key.is_empty() {
-                    break key;
-                }
-                if !warned {
-                    tracing::warn!(
-                        secret = %secret_name, namespace = %settings.namespace, key = MEMBERLIST_KEY,
-                        "waiting for the membership key: create the Secret with a random key (the install bundle's does); the speaker stays not ready and announces nothing until then"
-                    );
-                    warned = true;
-                }
-                tokio::select! {
-                    _ = changed_rx.recv() => {}
-                    () = &mut shutdown => return Ok(()),
-                }
-            };
-            let handle = Membership::spawn(
-                config.protocol.clone(),
-                key,
-                bind,
-                seeds(&stores, &settings.node, bind),
-                metrics.membership.clone(),
+            let started = join::start(
+                &stores,
+                &settings,
+                config,
+                &secret_name,
+                &metrics,
+                &mut changed_rx,
+                &mut shutdown,
             )
-            .with_context(|| format!("cannot start the membership on {bind}"))?;
-            tracing::info!(addr = %bind, "membership started");
-            Some(handle)
+            .await?;
+            match started {
+                Some(handle) => Some(handle),
+                None => return Ok(()),
+            }
         }
         None => None,
     };
@@ -492,45 +468,6 @@ impl Speaker {
         self.report_announced(&answering);
     }
 
-    /// Parses the configuration again, keeping the last valid version of what turned invalid.
-    fn refresh_config(&mut self) {
-        let before = self.serving.held_back().clone();
-        let outcome = self.serving.update(&self.snapshot());
-        for (kind, name) in self.serving.held_back().difference(&before) {
-            let why = outcome
-                .errors_for(*kind, name)
-                .map(|e| format!("{}: {}", e.field, e.reason))
-                .collect::<Vec<_>>()
-                .join("; ");
-            tracing::warn!(%kind, %name, reason = %why, "invalid now; still serving its last valid version until it is fixed");
-        }
-        for (kind, name) in before.difference(self.serving.held_back()) {
-            tracing::info!(%kind, %name, "no longer serving a last valid version (fixed or deleted)");
-        }
-    }
-
-    /// The configuration objects the plans read. Node labels are left out: the plans match
-    /// selectors against this node's labels themselves.
-    fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            namespace: self.settings.namespace.clone(),
-            pools: owned(self.stores.pools.state()),
-            l2_advertisements: owned(self.stores.l2_advertisements.state()),
-            bgp_advertisements: owned(self.stores.bgp_advertisements.state()),
-            peers: owned(self.stores.peers.state()),
-            bfd_profiles: owned(self.stores.bfd_profiles.state()),
-            communities: owned(self.stores.communities.state()),
-            secrets: self
-                .stores
-                .secrets
-                .state()
-                .iter()
-                .filter_map(|s| Some((s.metadata.name.clone()?, secret_info(s))))
-                .collect(),
-            ..Snapshot::default()
-        }
-    }
-
     /// Writes ServiceL2Status and Events for what the announcer really answers for.
     fn report_announced(&mut self, answering: &BTreeMap<IpAddr, BTreeSet<String>>) {
         let planned: BTreeSet<IpAddr> = self.plan_tx.borrow().ips.keys().copied().collect();
@@ -628,27 +565,6 @@ impl Speaker {
             .map(|s| (*s).clone())
     }
 
-    /// Follows the membership key. A Secret deleted or emptied leaves the key in use in place:
-    /// the membership never falls back to unauthenticated datagrams.
-    fn refresh_key(&self) {
-        if let Some(membership) = &self.membership {
-            let key = memberlist_key(&self.stores, &self.secret_name);
-            if key.is_empty() {
-                tracing::warn!(secret = %self.secret_name, "the membership Secret is gone or has no key; keeping the key in use");
-                return;
-            }
-            membership.set_key(key);
-        }
-    }
-
-    fn refresh_seeds(&self) {
-        if let (Some(membership), Some(config)) = (&self.membership, &self.settings.membership)
-            && let Some(bind) = bind_address(&self.stores, &self.settings.node, config)
-        {
-            membership.set_seeds(seeds(&self.stores, &self.settings.node, bind));
-        }
-    }
-
     /// Graceful stop: leave the membership (peers take over at once) while the announcer keeps
     /// answering until each IP is claimed by its successor or the linger passes.
     async fn stop(self) {
@@ -664,65 +580,4 @@ impl Speaker {
         tokio::join!(leave, self.announcer.drain(), sessions);
         tracing::info!("left");
     }
-}
-
-/// This node's membership address.
-fn bind_address(stores: &Stores, node: &NodeName, config: &MembershipConfig) -> Option<SocketAddr> {
-    let ip = match config.bind {
-        Some(ip) => ip,
-        None => {
-            let me = stores
-                .nodes
-                .get(&kube::runtime::reflector::ObjectRef::new(node.as_str()))?;
-            *view::internal_ips(&me).first()?
-        }
-    };
-    Some(SocketAddr::new(ip, config.port))
-}
-
-/// The other nodes' membership addresses (their first InternalIP of our family).
-fn seeds(stores: &Stores, me: &NodeName, bind: SocketAddr) -> BTreeMap<String, SocketAddr> {
-    stores
-        .nodes
-        .state()
-        .iter()
-        .filter_map(|n| {
-            let name = n.metadata.name.clone()?;
-            if name == me.as_str() {
-                return None;
-            }
-            let ip = view::internal_ips(n)
-                .into_iter()
-                .find(|ip| ip.is_ipv4() == bind.is_ipv4())?;
-            Some((name, SocketAddr::new(ip, bind.port())))
-        })
-        .collect()
-}
-
-/// The shared membership key from the Secret (empty when missing).
-fn memberlist_key(stores: &Stores, secret: &str) -> Vec<u8> {
-    stores
-        .secrets
-        .state()
-        .iter()
-        .find(|s| s.metadata.name.as_deref() == Some(secret))
-        .and_then(|s| s.data.as_ref()?.get(MEMBERLIST_KEY).map(|b| b.0.clone()))
-        .unwrap_or_default()
-}
-
-/// What the configuration needs of a Secret (BGP passwords).
-fn secret_info(secret: &k8s_openapi::api::core::v1::Secret) -> SecretInfo {
-    SecretInfo {
-        type_: secret.type_.clone().unwrap_or_default(),
-        password: secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get("password"))
-            .and_then(|b| String::from_utf8(b.0.clone()).ok()),
-    }
-}
-
-/// Copies the objects out of a store's snapshot.
-fn owned<K: Clone>(objects: Vec<Arc<K>>) -> Vec<K> {
-    objects.into_iter().map(|o| (*o).clone()).collect()
 }
