@@ -268,7 +268,8 @@ async fn without_its_key_a_speaker_waits_unready_and_the_others_keep_theirs() {
     }
     assert!(!is_ready(&mut cluster, &node), "ready without a membership");
     // The running speakers keep the key they use (their membership stays authenticated).
-    for other in cluster.nodes()[1..].to_vec() {
+    let others: Vec<String> = cluster.nodes().iter().skip(1).cloned().collect();
+    for other in others {
         let speaker = cluster.speaker(&other).expect("runs");
         wait_for("the other speakers keep their key", SETTLE, || async {
             Ok(speaker
