@@ -8,6 +8,9 @@
 //! [`Outcome::errors`]; when two objects conflict (overlapping pools, two aliases of one name),
 //! the one already in use (for pools: with unchanged addresses), else the older one (by creation
 //! time, then name) keeps working and the other is refused.
+//!
+//! A component that serves the configuration over time keeps it in a [`Serving`]: an object
+//! that turns invalid is then served in its last valid version until it is fixed or deleted.
 
 mod advertisement;
 mod error;
@@ -16,6 +19,7 @@ mod peer;
 mod pool;
 mod range;
 mod selector;
+mod serving;
 mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +35,7 @@ pub use peer::{BfdProfile, Peer, PeerAsn, PeerTarget, parse_go_duration};
 pub use pool::{Pool, ServiceAllocation};
 pub use range::{Family, IpRange, RangeError, to_u128};
 pub use selector::{Labels, Selector, any_matches};
+pub use serving::Serving;
 
 /// A Secret a BGPPeer may refer to, reduced to what the config needs.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -123,14 +128,28 @@ impl Outcome {
 
 /// Validates a snapshot into a configuration. Never fails as a whole: see [`Outcome`].
 pub fn parse(snapshot: &Snapshot) -> Outcome {
+    parse_keeping(snapshot, &Config::default(), &mut BTreeSet::new())
+}
+
+/// [`parse`], serving the `last` valid version of pools, peers and BFD profiles that are still
+/// there but invalid now (before the objects that refer to them are parsed); each one kept is
+/// added to `held_back`.
+pub(crate) fn parse_keeping(
+    snapshot: &Snapshot,
+    last: &Config,
+    held_back: &mut BTreeSet<(ObjectKind, String)>,
+) -> Outcome {
     let mut errors = Vec::new();
     let mut config = Config {
         bfd_profiles: peer::parse_bfd_profiles(&snapshot.bfd_profiles, &mut errors),
         communities: advertisement::parse_communities(&snapshot.communities, &mut errors),
         ..Config::default()
     };
+    serving::keep_bfd_profiles(snapshot, last, &mut config, held_back);
     config.pools = pool::parse_pools(snapshot, &mut errors);
+    serving::keep_pools(snapshot, last, &mut config, held_back);
     config.peers = peer::parse_peers(snapshot, &config.bfd_profiles, &mut errors);
+    serving::keep_peers(snapshot, last, &mut config, held_back);
     config.l2_advertisements = advertisement::parse_l2(snapshot, &config.pools, &mut errors);
     config.bgp_advertisements = advertisement::parse_bgp(snapshot, &config, &mut errors);
     errors.sort();

@@ -6,7 +6,8 @@
 //! `node.kubernetes.io/exclude-from-external-load-balancers` (unless ignored), selected by an
 //! L2Advertisement of the IP's pool that matches the Service, and — for
 //! `externalTrafficPolicy: Local` — hosting a usable endpoint. Services that share the IP must
-//! all accept a node. Candidates are ordered by preferred-node score (descending), then by
+//! all accept a node — all of those that can be served: a sharer without a usable endpoint or
+//! without a matching advertisement is left out rather than taking the IP down for the others. Candidates are ordered by preferred-node score (descending), then by
 //! SHA-256(`node#ip`) (ascending), MetalLB's order, so a mixed MetalLB/ferrolb cluster agrees;
 //! the first announces. Losing a node moves only the IPs it announced.
 
@@ -166,11 +167,9 @@ pub fn elect(world: World<'_>, ip: IpAddr, pool: &PoolName, services: &[ServiceI
         unannounced: None,
         interfaces: BTreeMap::new(),
     };
-    if !services.iter().any(|s| s.has_usable_endpoint) {
-        election.unannounced = Some(Unannounced::NoUsableEndpoint);
-        return election;
-    }
-    // The advertisements that apply, per Service.
+    // The Services that can be served: with a usable endpoint and an advertisement of the pool
+    // that matches them. One that cannot be served does not keep the IP from the others (they
+    // may be in another namespace); only when none can is the IP left unannounced.
     let pool_ads: Vec<&L2Ad> = world
         .config
         .l2_advertisements
@@ -178,23 +177,37 @@ pub fn elect(world: World<'_>, ip: IpAddr, pool: &PoolName, services: &[ServiceI
         .filter(|ad| ad.pools.contains(pool))
         .collect();
     let mut per_service: Vec<(&ServiceInfo, Vec<&L2Ad>)> = Vec::new();
+    let mut refused: Vec<Unannounced> = Vec::new();
     for service in services {
+        if !service.has_usable_endpoint {
+            refused.push(Unannounced::NoUsableEndpoint);
+            continue;
+        }
         let ads: Vec<&L2Ad> = pool_ads
             .iter()
             .copied()
             .filter(|ad| any_matches(&ad.service_selectors, &service.labels))
             .collect();
         if service.shares_ip && ads.iter().any(|ad| !ad.service_selectors.is_empty()) {
-            election.unannounced = Some(Unannounced::SharedIpWithServiceSelector(
+            refused.push(Unannounced::SharedIpWithServiceSelector(
                 service.key.clone(),
             ));
-            return election;
+        } else if ads.is_empty() {
+            refused.push(Unannounced::NoAdvertisement);
+        } else {
+            per_service.push((service, ads));
         }
-        if ads.is_empty() {
-            election.unannounced = Some(Unannounced::NoAdvertisement);
-            return election;
-        }
-        per_service.push((service, ads));
+    }
+    if per_service.is_empty() {
+        // The reason of the first Service that has endpoints, else "no endpoints".
+        election.unannounced = Some(
+            refused
+                .iter()
+                .find(|r| **r != Unannounced::NoUsableEndpoint)
+                .cloned()
+                .unwrap_or(Unannounced::NoUsableEndpoint),
+        );
+        return election;
     }
 
     for (node, info) in world.nodes {

@@ -16,6 +16,9 @@ use ferrolb_speaker::metrics::{self, Health, Metrics};
 use ferrolb_speaker::netlink::ExcludeList;
 use prometheus_client::registry::Registry;
 
+/// The default port of /metrics, /healthz and /readyz on the host network.
+const DEFAULT_METRICS_PORT: u16 = 7948;
+
 /// Announces the LoadBalancer IPs assigned by ferrolb-controller from this node.
 #[derive(Parser, Debug)]
 #[command(name = "ferrolb-speaker", version, about)]
@@ -32,9 +35,17 @@ struct Args {
     #[arg(long)]
     lb_class: Option<String>,
 
-    /// Address to serve /metrics, /healthz and /readyz on.
-    #[arg(long, default_value = "0.0.0.0:7472")]
-    metrics_addr: SocketAddr,
+    /// Address to serve /metrics, /healthz and /readyz on. Default: the node's address
+    /// (--memberlist-addr, which the DaemonSet sets to the node's IP) on --metrics-port, so
+    /// they are not exposed on every interface of the host network; 0.0.0.0 only when no
+    /// address is known.
+    #[arg(long, env = "FERROLB_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
+
+    /// Port of /metrics, /healthz and /readyz when --metrics-addr is not given. Not MetalLB's
+    /// speaker's 7472 (nor its 7473 and 7946), so both can run on a node during a migration.
+    #[arg(long, default_value_t = DEFAULT_METRICS_PORT)]
+    metrics_port: u16,
 
     /// UDP port of the membership protocol among speakers.
     #[arg(long, default_value_t = 7947)]
@@ -112,20 +123,35 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
     })
 }
 
+/// Where /metrics, /healthz and /readyz listen: `--metrics-addr`, else the node's address on
+/// `--metrics-port`, else every address on that port.
+fn metrics_addr(args: &Args) -> SocketAddr {
+    args.metrics_addr.unwrap_or_else(|| {
+        let ip = args
+            .memberlist_addr
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        SocketAddr::new(ip, args.metrics_port)
+    })
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     let settings = settings(&args)?;
+    let metrics_addr = metrics_addr(&args);
+    if metrics_addr.ip().is_unspecified() {
+        tracing::warn!(addr = %metrics_addr, "metrics listen on every address: set --metrics-addr or --memberlist-addr (FERROLB_MEMBERLIST_ADDR) to the node's address");
+    }
     let client = kube::Client::try_default()
         .await
         .context("cannot build a Kubernetes client (in-cluster config or KUBECONFIG)")?;
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
     let health = Arc::new(Health::default());
-    let server = tokio::spawn(metrics::serve(args.metrics_addr, registry, health.clone()));
+    let server = tokio::spawn(metrics::serve(metrics_addr, registry, health.clone()));
     tokio::select! {
         result = k8s::run(client, settings, metrics, health, ferrolb_runtime::shutdown_signal()) => result,
         served = server => match served {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e).context(format!("cannot serve metrics on {}", args.metrics_addr)),
+            Ok(Err(e)) => Err(e).context(format!("cannot serve metrics on {metrics_addr}")),
             Err(e) => Err(e.into()),
         },
     }
@@ -139,4 +165,50 @@ fn main() -> ExitCode {
     }
     ferrolb_runtime::logs::init(args.log_format);
     ferrolb_runtime::block_on_main("ferrolb-speaker", run(args))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec!["ferrolb-speaker", "--node-name", "n1"];
+        argv.extend_from_slice(extra);
+        Args::try_parse_from(argv).expect("valid arguments")
+    }
+
+    #[test]
+    fn metrics_listen_on_the_node_address_unless_told_otherwise() {
+        let on_node = args(&["--memberlist-addr", "192.0.2.11"]);
+        assert_eq!(
+            metrics_addr(&on_node),
+            "192.0.2.11:7948".parse::<SocketAddr>().expect("addr")
+        );
+        let moved = args(&[
+            "--memberlist-addr",
+            "2001:db8:0:1::11",
+            "--metrics-port",
+            "9999",
+        ]);
+        assert_eq!(
+            metrics_addr(&moved),
+            "[2001:db8:0:1::11]:9999"
+                .parse::<SocketAddr>()
+                .expect("addr")
+        );
+        let explicit = args(&[
+            "--memberlist-addr",
+            "192.0.2.11",
+            "--metrics-addr",
+            "127.0.0.1:7000",
+        ]);
+        assert_eq!(
+            metrics_addr(&explicit),
+            "127.0.0.1:7000".parse::<SocketAddr>().expect("addr")
+        );
+        assert_eq!(
+            metrics_addr(&args(&[])),
+            "0.0.0.0:7948".parse::<SocketAddr>().expect("addr")
+        );
+    }
 }

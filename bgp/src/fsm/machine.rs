@@ -147,7 +147,8 @@ impl Fsm {
         match input {
             Input::Received(Message::Keepalive) => {
                 self.restart_hold(now, out);
-                self.next_delay = self.config.backoff.initial;
+                // The backoff starts over only once the session has proved stable (`down`).
+                self.established_at = Some(now);
                 self.state = State::Established;
                 if let Some(negotiated) = &self.negotiated {
                     out.push(Output::Established(negotiated.clone()));
@@ -256,6 +257,7 @@ impl Fsm {
         self.emit_down(DownReason::ManualStop, out);
         self.state = State::Idle;
         self.negotiated = None;
+        self.established_at = None;
         self.next_delay = self.config.backoff.initial;
     }
 
@@ -275,6 +277,14 @@ impl Fsm {
         out.push(Output::Close);
         self.cancel_all(out);
         self.emit_down(reason, out);
+        if self.state == State::Established
+            && self.established_at.is_some_and(|at| {
+                now.saturating_duration_since(at) >= self.config.reset_backoff_after
+            })
+        {
+            self.next_delay = self.config.backoff.initial;
+        }
+        self.established_at = None;
         self.state = State::Idle;
         self.negotiated = None;
         if restart == Restart::Yes {

@@ -25,7 +25,14 @@
 //! Deviations from the RFC's text, all deliberate:
 //! - A TCP failure in Connect or Active goes to Idle, and Idle restarts by itself after the
 //!   IdleHold delay (RFC 4271's optional DampPeerOscillations); every delay, ConnectRetry and
-//!   IdleHold alike, comes from one exponential backoff reset on Established and ManualStart.
+//!   IdleHold alike, comes from one exponential backoff, reset on ManualStart and when a
+//!   session ends after staying Established for [`Config::reset_backoff_after`] — so a peer
+//!   that resets every session at once is retried less and less often (up to the cap), not
+//!   every second with a full re-advertisement each time.
+//! - `keepalive_time`, when set, is the KEEPALIVE interval, but never more than a third of the
+//!   negotiated hold time. With a hold time of zero (no KEEPALIVEs, no hold timer) the
+//!   session asks for TCP keepalives instead ([`Negotiated::tcp_keepalive`]), so a router that
+//!   rebooted silently is still noticed.
 //! - A NOTIFICATION received in OpenSent closes the session without answering it with an FSM
 //!   Error NOTIFICATION.
 //! - A second OPEN on an established connection is an FSM Error (RFC 6608 subcodes).
@@ -248,11 +255,18 @@ pub struct Config {
     pub passive: bool,
     /// Delays between attempts.
     pub backoff: Backoff,
+    /// How long a session must stay Established for the backoff to start over when it ends.
+    pub reset_backoff_after: Duration,
+    /// The KEEPALIVE interval (at most a third of the negotiated hold time); `None`: a third
+    /// of it. With a hold time of zero, how long the connection may idle before TCP's first
+    /// keepalive probe.
+    pub keepalive_time: Option<Duration>,
 }
 
 impl Config {
     /// A session with MetalLB's defaults: hold time 90 s, both families, active, no graceful
-    /// restart, 1 s → 60 s backoff.
+    /// restart, 1 s → 60 s backoff started over after a session stable for 60 s, keepalives
+    /// every third of the hold time.
     pub fn new(local_asn: u32, peer_asn: PeerAsn, router_id: Ipv4Addr) -> Self {
         Self {
             local_asn,
@@ -263,6 +277,8 @@ impl Config {
             graceful_restart: None,
             passive: false,
             backoff: Backoff::default(),
+            reset_backoff_after: Duration::from_secs(60),
+            keepalive_time: None,
         }
     }
 }
@@ -298,8 +314,11 @@ pub struct Negotiated {
     pub internal: bool,
     /// The smaller of both hold times; zero means no hold timer and no keepalives.
     pub hold_time: Duration,
-    /// A third of the hold time, or `None` when it is zero.
+    /// The KEEPALIVE interval: the configured one within a third of the hold time, or `None`
+    /// when the hold time is zero.
     pub keepalive: Option<Duration>,
+    /// With a hold time of zero, the TCP keepalive the connection must use instead.
+    pub tcp_keepalive: Option<TcpKeepalive>,
     /// Both sides support 4-octet ASNs.
     pub four_octet_as: bool,
     /// The families both sides support.
@@ -316,6 +335,36 @@ impl Negotiated {
         super::packet::SessionContext {
             four_octet_as: self.four_octet_as,
             families: self.families,
+        }
+    }
+}
+
+/// TCP keepalive settings (`SO_KEEPALIVE`, `TCP_KEEPIDLE`, `TCP_KEEPINTVL`, `TCP_KEEPCNT`): a
+/// peer that rebooted answers the first probe with a reset; one that is gone is declared so
+/// after `idle + interval × probes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    /// Idle time before the first probe.
+    pub idle: Duration,
+    /// Time between unanswered probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection fails.
+    pub probes: u32,
+}
+
+impl TcpKeepalive {
+    /// Idle time when `keepalive_time` is not set.
+    pub const DEFAULT_IDLE: Duration = Duration::from_secs(30);
+
+    /// The settings for a session whose configured keepalive time is `keepalive_time`.
+    pub fn for_keepalive_time(keepalive_time: Option<Duration>) -> Self {
+        let idle = keepalive_time
+            .unwrap_or(Self::DEFAULT_IDLE)
+            .max(Duration::from_secs(1));
+        Self {
+            idle,
+            interval: (idle / 3).clamp(Duration::from_secs(1), Duration::from_secs(10)),
+            probes: 3,
         }
     }
 }
@@ -421,6 +470,8 @@ pub struct Fsm {
     timers: [Option<Instant>; 4],
     next_delay: Duration,
     negotiated: Option<Negotiated>,
+    /// When the current session reached Established.
+    established_at: Option<Instant>,
 }
 
 impl Fsm {
@@ -447,6 +498,7 @@ impl Fsm {
             state: State::Idle,
             timers: [None; 4],
             negotiated: None,
+            established_at: None,
         })
     }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Config, Negotiated, PeerAsn};
+use super::{Config, Negotiated, PeerAsn, TcpKeepalive};
 use crate::packet::{
     Capability, GracefulRestart, GracefulRestartFamily, Notification, Open, error_code,
     open_subcode,
@@ -120,12 +120,22 @@ pub(super) fn negotiate(config: &Config, open: &Open) -> Result<Negotiated, Refu
     }
     let hold = config.hold_time.min(open.hold_time);
     let hold_time = Duration::from_secs(u64::from(hold));
+    let keepalive = (hold > 0).then(|| {
+        let third = hold_time / 3;
+        config
+            .keepalive_time
+            .filter(|k| !k.is_zero())
+            .map_or(third, |k| k.min(third))
+    });
+    let tcp_keepalive =
+        (hold == 0).then(|| TcpKeepalive::for_keepalive_time(config.keepalive_time));
     Ok(Negotiated {
         peer_asn,
         peer_router_id: open.bgp_id,
         internal,
         hold_time,
-        keepalive: (hold > 0).then(|| hold_time / 3),
+        keepalive,
+        tcp_keepalive,
         four_octet_as,
         families,
         route_refresh: open.route_refresh(),

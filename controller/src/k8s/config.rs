@@ -77,14 +77,19 @@ impl Core {
     /// working.
     pub fn apply_config(&mut self) -> bool {
         let snapshot = self.snapshot();
-        self.outcome = ferrolb_config::parse(&snapshot);
+        // Objects that turned invalid are served in their last valid version, as the speakers
+        // serve them (one rule, in the config crate).
+        self.outcome = self.serving.update(&snapshot);
         for e in &self.outcome.errors {
             tracing::warn!(kind = %e.kind, name = %e.name, field = %e.field, severity = ?e.severity, "configuration problem: {}", e.reason);
         }
         self.metrics
             .config_valid
             .set(i64::from(self.outcome.is_valid()));
-        let pools = self.with_last_good(&snapshot);
+        for (kind, name) in self.serving.held_back() {
+            tracing::warn!(%kind, %name, "invalid now; still serving its last valid version");
+        }
+        let pools = self.with_grace(&snapshot);
         let closed: BTreeSet<PoolName> = self.absent.keys().cloned().collect();
         let was_closed: BTreeSet<PoolName> = self
             .pools
@@ -106,23 +111,23 @@ impl Core {
         changed
     }
 
-    /// The usable pools, plus — for a pool that is still there but has turned invalid (an edit
-    /// that overlaps another pool, say) — its last valid version, so an edit gone wrong does
-    /// not take IPs away from running Services. A last version that would collide with a pool
-    /// that is valid now is dropped.
-    fn with_last_good(&mut self, snapshot: &Snapshot) -> Vec<Pool> {
+    /// The served pools (a pool turned invalid in its last valid version: `Serving`), plus —
+    /// for a pool that was deleted while Services held its IPs — its last version for the
+    /// grace period, in case it comes back (a GitOps replace deletes and re-creates): its
+    /// holders keep their IPs and nobody else gets any. A deleted pool that would collide with
+    /// a pool served now is dropped at once.
+    fn with_grace(&mut self, snapshot: &Snapshot) -> Vec<Pool> {
         let mut pools = self.outcome.config.pools.clone();
         let present: BTreeSet<&str> = snapshot
             .pools
             .iter()
             .filter_map(|p| p.metadata.name.as_deref())
             .collect();
-        self.held_back.clear();
         self.absent
             .retain(|name, _| !present.contains(name.as_str()));
         let now = tokio::time::Instant::now();
         for old in &self.pools {
-            if pools.contains_key(&old.name) {
+            if pools.contains_key(&old.name) || present.contains(old.name.as_str()) {
                 continue;
             }
             let collides = pools.values().any(|p| {
@@ -130,30 +135,19 @@ impl Core {
                     .iter()
                     .any(|r| old.ranges.iter().any(|q| q.overlaps(r)))
             });
-            if !present.contains(old.name.as_str()) {
-                // Deleted. Its holders keep their IPs for the grace period, in case it comes
-                // back (a GitOps replace deletes and re-creates); nobody else gets any.
-                let held = self
-                    .allocator
-                    .usage(&old.name)
-                    .is_some_and(|u| u.assigned_v4 + u.assigned_v6 > 0);
-                let until = *self
-                    .absent
-                    .entry(old.name.clone())
-                    .or_insert(now + self.pool_grace);
-                if !held || collides || now >= until {
-                    self.absent.remove(&old.name);
-                    continue;
-                }
-                tracing::warn!(pool = %old.name, grace_seconds = self.pool_grace.as_secs(), "pool deleted; its Services keep their IPs until the grace period ends or it is created again");
-                pools.insert(old.name.clone(), old.clone());
+            let held = self
+                .allocator
+                .usage(&old.name)
+                .is_some_and(|u| u.assigned_v4 + u.assigned_v6 > 0);
+            let until = *self
+                .absent
+                .entry(old.name.clone())
+                .or_insert(now + self.pool_grace);
+            if !held || collides || now >= until {
+                self.absent.remove(&old.name);
                 continue;
             }
-            if collides {
-                continue;
-            }
-            tracing::warn!(pool = %old.name, "pool is invalid now; still serving with its last valid version");
-            self.held_back.insert(old.name.clone());
+            tracing::warn!(pool = %old.name, grace_seconds = self.pool_grace.as_secs(), "pool deleted; its Services keep their IPs until the grace period ends or it is created again");
             pools.insert(old.name.clone(), old.clone());
         }
         pools.into_values().collect()
@@ -175,7 +169,7 @@ impl Core {
                 let name = m.name.clone().unwrap_or_default();
                 let mut errors: Vec<ConfigError> =
                     self.outcome.errors_for(kind, &name).cloned().collect();
-                if kind == ObjectKind::IPAddressPool && self.held_back.contains(name.as_str()) {
+                if self.serving.is_held_back(kind, &name) {
                     errors.push(ConfigError {
                         kind,
                         name: name.clone(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrolb_api::annotations;
-use ferrolb_config::{Outcome, Pool, PoolName};
+use ferrolb_config::{Outcome, Pool, PoolName, Serving};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::EventType;
@@ -40,8 +40,8 @@ pub(crate) struct Core {
     pub metrics: Arc<Metrics>,
     pub report: watch::Sender<Arc<Report>>,
     pub outcome: Outcome,
-    /// Pools that are invalid now but still served with their last valid version.
-    pub held_back: BTreeSet<PoolName>,
+    /// The configuration served: objects invalid now are kept in their last valid version.
+    pub serving: Serving,
     /// How long the holders of a deleted pool keep its IPs.
     pub pool_grace: Duration,
     /// Deleted pools whose holders keep their IPs, until when.

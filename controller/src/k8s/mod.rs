@@ -166,7 +166,7 @@ pub async fn run(
             metrics: metrics.clone(),
             report: report_tx.clone(),
             outcome: Default::default(),
-            held_back: Default::default(),
+            serving: Default::default(),
             pool_grace: settings.pool_grace,
             absent: Default::default(),
             warned: Default::default(),

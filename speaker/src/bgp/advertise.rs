@@ -3,7 +3,9 @@
 //! to, and per IP the reason it is not advertised come out. The speaker, the tests and
 //! `kubectl ferrolb explain` compute the same thing.
 //!
-//! An IP is advertised from a node when (MetalLB's rules, REFERENCE.md §5.1):
+//! An IP is advertised from a node when one of the Services on it is served from there — a
+//! sharer that is not does not withdraw it for the others. A Service is served from a node
+//! when (MetalLB's rules, REFERENCE.md §5.1):
 //! - some BGPAdvertisement of the IP's pool matches the Service and selects this node;
 //! - the node is not `NetworkUnavailable` and not labelled exclude-from-external-load-balancers
 //!   (unless that label is ignored);
@@ -20,7 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
-use ferrolb_config::{BgpAdvertisement, BgpCommunity, Config, Family, NodeName, PeerName};
+use ferrolb_config::{
+    BgpAdvertisement, BgpCommunity, Config, Family, NodeName, PeerName, PoolName,
+};
 use ipnet::IpNet;
 
 use super::packet::{Community, LargeCommunity};
@@ -129,10 +133,10 @@ pub fn plan(config: &Config, node: &Node<'_>, services: &[LbService]) -> BgpPlan
     }
     for (ip, users) in by_ip {
         match routes_for_ip(config, node, &peers, ip, &users) {
-            Ok(routes) => {
+            Ok((routes, served)) => {
                 for (peer, prefix, attrs) in routes {
                     merge(out.routes.entry(peer.clone()).or_default(), prefix, attrs);
-                    for user in &users {
+                    for user in &served {
                         out.services
                             .entry(user.info.key.clone())
                             .or_default()
@@ -151,47 +155,37 @@ pub fn plan(config: &Config, node: &Node<'_>, services: &[LbService]) -> BgpPlan
 /// One route to one peer.
 type PeerRoute<'a> = (&'a PeerName, IpNet, RouteAttrs);
 
-fn routes_for_ip<'a>(
+/// An IP's routes from this node, and the Services on it that they serve.
+type IpRoutes<'a, 's> = (Vec<PeerRoute<'a>>, Vec<&'s LbService>);
+
+fn routes_for_ip<'a, 's>(
     config: &'a Config,
     node: &Node<'_>,
     peers: &BTreeSet<&'a PeerName>,
     ip: IpAddr,
-    users: &[&LbService],
-) -> Result<Vec<PeerRoute<'a>>, NotAdvertised> {
+    users: &[&'s LbService],
+) -> Result<IpRoutes<'a, 's>, NotAdvertised> {
     let pool = pool_of(config, ip, users).ok_or(NotAdvertised::NoPool)?;
-    // Every Service on the IP must be matched by an advertisement; the IP is advertised with
-    // the union of what matches (MetalLB merges per IP the same way).
+    // Each Service on the IP is served from here or not on its own: one without endpoints or
+    // without a matching advertisement does not withdraw the IP of its sharers (they may be in
+    // another namespace). The IP goes out with the union of what matches the served ones
+    // (MetalLB merges per IP the same way); when none is served, the first one's reason says why.
     let mut ads: BTreeMap<&str, &BgpAdvertisement> = BTreeMap::new();
+    let mut served = Vec::new();
+    let mut refused = None;
     for user in users {
-        let matching: Vec<&BgpAdvertisement> = config
-            .bgp_advertisements
-            .values()
-            .filter(|ad| ad.pools.contains(&pool))
-            .filter(|ad| ferrolb_config::any_matches(&ad.service_selectors, &user.info.labels))
-            .collect();
-        if matching.is_empty() {
-            return Err(NotAdvertised::NoAdvertisement(user.info.key.clone()));
-        }
-        ads.extend(matching.into_iter().map(|ad| (ad.name.as_str(), ad)));
-    }
-    ads.retain(|_, ad| ferrolb_config::any_matches(&ad.node_selectors, &node.info.labels));
-    if ads.is_empty() {
-        return Err(NotAdvertised::NodeNotSelected);
-    }
-    if node.info.network_unavailable {
-        return Err(NotAdvertised::NetworkUnavailable);
-    }
-    if !node.ignore_exclude_label && node.info.labels.contains_key(EXCLUDE_LABEL) {
-        return Err(NotAdvertised::ExcludedByLabel);
-    }
-    for user in users {
-        if user.info.local {
-            if !user.info.endpoint_nodes.contains(node.name) {
-                return Err(NotAdvertised::NoLocalEndpoints(user.info.key.clone()));
+        match ads_serving(config, node, &pool, user) {
+            Ok(matching) => {
+                ads.extend(matching.into_iter().map(|ad| (ad.name.as_str(), ad)));
+                served.push(*user);
             }
-        } else if !user.info.has_usable_endpoint {
-            return Err(NotAdvertised::NoEndpoints(user.info.key.clone()));
+            Err(why) => {
+                refused.get_or_insert(why);
+            }
         }
+    }
+    if let (true, Some(why)) = (served.is_empty(), refused) {
+        return Err(why);
     }
 
     let family = Family::of(&ip);
@@ -224,7 +218,43 @@ fn routes_for_ip<'a>(
     if routes.is_empty() {
         return Err(NotAdvertised::NoPeer);
     }
-    Ok(routes)
+    Ok((routes, served))
+}
+
+/// The advertisements that carry `user`'s IP from this node, or why none does.
+fn ads_serving<'a>(
+    config: &'a Config,
+    node: &Node<'_>,
+    pool: &PoolName,
+    user: &LbService,
+) -> Result<Vec<&'a BgpAdvertisement>, NotAdvertised> {
+    let mut matching: Vec<&BgpAdvertisement> = config
+        .bgp_advertisements
+        .values()
+        .filter(|ad| ad.pools.contains(pool))
+        .filter(|ad| ferrolb_config::any_matches(&ad.service_selectors, &user.info.labels))
+        .collect();
+    if matching.is_empty() {
+        return Err(NotAdvertised::NoAdvertisement(user.info.key.clone()));
+    }
+    matching.retain(|ad| ferrolb_config::any_matches(&ad.node_selectors, &node.info.labels));
+    if matching.is_empty() {
+        return Err(NotAdvertised::NodeNotSelected);
+    }
+    if node.info.network_unavailable {
+        return Err(NotAdvertised::NetworkUnavailable);
+    }
+    if !node.ignore_exclude_label && node.info.labels.contains_key(EXCLUDE_LABEL) {
+        return Err(NotAdvertised::ExcludedByLabel);
+    }
+    if user.info.local {
+        if !user.info.endpoint_nodes.contains(node.name) {
+            return Err(NotAdvertised::NoLocalEndpoints(user.info.key.clone()));
+        }
+    } else if !user.info.has_usable_endpoint {
+        return Err(NotAdvertised::NoEndpoints(user.info.key.clone()));
+    }
+    Ok(matching)
 }
 
 fn attrs_of(ad: &BgpAdvertisement) -> RouteAttrs {

@@ -373,6 +373,11 @@ impl Driver {
                     local = ?local,
                     "BGP session established"
                 );
+                if let (Some(tcp), Some(conn)) = (negotiated.tcp_keepalive, &self.conn)
+                    && let Err(e) = socket::set_tcp_keepalive(conn.write.as_ref(), tcp)
+                {
+                    warn!(error = %e, "cannot set TCP keepalive on a session without hold time; a silently rebooted router will go unnoticed");
+                }
                 if let (Some(profile), Some(local)) = (&self.config.bfd, local) {
                     self.bfd.attach(profile, self.config.peer.ip(), local.ip());
                 }

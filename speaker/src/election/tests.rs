@@ -252,6 +252,76 @@ fn a_shared_ip_is_not_announced_by_an_advertisement_with_service_selectors() {
     assert_eq!(e.unannounced, Some(Unannounced::NoAdvertisement));
 }
 
+#[test]
+fn a_sharer_without_endpoints_does_not_take_the_ip_from_the_others() {
+    let config = config(&l2("{}"));
+    let nodes = nodes(&[]);
+    let mut serving = svc("web/serving");
+    serving.shares_ip = true;
+    // externalTrafficPolicy Local, and its pods are gone: no node has an endpoint of it.
+    let mut empty = svc("other/empty");
+    empty.shares_ip = true;
+    empty.local = true;
+    empty.has_usable_endpoint = false;
+    let vip = ip("192.0.2.200");
+    let alone = elect(
+        world(&config, &nodes, None),
+        vip,
+        &"lan".into(),
+        &[serving.clone()],
+    );
+    let shared = elect(
+        world(&config, &nodes, None),
+        vip,
+        &"lan".into(),
+        &[serving, empty],
+    );
+    assert!(alone.winner().is_some());
+    assert_eq!(shared.unannounced, None);
+    assert_eq!(order(&shared), order(&alone));
+}
+
+#[test]
+fn a_sharer_refused_by_an_advertisement_does_not_take_the_ip_from_the_others() {
+    let ads = format!(
+        "{}{}",
+        l2("{}"),
+        l2("{serviceSelectors: [{matchLabels: {app: web}}]}")
+    );
+    let config = config(&ads);
+    let nodes = nodes(&[]);
+    // Matched by an advertisement with serviceSelectors while sharing: not announced
+    // (MetalLB's rule); its sharer is matched by the plain advertisement only.
+    let mut web = svc("default/web");
+    web.labels = [("app".to_string(), "web".to_string())].into();
+    web.shares_ip = true;
+    let mut other = svc("default/other");
+    other.shares_ip = true;
+    let vip = ip("192.0.2.200");
+    let alone = elect(
+        world(&config, &nodes, None),
+        vip,
+        &"lan".into(),
+        &[other.clone()],
+    );
+    let shared = elect(
+        world(&config, &nodes, None),
+        vip,
+        &"lan".into(),
+        &[web.clone(), other],
+    );
+    assert_eq!(shared.unannounced, None);
+    assert_eq!(order(&shared), order(&alone));
+    // Alone, it is still refused with the reason.
+    let e = elect(world(&config, &nodes, None), vip, &"lan".into(), &[web]);
+    assert_eq!(
+        e.unannounced,
+        Some(Unannounced::SharedIpWithServiceSelector(
+            "default/web".into()
+        ))
+    );
+}
+
 proptest! {
     #[test]
     fn losing_a_node_moves_only_the_ips_it_announced(

@@ -322,6 +322,7 @@ pub fn session_config(
     };
     let mut fsm = fsm::Config::new(peer.local_asn.unwrap_or(peer.my_asn), peer_asn, router_id);
     fsm.hold_time = u16::try_from(peer.hold_time.as_secs()).unwrap_or(u16::MAX);
+    fsm.keepalive_time = (!peer.keepalive_time.is_zero()).then_some(peer.keepalive_time);
     fsm.families = if peer.dual_stack_address_family {
         Families::BOTH
     } else if address.is_ipv4() {

@@ -23,7 +23,7 @@ impl Speaker {
         let me = self.settings.node.clone();
         let unknown = NodeInfo::default();
         let plan = advertise::plan(
-            &self.config,
+            self.serving.config(),
             &advertise::Node {
                 name: &me,
                 info: nodes.get(&me).unwrap_or(&unknown),
@@ -39,7 +39,7 @@ impl Speaker {
             .unwrap_or_default();
         let reconciled = self
             .sessions
-            .reconcile(&self.config, &plan.routes, &node_ips);
+            .reconcile(self.serving.config(), &plan.routes, &node_ips);
         for (peer, why) in reconciled.refused {
             tracing::warn!(peer = %peer, reason = %why, "BGP peer not used on this node");
             if let Some(object) = self.peer_object(&peer) {

@@ -8,18 +8,20 @@
 
 pub mod bgp;
 mod decide_bgp;
+mod join;
+mod serving;
 pub mod status;
 pub mod view;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use ferrolb_api::{BGPSessionState, ServiceBGPStatus, ServiceL2Status};
-use ferrolb_config::{Config, NodeName, SecretInfo, Snapshot};
+use ferrolb_config::{NodeName, Serving};
 use ferrolb_runtime::events::EventSink;
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
@@ -32,7 +34,7 @@ use crate::election::{NodeInfo, World};
 use crate::layer2::announcer::{
     Announcer, AnnouncerHandle, AnnouncerSettings, Conflict, InterfaceChoice, Plan,
 };
-use crate::membership::{Membership, MembershipHandle, MembershipSettings};
+use crate::membership::{MembershipHandle, MembershipSettings};
 use crate::metrics::{Health, Metrics};
 use crate::netlink::Interfaces;
 use crate::plan::{self, IpPlan};
@@ -98,30 +100,20 @@ pub async fn run(
 
     let membership = match &settings.membership {
         Some(config) => {
-            let bind = loop {
-                if let Some(addr) = bind_address(&stores, &settings.node, config) {
-                    break addr;
-                }
-                tracing::warn!(node = %settings.node, "this node has no InternalIP yet (or no Node object); waiting");
-                tokio::select! {
-                    _ = changed_rx.recv() => {}
-                    () = &mut shutdown => return Ok(()),
-                }
-            };
-            let key = memberlist_key(&stores, &secret_name);
-            if key.is_empty() {
-                tracing::warn!(secret = %secret_name, "no membership key: speaker traffic is not authenticated");
-            }
-            let handle = Membership::spawn(
-                config.protocol.clone(),
-                key,
-                bind,
-                seeds(&stores, &settings.node, bind),
-                metrics.membership.clone(),
+            let started = join::start(
+                &stores,
+                &settings,
+                config,
+                &secret_name,
+                &metrics,
+                &mut changed_rx,
+                &mut shutdown,
             )
-            .with_context(|| format!("cannot start the membership on {bind}"))?;
-            tracing::info!(addr = %bind, "membership started");
-            Some(handle)
+            .await?;
+            match started {
+                Some(handle) => Some(handle),
+                None => return Ok(()),
+            }
         }
         None => None,
     };
@@ -183,7 +175,7 @@ pub async fn run(
     );
 
     let mut speaker = Speaker {
-        config: Config::default(),
+        serving: Serving::default(),
         settings,
         stores,
         membership,
@@ -207,7 +199,7 @@ pub async fn run(
         bgp_plan: BgpPlan::default(),
         sessions_tx,
     };
-    speaker.config = ferrolb_config::parse(&speaker.snapshot()).config;
+    speaker.refresh_config();
     health.set_ready(true);
     let result = speaker
         .run(&mut changed_rx, &statuses_tx, &mut shutdown)
@@ -229,8 +221,9 @@ struct Speaker {
     metrics: Arc<Metrics>,
     /// The last decisions, per IP.
     plans: BTreeMap<IpAddr, IpPlan>,
-    /// The configuration, parsed again only when pools or L2Advertisements change.
-    config: Config,
+    /// The configuration, parsed again when configuration objects or Secrets change; an
+    /// object that turns invalid is served in its last valid version, as the controller does.
+    serving: Serving,
     started: Instant,
     /// The membership has seen every expected peer once (or the grace passed).
     converged: bool,
@@ -287,7 +280,7 @@ impl Speaker {
                     if kinds.contains(&Changed::Secret) {
                         self.refresh_key();
                         // BGP passwords come from Secrets too.
-                        self.config = ferrolb_config::parse(&self.snapshot()).config;
+                        self.refresh_config();
                     }
                     // A Node that went may leave status objects behind for the writers to remove.
                     if kinds.contains(&Changed::Statuses) || kinds.contains(&Changed::Nodes) {
@@ -297,7 +290,7 @@ impl Speaker {
                         self.refresh_seeds();
                     }
                     if kinds.contains(&Changed::Config) {
-                        self.config = ferrolb_config::parse(&self.snapshot()).config;
+                        self.refresh_config();
                     }
                     if kinds.iter().any(|k| {
                         matches!(
@@ -420,7 +413,7 @@ impl Speaker {
             self.converged = true;
         }
         let world = World {
-            config: &self.config,
+            config: self.serving.config(),
             nodes,
             live: live.as_ref(),
             ignore_exclude_label: self.settings.ignore_exclude_label,
@@ -473,28 +466,6 @@ impl Speaker {
         // The Services on an IP may change while the IP stays: report them too.
         let answering = self.announcer.announcing.borrow().clone();
         self.report_announced(&answering);
-    }
-
-    /// The configuration objects the plans read. Node labels are left out: the plans match
-    /// selectors against this node's labels themselves.
-    fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            namespace: self.settings.namespace.clone(),
-            pools: owned(self.stores.pools.state()),
-            l2_advertisements: owned(self.stores.l2_advertisements.state()),
-            bgp_advertisements: owned(self.stores.bgp_advertisements.state()),
-            peers: owned(self.stores.peers.state()),
-            bfd_profiles: owned(self.stores.bfd_profiles.state()),
-            communities: owned(self.stores.communities.state()),
-            secrets: self
-                .stores
-                .secrets
-                .state()
-                .iter()
-                .filter_map(|s| Some((s.metadata.name.clone()?, secret_info(s))))
-                .collect(),
-            ..Snapshot::default()
-        }
     }
 
     /// Writes ServiceL2Status and Events for what the announcer really answers for.
@@ -594,20 +565,6 @@ impl Speaker {
             .map(|s| (*s).clone())
     }
 
-    fn refresh_key(&self) {
-        if let Some(membership) = &self.membership {
-            membership.set_key(memberlist_key(&self.stores, &self.secret_name));
-        }
-    }
-
-    fn refresh_seeds(&self) {
-        if let (Some(membership), Some(config)) = (&self.membership, &self.settings.membership)
-            && let Some(bind) = bind_address(&self.stores, &self.settings.node, config)
-        {
-            membership.set_seeds(seeds(&self.stores, &self.settings.node, bind));
-        }
-    }
-
     /// Graceful stop: leave the membership (peers take over at once) while the announcer keeps
     /// answering until each IP is claimed by its successor or the linger passes.
     async fn stop(self) {
@@ -623,65 +580,4 @@ impl Speaker {
         tokio::join!(leave, self.announcer.drain(), sessions);
         tracing::info!("left");
     }
-}
-
-/// This node's membership address.
-fn bind_address(stores: &Stores, node: &NodeName, config: &MembershipConfig) -> Option<SocketAddr> {
-    let ip = match config.bind {
-        Some(ip) => ip,
-        None => {
-            let me = stores
-                .nodes
-                .get(&kube::runtime::reflector::ObjectRef::new(node.as_str()))?;
-            *view::internal_ips(&me).first()?
-        }
-    };
-    Some(SocketAddr::new(ip, config.port))
-}
-
-/// The other nodes' membership addresses (their first InternalIP of our family).
-fn seeds(stores: &Stores, me: &NodeName, bind: SocketAddr) -> BTreeMap<String, SocketAddr> {
-    stores
-        .nodes
-        .state()
-        .iter()
-        .filter_map(|n| {
-            let name = n.metadata.name.clone()?;
-            if name == me.as_str() {
-                return None;
-            }
-            let ip = view::internal_ips(n)
-                .into_iter()
-                .find(|ip| ip.is_ipv4() == bind.is_ipv4())?;
-            Some((name, SocketAddr::new(ip, bind.port())))
-        })
-        .collect()
-}
-
-/// The shared membership key from the Secret (empty when missing).
-fn memberlist_key(stores: &Stores, secret: &str) -> Vec<u8> {
-    stores
-        .secrets
-        .state()
-        .iter()
-        .find(|s| s.metadata.name.as_deref() == Some(secret))
-        .and_then(|s| s.data.as_ref()?.get(MEMBERLIST_KEY).map(|b| b.0.clone()))
-        .unwrap_or_default()
-}
-
-/// What the configuration needs of a Secret (BGP passwords).
-fn secret_info(secret: &k8s_openapi::api::core::v1::Secret) -> SecretInfo {
-    SecretInfo {
-        type_: secret.type_.clone().unwrap_or_default(),
-        password: secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get("password"))
-            .and_then(|b| String::from_utf8(b.0.clone()).ok()),
-    }
-}
-
-/// Copies the objects out of a store's snapshot.
-fn owned<K: Clone>(objects: Vec<Arc<K>>) -> Vec<K> {
-    objects.into_iter().map(|o| (*o).clone()).collect()
 }

@@ -163,6 +163,7 @@ fn keepalive_in_open_confirm_establishes_with_the_negotiated_parameters() {
             internal: false,
             hold_time: secs(30),
             keepalive: Some(secs(10)),
+            tcp_keepalive: None,
             four_octet_as: true,
             families: Families::IPV4,
             route_refresh: false,
@@ -261,7 +262,7 @@ fn stale_or_early_timer_expiries_are_ignored() {
 }
 
 #[test]
-fn connect_retry_backs_off_and_resets_after_established() {
+fn connect_retry_backs_off_and_resets_after_a_stable_session() {
     let mut p = Peer::new(config());
     let mut delays = Vec::new();
     let out = p.feed(Input::ManualStart);
@@ -280,11 +281,12 @@ fn connect_retry_backs_off_and_resets_after_established() {
     let expected: Vec<Duration> = [1, 2, 4, 8, 16, 32, 60, 60, 60].map(secs).to_vec();
     assert_eq!(delays, expected);
 
-    // Once established, the next failure starts over at one second.
+    // Once established for the stable period, the next failure starts over at one second.
     p.feed(Input::TcpConnectionConfirmed);
     p.receive(Message::Open(peer_open(PEER_AS, 90)));
     p.receive(Message::Keepalive);
     assert_eq!(p.state(), State::Established);
+    p.advance(p.fsm.config().reset_backoff_after);
     let out = p.feed(Input::TcpConnectionFails);
     assert_eq!(armed(&out, Timer::IdleHold), Some(p.now + secs(1)));
     let out = p.expire(Timer::IdleHold);
@@ -375,7 +377,8 @@ fn bfd_down_takes_an_established_session_down_at_once() {
     let d = down(&out).expect("down");
     assert!(d.was_established());
     assert_eq!(d.reason.event_reason(), "BFDDown");
-    assert_eq!(armed(&out, Timer::IdleHold), Some(p.now + secs(1)));
+    // Up for a second only: the backoff goes on from where the attempts left it.
+    assert_eq!(armed(&out, Timer::IdleHold), Some(p.now + secs(2)));
 }
 
 #[test]

@@ -18,6 +18,18 @@ metadata: {name: quiet, namespace: ferrolb-system}
 spec: {addresses: ["198.51.100.128/26"]}
 ---
 apiVersion: ferrolb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: picky, namespace: ferrolb-system}
+spec: {addresses: ["198.51.100.192/26"]}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: picky, namespace: ferrolb-system}
+spec:
+  ipAddressPools: [picky]
+  serviceSelectors: [{matchLabels: {app: web}}]
+---
+apiVersion: ferrolb.io/v1beta1
 kind: Community
 metadata: {name: aliases, namespace: ferrolb-system}
 spec:
@@ -297,4 +309,45 @@ fn services_sharing_an_ip_need_an_advertisement_each() {
     );
     assert!(p.routes.values().all(BTreeMap::is_empty));
     assert!(p.services.is_empty());
+}
+
+#[test]
+fn a_sharer_that_cannot_be_served_does_not_withdraw_the_ip_of_the_others() {
+    let vip = "198.51.100.10";
+    let serving = service("web/serving", &[vip]);
+    let mut empty = service("other/empty", &[vip]);
+    empty.info.has_usable_endpoint = false;
+    let mut elsewhere = service("other/elsewhere", &[vip]);
+    elsewhere.info.local = true;
+    elsewhere.info.endpoint_nodes = [name("n2")].into();
+    for unservable in [empty, elsewhere] {
+        let p = plan_for("n1", &info(&[]), &[serving.clone(), unservable.clone()]);
+        assert!(
+            p.routes[&peer("tor-a")].contains_key(&net("198.51.100.10/32")),
+            "withdrawn because of {}",
+            unservable.info.key
+        );
+        assert!(p.not_advertised.is_empty());
+        // Only the Service served from here is reported as advertised by this node.
+        let services: Vec<&str> = p.services.keys().map(String::as_str).collect();
+        assert_eq!(services, ["web/serving"]);
+    }
+}
+
+#[test]
+fn a_sharer_no_advertisement_matches_does_not_withdraw_the_ip_of_the_others() {
+    let vip = "198.51.100.200";
+    let mut web = service("web/a", &[vip]);
+    web.info.labels.insert("app".into(), "web".into());
+    let unmatched = service("other/b", &[vip]);
+    let p = plan_for("n1", &info(&[]), &[web, unmatched.clone()]);
+    assert!(p.routes[&peer("tor-a")].contains_key(&net("198.51.100.200/32")));
+    let services: Vec<&str> = p.services.keys().map(String::as_str).collect();
+    assert_eq!(services, ["web/a"]);
+    // Alone, the unmatched one is not advertised, with the reason.
+    let p = plan_for("n1", &info(&[]), &[unmatched]);
+    assert_eq!(
+        p.not_advertised[&vip.parse::<IpAddr>().expect("ip")],
+        NotAdvertised::NoAdvertisement("other/b".into())
+    );
 }

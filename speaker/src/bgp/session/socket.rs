@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::net::{TcpSocket, TcpStream};
 
 use super::SessionConfig;
+use crate::bgp::fsm::TcpKeepalive;
 use crate::sys;
 
 pub(super) fn is_link_local(a: Ipv6Addr) -> bool {
@@ -44,6 +45,16 @@ pub(super) fn interface_addresses(local: IpAddr) -> (Option<Ipv4Addr>, Option<Ip
     (v4, v6.min())
 }
 
+/// Turns on TCP keepalive with `settings`: the liveness check of a session whose hold time is
+/// zero (no BGP KEEPALIVEs).
+pub(super) fn set_tcp_keepalive(stream: &TcpStream, settings: TcpKeepalive) -> io::Result<()> {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(settings.idle)
+        .with_interval(settings.interval)
+        .with_retries(settings.probes);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
+}
+
 /// Opens the connection: source address, TTL, TCP MD5, then `connect`.
 pub(super) async fn connect(config: SessionConfig) -> io::Result<TcpStream> {
     let peer = config.peer;
@@ -65,4 +76,35 @@ pub(super) async fn connect(config: SessionConfig) -> io::Result<TcpStream> {
         sys::set_tcp_md5sig(&socket, peer.ip(), password.as_bytes())?;
     }
     socket.connect(peer).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_session_without_hold_time_gets_the_kernel_to_probe_the_peer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listens on loopback");
+        let addr = listener.local_addr().expect("bound");
+        let (client, _server) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let client = client.expect("connected");
+        let settings = TcpKeepalive::for_keepalive_time(None);
+        set_tcp_keepalive(&client, settings).expect("set");
+        let sock = socket2::SockRef::from(&client);
+        assert!(sock.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(
+            sock.tcp_keepalive_time().expect("TCP_KEEPIDLE"),
+            settings.idle
+        );
+        assert_eq!(
+            sock.tcp_keepalive_interval().expect("TCP_KEEPINTVL"),
+            settings.interval
+        );
+        assert_eq!(
+            sock.tcp_keepalive_retries().expect("TCP_KEEPCNT"),
+            settings.probes
+        );
+    }
 }

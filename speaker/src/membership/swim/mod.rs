@@ -59,6 +59,9 @@ pub enum DropReason {
     OwnName,
     /// A ping meant for another node (the sender has an outdated address).
     Misdirected,
+    /// A Leave from an address other than the one its sender is known at: only a member
+    /// itself may say it leaves.
+    ForgedLeave,
 }
 
 impl DropReason {
@@ -69,6 +72,7 @@ impl DropReason {
             DropReason::Replayed => "replayed",
             DropReason::OwnName => "own_name",
             DropReason::Misdirected => "misdirected",
+            DropReason::ForgedLeave => "forged_leave",
         }
     }
 }
@@ -360,6 +364,11 @@ impl Swim {
             }
             Some(Replay::Fresh) | None => {}
         }
+        if packet.message == Message::Leave && !self.may_say_it_left(&sender, &sender, from) {
+            trace!(%from, member = %sender, "leave from another address than the member's dropped");
+            self.out.push(Output::Dropped(DropReason::ForgedLeave));
+            return self.take_output();
+        }
         self.out.push(Output::Received(packet.message.kind()));
 
         if packet.message == Message::Leave {
@@ -373,7 +382,12 @@ impl Swim {
         } else {
             self.observe_sender(&sender, packet.incarnation, packet.seq, from);
         }
-        for entry in packet.gossip {
+        for mut entry in packet.gossip {
+            // That a member left is taken only from the member itself; anyone else's word for
+            // it is a suspicion, which the member refutes if it is alive.
+            if entry.state == State::Left && !self.may_say_it_left(&sender, &entry.name, from) {
+                entry.state = State::Suspect;
+            }
             self.apply(entry, from);
         }
         match packet.message {
@@ -421,6 +435,17 @@ impl Swim {
         }
         self.flush_corrections();
         self.take_output()
+    }
+
+    /// Whether `sender`, heard from `from`, may say that `subject` left: only of itself, and
+    /// only from the address it is known at (as a member, else as a seed).
+    fn may_say_it_left(&self, sender: &str, subject: &str, from: SocketAddr) -> bool {
+        let known = self
+            .members
+            .get(subject)
+            .map(|m| m.addr)
+            .or_else(|| self.seeds.get(subject).copied());
+        sender == subject && known.is_none_or(|addr| addr == from)
     }
 
     /// Runs the timers that are due at `now`.
