@@ -14,8 +14,12 @@ struct Dockerfile {
 }
 
 fn dockerfile() -> Dockerfile {
-    let text = std::fs::read_to_string(repo_path("Dockerfile")).unwrap();
-    let last_stage = text.rsplit("\nFROM ").next().unwrap();
+    let text =
+        std::fs::read_to_string(repo_path("Dockerfile")).expect("image archive test fixture");
+    let last_stage = text
+        .rsplit("\nFROM ")
+        .next()
+        .expect("image archive test fixture");
     let mut files = Vec::new();
     let (mut user, mut entrypoint) = (String::new(), serde_json::Value::Null);
     for line in last_stage.lines() {
@@ -23,9 +27,12 @@ fn dockerfile() -> Dockerfile {
         match words.next() {
             Some("COPY") => {
                 let words: Vec<&str> = words.filter(|w| !w.starts_with("--")).collect();
-                let (dest, sources) = words.split_last().unwrap();
+                let (dest, sources) = words.split_last().expect("image archive test fixture");
                 for source in sources {
-                    let name = Path::new(source).file_name().unwrap().to_string_lossy();
+                    let name = Path::new(source)
+                        .file_name()
+                        .expect("image archive test fixture")
+                        .to_string_lossy();
                     files.push(if dest.ends_with('/') {
                         format!("{dest}{name}")
                     } else {
@@ -35,7 +42,8 @@ fn dockerfile() -> Dockerfile {
             }
             Some("USER") => user = words.collect(),
             Some("ENTRYPOINT") => {
-                entrypoint = serde_json::from_str(line.trim_start_matches("ENTRYPOINT")).unwrap();
+                entrypoint = serde_json::from_str(line.trim_start_matches("ENTRYPOINT"))
+                    .expect("image archive test fixture");
             }
             _ => {}
         }
@@ -55,7 +63,7 @@ fn ferrolb_archive(dir: &Path) -> std::path::PathBuf {
         ("speaker", "speaker binary"),
         ("ca.crt", "certificates"),
     ] {
-        std::fs::write(dir.join(name), contents).unwrap();
+        std::fs::write(dir.join(name), contents).expect("image archive test fixture");
     }
     let spec = image::ferrolb(
         &dir.join("controller"),
@@ -63,14 +71,15 @@ fn ferrolb_archive(dir: &Path) -> std::path::PathBuf {
         &dir.join("ca.crt"),
     );
     let out = dir.join("ferrolb.tar");
-    image::write_archive(&spec, &out).unwrap();
+    image::write_archive(&spec, &out).expect("image archive test fixture");
     out
 }
 
 #[test]
 fn the_ferrolb_archive_holds_what_the_dockerfile_builds() {
-    let dir = tempfile::tempdir().unwrap();
-    let inspected = image::inspect_archive(&ferrolb_archive(dir.path())).unwrap();
+    let dir = tempfile::tempdir().expect("image archive test fixture");
+    let inspected =
+        image::inspect_archive(&ferrolb_archive(dir.path())).expect("image archive test fixture");
     let docker = dockerfile();
     assert_eq!(inspected.reference, FERROLB_IMAGE);
     assert_eq!(inspected.repo_tags, vec![FERROLB_IMAGE.to_owned()]);
@@ -90,7 +99,7 @@ fn the_ferrolb_archive_holds_what_the_dockerfile_builds() {
         .layer
         .iter()
         .find(|e| e.path == "ferrolb-controller")
-        .unwrap();
+        .expect("image archive test fixture");
     assert_eq!(controller.mode, 0o755);
     assert_eq!(controller.contents, b"controller binary");
     // Directories exist for the CA bundle, as COPY creates them.
@@ -105,43 +114,54 @@ fn the_ferrolb_archive_holds_what_the_dockerfile_builds() {
 
 #[test]
 fn the_same_inputs_give_the_same_digests() {
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (
+        tempfile::tempdir().expect("image archive test fixture"),
+        tempfile::tempdir().expect("image archive test fixture"),
+    );
     let (a, b) = (ferrolb_archive(a.path()), ferrolb_archive(b.path()));
-    assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    assert_eq!(
+        std::fs::read(a).expect("image archive test fixture"),
+        std::fs::read(b).expect("image archive test fixture")
+    );
 }
 
 #[test]
 fn an_archive_whose_layer_was_altered_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("image archive test fixture");
     let path = ferrolb_archive(dir.path());
-    let mut entries = read_tar(&std::fs::read(&path).unwrap()).unwrap();
+    let mut entries = read_tar(&std::fs::read(&path).expect("image archive test fixture"))
+        .expect("image archive test fixture");
     let layer = entries
         .iter_mut()
         .filter(|e| e.path.starts_with("blobs/sha256/"))
         .max_by_key(|e| e.contents.len())
-        .unwrap();
+        .expect("image archive test fixture");
     let last = layer.contents.len() - 1100;
     layer.contents[last] ^= 1;
-    std::fs::write(&path, write_tar(&entries).unwrap()).unwrap();
-    let err = image::inspect_archive(&path).unwrap_err();
+    std::fs::write(
+        &path,
+        write_tar(&entries).expect("image archive test fixture"),
+    )
+    .expect("image archive test fixture");
+    let err = image::inspect_archive(&path).expect_err("an altered layer must be refused");
     assert!(format!("{err:#}").contains("digest"), "{err:#}");
 }
 
 #[test]
 fn gnu_tar_reads_the_archive() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("image archive test fixture");
     let path = ferrolb_archive(dir.path());
     let out = std::process::Command::new("tar")
         .arg("-tf")
         .arg(&path)
         .output()
-        .unwrap();
+        .expect("image archive test fixture");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let names = String::from_utf8(out.stdout).unwrap();
+    let names = String::from_utf8(out.stdout).expect("image archive test fixture");
     for name in ["oci-layout", "index.json", "manifest.json"] {
         assert!(
             names.lines().any(|l| l == name),

@@ -65,8 +65,11 @@ impl Allocator {
     /// can then never take an IP that a later Service holds. Returns whether it holds them.
     pub fn keep(&mut self, request: &ServiceRequest, current: &[IpAddr]) -> bool {
         let wanted = request.wanted_families();
-        let usable = !wanted.is_empty()
-            && !(request.policy == FamilyPolicy::RequireDualStack && wanted.len() < 2)
+        let enough_families = match request.policy {
+            FamilyPolicy::RequireDualStack => wanted.len() >= 2,
+            _ => !wanted.is_empty(),
+        };
+        let usable = enough_families
             && fits_families(request, current)
             && (request.requested_ips.is_empty() || same_ips(&request.requested_ips, current));
         usable && self.assign(request, current).is_ok()

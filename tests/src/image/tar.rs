@@ -154,14 +154,15 @@ mod tests {
             Entry::file("etc/a".to_owned(), 0o644, b"hello".to_vec()),
             Entry::file("b".to_owned(), 0o755, vec![7; 1024]),
         ];
-        let bytes = write_tar(&entries).unwrap();
+        let bytes = write_tar(&entries).expect("tar round trip");
         assert_eq!(bytes.len() % BLOCK, 0);
-        assert_eq!(read_tar(&bytes).unwrap(), entries);
+        assert_eq!(read_tar(&bytes).expect("tar round trip"), entries);
     }
 
     #[test]
     fn a_corrupted_header_is_refused() {
-        let mut bytes = write_tar(&[Entry::file("a".to_owned(), 0o644, b"x".to_vec())]).unwrap();
+        let mut bytes = write_tar(&[Entry::file("a".to_owned(), 0o644, b"x".to_vec())])
+            .expect("tar round trip");
         bytes[0] = b'b';
         assert!(read_tar(&bytes).is_err());
     }
