@@ -527,6 +527,7 @@ speaker:
         c["args"],
         json!([
             "--log-format=plain",
+            "--metrics-port=7948",
             "--exclude-interfaces=^eth1$,^docker.*",
             "--ignore-exclude-lb",
             "--gratuitous-refresh-secs=30"
