@@ -62,6 +62,20 @@ struct Desired {
 }
 
 impl Core {
+    /// Starts a term of leadership from `services`, read afresh: the writer learns which IPs
+    /// each of our Services shows before anything is decided, so an IP a Service may not keep
+    /// reaches another only once a write has taken it away from the first.
+    pub fn begin_term(&mut self, services: Vec<Arc<Service>>) {
+        let shown = services
+            .iter()
+            .filter(|svc| service::is_ours(svc, self.lb_class.as_deref()))
+            .map(|svc| (service::key_of(svc), service::ingress_ips(svc)))
+            .filter(|(_, ips)| !ips.is_empty())
+            .collect();
+        self.writer.new_term(shown);
+        self.reprocess_all(services);
+    }
+
     /// Looks at every Service: those that hold IPs first (most IPs first), so that after a
     /// restart or a pool change they keep them before pending Services may take them.
     pub fn reprocess_all(&mut self, services: Vec<Arc<Service>>) {
@@ -141,6 +155,7 @@ impl Core {
             // Deleted: its IPs are free again.
             self.pending.remove(key);
             self.warned.remove(key);
+            self.writer.gone(key.clone());
             let released = self.allocator.release(key);
             if released {
                 tracing::info!(service = %key, "service deleted; IPs released");
@@ -393,6 +408,14 @@ impl Core {
             desired.ips.clone(),
             observed.clone(),
         );
+        let sharers = desired
+            .ips
+            .iter()
+            .flat_map(|ip| self.allocator.users_of(*ip))
+            .filter(|other| *other != key)
+            .cloned()
+            .collect();
+        write = write.with_sharers(sharers);
         // It gives new IPs and takes others away: it may have to let go first (see writer).
         if kept.len() < desired.ips.len() && kept.len() < observed.len() {
             write = write.with_release_first(body(key, &kept, desired.pool.as_deref(), condition));

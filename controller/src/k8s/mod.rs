@@ -172,7 +172,7 @@ pub async fn run(
             warned: Default::default(),
         };
         core.apply_config();
-        core.reprocess_all(services);
+        core.begin_term(services);
         health.set_ready(true);
         tracing::info!(
             services = core.allocator.assignments().count(),

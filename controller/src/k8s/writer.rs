@@ -8,6 +8,10 @@
 //! Service an IP waits until every write that takes that IP from another Service has landed.
 //! Two Services that swap IPs would wait for each other, so a waiting write first lands the
 //! part that only takes IPs away (the IPs it keeps, nothing new), then the rest.
+//!
+//! The writer knows what a Service shows from the writes it made, and — for Services it has
+//! not written yet, as after a restart or a leader change — from what the controller tells it
+//! they show ([`StatusWriter::new_term`]); a deleted Service shows nothing ([`StatusWriter::gone`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -41,6 +45,9 @@ pub(crate) struct StatusWrite {
     release_first: Option<Value>,
     /// This is such a first part (its full write is queued behind it).
     first_part: bool,
+    /// Services that share the write's IPs with it (by sharing key): their showing them is
+    /// no reason to wait.
+    sharers: BTreeSet<ServiceKey>,
     /// Order of the writes of one writer: a retried old write never replaces a newer one.
     seq: u64,
 }
@@ -60,8 +67,15 @@ impl StatusWrite {
             observed,
             release_first: None,
             first_part: false,
+            sharers: BTreeSet::new(),
             seq: 0,
         }
+    }
+
+    /// The Services that share its IPs with it.
+    pub(crate) fn with_sharers(mut self, sharers: BTreeSet<ServiceKey>) -> Self {
+        self.sharers = sharers;
+        self
     }
 
     /// The body that keeps only the IPs the Service already shows, for when it must wait.
@@ -76,7 +90,8 @@ impl StatusWrite {
 struct Moves {
     /// IPs a write not landed yet takes from the Service.
     releasing: HashMap<ServiceKey, BTreeSet<IpAddr>>,
-    /// IPs writes not landed yet give the Service.
+    /// IPs the Service shows or may show: those its last landed write gave it, those writes
+    /// not landed yet give it, and (before any write) those it was seen showing.
     claimed: HashMap<ServiceKey, BTreeSet<IpAddr>>,
 }
 
@@ -109,23 +124,53 @@ impl Moves {
         self.claimed.insert(key.clone(), claimed);
     }
 
+    /// A new term of leadership: what every Service shows is `shown`, read afresh. What was
+    /// known from before is dropped, except for Services with writes still queued or in flight.
+    fn new_term(
+        &mut self,
+        shown: Vec<(ServiceKey, Vec<IpAddr>)>,
+        busy: impl Fn(&ServiceKey) -> bool,
+    ) {
+        self.claimed.retain(|k, _| busy(k));
+        self.releasing.retain(|k, _| busy(k));
+        for (key, ips) in shown {
+            self.claimed.entry(key).or_default().extend(ips);
+        }
+    }
+
     fn forget(&mut self, key: &ServiceKey) {
         self.releasing.remove(key);
         self.claimed.remove(key);
     }
 
-    /// Whether `w` gives an IP that another Service is still letting go of.
+    /// Whether `w` gives an IP that another Service (not one sharing it) shows, may show, or
+    /// is still letting go of.
     fn must_wait(&self, w: &StatusWrite) -> bool {
-        self.releasing
-            .iter()
-            .any(|(other, ips)| *other != w.key && w.ips.iter().any(|ip| ips.contains(ip)))
+        let held_elsewhere = |map: &HashMap<ServiceKey, BTreeSet<IpAddr>>| {
+            map.iter().any(|(other, ips)| {
+                *other != w.key
+                    && !w.sharers.contains(other)
+                    && w.ips.iter().any(|ip| ips.contains(ip))
+            })
+        };
+        held_elsewhere(&self.releasing) || held_elsewhere(&self.claimed)
     }
+}
+
+/// What the writer task is told, in order.
+#[derive(Debug)]
+enum Message {
+    Write(StatusWrite),
+    /// A new term of leadership, with what each Service shows.
+    NewTerm(Vec<(ServiceKey, Vec<IpAddr>)>),
+    /// A Service was deleted: it shows nothing, and its queued write has nowhere to land.
+    Gone(ServiceKey),
 }
 
 /// Handle to the writer task.
 #[derive(Clone, Debug)]
 pub(crate) struct StatusWriter {
-    tx: mpsc::UnboundedSender<StatusWrite>,
+    tx: mpsc::UnboundedSender<Message>,
     seq: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -144,7 +189,19 @@ impl StatusWriter {
     pub(crate) fn write(&self, mut w: StatusWrite) {
         w.seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         // The writer outlives every sender except on shutdown.
-        let _ = self.tx.send(w);
+        let _ = self.tx.send(Message::Write(w));
+    }
+
+    /// Tells the writer, before the first write of a term of leadership, which IPs each
+    /// Service shows (read afresh from the apiserver), so no IP one of them shows is given to
+    /// another until a write to it has taken the IP away.
+    pub(crate) fn new_term(&self, shown: Vec<(ServiceKey, Vec<IpAddr>)>) {
+        let _ = self.tx.send(Message::NewTerm(shown));
+    }
+
+    /// Tells the writer that a Service was deleted.
+    pub(crate) fn gone(&self, key: ServiceKey) {
+        let _ = self.tx.send(Message::Gone(key));
     }
 }
 
@@ -177,8 +234,8 @@ pub(crate) fn body(
 async fn run(
     client: Client,
     concurrency: usize,
-    mut rx: mpsc::UnboundedReceiver<StatusWrite>,
-    retry_tx: mpsc::UnboundedSender<StatusWrite>,
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    retry_tx: mpsc::UnboundedSender<Message>,
     metrics: Arc<Metrics>,
 ) {
     let mut latest: HashMap<ServiceKey, StatusWrite> = HashMap::new();
@@ -188,6 +245,8 @@ async fn run(
     let mut failures: HashMap<ServiceKey, u32> = HashMap::new();
     let mut newest: HashMap<ServiceKey, u64> = HashMap::new();
     let mut moves = Moves::default();
+    // Deleted while a write to it was in flight: that write's landing must not count.
+    let mut deleted: HashSet<ServiceKey> = HashSet::new();
     loop {
         // Look at each queued Service once: those that must wait stay in line.
         let mut waiting = VecDeque::new();
@@ -232,8 +291,25 @@ async fn run(
         queue.extend(waiting);
         tokio::select! {
             msg = rx.recv() => {
-                let Some(w) = msg else { break };
+                let w = match msg {
+                    None => break,
+                    Some(Message::Write(w)) => w,
+                    Some(Message::NewTerm(shown)) => {
+                        moves.new_term(shown, |k| latest.contains_key(k) || in_flight.contains(k));
+                        continue;
+                    }
+                    Some(Message::Gone(key)) => {
+                        latest.remove(&key);
+                        failures.remove(&key);
+                        moves.forget(&key);
+                        if in_flight.contains(&key) {
+                            deleted.insert(key);
+                        }
+                        continue;
+                    }
+                };
                 let key = w.key.clone();
+                deleted.remove(&key);
                 let seen = newest.entry(key.clone()).or_default();
                 if w.seq < *seen {
                     continue;
@@ -250,6 +326,7 @@ async fn run(
                 let key = w.key.clone();
                 in_flight.remove(&key);
                 match result {
+                    Ok(()) if deleted.remove(&key) => {}
                     Ok(()) => {
                         moves.landed(&key, &w.ips, latest.get(&key));
                         failures.remove(&w.key);
@@ -279,7 +356,7 @@ async fn run(
                             let tx = retry_tx.clone();
                             tokio::spawn(async move {
                                 tokio::time::sleep(delay).await;
-                                let _ = tx.send(w);
+                                let _ = tx.send(Message::Write(w));
                             });
                         }
                     }
@@ -297,6 +374,10 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
 
     fn write(name: &str, observed: &[&str], ips: &[&str]) -> StatusWrite {
         let parse = |list: &[&str]| list.iter().map(|s| s.parse().expect("ip")).collect();
@@ -339,6 +420,53 @@ mod tests {
         );
         moves.landed(&clear.key, &clear.ips, None);
         assert!(!moves.must_wait(&take));
+    }
+
+    #[test]
+    fn an_ip_a_service_showed_when_the_term_began_is_given_only_after_a_write_took_it_away() {
+        // A new leader rebuilt: "tenant" shows .203 but may not keep it; "mover" was given .203
+        // before the tenant's write was even queued.
+        let mut moves = Moves::default();
+        let tenant = ServiceKey::new("default", "tenant");
+        moves.new_term(vec![(tenant.clone(), vec![ip("192.0.2.203")])], |_| false);
+        let take = write("mover", &["192.0.2.200"], &["192.0.2.203"]);
+        moves.received(&take);
+        assert!(moves.must_wait(&take), "the tenant still shows .203");
+        let clear = write("tenant", &["192.0.2.203"], &[]);
+        moves.received(&clear);
+        assert!(moves.must_wait(&take));
+        moves.landed(&tenant, &[], None);
+        assert!(!moves.must_wait(&take));
+    }
+
+    #[test]
+    fn a_deleted_service_and_what_a_past_term_knew_hold_no_ip() {
+        let mut moves = Moves::default();
+        let gone = ServiceKey::new("default", "gone");
+        moves.new_term(vec![(gone.clone(), vec![ip("192.0.2.1")])], |_| false);
+        moves.forget(&gone);
+        let take = write("new", &[], &["192.0.2.1"]);
+        assert!(!moves.must_wait(&take), "deleted");
+
+        // A past term landed .2 on "old"; the next term reads that "old" shows nothing now.
+        let old = write("old", &[], &["192.0.2.2"]);
+        moves.received(&old);
+        moves.landed(&old.key, &old.ips, None);
+        moves.new_term(Vec::new(), |_| false);
+        assert!(!moves.must_wait(&write("new", &[], &["192.0.2.2"])));
+    }
+
+    #[test]
+    fn services_sharing_an_ip_do_not_wait_for_each_other() {
+        let mut moves = Moves::default();
+        let first = write("first", &[], &["192.0.2.1"]);
+        moves.received(&first);
+        moves.landed(&first.key, &first.ips, None);
+        let second = write("second", &[], &["192.0.2.1"]);
+        assert!(moves.must_wait(&second), "not known to share");
+        let second = second.with_sharers([first.key.clone()].into());
+        moves.received(&second);
+        assert!(!moves.must_wait(&second));
     }
 
     #[test]
