@@ -145,7 +145,7 @@ impl ClusterBuilder {
             cp,
             startup: Duration::ZERO,
         };
-        cluster.route_pod_cidrs(&names)?;
+        cluster.add_routes(&names)?;
         cluster.start_controllers()?;
         let proxy_kubeconfig =
             cluster.kubeconfig_on_lan(&["system:kube-proxy"], "kube-proxy", &server)?;
@@ -242,8 +242,16 @@ impl Cluster {
     }
 
     /// Every node routes the other nodes' pod CIDRs over the LAN; so does cp (pods reach the
-    /// apiserver there through the `kubernetes` Service, without NAT).
-    fn route_pod_cidrs(&self, names: &[String]) -> anyhow::Result<()> {
+    /// apiserver there through the `kubernetes` Service, without NAT). Every node also has a
+    /// route for the Service CIDR, as a real node has its default route: a connection that the
+    /// node itself opens to a ClusterIP (a host-network pod such as the speaker, reaching the
+    /// apiserver through `kubernetes.default`) needs one before kube-proxy's DNAT rewrites it.
+    fn add_routes(&self, names: &[String]) -> anyhow::Result<()> {
+        let cp = self.lan.host(CP).ipv4.to_string();
+        let service_v4 = crate::apiserver::DEFAULT_SERVICE_CIDRS
+            .split(',')
+            .next()
+            .context("no Service CIDR")?;
         let mut hosts: Vec<&Host> = names.iter().map(|n| self.lan.host(n)).collect();
         hosts.push(self.lan.host(CP));
         for host in hosts {
@@ -253,6 +261,9 @@ impl Cluster {
                     let cidr = format!("198.18.{}.0/24", j + 1);
                     host.ns.ip(&["route", "add", &cidr, "via", &via])?;
                 }
+            }
+            if host.name != CP {
+                host.ns.ip(&["route", "add", service_v4, "via", &cp])?;
             }
         }
         Ok(())

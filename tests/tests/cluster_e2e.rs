@@ -169,7 +169,6 @@ async fn client_get(cluster: &Cluster, ip: String) -> anyhow::Result<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not yet seen passing with the real (musl) image: the cluster, the import and the install ran, the first run used a stand-in image"]
 async fn a_client_on_the_lan_reaches_a_container_through_the_ip_ferrolb_installed_from_install_yaml_announces()
 -> anyhow::Result<()> {
     if skip_without_root() {
