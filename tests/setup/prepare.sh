@@ -74,7 +74,7 @@ stage() {
 stage lab   -                "Debian packages (nftables, conntrack, bird2, frr, gobgpd, …)" bash tests/setup/packages.sh
 stage lab   FERROLB_K8S_BIN  "building Kubernetes v$K8S_VERSION and etcd v$ETCD_VERSION (cold: ~6 min)" bash tests/setup/control-plane.sh
 stage lab   -                "building ferrolb's binaries (cargo build --workspace --bins; cold: ~15 min)" cargo build --workspace --bins --locked
-stage tests FERROLB_IMAGES   "building the real cluster's images (pause, echo, ferrolb; cold: ~5 min)" bash tests/setup/images.sh
+stage lab   FERROLB_IMAGES   "building the images (pause, echo, ferrolb from static musl binaries; cold: ~10 min)" bash tests/setup/images.sh
 stage tests FERROLB_HELM_BIN "building helm (cold: ~3 min)" bash tests/setup/helm.sh
 if [ "${FERROLB_FUZZ_SECONDS:-45}" -gt 0 ]; then
   stage tests CARGO_FUZZ_BIN "installing cargo-fuzz (cold: ~4 min)" bash -c 'dirname "$(bash tests/setup/cargo-fuzz.sh | tail -n 1)"'

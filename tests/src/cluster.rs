@@ -32,7 +32,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kube::api::ListParams;
 
-pub use node::ClusterNode;
+pub use node::{ClusterNode, sweep_stale_cgroups};
 
 use crate::ControlPlane;
 use crate::apiserver::{KubectlOutput, Process, run_setup_script};
@@ -55,7 +55,7 @@ const NODE_BINARIES: [&str; 4] = [
 /// Programs a node needs from Debian (tests/setup/packages.sh).
 const NODE_PROGRAMS: [&str; 5] = ["containerd", "runc", "ctr", "unshare", "nft"];
 /// The image archives every node imports.
-const IMAGE_FILES: [&str; 3] = ["pause.tar", "echo.tar", "ferrolb-0.1.0.tar"];
+pub const IMAGE_FILES: [&str; 3] = ["pause.tar", "echo.tar", "ferrolb-0.1.0.tar"];
 
 static SEQUENCE: AtomicUsize = AtomicUsize::new(0);
 
@@ -420,6 +420,23 @@ pub fn prerequisites() -> anyhow::Result<()> {
         bail!("the CNI plugins are not installed: run `bash tests/setup/packages.sh`");
     }
     Ok(())
+}
+
+/// Where the image archives are without building them: `FERROLB_IMAGES`, else where
+/// `tests/setup/images.sh` writes them (`$FERROLB_CACHE/images`, default
+/// `~/.cache/ferrolb/images`).
+pub fn built_images_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(IMAGES_ENV).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let cache = std::env::var_os("FERROLB_CACHE").map_or_else(
+        || {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                .join(".cache/ferrolb")
+        },
+        PathBuf::from,
+    );
+    cache.join("images")
 }
 
 /// The directory of the image archives: `FERROLB_IMAGES`, or what `tests/setup/images.sh`

@@ -1,36 +1,26 @@
-//! The lab: a small Kubernetes network on one Linux machine, built from real parts in network
-//! namespaces, with ferrolb running in it.
+//! The lab: a small Kubernetes cluster on one Linux machine, built from real parts in network
+//! namespaces, with ferrolb installed in it as users install it ([`ClusterLab`], in `real`),
+//! plus a BGP router and a client behind it. `./lab` (the README's main job) runs it.
 //!
 //! ```text
 //!                                                        external 203.0.113.10
 //!                                                              │ 203.0.113.0/24
-//!                                                   router 192.0.2.5 / 203.0.113.1
+//!                                              router 192.0.2.<n+3> / 203.0.113.1
 //!                                                   BGP (BIRD, FRR or GoBGP), ECMP
 //!                 ┌──────────── LAN bridge (192.0.2.0/24, 2001:db8:0:1::/64) ──┴──────────┐
-//!                 │                         │                          │                 │
-//!   node-1 192.0.2.1          node-2 192.0.2.2           node-3 192.0.2.3      client 192.0.2.4
-//!   speaker, kube-proxy       speaker, kube-proxy        speaker, kube-proxy
-//!   cni0 198.18.1.1/24        cni0 198.18.2.1/24         cni0 198.18.3.1/24
-//!    └ pod-1 198.18.1.10       └ pod-2 198.18.2.10        └ pod-3 198.18.3.10
-//!
-//!   kube-apiserver + etcd (this process's host loopback, reached from each node through a
-//!   forwarder on the node's loopback), ferrolb-controller (in this process)
+//!   node-1 192.0.2.1    node-2 192.0.2.2    node-3 192.0.2.3    cp 192.0.2.4    client 192.0.2.5
+//!   kubelet, containerd, kube-proxy; pods: ferrolb-speaker (host network), ferrolb-controller,
+//!   echo (cni0 198.18.<k>.0/24)
 //! ```
 //!
 //! Every node routes the other nodes' pod CIDRs over the LAN, so pods reach each other without
-//! NAT; each runs the real kube-proxy (nftables mode, `--hostname-override`), which programs the
-//! Services' ClusterIPs and LoadBalancer IPs; pods are processes in their own namespaces (a tiny
-//! HTTP server answering with its pod and node name and the client address it saw). Node
-//! objects and EndpointSlices are written through the API as a kubelet and the endpoint
-//! controller would.
-//!
-//! Two ways in: the `lan` pool (192.0.2.200–239) is announced over ARP/NDP to the client on the
-//! LAN; the `bgp` pool (198.51.100.10–250, not auto-assigned) is advertised by every node to the
-//! router, which installs one path per node and spreads the external client's connections
-//! over them (ECMP with layer-4 hashing). The nodes reach the external network through the
-//! router, as through a default gateway.
+//! NAT; each runs the real kube-proxy (nftables mode), which programs the Services' ClusterIPs
+//! and LoadBalancer IPs. Two ways in: the `lan` pool (192.0.2.200–239) is announced over ARP to
+//! the client on the LAN; the `bgp` pool (198.51.100.10–250, not auto-assigned) is advertised
+//! by every node to the router, which installs one path per node and spreads the external
+//! client's connections over them (ECMP with layer-4 hashing). The nodes reach the external
+//! network through the router, as through a default gateway.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,15 +28,13 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use serde::{Deserialize, Serialize};
 
-use crate::ControlPlane;
-use crate::apiserver::Process;
-use crate::controller::{RunningController, test_settings};
-use crate::forward::Forwarder;
-use crate::l2cluster::{L2Cluster, NAMESPACE, Speakers};
-use crate::netns::{Netns, OwnedNetns};
+use crate::netns::{Host, Netns, OwnedNetns};
 use crate::routers::{Neighbor, Router, RouterConfig, RouterKind};
 
 mod health;
+mod real;
+
+pub use real::{ClusterLab, DEMO_SERVICES, DemoService, apply_demo, demo_service};
 
 pub use health::{
     Check, HealthError, Missing, missing_prerequisites, missing_prerequisites_on, state_health,
@@ -99,22 +87,6 @@ apiVersion: ferrolb.io/v1beta1
 kind: BFDProfile
 metadata: {name: fast, namespace: ferrolb-system}
 spec: {receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}
-"#;
-
-/// The pod server: answers every GET with who it is and whom it saw.
-const POD_SERVER: &str = r#"
-import http.server, os, sys
-POD, NODE = sys.argv[1], sys.argv[2]
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = f"{POD} on {NODE}, client {self.client_address[0]}\n".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
 "#;
 
 /// A pod: its namespace, IP and node.
@@ -188,264 +160,50 @@ pub struct LabState {
     pub external_ip: Ipv4Addr,
 }
 
-/// A running lab; dropping it tears everything down.
-#[derive(Debug)]
-pub struct Lab {
-    // Drop order: workloads first, then the router, then the cluster (speakers, network,
-    // apiserver).
-    pods: Vec<(Process, OwnedNetns)>,
-    proxies: Vec<(Process, Forwarder)>,
-    controller: Option<RunningController>,
-    // GoBGP's routes into the router's kernel (GoBGP has no FIB of its own).
-    _fib: Option<crate::routers::FibSync>,
-    router: Router,
-    // Owns the external client's namespace (removed on drop).
-    _external: OwnedNetns,
-    cluster: L2Cluster,
-    state: LabState,
-}
-
-impl Lab {
-    /// Builds the lab with `nodes` nodes and `router` as the BGP router.
-    ///
-    /// Fails at once, naming each, when a program or binary it runs is missing.
-    pub async fn start(nodes: usize, router: RouterKind) -> anyhow::Result<Self> {
-        let missing = missing_prerequisites(router);
-        if !missing.is_empty() {
-            return Err(HealthError::Missing(missing).into());
-        }
-        let cluster = L2Cluster::start_on(
-            ControlPlane::builder(),
-            nodes,
-            Speakers::Ferrolb(Vec::new()),
-            &[ROUTER],
-        )
-        .await?;
-        let external = OwnedNetns::create("external")?;
-        let (rtr, router_info) = start_router(&cluster, &external, router)?;
-        cluster
-            .apply(
-                &BGP_CONFIG
-                    .replace("{router}", &cluster.host(ROUTER).ipv4.to_string())
-                    .replace("{hold}", BGP_HOLD_TIME)
-                    // GoBGP has no BFD; with BIRD and FRR a dead node's paths go in < 1 s.
-                    .replace(
-                        "{bfd}",
-                        if router == RouterKind::Gobgp {
-                            ""
-                        } else {
-                            "\n  bfdProfile: fast"
-                        },
-                    )
-                    .replace("ferrolb-system", NAMESPACE),
-            )
-            .await?;
-        let controller = RunningController::start(cluster.control_plane(), test_settings("lab"))?;
-        let names = cluster.nodes().to_vec();
-        let mut lab = Self {
-            pods: Vec::new(),
-            proxies: Vec::new(),
-            controller: Some(controller),
-            _fib: (router == RouterKind::Gobgp)
-                .then(|| crate::routers::FibSync::start(&cluster.host(ROUTER).ns)),
-            router: rtr,
-            state: LabState {
-                pid: std::process::id(),
-                kubeconfig: cluster.control_plane().kubeconfig_path().to_path_buf(),
-                client_netns: cluster.host(crate::l2cluster::CLIENT).ns.name().to_owned(),
-                client_ip: cluster.host(crate::l2cluster::CLIENT).ipv4,
-                nodes: Vec::new(),
-                pods: Vec::new(),
-                router: router_info,
-                external_netns: external.ns().name().to_owned(),
-                external_ip: EXTERNAL_IP,
+/// The BGP pool, advertisement, peer (the router at `router`) and BFD profile of every lab.
+fn bgp_config(router: Ipv4Addr, kind: RouterKind) -> String {
+    BGP_CONFIG
+        .replace("{router}", &router.to_string())
+        .replace("{hold}", BGP_HOLD_TIME)
+        // GoBGP has no BFD; with BIRD and FRR a dead node's paths go in < 1 s.
+        .replace(
+            "{bfd}",
+            if kind == RouterKind::Gobgp {
+                ""
+            } else {
+                "\n  bfdProfile: fast"
             },
-            _external: external,
-            cluster,
-        };
-        for (i, name) in names.iter().enumerate() {
-            lab.wire_node(i + 1, name, &names)?;
-        }
-        for (i, name) in names.iter().enumerate() {
-            lab.start_kube_proxy(name)?;
-            lab.start_pod(i + 1, name)?;
-        }
-        Ok(lab)
-    }
-
-    /// The state to publish for the other subcommands.
-    pub fn state(&self) -> &LabState {
-        &self.state
-    }
-
-    /// The cluster underneath.
-    pub fn cluster(&self) -> &L2Cluster {
-        &self.cluster
-    }
-
-    /// The control plane.
-    pub fn control_plane(&self) -> &ControlPlane {
-        self.cluster.control_plane()
-    }
-
-    /// The BGP router.
-    pub fn router(&self) -> &Router {
-        &self.router
-    }
-
-    /// Pod bridge, pod CIDR, forwarding and routes to the other nodes' pods.
-    fn wire_node(&mut self, index: usize, name: &str, all: &[String]) -> anyhow::Result<()> {
-        let host = self.cluster.host(name);
-        let ns = &host.ns;
-        ns.sysctl("net.ipv4.ip_forward", "1")?;
-        ns.ip(&["link", "add", "cni0", "type", "bridge"])?;
-        ns.ip(&[
-            "addr",
-            "add",
-            &format!("198.18.{index}.1/24"),
-            "dev",
-            "cni0",
-        ])?;
-        ns.link_up("cni0")?;
-        // The router is the way out, as a default gateway would be.
-        let router = self.cluster.host(ROUTER);
-        ns.ip(&[
-            "route",
-            "add",
-            "203.0.113.0/24",
-            "via",
-            &router.ipv4.to_string(),
-        ])?;
-        ns.ip(&[
-            "-6",
-            "route",
-            "add",
-            "2001:db8:203::/64",
-            "via",
-            &router.ipv6.to_string(),
-        ])?;
-        for (j, other) in all.iter().enumerate() {
-            if other != name {
-                let via = self.cluster.host(other).ipv4;
-                ns.ip(&[
-                    "route",
-                    "add",
-                    &format!("198.18.{}.0/24", j + 1),
-                    "via",
-                    &via.to_string(),
-                ])?;
-            }
-        }
-        self.state.nodes.push(NodeInfo {
-            name: name.to_owned(),
-            netns: ns.name().to_owned(),
-            ipv4: host.ipv4,
-            mac: host.mac("eth0").to_owned(),
-            pod_cidr: format!("198.18.{index}.0/24"),
-            kube_proxy_pid: 0,
-            speaker_ready: self
-                .cluster
-                .speaker_ready_endpoint(name)
-                .unwrap_or_default(),
-        });
-        Ok(())
-    }
-
-    /// kube-proxy in the node's namespace, nftables mode, talking to the apiserver through a
-    /// forwarder on the node's loopback.
-    fn start_kube_proxy(&mut self, node: &str) -> anyhow::Result<()> {
-        let cp = self.cluster.control_plane();
-        let ns = self.cluster.host(node).ns.clone();
-        let forwarder = Forwarder::start(ns.name(), cp.address())?;
-        let dir = self.cluster.dir().to_path_buf();
-        let kubeconfig = dir.join(format!("kube-proxy-{node}.kubeconfig"));
-        let text = std::fs::read_to_string(cp.kubeconfig_path())?
-            .replace(cp.server_url(), &forwarder.https_url());
-        std::fs::write(&kubeconfig, text)?;
-        let config = dir.join(format!("kube-proxy-{node}.yaml"));
-        std::fs::write(
-            &config,
-            format!(
-                "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n\
-                 clientConnection: {{kubeconfig: {}}}\nhostnameOverride: {node}\nmode: nftables\n\
-                 clusterCIDR: 198.18.0.0/16\n\
-                 conntrack: {{maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}}\n\
-                 metricsBindAddress: 127.0.0.1:10249\nhealthzBindAddress: 127.0.0.1:10256\n",
-                kubeconfig.display()
-            ),
-        )?;
-        let mut cmd = ns.command(&cp.binaries().kube_proxy().to_string_lossy());
-        cmd.args(["--config", &config.to_string_lossy(), "--v=1"]);
-        let log = dir.join(format!("kube-proxy-{node}.log"));
-        let process = Process::spawn("kube-proxy", cmd, &log)?;
-        if let Some(info) = self.state.nodes.iter_mut().find(|n| n.name == node) {
-            info.kube_proxy_pid = process.id();
-        }
-        self.proxies.push((process, forwarder));
-        Ok(())
-    }
-
-    /// One pod on `node`, at 198.18.<index>.10, serving HTTP on 8080.
-    fn start_pod(&mut self, index: usize, node: &str) -> anyhow::Result<()> {
-        let name = format!("pod-{index}");
-        let pod = OwnedNetns::create(&name)?;
-        let node_ns = self.cluster.host(node).ns.clone();
-        let ip = Ipv4Addr::new(198, 18, index as u8, 10);
-        node_ns.ip(&[
-            "link",
-            "add",
-            &format!("p{index}"),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            pod.ns().name(),
-        ])?;
-        node_ns.ip(&["link", "set", &format!("p{index}"), "master", "cni0", "up"])?;
-        pod.ns()
-            .ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
-        pod.ns().link_up("eth0")?;
-        pod.ns().ip(&[
-            "route",
-            "add",
-            "default",
-            "via",
-            &format!("198.18.{index}.1"),
-        ])?;
-        let script = self.cluster.dir().join("pod-server.py");
-        std::fs::write(&script, POD_SERVER)?;
-        let mut cmd = pod.ns().command("python3");
-        cmd.arg(&script).args([&name, node]);
-        let log = self.cluster.dir().join(format!("{name}.log"));
-        let process = Process::spawn("pod", cmd, &log)?;
-        self.pods.push((process, pod));
-        self.state.pods.push(PodInfo {
-            name,
-            node: node.to_owned(),
-            ip,
-        });
-        Ok(())
-    }
-
-    /// Stops the in-process controller (the rest goes with the drop).
-    pub fn stop_controller(&mut self) -> anyhow::Result<()> {
-        match self.controller.take() {
-            Some(c) => c.stop(),
-            None => Ok(()),
-        }
-    }
+        )
 }
 
-/// Wires the router between the LAN and the external network and starts `kind` on it, peered
-/// with every node.
+/// The router is a node's way out to the external network, as a default gateway would be.
+fn route_outside(ns: &Netns, router: &Host) -> anyhow::Result<()> {
+    ns.ip(&[
+        "route",
+        "add",
+        "203.0.113.0/24",
+        "via",
+        &router.ipv4.to_string(),
+    ])?;
+    ns.ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:203::/64",
+        "via",
+        &router.ipv6.to_string(),
+    ])?;
+    Ok(())
+}
+
+/// Wires the router `host` between the LAN and the external network and starts `kind` on it,
+/// peered with every node (their LAN addresses).
 fn start_router(
-    cluster: &L2Cluster,
+    host: &Host,
+    nodes: &[Ipv4Addr],
     external: &OwnedNetns,
     kind: RouterKind,
 ) -> anyhow::Result<(Router, RouterInfo)> {
-    let host = cluster.host(ROUTER);
     let ns = &host.ns;
     ns.sysctl("net.ipv4.ip_forward", "1")?;
     ns.sysctl("net.ipv6.conf.all.forwarding", "1")?;
@@ -485,11 +243,10 @@ fn start_router(
         &ROUTER_EXTERNAL_IP.to_string(),
     ])?;
     ext.ip(&["-6", "route", "add", "default", "via", "2001:db8:203::1"])?;
-    let neighbors = cluster
-        .nodes()
+    let neighbors = nodes
         .iter()
-        .map(|n| {
-            let mut neighbor = Neighbor::passive(IpAddr::V4(cluster.host(n).ipv4), NODE_AS);
+        .map(|ip| {
+            let mut neighbor = Neighbor::passive(IpAddr::V4(*ip), NODE_AS);
             neighbor.bfd = kind != RouterKind::Gobgp;
             neighbor.bfd_timers = neighbor.bfd.then_some(crate::routers::BfdTimers {
                 receive_interval: Duration::from_millis(300),
@@ -578,80 +335,4 @@ fn http_get_from(netns: &str, ip: IpAddr, port: u16) -> anyhow::Result<String> {
             .map(|b| b.trim().to_owned())
             .ok_or_else(|| anyhow!("no HTTP body from {addr}"))
     })?
-}
-
-/// Pods grouped by node, for EndpointSlices.
-pub fn pods_by_node(state: &LabState) -> BTreeMap<String, Vec<&PodInfo>> {
-    let mut out: BTreeMap<String, Vec<&PodInfo>> = BTreeMap::new();
-    for p in &state.pods {
-        out.entry(p.node.clone()).or_default().push(p);
-    }
-    out
-}
-
-/// Creates (or updates) a selector-less LoadBalancer Service `namespace/name` on port 80 with an
-/// EndpointSlice holding `pods` (port [`POD_PORT`]), as the endpoint controller would write it.
-pub async fn apply_service(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    local: bool,
-    pods: &[&PodInfo],
-) -> anyhow::Result<()> {
-    apply_service_in_pool(client, namespace, name, local, None, pods).await
-}
-
-/// [`apply_service`] asking for an IP from `pool` (`ferrolb.io/address-pool`).
-pub async fn apply_service_in_pool(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    local: bool,
-    pool: Option<&str>,
-    pods: &[&PodInfo],
-) -> anyhow::Result<()> {
-    use kube::api::{Patch, PatchParams};
-    let apply = PatchParams::apply("ferrolb-lab").force();
-    let annotations: BTreeMap<&str, &str> = pool
-        .map(|p| (ferrolb_api::annotations::ADDRESS_POOL, p))
-        .into_iter()
-        .collect();
-    let svc = serde_json::json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
-        "spec": {
-            "type": "LoadBalancer",
-            "allocateLoadBalancerNodePorts": false,
-            "externalTrafficPolicy": if local { "Local" } else { "Cluster" },
-            "ports": [{"name": "http", "port": 80, "targetPort": POD_PORT, "protocol": "TCP"}],
-        },
-    });
-    kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), namespace)
-        .patch(name, &apply, &Patch::Apply(&svc))
-        .await?;
-    let endpoints: Vec<_> = pods
-        .iter()
-        .map(|p| {
-            serde_json::json!({
-                "addresses": [p.ip.to_string()], "nodeName": p.node,
-                "conditions": {"ready": true, "serving": true, "terminating": false},
-            })
-        })
-        .collect();
-    let slice = serde_json::json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": format!("{name}-lab"), "namespace": namespace,
-                     "labels": {"kubernetes.io/service-name": name,
-                                "endpointslice.kubernetes.io/managed-by": "ferrolb-lab"}},
-        "addressType": "IPv4",
-        "endpoints": endpoints,
-        "ports": [{"name": "http", "port": POD_PORT, "protocol": "TCP"}],
-    });
-    kube::Api::<k8s_openapi::api::discovery::v1::EndpointSlice>::namespaced(
-        client.clone(),
-        namespace,
-    )
-    .patch(&format!("{name}-lab"), &apply, &Patch::Apply(&slice))
-    .await?;
-    Ok(())
 }

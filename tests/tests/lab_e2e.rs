@@ -1,6 +1,6 @@
-//! End to end on the lab: real kube-apiserver, real kube-proxy (nftables) in every node
-//! namespace, pods as processes, ferrolb's controller and speakers — and a client on the LAN
-//! that only speaks HTTP to LoadBalancer IPs. What it asserts is what a user would check with
+//! End to end on the lab of `./lab`: a real cluster (kubelets, containerd, kube-proxy in every
+//! node namespace, Kubernetes' own EndpointSlices), ferrolb installed from install.yaml — and a
+//! client on the LAN and one behind the router that only speak HTTP to LoadBalancer IPs. What it asserts is what a user would check with
 //! curl: the request reaches a pod, through the right nodes, and keeps working when a node
 //! dies; a deleted Service stops answering; a pool change moves the IP and traffic follows.
 //!
@@ -11,29 +11,28 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use ferrolb_tests::cluster::CLIENT;
 use ferrolb_tests::l2cluster::wait_for;
-use ferrolb_tests::lab::{self, Lab, LabState};
+use ferrolb_tests::lab::{self, ClusterLab, LabState};
 use ferrolb_tests::netns::is_root;
-use ferrolb_tests::routers::RouterKind;
+use ferrolb_tests::routers::{Router, RouterKind};
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 
 const SETTLE: Duration = Duration::from_secs(30);
 
-async fn lab() -> Option<Lab> {
-    lab_with(RouterKind::Bird).await
-}
-
-async fn lab_with(router: RouterKind) -> Option<Lab> {
+/// The lab of `./lab` (3 nodes, BIRD), healthy; `None` without root.
+async fn lab() -> Option<ClusterLab> {
     if !is_root() {
         eprintln!("skipped: needs root for network namespaces");
         return None;
     }
-    let lab = Lab::start(3, router).await.expect("lab starts");
-    lab.cluster()
-        .wait_speakers_ready(SETTLE)
+    let lab = ClusterLab::start(3, RouterKind::Bird, Duration::from_secs(120))
         .await
-        .expect("speakers ready");
+        .expect("the lab starts");
+    lab.wait_healthy(SETTLE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     Some(lab)
 }
 
@@ -61,15 +60,47 @@ async fn answers(state: &LabState, ip: IpAddr, n: usize) -> anyhow::Result<Vec<S
         .collect())
 }
 
+/// The node whose MAC the LAN client holds for `ip` (after it reached `ip`).
+fn announcer(lab: &ClusterLab, ip: IpAddr) -> anyhow::Result<Option<String>> {
+    let entry = lab.cluster().host(CLIENT).ns.neighbour(ip, "eth0")?;
+    Ok(entry.and_then(|e| e.lladdr).and_then(|mac| {
+        lab.state()
+            .nodes
+            .iter()
+            .find(|n| n.mac == mac)
+            .map(|n| n.name.clone())
+    }))
+}
+
+/// A LoadBalancer Service `name` in default selecting pods labelled `app`.
+async fn apply_service(
+    client: &kube::Client,
+    name: &'static str,
+    app: &'static str,
+) -> anyhow::Result<()> {
+    let spec = lab::DemoService {
+        name,
+        local: false,
+        pool: None,
+        app,
+        external: false,
+    };
+    Api::<Service>::namespaced(client.clone(), "default")
+        .patch(
+            name,
+            &kube::api::PatchParams::apply("lab-e2e").force(),
+            &kube::api::Patch::Apply(lab::demo_service(&spec)),
+        )
+        .await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn layer2_ips_carry_traffic_to_pods_and_survive_a_node_death() {
     let Some(lab) = lab().await else { return };
     let state = lab.state().clone();
-    let client = lab.control_plane().client();
-    let all: Vec<&lab::PodInfo> = state.pods.iter().collect();
-    lab::apply_service(&client, "default", "web", false, &all)
-        .await
-        .expect("web");
+    let client = lab.cluster().client();
+    apply_service(&client, "web", "echo").await.expect("web");
     let ip = ip_of(&client, "web").await.expect("an IP");
 
     // Cluster: requests reach pods on several nodes (kube-proxy spreads them).
@@ -80,73 +111,38 @@ async fn layer2_ips_carry_traffic_to_pods_and_survive_a_node_death() {
         .collect();
     assert!(pods.len() >= 2, "all 30 answers from one pod: {seen:?}");
 
-    // Kill the announcing node: its links go down; another node takes the IP, traffic recovers.
-    let mac = lab.cluster().resolve(ip, SETTLE).await.expect("resolved");
-    let owner = lab.cluster().node_with_mac(&mac).expect("a node's MAC");
+    // Kill the announcing node: its links go down; another node takes the IP (the client's
+    // entry moves to its MAC without being asked again), traffic recovers.
+    let owner = announcer(&lab, ip)
+        .expect("the client's neighbour table")
+        .expect("the client reached the IP through a node");
     let owner_ns = lab.cluster().host(&owner).ns.clone();
     owner_ns.link_down("eth0").expect("node down");
     owner_ns.link_down("cni0").expect("pods gone");
-    let survivors: Vec<String> = lab
-        .cluster()
-        .nodes()
-        .iter()
-        .filter(|n| **n != owner)
-        .cloned()
-        .collect();
-    let next = lab
-        .cluster()
-        .expected_owner(ip, &survivors)
-        .await
-        .expect("election")
-        .expect("someone");
-    lab.cluster()
-        .wait_neighbour_mac(ip, &lab.cluster().mac(&next), Duration::from_secs(5))
-        .await
-        .expect("the client's entry moves to the next node");
+    let next = wait_for(
+        "the client's entry moves to another node",
+        Duration::from_secs(10),
+        || async { Ok(announcer(&lab, ip)?.filter(|n| *n != owner)) },
+    )
+    .await
+    .expect("another node announces the IP");
     let after = answers(&state, ip, 10).await.expect("traffic recovers");
     assert!(
         after.iter().all(|a| !a.contains(&format!("on {owner}"))),
         "answered by the dead node: {after:?}"
     );
-}
-
-#[tokio::test]
-async fn traffic_policy_local_reaches_only_local_pods_and_keeps_the_client_address() {
-    let Some(lab) = lab().await else { return };
-    let state = lab.state().clone();
-    let client = lab.control_plane().client();
-    let on_node_3: Vec<&lab::PodInfo> = state.pods.iter().filter(|p| p.node == "node-3").collect();
-    lab::apply_service(&client, "default", "local", true, &on_node_3)
-        .await
-        .expect("local");
-    let ip = ip_of(&client, "local").await.expect("an IP");
-    let mac = lab.cluster().resolve(ip, SETTLE).await.expect("resolved");
-    assert_eq!(
-        lab.cluster().node_with_mac(&mac).as_deref(),
-        Some("node-3"),
-        "Local announces from the endpoint's node"
-    );
-    let seen = answers(&state, ip, 10).await.expect("answers");
-    let client_ip = state.client_ip.to_string();
-    for a in &seen {
-        assert!(a.starts_with("pod-3 on node-3"), "{a}");
-        assert!(
-            a.ends_with(&format!("client {client_ip}")),
-            "source address not kept: {a}"
-        );
-    }
+    eprintln!("{owner} died; {next} answers for {ip}");
 }
 
 #[tokio::test]
 async fn a_deleted_service_stops_answering_and_a_pool_change_moves_the_ip() {
     let Some(lab) = lab().await else { return };
     let state = lab.state().clone();
-    let client = lab.control_plane().client();
-    let all: Vec<&lab::PodInfo> = state.pods.iter().collect();
-    lab::apply_service(&client, "default", "moving", false, &all)
+    let client = lab.cluster().client();
+    apply_service(&client, "moving", "echo")
         .await
         .expect("moving");
-    lab::apply_service(&client, "default", "doomed", false, &all)
+    apply_service(&client, "doomed", "echo")
         .await
         .expect("doomed");
     let doomed = ip_of(&client, "doomed").await.expect("an IP");
@@ -167,7 +163,8 @@ async fn a_deleted_service_stops_answering_and_a_pool_change_moves_the_ip() {
     // kube-proxy follow, and the new IP answers.
     let old = ip_of(&client, "moving").await.expect("an IP");
     lab.cluster()
-        .apply(
+        .control_plane()
+        .apply_yaml(
             "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan, namespace: ferrolb-system}\n\
              spec: {addresses: [\"192.0.2.240-192.0.2.249\"]}\n",
         )
@@ -281,11 +278,10 @@ fn down_removes_everything_even_after_the_lab_crashed() {
     );
 }
 
-/// Next hops the lab's router holds for `ip`/32.
-fn next_hops(lab: &Lab, ip: IpAddr) -> anyhow::Result<BTreeSet<IpAddr>> {
+/// Next hops `router` holds for `ip`/32.
+fn next_hops(router: &Router, ip: IpAddr) -> anyhow::Result<BTreeSet<IpAddr>> {
     let prefix = ipnet::IpNet::from(ip);
-    Ok(lab
-        .router()
+    Ok(router
         .routes()?
         .into_iter()
         .filter(|r| r.prefix == prefix)
@@ -318,16 +314,49 @@ async fn bgp_ips_reach_pods_from_behind_gobgp_over_every_node() {
     bgp_ips_reach_pods_from_behind_the_router(RouterKind::Gobgp).await;
 }
 
+/// On the real cluster of `./lab demo` (kubelets, containers, ferrolb from install.yaml, the
+/// endpoint controller's EndpointSlices): the demo's Services answer on the LAN and from
+/// behind `router`, over every node; eTP Local keeps the client's address; a dead node's path
+/// goes and a deleted Service's route is withdrawn.
 async fn bgp_ips_reach_pods_from_behind_the_router(router: RouterKind) {
-    let Some(lab) = lab_with(router).await else {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
         return;
-    };
-    let state = lab.state().clone();
-    let client = lab.control_plane().client();
-    let all: Vec<&lab::PodInfo> = state.pods.iter().collect();
-    lab::apply_service_in_pool(&client, "default", "web-bgp", false, Some("bgp"), &all)
+    }
+    let lab = ClusterLab::start(3, router, Duration::from_secs(120))
         .await
-        .expect("web-bgp");
+        .expect("the lab starts");
+    lab.wait_healthy(SETTLE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.router().describe()));
+    let state = lab.state().clone();
+    let client = lab.cluster().client();
+    lab::apply_demo(&client, "node-3").await.expect("the demo");
+
+    // Layer 2, Cluster: the LAN client reaches pods on several nodes.
+    let web = ip_of(&client, "web").await.expect("an IP");
+    let seen = answers(&state, web, 20).await.expect("web answers");
+    let pods: BTreeSet<&str> = seen.iter().filter_map(|a| a.split(' ').next()).collect();
+    assert!(pods.len() >= 2, "20 answers all from one pod: {seen:?}");
+
+    // Layer 2, Local: only the pod on node-3 answers, and sees the client's own address.
+    let local = ip_of(&client, "web-local").await.expect("an IP");
+    let seen = answers(&state, local, 5).await.expect("web-local answers");
+    for a in &seen {
+        assert!(
+            a.starts_with("web-local-")
+                && a.ends_with(&format!(" on node-3, client {}", state.client_ip)),
+            "{a}"
+        );
+    }
+
+    assert_eq!(
+        announcer(&lab, local).expect("neighbour table").as_deref(),
+        Some("node-3"),
+        "Local announces from the endpoint's node"
+    );
+
+    // BGP: one path per node at the router, connections from outside spread over them.
     let ip = ip_of(&client, "web-bgp").await.expect("an IP");
     assert!(
         ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(198, 51, 100, 0), 24)
@@ -338,19 +367,12 @@ async fn bgp_ips_reach_pods_from_behind_the_router(router: RouterKind) {
             }),
         "{ip} is not from the bgp pool"
     );
-    let node_ips: BTreeSet<IpAddr> = lab
-        .cluster()
-        .nodes()
-        .iter()
-        .map(|n| IpAddr::V4(lab.cluster().host(n).ipv4))
-        .collect();
+    let node_ips: BTreeSet<IpAddr> = state.nodes.iter().map(|n| IpAddr::V4(n.ipv4)).collect();
     wait_for("the router holds a path per node", SETTLE, || async {
-        Ok((next_hops(&lab, ip)? == node_ips).then_some(()))
+        Ok((next_hops(lab.router(), ip)? == node_ips).then_some(()))
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.router().describe()));
-
-    // Connections from the external client are spread over the nodes (ECMP, layer-4 hash).
     let get = |s: &LabState| lab::external_get(s, ip, 80);
     wait_for("the BGP IP answers from outside", SETTLE, || async {
         Ok(get(&state).ok())
@@ -366,21 +388,25 @@ async fn bgp_ips_reach_pods_from_behind_the_router(router: RouterKind) {
 
     // eTP Local over BGP: only the node with the pod advertises, and the client's address is
     // kept all the way to the pod.
-    let on_node_3: Vec<&lab::PodInfo> = state.pods.iter().filter(|p| p.node == "node-3").collect();
-    lab::apply_service_in_pool(
-        &client,
-        "default",
-        "bgp-local",
-        true,
-        Some("bgp"),
-        &on_node_3,
-    )
-    .await
-    .expect("bgp-local");
+    let bgp_local = lab::DemoService {
+        name: "bgp-local",
+        local: true,
+        pool: Some("bgp"),
+        app: "web-local",
+        external: true,
+    };
+    Api::<Service>::namespaced(client.clone(), "default")
+        .patch(
+            bgp_local.name,
+            &kube::api::PatchParams::apply("lab-e2e").force(),
+            &kube::api::Patch::Apply(lab::demo_service(&bgp_local)),
+        )
+        .await
+        .expect("bgp-local");
     let local_ip = ip_of(&client, "bgp-local").await.expect("an IP");
     let node_3 = IpAddr::V4(lab.cluster().host("node-3").ipv4);
     wait_for("only node-3 advertises bgp-local", SETTLE, || async {
-        Ok((next_hops(&lab, local_ip)? == BTreeSet::from([node_3])).then_some(()))
+        Ok((next_hops(lab.router(), local_ip)? == BTreeSet::from([node_3])).then_some(()))
     })
     .await
     .expect("one path");
@@ -389,13 +415,15 @@ async fn bgp_ips_reach_pods_from_behind_the_router(router: RouterKind) {
     })
     .await
     .expect("answers");
-    assert_eq!(
-        local_seen,
-        format!("pod-3 on node-3, client {}", state.external_ip)
+    assert!(
+        local_seen.starts_with("web-local-")
+            && local_seen.ends_with(&format!(" on node-3, client {}", state.external_ip)),
+        "{local_seen}"
     );
 
-    // A node dies (its links go down): the router drops its path when the hold time runs out,
-    // and every connection goes through the others.
+    // A node dies (its links go down): the router drops its path when BFD or the hold time
+    // says so. Its echo pod is deleted, as the pod garbage collector would once the node is
+    // gone, so the endpoint controller takes it out of the EndpointSlice.
     let dead = "node-1";
     let dead_ns = lab.cluster().host(dead).ns.clone();
     dead_ns.link_down("eth0").expect("node down");
@@ -404,16 +432,26 @@ async fn bgp_ips_reach_pods_from_behind_the_router(router: RouterKind) {
     wait_for(
         "the router drops the dead node's path",
         Duration::from_secs(30),
-        || async { Ok((!next_hops(&lab, ip)?.contains(&dead_ip)).then_some(())) },
+        || async { Ok((!next_hops(lab.router(), ip)?.contains(&dead_ip)).then_some(())) },
     )
     .await
     .expect("path withdrawn");
-    // The endpoint controller would mark the dead node's pod not ready; the lab's stand-in
-    // removes it, so no surviving node forwards to it.
-    let alive: Vec<&lab::PodInfo> = state.pods.iter().filter(|p| p.node != dead).collect();
-    lab::apply_service_in_pool(&client, "default", "web-bgp", false, Some("bgp"), &alive)
+    let dead_pod = state
+        .pods
+        .iter()
+        .find(|p| p.node == dead)
+        .expect("an echo pod on the dead node");
+    lab.cluster()
+        .kubectl(&[
+            "delete",
+            "pod",
+            &dead_pod.name,
+            "--force",
+            "--grace-period=0",
+        ])
         .await
-        .expect("endpoints follow the node");
+        .and_then(|o| o.into_stdout())
+        .expect("pod deleted");
     wait_for(
         "the live nodes' kube-proxy drops the dead pod",
         SETTLE,
@@ -439,7 +477,7 @@ async fn bgp_ips_reach_pods_from_behind_the_router(router: RouterKind) {
         .await
         .expect("delete");
     wait_for("the router withdraws the route", SETTLE, || async {
-        Ok(next_hops(&lab, ip)?.is_empty().then_some(()))
+        Ok(next_hops(lab.router(), ip)?.is_empty().then_some(()))
     })
     .await
     .expect("withdrawn");

@@ -1,4 +1,4 @@
-//! The lab says "up" only when it works, and names what does not: a missing program before
+//! The lab (the real cluster of `./lab`) says "up" only when it works, and names what does not: a missing program before
 //! anything is built, and in a running lab a dead kube-proxy or a stopped router daemon —
 //! things that leave no trace in the apiserver and that a user would otherwise only notice as
 //! a LoadBalancer IP that does not answer.
@@ -10,7 +10,7 @@ use std::os::unix::fs::symlink;
 use std::time::Duration;
 
 use ferrolb_tests::l2cluster::wait_for;
-use ferrolb_tests::lab::{Check, Lab};
+use ferrolb_tests::lab::{Check, ClusterLab};
 use ferrolb_tests::netns::is_root;
 use ferrolb_tests::routers::RouterKind;
 use nix::sys::signal::{Signal, kill};
@@ -40,11 +40,9 @@ async fn health_names_a_killed_kube_proxy_and_a_stopped_router_daemon() {
         eprintln!("skipped: needs root for network namespaces");
         return;
     }
-    let lab = Lab::start(2, RouterKind::Bird).await.expect("lab starts");
-    lab.cluster()
-        .wait_speakers_ready(SETTLE)
+    let lab = ClusterLab::start(2, RouterKind::Bird, Duration::from_secs(120))
         .await
-        .expect("speakers ready");
+        .expect("lab starts");
 
     // A fresh lab passes every check, and checks every part.
     let healthy = lab
@@ -153,7 +151,10 @@ fn up_refuses_to_start_without_nftables_and_says_so() {
     for program in [
         "ip",
         "conntrack",
-        "python3",
+        "containerd",
+        "ctr",
+        "runc",
+        "unshare",
         "bird",
         "birdc",
         "setsid",

@@ -133,6 +133,11 @@ impl ClusterNode {
         self.ip
     }
 
+    /// The pid of its kube-proxy.
+    pub fn kube_proxy_pid(&self) -> u32 {
+        self.kube_proxy.id()
+    }
+
     /// Its directory: `node.log`, `containerd.log`, `kubelet.log`, `kube-proxy.log`, configs.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -183,6 +188,35 @@ impl Drop for ClusterNode {
         self.kube_proxy.stop();
         self.remove_cgroups();
     }
+}
+
+/// Removes the cgroup roots of clusters whose process is gone (`ferrolb-<pid>-…`, left behind
+/// when that process was killed before it could clean up; their processes died with their pid
+/// namespaces). Returns how many were removed.
+pub fn sweep_stale_cgroups() -> usize {
+    let mut removed = 0;
+    for h in HIERARCHIES {
+        let Ok(entries) = std::fs::read_dir(Path::new("/sys/fs/cgroup").join(h)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name
+                .strip_prefix("ferrolb-")
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid != std::process::id()
+                && !Path::new("/proc").join(pid.to_string()).exists()
+                && remove_tree(&e.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    removed
 }
 
 /// rmdir of a cgroup directory and its sub-cgroups, deepest first (cgroup directories hold only

@@ -2,7 +2,7 @@
 //! runs is installed ([`missing_prerequisites`]). Once built: every node is Ready, every speaker
 //! answers `/readyz`, every kube-proxy runs, answers its health check and has programmed Service
 //! rules into nftables, the router's daemons run and hold an Established BGP session with every
-//! node ([`Lab::health`]). Each check ends in one line that names what is wrong.
+//! node ([`super::ClusterLab::health`]). Each check ends in one line that names what is wrong.
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -14,13 +14,16 @@ use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kube::api::ListParams;
 
-use super::{Lab, LabState, NodeInfo, RouterInfo};
+use super::{LabState, NodeInfo, RouterInfo};
 use crate::l2cluster::http_get;
 use crate::netns::Netns;
-use crate::routers::RouterKind;
+use crate::routers::{Router, RouterKind};
 
 /// Where kube-proxy answers its health check inside a node's namespace.
 const KUBE_PROXY_HEALTHZ: &str = "127.0.0.1:10256";
+
+/// Where Debian installs the CNI plugins.
+const CNI_PLUGINS: &str = "/usr/lib/cni";
 
 /// What installs a missing piece.
 const HOW_TO_INSTALL: &str =
@@ -117,7 +120,18 @@ fn programs(router: RouterKind) -> Vec<(&'static str, &'static str, &'static str
             "kube-proxy clears stale connections with it",
             "conntrack",
         ),
-        ("python3", "the pods' HTTP servers", "python3"),
+        ("containerd", "every node's container runtime", "containerd"),
+        (
+            "ctr",
+            "importing the images into every node's containerd",
+            "containerd",
+        ),
+        ("runc", "running the containers", "runc"),
+        (
+            "unshare",
+            "every node's own pid and mount namespace",
+            "util-linux",
+        ),
     ];
     all.extend(match router {
         RouterKind::Bird => vec![
@@ -164,22 +178,36 @@ pub fn missing_prerequisites_on(search_path: &OsStr, router: RouterKind) -> Vec<
         .collect()
 }
 
-/// Everything the lab with `router` needs and lacks: programs on `PATH`, `ferrolb-speaker` next
-/// to this executable, and the Kubernetes binaries (located, and built if need be, by
-/// `tests/setup/control-plane.sh`, which can take minutes when cold).
+/// Everything the lab with `router` needs and lacks: programs on `PATH`, the Kubernetes
+/// binaries (located, and built if need be, by `tests/setup/control-plane.sh`, which can take
+/// minutes when cold) and the image archives (`tests/setup/images.sh`).
 pub fn missing_prerequisites(router: RouterKind) -> Vec<Missing> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut missing = missing_prerequisites_on(&path, router);
-    if crate::speaker::binary().is_err() {
-        missing.push(Missing {
-            program: "ferrolb-speaker".to_owned(),
-            used_for: "every node runs it",
-            source: "built by `cargo build --workspace --bins`".to_owned(),
-        });
+    for (plugin, used_for) in [
+        ("bridge", "the pods' network (CNI bridge)"),
+        ("host-local", "the pods' addresses (CNI host-local)"),
+    ] {
+        let program = Path::new(CNI_PLUGINS).join(plugin);
+        if !is_executable(&program) {
+            missing.push(Missing {
+                program: program.display().to_string(),
+                used_for,
+                source: "Debian package containernetworking-plugins".to_owned(),
+            });
+        }
     }
     match crate::apiserver::located() {
         Ok(binaries) => {
-            for name in ["etcd", "kube-apiserver", "kube-proxy"] {
+            for name in [
+                "etcd",
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler",
+                "kubelet",
+                "kube-proxy",
+                "kubectl",
+            ] {
                 if !is_executable(&binaries.path(name)) {
                     missing.push(Missing {
                         program: binaries.path(name).display().to_string(),
@@ -194,6 +222,17 @@ pub fn missing_prerequisites(router: RouterKind) -> Vec<Missing> {
             used_for: "the lab's control plane and nodes",
             source: why.lines().next().unwrap_or(why).to_owned(),
         }),
+    }
+    let images = crate::cluster::built_images_dir();
+    for file in crate::cluster::IMAGE_FILES {
+        let archive = images.join(file);
+        if !archive.is_file() {
+            missing.push(Missing {
+                program: archive.display().to_string(),
+                used_for: "the nodes' containers (pause, echo, ferrolb)",
+                source: "built by tests/setup/images.sh".to_owned(),
+            });
+        }
     }
     missing
 }
@@ -266,41 +305,50 @@ pub async fn state_health(state: &LabState, client: &kube::Client) -> Vec<Check>
     checks
 }
 
-impl Lab {
-    /// Every health check of the running lab, passed or not: [`state_health`] and the router's
-    /// BGP session with every node.
-    pub async fn health(&self) -> Vec<Check> {
-        let mut checks = state_health(&self.state, &self.control_plane().client()).await;
-        for node in &self.state.nodes {
-            checks.push(Check::new(
-                format!("BGP session {} - router", node.name),
-                match self.router.established(IpAddr::V4(node.ipv4)) {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err("not Established".to_owned()),
-                    Err(e) => Err(format!("cannot ask the router: {e:#}")),
-                },
-            ));
-        }
-        checks
+/// Every health check of a running lab, passed or not: [`state_health`] and `router`'s BGP
+/// session with every node.
+pub(super) async fn with_router(
+    state: &LabState,
+    client: &kube::Client,
+    router: &Router,
+) -> Vec<Check> {
+    let mut checks = state_health(state, client).await;
+    for node in &state.nodes {
+        checks.push(Check::new(
+            format!("BGP session {} - router", node.name),
+            match router.established(IpAddr::V4(node.ipv4)) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("not Established".to_owned()),
+                Err(e) => Err(format!("cannot ask the router: {e:#}")),
+            },
+        ));
     }
+    checks
+}
 
-    /// Retries [`Lab::health`] until every check passes (their list) or `timeout` passes (the
-    /// failing ones, each with its reason).
-    pub async fn wait_healthy(&self, timeout: Duration) -> Result<Vec<Check>, HealthError> {
-        let started = tokio::time::Instant::now();
-        loop {
-            let checks = self.health().await;
-            if checks.iter().all(Check::ok) {
-                return Ok(checks);
-            }
-            if started.elapsed() >= timeout {
-                return Err(HealthError::Unhealthy {
-                    waited: started.elapsed(),
-                    failing: checks.into_iter().filter(|c| !c.ok()).collect(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+/// Retries `health` until every check passes (their list) or `timeout` passes (the failing
+/// ones, each with its reason).
+pub(super) async fn wait_healthy<F, Fut>(
+    timeout: Duration,
+    health: F,
+) -> Result<Vec<Check>, HealthError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Vec<Check>>,
+{
+    let started = tokio::time::Instant::now();
+    loop {
+        let checks = health().await;
+        if checks.iter().all(Check::ok) {
+            return Ok(checks);
         }
+        if started.elapsed() >= timeout {
+            return Err(HealthError::Unhealthy {
+                waited: started.elapsed(),
+                failing: checks.into_iter().filter(|c| !c.ok()).collect(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -388,7 +436,16 @@ mod tests {
     #[test]
     fn a_program_missing_from_the_path_is_named_with_its_package() {
         let dir = tempfile::tempdir().expect("dir");
-        for name in ["ip", "conntrack", "python3", "bird", "birdc"] {
+        for name in [
+            "ip",
+            "conntrack",
+            "containerd",
+            "ctr",
+            "runc",
+            "unshare",
+            "bird",
+            "birdc",
+        ] {
             executable(dir.path(), name);
         }
         // Present but not executable: still missing.

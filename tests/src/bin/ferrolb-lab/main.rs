@@ -3,7 +3,7 @@
 //! - `up [--nodes N] [--router bird|frr|gobgp]` builds the lab in network namespaces (see
 //!   `ferrolb_tests::lab`) and leaves it running under a background supervisor; idempotent. It
 //!   refuses to start when a program it runs is missing, and says "up" only once the lab passes
-//!   its health checks (`ferrolb_tests::lab::Lab::health`), else names the failing ones.
+//!   its health checks (`ferrolb_tests::lab::ClusterLab::health`), else names the failing ones.
 //! - `status` shows the nodes, the pods, the LoadBalancer Services with their announcers and
 //!   the health checks.
 //! - `demo` (brings the lab up if needed) creates layer-2 and BGP LoadBalancer Services and

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use ferrolb_api::{ServiceBGPStatus, ServiceL2Status};
 use ferrolb_tests::apiserver::client_from_kubeconfig;
-use ferrolb_tests::lab::{self, Lab, LabState};
+use ferrolb_tests::lab::{self, ClusterLab, LabState};
 use ferrolb_tests::routers::RouterKind;
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
@@ -15,7 +15,9 @@ use kube::api::ListParams;
 
 /// How long the lab may take to come up and pass its health checks, once every binary is built.
 const UP_TIMEOUT: Duration = Duration::from_secs(240);
-/// How long the supervisor retries the health checks once the speakers are ready.
+/// How long the supervisor waits for ferrolb's pods and the echo pods, once the cluster is up.
+const PODS_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the supervisor retries the health checks once the pods are ready.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
 /// The supervisor's health report, next to its state.
 const HEALTH_FILE: &str = "health.txt";
@@ -59,6 +61,10 @@ pub fn up(nodes: usize, router: RouterKind) -> anyhow::Result<LabState> {
     let started = Instant::now();
     let mut child = Command::new("setsid")
         .env(ferrolb_tests::apiserver::BIN_DIR_ENV, &k8s_bin)
+        .env(
+            ferrolb_tests::cluster::IMAGES_ENV,
+            ferrolb_tests::cluster::built_images_dir(),
+        )
         .arg(&exe)
         .args([
             "supervise",
@@ -109,10 +115,7 @@ fn tail(text: &str, lines: usize) -> String {
 
 /// The supervisor: builds the lab, publishes its state, and tears it down on SIGTERM.
 pub async fn supervise(nodes: usize, router: RouterKind) -> anyhow::Result<()> {
-    let lab = Lab::start(nodes, router).await?;
-    lab.cluster()
-        .wait_speakers_ready(Duration::from_secs(60))
-        .await?;
+    let lab = ClusterLab::start(nodes, router, PODS_TIMEOUT).await?;
     // Up means working: the checks name what is not.
     let checks = lab.wait_healthy(HEALTH_TIMEOUT).await?;
     let dir = lab::state_dir();
@@ -129,8 +132,6 @@ pub async fn supervise(nodes: usize, router: RouterKind) -> anyhow::Result<()> {
     }
     println!("tearing the lab down");
     let _ = std::fs::remove_file(dir.join("state.json"));
-    let mut lab = lab;
-    lab.stop_controller()?;
     drop(lab);
     Ok(())
 }
@@ -153,11 +154,32 @@ pub fn down() -> anyhow::Result<()> {
         }
         println!("stopped the lab (supervisor pid {})", state.pid);
     }
-    // Gone supervisors' namespaces; children died with it (PDEATHSIG).
+    // Gone supervisors' namespaces and cgroups; their processes died with them (PDEATHSIG,
+    // and the nodes' pid namespaces).
     let swept = ferrolb_tests::netns::sweep_stale();
+    let cgroups = ferrolb_tests::cluster::sweep_stale_cgroups();
     let _ = std::fs::remove_file(lab::state_dir().join("state.json"));
-    println!("removed {swept} leftover namespaces; nothing of the lab remains");
+    println!(
+        "removed {swept} leftover namespaces and {cgroups} cgroups; nothing of the lab remains"
+    );
     Ok(())
+}
+
+/// kubectl as the lab's admin; its output, or its error.
+fn kubectl(state: &LabState, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(ferrolb_tests::apiserver::binaries().kubectl())
+        .arg(format!("--kubeconfig={}", state.kubeconfig.display()))
+        .args(args)
+        .output()
+        .context("cannot run kubectl")?;
+    if !out.status.success() {
+        bail!(
+            "kubectl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 async fn client(state: &LabState) -> anyhow::Result<kube::Client> {
@@ -172,10 +194,11 @@ pub async fn status() -> anyhow::Result<()> {
     for n in &state.nodes {
         println!("{:<8} {:<13} {:<19} {}", n.name, n.ipv4, n.mac, n.pod_cidr);
     }
-    println!("\n{:<8} {:<8} IP", "POD", "NODE");
-    for p in &state.pods {
-        println!("{:<8} {:<8} {}", p.name, p.node, p.ip);
-    }
+    println!(
+        "\n$ kubectl get pods -A -o wide   (KUBECONFIG={})",
+        state.kubeconfig.display()
+    );
+    print!("{}", kubectl(&state, &["get", "pods", "-A", "-o", "wide"])?);
     println!(
         "\nrouter: {} at {} (AS {}), external client {}\n  its routes: {}",
         state.router.kind,
@@ -281,51 +304,6 @@ async fn print_services(client: &kube::Client, state: &LabState) -> anyhow::Resu
     Ok(())
 }
 
-/// A demo Service: its name, traffic policy, pool, pods, and where it is tried from.
-struct DemoService<'a> {
-    name: &'static str,
-    local: bool,
-    pool: Option<&'static str>,
-    pods: Vec<&'a lab::PodInfo>,
-    /// Tried from the external client behind the router (BGP) instead of the LAN client.
-    external: bool,
-}
-
-fn demo_services(state: &LabState) -> Vec<DemoService<'_>> {
-    let second = state
-        .nodes
-        .get(1)
-        .or(state.nodes.first())
-        .map(|n| n.name.clone());
-    vec![
-        DemoService {
-            name: "web",
-            local: false,
-            pool: None,
-            pods: state.pods.iter().collect(),
-            external: false,
-        },
-        DemoService {
-            name: "web-local",
-            local: true,
-            pool: None,
-            pods: state
-                .pods
-                .iter()
-                .filter(|p| Some(&p.node) == second.as_ref())
-                .collect(),
-            external: false,
-        },
-        DemoService {
-            name: "web-bgp",
-            local: false,
-            pool: Some("bgp"),
-            pods: state.pods.iter().collect(),
-            external: true,
-        },
-    ]
-}
-
 /// Creates the demo Services and shows what a client on the LAN, and one behind the router,
 /// get through their IPs.
 pub async fn demo(nodes: usize, router: RouterKind) -> anyhow::Result<()> {
@@ -334,22 +312,30 @@ pub async fn demo(nodes: usize, router: RouterKind) -> anyhow::Result<()> {
         None => up(nodes, router)?,
     };
     let client = client(&state).await?;
-    for s in demo_services(&state) {
-        lab::apply_service_in_pool(&client, "default", s.name, s.local, s.pool, &s.pods).await?;
-    }
+    let second = state
+        .nodes
+        .get(1)
+        .or(state.nodes.first())
+        .map_or("node-1", |n| n.name.as_str());
+    lab::apply_demo(&client, second).await?;
     let services: Api<Service> = Api::namespaced(client.clone(), "default");
-    println!("created Services in namespace default, with their EndpointSlices:");
-    println!("  web       layer 2, externalTrafficPolicy Cluster, pods on every node");
     println!(
-        "  web-local layer 2, externalTrafficPolicy Local, the pod on {}",
-        state.nodes.get(1).map_or("-", |n| n.name.as_str())
+        "created in namespace default (EndpointSlices are Kubernetes' own, from the selectors):"
     );
-    println!("  web-bgp   BGP (pool bgp), externalTrafficPolicy Cluster, pods on every node");
+    println!(
+        "  web       layer 2, externalTrafficPolicy Cluster, the echo DaemonSet's pods (one per node)"
+    );
+    println!(
+        "  web-local layer 2, externalTrafficPolicy Local, Deployment web-local: one pod on {second}"
+    );
+    println!(
+        "  web-bgp   BGP (pool bgp), externalTrafficPolicy Cluster, the echo DaemonSet's pods"
+    );
 
     // Wait for IPs, announcements and answers.
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut rows = Vec::new();
-    for s in demo_services(&state) {
+    for s in &lab::DEMO_SERVICES {
         let (ip, answers) = loop {
             let svc = services.get(s.name).await?;
             let ip = ferrolb_api::service::ingress_ips(&svc)

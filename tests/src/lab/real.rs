@@ -1,0 +1,402 @@
+//! The lab on a real Kubernetes cluster ([`crate::cluster`]): every node namespace runs
+//! containerd, runc, the kubelet and kube-proxy; Deployments, DaemonSets and EndpointSlices are
+//! Kubernetes' own. ferrolb is installed as the README tells users — `kubectl apply
+//! --server-side -f manifests/install.yaml`, from the image `tests/setup/images.sh` builds — and
+//! the workload is a DaemonSet of the echo image (one pod per node, answering with its pod,
+//! node and the client address it saw). The router and the external client behind it are
+//! [`super`]'s. `ferrolb-lab` (the README's main job) runs this lab.
+//!
+//! ```text
+//!                                                          external 203.0.113.10
+//!                                                   router 192.0.2.<n+3> (BIRD, FRR or GoBGP)
+//!                 ┌──────────── LAN bridge (192.0.2.0/24) ─────────────┴─────────────────┐
+//!   node-1 192.0.2.1    node-2 192.0.2.2   node-3 192.0.2.3    cp 192.0.2.4   client 192.0.2.5
+//!   kubelet, containerd, kube-proxy;       (apiserver)
+//!   pods: ferrolb-speaker (host network), ferrolb-controller, echo (cni0 198.18.<k>.0/24)
+//! ```
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::ListParams;
+
+use super::{
+    EXTERNAL_IP, LabState, NodeInfo, PodInfo, ROUTER, RouterKind, bgp_config, route_outside,
+    start_router,
+};
+use crate::cluster::{CLIENT, Cluster};
+use crate::fixtures::repo_path;
+use crate::netns::OwnedNetns;
+use crate::routers::{FibSync, Router};
+
+/// The namespace `install.yaml` installs ferrolb into.
+pub const FERROLB_NAMESPACE: &str = "ferrolb-system";
+/// Where the speaker answers `/readyz` on each node (host network, the node's address).
+const SPEAKER_PORT: u16 = 7948;
+
+/// The layer-2 pool and its advertisement.
+const LAN_CONFIG: &str = r#"
+apiVersion: ferrolb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan, namespace: ferrolb-system}
+spec:
+  addresses: ["192.0.2.200-192.0.2.239"]
+---
+apiVersion: ferrolb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: lan, namespace: ferrolb-system}
+spec: {ipAddressPools: [lan]}
+"#;
+
+/// The workload: one echo pod per node.
+const ECHO: &str = r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: echo, namespace: default}
+spec:
+  selector: {matchLabels: {app: echo}}
+  template:
+    metadata: {labels: {app: echo}}
+    spec:
+      containers:
+        - name: echo
+          image: localhost/ferrolb/echo:0.1.0
+          imagePullPolicy: Never
+          ports: [{containerPort: 8080}]
+          env:
+            - name: POD_NAME
+              valueFrom: {fieldRef: {fieldPath: metadata.name}}
+            - name: NODE_NAME
+              valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
+          readinessProbe:
+            tcpSocket: {port: 8080}
+            periodSeconds: 1
+"#;
+
+/// A running lab on a real cluster; dropping it tears everything down.
+#[derive(Debug)]
+pub struct ClusterLab {
+    // Drop order: the router first, then the cluster (containers, kubelets, control plane).
+    _fib: Option<FibSync>,
+    router: Router,
+    _external: OwnedNetns,
+    cluster: Cluster,
+    state: LabState,
+}
+
+impl ClusterLab {
+    /// Builds the cluster with `nodes` nodes and `router` as the BGP router, installs ferrolb
+    /// from `install.yaml`, the pools and the echo DaemonSet, and waits until ferrolb's pods and
+    /// the echo pods are Running and ready (at most `timeout` for that part).
+    pub async fn start(
+        nodes: usize,
+        router: RouterKind,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let cluster = Cluster::builder(nodes).extra_host(ROUTER).start().await?;
+        let external = OwnedNetns::create("external")?;
+        let router_host = cluster.host(ROUTER);
+        let node_ips: Vec<Ipv4Addr> = cluster.nodes().iter().map(|n| n.ip()).collect();
+        let (rtr, router_info) = start_router(router_host, &node_ips, &external, router)?;
+        for node in cluster.nodes() {
+            route_outside(&cluster.host(node.name()).ns, router_host)?;
+        }
+
+        // As the README says: one command, then the pools.
+        let cp = cluster.control_plane();
+        cp.apply_file(repo_path("manifests/install.yaml"))
+            .await
+            .context("installing manifests/install.yaml")?;
+        cluster
+            .kubectl(&[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd",
+                "--all",
+            ])
+            .await?
+            .into_stdout()?;
+        cp.apply_yaml(LAN_CONFIG).await?;
+        cp.apply_yaml(&bgp_config(router_host.ipv4, router)).await?;
+        cp.apply_yaml(ECHO).await?;
+
+        let state = LabState {
+            pid: std::process::id(),
+            kubeconfig: cp.kubeconfig_path().to_path_buf(),
+            client_netns: cluster.host(CLIENT).ns.name().to_owned(),
+            client_ip: cluster.host(CLIENT).ipv4,
+            nodes: cluster
+                .nodes()
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let host = cluster.host(n.name());
+                    NodeInfo {
+                        name: n.name().to_owned(),
+                        netns: host.ns.name().to_owned(),
+                        ipv4: host.ipv4,
+                        mac: host.mac("eth0").to_owned(),
+                        pod_cidr: format!("198.18.{}.0/24", i + 1),
+                        kube_proxy_pid: n.kube_proxy_pid(),
+                        speaker_ready: (format!("{}:{SPEAKER_PORT}", host.ipv4), "/readyz".into()),
+                    }
+                })
+                .collect(),
+            pods: Vec::new(),
+            router: router_info,
+            external_netns: external.ns().name().to_owned(),
+            external_ip: EXTERNAL_IP,
+        };
+        let mut lab = Self {
+            _fib: (router == RouterKind::Gobgp).then(|| FibSync::start(&router_host.ns)),
+            router: rtr,
+            _external: external,
+            cluster,
+            state,
+        };
+        lab.state.pods = lab.wait_pods(timeout).await?;
+        Ok(lab)
+    }
+
+    /// Waits until ferrolb's controller replicas and one speaker and one echo pod on every node
+    /// are Running and ready; returns the echo pods. On timeout, says which are not and shows
+    /// `kubectl get pods -A -o wide`.
+    async fn wait_pods(&mut self, timeout: Duration) -> anyhow::Result<Vec<PodInfo>> {
+        let nodes: Vec<String> = self.state.nodes.iter().map(|n| n.name.clone()).collect();
+        let client = self.cluster.client();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            self.cluster.check_running()?;
+            let lacking = lacking_pods(&client, &nodes).await;
+            match lacking {
+                Ok((missing, echo)) if missing.is_empty() => return Ok(echo),
+                Ok((missing, _)) if tokio::time::Instant::now() > deadline => {
+                    let table = self
+                        .cluster
+                        .kubectl(&["get", "pods", "-A", "-o", "wide"])
+                        .await?
+                        .into_stdout()
+                        .unwrap_or_default();
+                    bail!(
+                        "not Running and ready after {timeout:?}: {}\n{table}\nlogs in {}",
+                        missing.join(", "),
+                        self.cluster.dir().display()
+                    );
+                }
+                Err(e) if tokio::time::Instant::now() > deadline => return Err(e),
+                _ => tokio::time::sleep(Duration::from_millis(300)).await,
+            }
+        }
+    }
+
+    /// The state to publish for the other subcommands.
+    pub fn state(&self) -> &LabState {
+        &self.state
+    }
+
+    /// The cluster underneath.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The BGP router.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Every health check, passed or not (see [`super::health`]).
+    pub async fn health(&self) -> Vec<super::Check> {
+        super::health::with_router(&self.state, &self.cluster.client(), &self.router).await
+    }
+
+    /// Retries [`ClusterLab::health`] until every check passes or `timeout` passes.
+    pub async fn wait_healthy(
+        &self,
+        timeout: Duration,
+    ) -> Result<Vec<super::Check>, super::HealthError> {
+        super::health::wait_healthy(timeout, || self.health()).await
+    }
+}
+
+/// What is not Running and ready yet (`controller`, `speaker on node-2`, `echo on node-1`), and
+/// the echo pods that are.
+async fn lacking_pods(
+    client: &kube::Client,
+    nodes: &[String],
+) -> anyhow::Result<(Vec<String>, Vec<PodInfo>)> {
+    let ready = |pods: &[Pod], component: &str, key: &str| -> Vec<Pod> {
+        pods.iter()
+            .filter(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(key))
+                    .is_some_and(|c| c == component)
+            })
+            .filter(|p| running_and_ready(p))
+            .cloned()
+            .collect()
+    };
+    let node_of = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.clone());
+    let ferrolb = Api::<Pod>::namespaced(client.clone(), FERROLB_NAMESPACE)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let default = Api::<Pod>::namespaced(client.clone(), "default")
+        .list(&ListParams::default().labels("app=echo"))
+        .await?
+        .items;
+    let mut missing = Vec::new();
+    if ready(&ferrolb, "controller", "app.kubernetes.io/component").is_empty() {
+        missing.push("ferrolb's controller".to_owned());
+    }
+    let speakers: Vec<String> = ready(&ferrolb, "speaker", "app.kubernetes.io/component")
+        .iter()
+        .filter_map(node_of)
+        .collect();
+    let echo: Vec<PodInfo> = ready(&default, "echo", "app")
+        .iter()
+        .filter_map(|p| {
+            Some(PodInfo {
+                name: p.metadata.name.clone()?,
+                node: node_of(p)?,
+                ip: p.status.as_ref()?.pod_ip.as_ref()?.parse().ok()?,
+            })
+        })
+        .collect();
+    for node in nodes {
+        if !speakers.contains(node) {
+            missing.push(format!("ferrolb's speaker on {node}"));
+        }
+        if !echo.iter().any(|p| p.node == *node) {
+            missing.push(format!("echo on {node}"));
+        }
+    }
+    let mut echo = echo;
+    echo.sort_by(|a, b| a.node.cmp(&b.node));
+    Ok((missing, echo))
+}
+
+/// A demo Service: its name, traffic policy, pool, the pods it selects, and where it is tried
+/// from.
+#[derive(Clone, Copy, Debug)]
+pub struct DemoService {
+    /// Its name, in namespace default.
+    pub name: &'static str,
+    /// externalTrafficPolicy Local.
+    pub local: bool,
+    /// The pool it asks for, if any.
+    pub pool: Option<&'static str>,
+    /// Its selector's `app` label.
+    pub app: &'static str,
+    /// Tried from the external client behind the router (BGP) instead of the LAN client.
+    pub external: bool,
+}
+
+/// The demo's Services: web (layer 2, Cluster, every node's echo pod), web-local (layer 2,
+/// Local, the one pod of Deployment web-local) and web-bgp (BGP, Cluster, every echo pod).
+pub const DEMO_SERVICES: [DemoService; 3] = [
+    DemoService {
+        name: "web",
+        local: false,
+        pool: None,
+        app: "echo",
+        external: false,
+    },
+    DemoService {
+        name: "web-local",
+        local: true,
+        pool: None,
+        app: "web-local",
+        external: false,
+    },
+    DemoService {
+        name: "web-bgp",
+        local: false,
+        pool: Some("bgp"),
+        app: "echo",
+        external: true,
+    },
+];
+
+/// The pod of web-local: one echo pod, on `node` only.
+fn web_local(node: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web-local", "namespace": "default"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web-local"}},
+            "template": {
+                "metadata": {"labels": {"app": "web-local"}},
+                "spec": {
+                    "nodeSelector": {"kubernetes.io/hostname": node},
+                    "containers": [{
+                        "name": "echo", "image": "localhost/ferrolb/echo:0.1.0",
+                        "imagePullPolicy": "Never", "ports": [{"containerPort": 8080}],
+                        "env": [
+                            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                            {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                        ],
+                        "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+                    }],
+                },
+            },
+        },
+    })
+}
+
+/// A LoadBalancer Service selecting the pods labelled `app`.
+pub fn demo_service(s: &DemoService) -> serde_json::Value {
+    let annotations: std::collections::BTreeMap<&str, &str> = s
+        .pool
+        .map(|p| (ferrolb_api::annotations::ADDRESS_POOL, p))
+        .into_iter()
+        .collect();
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": s.name, "namespace": "default", "annotations": annotations},
+        "spec": {
+            "type": "LoadBalancer",
+            "externalTrafficPolicy": if s.local { "Local" } else { "Cluster" },
+            "selector": {"app": s.app},
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+        },
+    })
+}
+
+/// Applies the demo: Deployment web-local (its pod on `node`) and [`DEMO_SERVICES`].
+pub async fn apply_demo(client: &kube::Client, node: &str) -> anyhow::Result<()> {
+    let apply = kube::api::PatchParams::apply("ferrolb-lab").force();
+    Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), "default")
+        .patch(
+            "web-local",
+            &apply,
+            &kube::api::Patch::Apply(web_local(node)),
+        )
+        .await?;
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "default");
+    for s in &DEMO_SERVICES {
+        services
+            .patch(s.name, &apply, &kube::api::Patch::Apply(demo_service(s)))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Whether a pod is Running with every container ready.
+pub fn running_and_ready(pod: &Pod) -> bool {
+    let Some(status) = pod.status.as_ref() else {
+        return false;
+    };
+    status.phase.as_deref() == Some("Running")
+        && status
+            .conditions
+            .as_ref()
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
