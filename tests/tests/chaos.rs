@@ -4,8 +4,8 @@
 //! after every step. The long form is `tests/bench/chaos.sh`.
 //!
 //! `FERROLB_CHAOS_SEED` replays a run; `FERROLB_CHAOS_OPS` changes its length.
-//! The known-bug scenarios (see `ferrolb_tests::chaos::Scenarios`) are `#[ignore]`d until the
-//! fixes of issue #13 land.
+//! Each scenario of `ferrolb_tests::chaos::Scenarios` runs here; the one whose fix has not
+//! landed yet (a leader that is stuck but still writes) is `#[ignore]`d.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -68,19 +68,16 @@ async fn chaos_short_run_puts_no_ip_on_two_services_moves_none_unasked_and_cross
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue #13: a tenant naming a fenced pool with address-pool + loadBalancerIPs gets its IP; enable once the allocator checks the fence for a named pool"]
 async fn chaos_with_tenants_naming_fenced_pools_crosses_no_fence() {
     assert_clean(&chaos("fence-bypass", 150, None).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue #13: replacing a pool (delete + create) renumbers its Services; enable once pool deletion has a grace period"]
 async fn chaos_with_pools_replaced_moves_no_ip() {
     assert_clean(&chaos("pool-replace", 150, None).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue #13: edits made while no controller leads can move an IP between Services in the one-pass rebuild; enable once the rebuild registers every holder first"]
 async fn chaos_with_edits_during_failover_moves_no_ip() {
     assert_clean(&chaos("ops-during-failover", 150, Some(vec![Fault::KillLeader])).await);
 }
@@ -99,7 +96,6 @@ async fn chaos_with_edits_while_the_leader_is_stuck_moves_no_ip() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "found by this suite: a dual-stack Service whose loadBalancerIPs names one family gets the other family added and removed again in a write loop; enable once fixed"]
 async fn chaos_with_dual_stack_services_requesting_one_family_settles_and_holds_only_what_they_asked()
  {
     // PreferDualStack is where the other family gets added; no leader change (only standbys
@@ -115,7 +111,6 @@ async fn chaos_with_dual_stack_services_requesting_one_family_settles_and_holds_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue #13 item 1, found by this suite: at a leader change a PreferDualStack Service holding one family gets the other added before the holder of that IP has registered; enable once the rebuild registers every holder first"]
 async fn chaos_with_prefer_dual_stack_services_moves_no_ip_at_a_leader_change() {
     assert_clean(&chaos("prefer-dual-stack", 150, Some(vec![Fault::KillLeader])).await);
 }

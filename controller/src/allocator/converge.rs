@@ -132,7 +132,11 @@ impl Allocator {
         }
 
         if let Some(assignment) = held {
+            // PreferDualStack gets the other family later if it can — unless the Service named
+            // its IPs: then it holds exactly those (as MetalLB does), or every round would add
+            // the other family and the next would take it away again.
             if request.policy == FamilyPolicy::PreferDualStack
+                && request.requested_ips.is_empty()
                 && assignment.ips.len() < wanted.len()
                 && let Some(more) = self.add_missing_family(request)
             {

@@ -285,6 +285,24 @@ fn prefer_dual_stack_falls_back_to_the_primary_family_and_adds_the_other_later()
 }
 
 #[test]
+fn a_dual_stack_service_that_requests_one_family_keeps_just_that_ip_and_settles() {
+    // The chaos suite saw the other family added and removed again, a write each time.
+    let mut a = Allocator::new([pool("p", &["192.0.2.0/30", "2001:db8::/126"])]);
+    let mut r = dual("p", FamilyPolicy::PreferDualStack);
+    r.requested_ips = vec![ip("192.0.2.1")];
+    let mut current = Vec::new();
+    for round in 0..3 {
+        let out = a.converge(&r, &current);
+        let held = out.assignment.expect("the requested IP");
+        assert_eq!(ips(&held), ["192.0.2.1"], "round {round}");
+        if round > 0 {
+            assert!(out.notes.is_empty(), "round {round}: {:?}", out.notes);
+        }
+        current = held.ips;
+    }
+}
+
+#[test]
 fn pool_changes_move_allocations_with_their_ips_and_release_the_rest() {
     let mut a = Allocator::new([pool("old", &["192.0.2.0/29"])]);
     let x = a.allocate(&svc("x")).expect("free");
