@@ -460,10 +460,21 @@ struct Workdir {
 
 /// Prefix of control-plane directories in the system's temporary directory.
 const WORKDIR_PREFIX: &str = "ferrolb-cp-";
+/// Prefixes of every working directory [`sweep_stale_workdirs`] may remove: control planes,
+/// clusters and routers.
+const SWEPT_PREFIXES: [&str; 3] = [WORKDIR_PREFIX, "ferrolb-cluster-", "ferrolb-router-"];
 /// File in a control-plane directory naming the test process that owns it.
 const OWNER_FILE: &str = "owner.pid";
 
-/// Removes control-plane directories whose owning test process is gone (one killed with
+/// Marks `dir` as owned by this process, so [`sweep_stale_workdirs`] removes it once this
+/// process is gone without having removed it (its name must start with one of the swept
+/// prefixes).
+pub fn claim_workdir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::write(dir.join(OWNER_FILE), std::process::id().to_string())
+        .with_context(|| format!("writing the owner of {}", dir.display()))
+}
+
+/// Removes working directories (control planes, clusters, routers) whose owning process is gone (one killed with
 /// SIGKILL never runs its destructors; its child processes died with it through
 /// PR_SET_PDEATHSIG, but the directory stays). Directories kept on purpose
 /// ([`KEEP_DIRS_ENV`]) have no owner file and are left alone. Returns how many it removed.
@@ -477,7 +488,7 @@ pub fn sweep_stale_workdirs() -> usize {
         let ours = path
             .file_name()
             .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(WORKDIR_PREFIX));
+            .is_some_and(|n| SWEPT_PREFIXES.iter().any(|p| n.starts_with(p)));
         let Ok(pid) = std::fs::read_to_string(path.join(OWNER_FILE)) else {
             continue;
         };
@@ -499,8 +510,7 @@ impl Workdir {
             .prefix(WORKDIR_PREFIX)
             .tempdir()
             .context("creating the control-plane directory")?;
-        std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())
-            .context("writing the control-plane directory's owner")?;
+        claim_workdir(dir.path())?;
         Ok(Self {
             path: dir.path().to_path_buf(),
             dir: Some(dir),

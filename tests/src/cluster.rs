@@ -130,6 +130,9 @@ impl ClusterBuilder {
             .disable_cleanup(keep)
             .tempdir()
             .context("creating the cluster directory")?;
+        if !keep {
+            crate::apiserver::claim_workdir(dir.path())?;
+        }
         let id = format!(
             "ferrolb-{}-{}",
             std::process::id(),

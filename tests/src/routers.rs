@@ -152,6 +152,7 @@ impl Router {
         let dir = tempfile::Builder::new()
             .prefix("ferrolb-router-")
             .tempdir()?;
+        crate::apiserver::claim_workdir(dir.path())?;
         let mut router = Self {
             kind,
             ns: ns.clone(),

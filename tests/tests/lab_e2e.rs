@@ -194,6 +194,34 @@ fn lab_command(state_dir: &std::path::Path, args: &[&str]) -> std::process::Outp
         .expect("ferrolb-lab runs")
 }
 
+/// Working directories (control plane, cluster, router) in the temporary directory that
+/// process `pid` owns.
+fn workdirs_of(pid: u32) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    std::fs::read_to_string(p.join("owner.pid"))
+                        .is_ok_and(|owner| owner.trim() == pid.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The nodes' cgroup roots of process `pid`'s clusters (memory hierarchy).
+fn cgroups_of(pid: u32) -> Vec<String> {
+    std::fs::read_dir("/sys/fs/cgroup/memory")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&format!("ferrolb-{pid}-")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn namespaces_of(pid: u32) -> Vec<String> {
     std::fs::read_dir("/run/netns")
         .map(|d| {
@@ -226,6 +254,12 @@ fn down_removes_everything_even_after_the_lab_crashed() {
     )
     .expect("state parses");
     assert!(!namespaces_of(state.pid).is_empty());
+    assert!(
+        workdirs_of(state.pid).len() >= 3,
+        "control plane, cluster and router directories: {:?}",
+        workdirs_of(state.pid)
+    );
+    assert!(!cgroups_of(state.pid).is_empty(), "the nodes' cgroups");
     let children: Vec<String> = std::process::Command::new("pgrep")
         .args(["-P", &state.pid.to_string()])
         .output()
@@ -258,6 +292,12 @@ fn down_removes_everything_even_after_the_lab_crashed() {
         "namespaces left: {:?}",
         namespaces_of(state.pid)
     );
+    assert_eq!(
+        workdirs_of(state.pid),
+        Vec::<std::path::PathBuf>::new(),
+        "directories left"
+    );
+    assert_eq!(cgroups_of(state.pid), Vec::<String>::new(), "cgroups left");
     let alive = || {
         children
             .iter()

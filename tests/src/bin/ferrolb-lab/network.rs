@@ -158,6 +158,7 @@ pub fn down() -> anyhow::Result<()> {
     // and the nodes' pid namespaces).
     let swept = ferrolb_tests::netns::sweep_stale();
     let cgroups = ferrolb_tests::cluster::sweep_stale_cgroups();
+    ferrolb_tests::apiserver::sweep_stale_workdirs();
     let _ = std::fs::remove_file(lab::state_dir().join("state.json"));
     println!(
         "removed {swept} leftover namespaces and {cgroups} cgroups; nothing of the lab remains"
