@@ -157,14 +157,70 @@ impl Moves {
     }
 }
 
+/// How long a deleted Service's writes are still refused: longer than the longest retry delay.
+const TOMBSTONE_TTL: Duration = Duration::from_secs(60);
+
+/// The order of one writer's writes per Service: a retried old write never replaces a newer
+/// one, and no write decided before a Service was deleted lands on a Service re-created under
+/// the same name (for [`TOMBSTONE_TTL`], so deleted names cost no memory for long).
+#[derive(Default)]
+struct Order {
+    /// Per live Service, the newest write accepted.
+    newest: HashMap<ServiceKey, u64>,
+    /// Per deleted Service, the lowest sequence number accepted again, and since when.
+    tombstones: HashMap<ServiceKey, (u64, tokio::time::Instant)>,
+    /// Tombstones, oldest first, for pruning.
+    by_age: VecDeque<(tokio::time::Instant, ServiceKey)>,
+}
+
+impl Order {
+    /// Whether write `seq` for `key` may go (and no older one may from now on).
+    fn accept(&mut self, key: &ServiceKey, seq: u64) -> bool {
+        if self
+            .tombstones
+            .get(key)
+            .is_some_and(|(from, _)| seq < *from)
+        {
+            return false;
+        }
+        let newest = self.newest.entry(key.clone()).or_default();
+        if seq < *newest {
+            return false;
+        }
+        *newest = seq;
+        true
+    }
+
+    /// `key` was deleted when the writes up to `last` had been decided.
+    fn deleted(&mut self, key: &ServiceKey, last: u64, now: tokio::time::Instant) {
+        while let Some((at, old)) = self.by_age.front() {
+            if now.duration_since(*at) < TOMBSTONE_TTL {
+                break;
+            }
+            if self
+                .tombstones
+                .get(old)
+                .is_some_and(|(_, since)| since == at)
+            {
+                self.tombstones.remove(old);
+            }
+            self.by_age.pop_front();
+        }
+        self.newest.remove(key);
+        self.tombstones.insert(key.clone(), (last + 1, now));
+        self.by_age.push_back((now, key.clone()));
+    }
+}
+
 /// What the writer task is told, in order.
 #[derive(Debug)]
 enum Message {
     Write(StatusWrite),
     /// A new term of leadership, with what each Service shows.
     NewTerm(Vec<(ServiceKey, Vec<IpAddr>)>),
-    /// A Service was deleted: it shows nothing, and its queued write has nowhere to land.
-    Gone(ServiceKey),
+    /// A Service was deleted (after the writes numbered up to this one were decided): it shows
+    /// nothing, and its queued or retried writes have nowhere to land.
+    Gone(ServiceKey, u64),
 }
 
 /// Handle to the writer task.
@@ -201,7 +257,8 @@ impl StatusWriter {
 
     /// Tells the writer that a Service was deleted.
     pub(crate) fn gone(&self, key: ServiceKey) {
-        let _ = self.tx.send(Message::Gone(key));
+        let last = self.seq.load(std::sync::atomic::Ordering::Relaxed);
+        let _ = self.tx.send(Message::Gone(key, last));
     }
 }
 
@@ -243,7 +300,7 @@ async fn run(
     let mut in_flight: HashSet<ServiceKey> = HashSet::new();
     let mut tasks: JoinSet<(StatusWrite, Result<(), kube::Error>)> = JoinSet::new();
     let mut failures: HashMap<ServiceKey, u32> = HashMap::new();
-    let mut newest: HashMap<ServiceKey, u64> = HashMap::new();
+    let mut order = Order::default();
     let mut moves = Moves::default();
     // Deleted while a write to it was in flight: that write's landing must not count.
     let mut deleted: HashSet<ServiceKey> = HashSet::new();
@@ -298,7 +355,8 @@ async fn run(
                         moves.new_term(shown, |k| latest.contains_key(k) || in_flight.contains(k));
                         continue;
                     }
-                    Some(Message::Gone(key)) => {
+                    Some(Message::Gone(key, last)) => {
+                        order.deleted(&key, last, tokio::time::Instant::now());
                         latest.remove(&key);
                         failures.remove(&key);
                         moves.forget(&key);
@@ -309,12 +367,10 @@ async fn run(
                     }
                 };
                 let key = w.key.clone();
-                deleted.remove(&key);
-                let seen = newest.entry(key.clone()).or_default();
-                if w.seq < *seen {
+                if !order.accept(&key, w.seq) {
                     continue;
                 }
-                *seen = w.seq;
+                deleted.remove(&key);
                 moves.received(&w);
                 let queued = latest.insert(key.clone(), w).is_some();
                 if !queued && !in_flight.contains(&key) {
@@ -333,9 +389,8 @@ async fn run(
                         metrics.status_writes.get_or_create(&ResultLabels::of("ok")).inc();
                     }
                     Err(kube::Error::Api(e)) if e.code == 404 => {
-                        // Deleted: forget it (its retry count and write order too).
+                        // Deleted: forget it (the controller says so too, with the order).
                         failures.remove(&key);
-                        newest.remove(&key);
                         moves.forget(&key);
                         metrics.status_writes.get_or_create(&ResultLabels::of("gone")).inc();
                     }
@@ -467,6 +522,32 @@ mod tests {
         let second = second.with_sharers([first.key.clone()].into());
         moves.received(&second);
         assert!(!moves.must_wait(&second));
+    }
+
+    #[test]
+    fn no_write_decided_before_a_deletion_lands_on_the_service_re_created_under_its_name() {
+        let mut order = Order::default();
+        let key = ServiceKey::new("default", "web");
+        let t0 = tokio::time::Instant::now();
+        assert!(order.accept(&key, 1));
+        assert!(order.accept(&key, 3));
+        assert!(!order.accept(&key, 2), "an older retry after a newer write");
+        assert!(order.accept(&key, 3), "the newest write retried");
+        // Deleted once writes up to 4 were decided; re-created, and written as 5.
+        order.deleted(&key, 4, t0);
+        assert!(
+            !order.accept(&key, 3),
+            "a retry of the deleted Service's write"
+        );
+        assert!(order.accept(&key, 5));
+        // Long after, the tombstone is gone with the next deletion (of another Service).
+        order.deleted(&ServiceKey::new("default", "other"), 9, t0 + TOMBSTONE_TTL);
+        assert!(!order.tombstones.contains_key(&key));
+        assert!(
+            order
+                .tombstones
+                .contains_key(&ServiceKey::new("default", "other"))
+        );
     }
 
     #[test]
