@@ -304,7 +304,41 @@ fn the_chart_renders_the_objects_of_the_install_bundle() -> anyhow::Result<()> {
         &chart,
     );
     // Not vacuous: the namespace, 9 CRDs, RBAC for both binaries, the Service and workloads.
-    assert_eq!(bundle.len(), 24, "objects in manifests/install.yaml");
+    assert_eq!(bundle.len(), 26, "objects in manifests/install.yaml");
+    Ok(())
+}
+
+/// Without BGP passwords the speaker reads only its membership key: the Role that reads every
+/// Secret of the namespace is left out, and nothing else changes.
+#[test]
+fn without_bgp_password_secrets_the_speaker_gets_no_role_over_every_secret() -> anyhow::Result<()> {
+    let default = rendered(&[])?;
+    let narrow = rendered(&["--set", "speaker.bgpPasswordSecrets=false"])?;
+    let rbac = "rbac.authorization.k8s.io/v1";
+    let gone = [
+        key(
+            rbac,
+            "Role",
+            "ferrolb-system",
+            "ferrolb-speaker-bgp-passwords",
+        ),
+        key(
+            rbac,
+            "RoleBinding",
+            "ferrolb-system",
+            "ferrolb-speaker-bgp-passwords",
+        ),
+    ];
+    for k in &gone {
+        assert!(
+            default.contains_key(k),
+            "{} is not rendered by default",
+            show(k)
+        );
+        assert!(!narrow.contains_key(k), "{} is still rendered", show(k));
+    }
+    let rest: BTreeMap<&Key, &Value> = default.iter().filter(|(k, _)| !gone.contains(k)).collect();
+    assert_eq!(rest, narrow.iter().collect::<BTreeMap<_, _>>());
     Ok(())
 }
 

@@ -427,3 +427,68 @@ spec:
     )?;
     Ok(())
 }
+
+#[tokio::test]
+async fn without_the_bgp_passwords_role_the_speaker_reads_only_its_membership_key()
+-> anyhow::Result<()> {
+    use ferrolb_tests::l2cluster::{L2Cluster, Speakers, TestService};
+    if !ferrolb_tests::netns::is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return Ok(());
+    }
+    let mut cluster = L2Cluster::start_on(
+        ControlPlane::builder(),
+        2,
+        Speakers::Ferrolb(Vec::new()),
+        &[],
+    )
+    .await?;
+    let cp = cluster.control_plane();
+    let install = repo_path("manifests/install.yaml");
+    cp.kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        &install.to_string_lossy(),
+    ])
+    .await?
+    .into_stdout()
+    .context("install.yaml applies server-side")?;
+    // A cluster without BGP passwords drops the Role that reads every Secret.
+    cp.kubectl(&[
+        "delete",
+        "-n",
+        NS,
+        "rolebinding",
+        "ferrolb-speaker-bgp-passwords",
+    ])
+    .await?
+    .into_stdout()?;
+    let token = cp.service_account_token(NS, "ferrolb-speaker").await?;
+    let kubeconfig = cp.kubeconfig_for_token(&token)?;
+    let sa = ferrolb_tests::apiserver::client_from_kubeconfig(&kubeconfig).await?;
+    let secrets: Api<Secret> = Api::namespaced(sa, NS);
+    assert!(
+        forbidden(secrets.list(&Default::default()).await),
+        "the speaker reads every Secret of {NS}"
+    );
+    secrets
+        .list(&kube::api::ListParams::default().fields("metadata.name=ferrolb-memberlist"))
+        .await
+        .context("the speaker may read its membership key by name")?;
+
+    // It still joins the membership (with the key) and announces.
+    cluster.restart_speakers_with(Some(kubeconfig))?;
+    cluster.wait_speakers_ready(Duration::from_secs(30)).await?;
+    let svc = TestService::new("app", &["192.0.2.205"], "node-1");
+    cluster.create_service(&svc).await?;
+    let mac = cluster.resolve(svc.ips[0], Duration::from_secs(20)).await?;
+    assert!(cluster.node_with_mac(&mac).is_some(), "{mac} is no node's");
+    let described = cluster.describe();
+    assert!(
+        described.contains("may not read the namespace's Secrets"),
+        "the speaker does not say why BGP passwords cannot be served:\n{described}"
+    );
+    Ok(())
+}

@@ -127,7 +127,7 @@ fn seeds(stores: &Stores, me: &NodeName, bind: SocketAddr) -> BTreeMap<String, S
 /// The shared membership key from the Secret (empty when missing).
 fn memberlist_key(stores: &Stores, secret: &str) -> Vec<u8> {
     stores
-        .secrets
+        .membership_secret
         .state()
         .iter()
         .find(|s| s.metadata.name.as_deref() == Some(secret))

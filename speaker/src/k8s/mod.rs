@@ -90,7 +90,14 @@ pub async fn run(
         .as_ref()
         .map_or("ferrolb-memberlist", |m| m.secret.as_str())
         .to_owned();
-    let stores = Stores::start(&client, &settings.namespace, &changed_tx);
+    let passwords = may_list_secrets(&client, &settings.namespace).await;
+    let stores = Stores::start(
+        &client,
+        &settings.namespace,
+        &secret_name,
+        passwords,
+        &changed_tx,
+    );
     tokio::pin!(shutdown);
     tokio::select! {
         () = stores.wait_ready() => {}
@@ -207,6 +214,43 @@ pub async fn run(
     health.set_ready(false);
     speaker.stop().await;
     result
+}
+
+/// Whether this speaker may list the Secrets of `namespace` (for BGPPeers' passwordSecrets).
+/// The install bundle grants it in a Role of its own, which clusters without BGP passwords
+/// may leave out: then the speaker reads only its membership key, by name. If the question
+/// itself fails, the answer is yes, and a missing permission shows in the watch's errors.
+async fn may_list_secrets(client: &Client, namespace: &str) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_owned()),
+                resource: Some("secrets".to_owned()),
+                verb: Some("list".to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: kube::Api<SelfSubjectAccessReview> = kube::Api::all(client.clone());
+    match api.create(&Default::default(), &review).await {
+        Ok(answer) if answer.status.as_ref().is_some_and(|s| !s.allowed) => {
+            tracing::info!(
+                %namespace,
+                "this speaker may not read the namespace's Secrets: BGPPeers with a passwordSecret cannot be served (grant the Role ferrolb-speaker-bgp-passwords to use them)"
+            );
+            false
+        }
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot ask whether this speaker may read Secrets; assuming it may");
+            true
+        }
+    }
 }
 
 /// The decision loop's state.

@@ -39,7 +39,9 @@ impl Speaker {
             secrets: self
                 .stores
                 .secrets
-                .state()
+                .as_ref()
+                .map(kube::runtime::reflector::Store::state)
+                .unwrap_or_default()
                 .iter()
                 .filter_map(|s| Some((s.metadata.name.clone()?, secret_info(s))))
                 .collect(),

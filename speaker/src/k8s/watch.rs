@@ -43,18 +43,25 @@ pub(crate) struct Stores {
     pub peers: Store<BGPPeer>,
     pub bfd_profiles: Store<BFDProfile>,
     pub communities: Store<Community>,
-    pub secrets: Store<Secret>,
+    /// The membership key's Secret, watched by name (RBAC may grant just that one).
+    pub membership_secret: Store<Secret>,
+    /// Every Secret of the namespace, for BGPPeers' passwordSecrets — when the speaker may
+    /// read them (`None` otherwise: a peer with a password then reports its Secret missing).
+    pub secrets: Option<Store<Secret>>,
     pub l2_statuses: Store<ServiceL2Status>,
     pub bgp_statuses: Store<ServiceBGPStatus>,
     pub bgp_sessions: Store<BGPSessionState>,
 }
 
 impl Stores {
-    /// Starts the watches. Config kinds, Secrets (the membership key, BGP passwords) and the
-    /// status objects come from `namespace` only.
+    /// Starts the watches. Config kinds, Secrets (the membership key `membership_secret` by
+    /// name, and the BGP passwords if `passwords`) and the status objects come from
+    /// `namespace` only.
     pub(crate) fn start(
         client: &Client,
         namespace: &str,
+        membership_secret: &str,
+        passwords: bool,
         tx: &mpsc::UnboundedSender<Changed>,
     ) -> Self {
         let all = watcher::Config::default();
@@ -108,12 +115,20 @@ impl Stores {
                 tx,
                 Changed::Config,
             ),
-            secrets: reflect(
+            membership_secret: reflect(
                 Api::namespaced(client.clone(), namespace),
-                all.clone(),
+                watcher::Config::default().fields(&format!("metadata.name={membership_secret}")),
                 tx,
                 Changed::Secret,
             ),
+            secrets: passwords.then(|| {
+                reflect(
+                    Api::namespaced(client.clone(), namespace),
+                    all.clone(),
+                    tx,
+                    Changed::Secret,
+                )
+            }),
             l2_statuses: reflect(
                 Api::namespaced(client.clone(), namespace),
                 all.clone(),
@@ -148,7 +163,13 @@ impl Stores {
             self.peers.wait_until_ready(),
             self.bfd_profiles.wait_until_ready(),
             self.communities.wait_until_ready(),
-            self.secrets.wait_until_ready(),
+            self.membership_secret.wait_until_ready(),
+            async {
+                if let Some(secrets) = &self.secrets {
+                    let _ = secrets.wait_until_ready().await;
+                }
+                Ok::<(), kube::runtime::reflector::store::WriterDropped>(())
+            },
             self.l2_statuses.wait_until_ready(),
             self.bgp_statuses.wait_until_ready(),
             self.bgp_sessions.wait_until_ready(),
