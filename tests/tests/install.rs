@@ -42,6 +42,23 @@ async fn the_install_bundle_is_the_rendered_kustomize_base() -> anyhow::Result<(
     Ok(())
 }
 
+/// `kubectl apply --server-side --force-conflicts -f manifests/install.yaml` (over what the
+/// harness created).
+async fn apply_install_bundle(cp: &ControlPlane) -> anyhow::Result<()> {
+    let install = repo_path("manifests/install.yaml");
+    cp.kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        &install.to_string_lossy(),
+    ])
+    .await?
+    .into_stdout()
+    .context("install.yaml applies server-side")?;
+    Ok(())
+}
+
 fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> bool {
     matches!(result, Err(kube::Error::Api(e)) if e.code == 403)
 }
@@ -248,17 +265,7 @@ async fn the_speaker_announces_with_only_its_service_account() -> anyhow::Result
     )
     .await?;
     let cp = cluster.control_plane();
-    let install = repo_path("manifests/install.yaml");
-    cp.kubectl(&[
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-f",
-        &install.to_string_lossy(),
-    ])
-    .await?
-    .into_stdout()
-    .context("install.yaml applies server-side")?;
+    apply_install_bundle(cp).await?;
     let token = cp.service_account_token(NS, "ferrolb-speaker").await?;
     let kubeconfig = cp.kubeconfig_for_token(&token)?;
     cluster.restart_speakers_with(Some(kubeconfig.clone()))?;
@@ -444,17 +451,7 @@ async fn without_the_bgp_passwords_role_the_speaker_reads_only_its_membership_ke
     )
     .await?;
     let cp = cluster.control_plane();
-    let install = repo_path("manifests/install.yaml");
-    cp.kubectl(&[
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-f",
-        &install.to_string_lossy(),
-    ])
-    .await?
-    .into_stdout()
-    .context("install.yaml applies server-side")?;
+    apply_install_bundle(cp).await?;
     // A cluster without BGP passwords drops the Role that reads every Secret.
     cp.kubectl(&[
         "delete",

@@ -37,20 +37,6 @@ pub const FERROLB_NAMESPACE: &str = "ferrolb-system";
 /// Where the speaker answers `/readyz` on each node (host network, the node's address).
 const SPEAKER_PORT: u16 = 7948;
 
-/// The layer-2 pool and its advertisement.
-const LAN_CONFIG: &str = r#"
-apiVersion: ferrolb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: lan, namespace: ferrolb-system}
-spec:
-  addresses: ["192.0.2.200-192.0.2.239"]
----
-apiVersion: ferrolb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: lan, namespace: ferrolb-system}
-spec: {ipAddressPools: [lan]}
-"#;
-
 /// The workload: one echo pod per node.
 const ECHO: &str = r#"
 apiVersion: apps/v1
@@ -120,7 +106,7 @@ impl ClusterLab {
             ])
             .await?
             .into_stdout()?;
-        cp.apply_yaml(LAN_CONFIG).await?;
+        cp.apply_yaml(crate::l2cluster::BASE_CONFIG).await?;
         cp.apply_yaml(&bgp_config(router_host.ipv4, router)).await?;
         cp.apply_yaml(ECHO).await?;
 
