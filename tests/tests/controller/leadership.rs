@@ -33,3 +33,214 @@ async fn a_standby_replica_holds_no_backlog_of_changes() -> anyhow::Result<()> {
     assert!(!b.is_leader(), "the standby took over");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_leader_cut_off_from_the_apiserver_steps_down_before_a_standby_takes_over()
+-> anyhow::Result<()> {
+    let c = Cluster::start().await?;
+    c.pool("lan", &[LAN]).await?;
+    let proxy = Proxy::start(c.cp.address())?;
+    let settings = test_settings("replica-a");
+    let lease = settings.lease_duration;
+    let a = c.controller_behind(&proxy, settings)?;
+    a.wait_leading(WAIT).await?;
+    let b = c.controller("replica-b")?;
+    b.wait_ready(WAIT).await?;
+    let overlap = Overlap::watch(&a, &b);
+
+    // Every byte between the leader and the apiserver is held from now on, as on a dead
+    // connection: its lease renewal hangs instead of failing.
+    proxy.set_mode(Mode::Stall);
+    let cut = Instant::now();
+    eventually("the cut-off leader steps down", WAIT, || async {
+        ensure!(!a.is_leader(), "still leading");
+        Ok(())
+    })
+    .await?;
+    let stepped_down = cut.elapsed();
+    eprintln!("stepped down {stepped_down:?} after the cut (lease {lease:?})");
+    assert!(
+        stepped_down < lease,
+        "the cut-off leader led on for {stepped_down:?}, past its {lease:?} lease"
+    );
+    b.wait_leading(WAIT).await?;
+    assert!(!overlap.seen(), "both replicas led at the same time");
+
+    c.create(lb("web", &[80])).await?;
+    c.wait_ips("web", 1).await?;
+    assert_eq!(status_writes(&a), 0, "the cut-off replica wrote");
+    drop(overlap);
+    proxy.set_mode(Mode::Pass);
+    b.stop()?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_deposed_leader_drops_the_writes_it_was_still_retrying() -> anyhow::Result<()> {
+    let c = Cluster::start().await?;
+    let history = IpHistory::start(c.client.clone());
+    c.pool("lan", &[LAN]).await?;
+    let a = c
+        .controller_as("replica-a", None, test_settings("replica-a"))
+        .await?;
+    a.wait_leading(WAIT).await?;
+
+    let refusal = Refusal::of_status_writes_by(&c, "replica-a").await?;
+    c.create(lb("web", &[80])).await?;
+    eventually("the leader's write is refused", WAIT, || async {
+        ensure!(status_writes_with(&a, "error") >= 1, "not refused yet");
+        Ok(())
+    })
+    .await?;
+
+    // Another replica takes the lease over, as after a partition: the leader learns it at its
+    // next renewal, while its write waits to be tried again.
+    hand_lease_to(&c, "replica-b").await?;
+    eventually("the deposed leader stands by", WAIT, || async {
+        ensure!(!a.is_leader(), "still leading");
+        Ok(())
+    })
+    .await?;
+    let b = c.controller("replica-b")?;
+    b.wait_leading(WAIT).await?;
+    c.wait_exact_ips("web", &[ip("192.0.2.200")]).await?;
+    crate::rebuild::annotate(&c, "web", "ferrolb.io/loadBalancerIPs", "192.0.2.210").await?;
+    c.wait_exact_ips("web", &[ip("192.0.2.210")]).await?;
+
+    // The apiserver would take the deposed leader's write now.
+    refusal.lift(&c).await?;
+    eventually("the deposed leader let go of its write", WAIT, || async {
+        let let_go = ["dropped", "conflict", "ok"]
+            .iter()
+            .map(|result| status_writes_with(&a, result))
+            .sum::<u64>();
+        ensure!(let_go >= 1, "still holding it");
+        Ok(())
+    })
+    .await?;
+    assert_eq!(status_writes(&a), 0, "the deposed leader's write landed");
+    assert_eq!(status_writes_with(&a, "dropped"), 1);
+    c.wait_exact_ips("web", &[ip("192.0.2.210")]).await?;
+    let (held, clashes) = history.snapshot();
+    assert!(clashes.is_empty(), "{clashes:?}");
+    assert_eq!(
+        held.get("web"),
+        Some(&vec![vec![ip("192.0.2.200")], vec![ip("192.0.2.210")]]),
+        "web went back to what the deposed leader decided"
+    );
+    b.stop()?;
+    Ok(())
+}
+
+/// Makes `identity` the holder of the leader Lease, renewed now, as a replica that took it over
+/// would.
+async fn hand_lease_to(c: &Cluster, identity: &str) -> anyhow::Result<()> {
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    let leases: Api<Lease> = Api::namespaced(c.client.clone(), NAMESPACE);
+    let transitions = leases
+        .get(LEASE_NAME)
+        .await?
+        .spec
+        .and_then(|s| s.lease_transitions)
+        .unwrap_or(0);
+    leases
+        .patch(
+            LEASE_NAME,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {
+                "holderIdentity": identity,
+                "acquireTime": now,
+                "renewTime": now,
+                "leaseTransitions": transitions + 1,
+            }})),
+        )
+        .await
+        .context("handing the lease over")?;
+    Ok(())
+}
+
+/// A ValidatingAdmissionPolicy that makes the apiserver refuse one user's Service status
+/// writes, in force until lifted.
+struct Refusal {
+    user: String,
+}
+
+impl Refusal {
+    const NAME: &str = "refuse-status-writes";
+
+    async fn of_status_writes_by(c: &Cluster, user: &str) -> anyhow::Result<Self> {
+        use k8s_openapi::api::admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+        };
+        let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+            "metadata": {"name": Self::NAME},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{
+                    "apiGroups": [""], "apiVersions": ["v1"],
+                    "operations": ["UPDATE"], "resources": ["services/status"],
+                }]},
+                "validations": [{
+                    "expression": format!("request.userInfo.username != '{user}'"),
+                    "message": format!("the test refuses {user}'s status writes"),
+                }],
+            },
+        }))?;
+        Api::<ValidatingAdmissionPolicy>::all(c.client.clone())
+            .create(&PostParams::default(), &policy)
+            .await?;
+        let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+            "metadata": {"name": Self::NAME},
+            "spec": {"policyName": Self::NAME, "validationActions": ["Deny"]},
+        }))?;
+        Api::<ValidatingAdmissionPolicyBinding>::all(c.client.clone())
+            .create(&PostParams::default(), &binding)
+            .await?;
+        let refusal = Self {
+            user: user.to_owned(),
+        };
+        c.create(lb("probe", &[80]).cluster_ip()).await?;
+        refusal.wait_probe(c, false).await?;
+        Ok(refusal)
+    }
+
+    /// Removes the refusal and waits until the apiserver takes the user's writes again.
+    async fn lift(self, c: &Cluster) -> anyhow::Result<()> {
+        use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding;
+        Api::<ValidatingAdmissionPolicyBinding>::all(c.client.clone())
+            .delete(Self::NAME, &DeleteParams::default())
+            .await?;
+        self.wait_probe(c, true).await
+    }
+
+    /// Waits until a status write of the user to Service "probe" is `taken` (or refused).
+    async fn wait_probe(&self, c: &Cluster, taken: bool) -> anyhow::Result<()> {
+        let as_user =
+            c.cp.client_for_user(&self.user, &["system:masters"])
+                .await?;
+        let probe: Api<Service> = Api::namespaced(as_user, APPS);
+        let mut n = 0u32;
+        eventually(
+            &format!("{}'s status writes taken: {taken}", self.user),
+            WAIT,
+            || {
+                n += 1;
+                let body = json!({"status": {"conditions": [{
+                    "type": "test.ferrolb.io/Probe", "status": "True", "reason": "Probe",
+                    "message": format!("probe {n}"), "lastTransitionTime": "2025-01-01T00:00:00Z",
+                }]}});
+                let probe = probe.clone();
+                async move {
+                    let result = probe
+                        .patch_status("probe", &PatchParams::default(), &Patch::Merge(body))
+                        .await;
+                    ensure!(result.is_ok() == taken, "{result:?}");
+                    Ok(())
+                }
+            },
+        )
+        .await
+    }
+}

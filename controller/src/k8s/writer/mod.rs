@@ -12,24 +12,34 @@
 //! The writer knows what a Service shows from the writes it made, and — for Services it has
 //! not written yet, as after a restart or a leader change — from what the controller tells it
 //! they show ([`StatusWriter::new_term`]); a deleted Service shows nothing ([`StatusWriter::gone`]).
+//!
+//! # Fencing
+//!
+//! The writer outlives terms of leadership, and only the current term writes: every write
+//! carries the term that decided it ([`StatusWriter::for_term`]), and once that term is over —
+//! another replica holds the lease, or the term's deadline passed without a confirmed renewal
+//! (see `lease`) — what it queued or was retrying is dropped, nothing of it is sent, and a
+//! write in flight is abandoned at the deadline.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
-use self::moves::Moves;
+use self::queue::{Queue, Sent};
+use super::lease::Leadership;
 use crate::allocator::ServiceKey;
 use crate::metrics::{Metrics, ResultLabels};
 
 mod moves;
+mod queue;
 
 /// The field manager of everything the controller writes.
 pub const FIELD_MANAGER: &str = "ferrolb-controller";
@@ -53,6 +63,8 @@ pub(crate) struct StatusWrite {
     sharers: BTreeSet<ServiceKey>,
     /// Order of the writes of one writer: a retried old write never replaces a newer one.
     seq: u64,
+    /// The term of leadership that decided it.
+    term: u64,
 }
 
 impl StatusWrite {
@@ -72,6 +84,7 @@ impl StatusWrite {
             first_part: false,
             sharers: BTreeSet::new(),
             seq: 0,
+            term: 0,
         }
     }
 
@@ -93,41 +106,65 @@ impl StatusWrite {
 enum Message {
     Write(StatusWrite),
     /// A new term of leadership, with what each Service shows.
-    NewTerm(Vec<(ServiceKey, Vec<IpAddr>)>),
+    NewTerm(u64, Vec<(ServiceKey, Vec<IpAddr>)>),
     /// A Service was deleted: it shows nothing, and its queued write has nowhere to land.
     Gone(ServiceKey),
 }
 
-/// Handle to the writer task.
+/// Handle to the writer task, for one term of leadership (see [`StatusWriter::for_term`]).
 #[derive(Clone, Debug)]
 pub(crate) struct StatusWriter {
     tx: mpsc::UnboundedSender<Message>,
     seq: Arc<std::sync::atomic::AtomicU64>,
+    term: u64,
 }
 
 impl StatusWriter {
-    /// Starts the writer with at most `concurrency` writes in flight.
-    pub(crate) fn start(client: Client, concurrency: usize, metrics: Arc<Metrics>) -> Self {
+    /// Starts the writer with at most `concurrency` writes in flight. It writes only while
+    /// `leadership` allows the term of the writes.
+    pub(crate) fn start(
+        client: Client,
+        concurrency: usize,
+        metrics: Arc<Metrics>,
+        leadership: watch::Receiver<Leadership>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(client, concurrency.max(1), rx, tx.clone(), metrics));
+        let task = Task {
+            client,
+            concurrency: concurrency.max(1),
+            metrics,
+            leadership,
+        };
+        tokio::spawn(task.run(rx));
         Self {
             tx,
             seq: Arc::default(),
+            term: 0,
+        }
+    }
+
+    /// The same writer, for the writes of term `term`.
+    pub(crate) fn for_term(&self, term: u64) -> Self {
+        Self {
+            term,
+            ..self.clone()
         }
     }
 
     /// Queues a write (replacing a queued one for the same Service).
     pub(crate) fn write(&self, mut w: StatusWrite) {
         w.seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        w.term = self.term;
         // The writer outlives every sender except on shutdown.
         let _ = self.tx.send(Message::Write(w));
     }
 
     /// Tells the writer, before the first write of a term of leadership, which IPs each
     /// Service shows (read afresh from the apiserver), so no IP one of them shows is given to
-    /// another until a write to it has taken the IP away.
+    /// another until a write to it has taken the IP away. What earlier terms left queued is
+    /// dropped.
     pub(crate) fn new_term(&self, shown: Vec<(ServiceKey, Vec<IpAddr>)>) {
-        let _ = self.tx.send(Message::NewTerm(shown));
+        let _ = self.tx.send(Message::NewTerm(self.term, shown));
     }
 
     /// Tells the writer that a Service was deleted.
@@ -162,142 +199,120 @@ pub(crate) fn body(
     json!({"apiVersion": "v1", "kind": "Service", "metadata": metadata, "status": status})
 }
 
-async fn run(
+/// The writer task.
+struct Task {
     client: Client,
     concurrency: usize,
-    mut rx: mpsc::UnboundedReceiver<Message>,
-    retry_tx: mpsc::UnboundedSender<Message>,
     metrics: Arc<Metrics>,
-) {
-    let mut latest: HashMap<ServiceKey, StatusWrite> = HashMap::new();
-    let mut queue: VecDeque<ServiceKey> = VecDeque::new();
-    let mut in_flight: HashSet<ServiceKey> = HashSet::new();
-    let mut tasks: JoinSet<(StatusWrite, Result<(), kube::Error>)> = JoinSet::new();
-    let mut failures: HashMap<ServiceKey, u32> = HashMap::new();
-    let mut newest: HashMap<ServiceKey, u64> = HashMap::new();
-    let mut moves = Moves::default();
-    // Deleted while a write to it was in flight: that write's landing must not count.
-    let mut deleted: HashSet<ServiceKey> = HashSet::new();
-    loop {
-        // Look at each queued Service once: those that must wait stay in line.
-        let mut waiting = VecDeque::new();
-        while in_flight.len() < concurrency {
-            let Some(key) = queue.pop_front() else { break };
-            let Some(mut w) = latest.remove(&key) else {
-                continue;
+    leadership: watch::Receiver<Leadership>,
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Message>) {
+        let mut queue = Queue::default();
+        let mut tasks: JoinSet<(StatusWrite, Sent)> = JoinSet::new();
+        let mut elected = true;
+        loop {
+            let now = Instant::now();
+            let leadership = *self.leadership.borrow();
+            if let Some(term) = queue.term()
+                && !leadership.allows(term, now)
+            {
+                self.dropped(queue.end_term());
+            }
+            queue.due(now);
+            let until = match leadership {
+                Leadership::Leading(t) => t.until,
+                Leadership::Following => None,
             };
-            if moves.must_wait(&w) {
-                let Some(release_first) = w.release_first.take() else {
-                    latest.insert(key.clone(), w);
-                    waiting.push_back(key);
-                    continue;
-                };
-                // Let go of what it no longer holds now; the rest follows once the IPs it gets
-                // are free. (The full write stays queued: it goes in line again when this one
-                // is done.)
-                let kept: Vec<IpAddr> = w
-                    .ips
-                    .iter()
-                    .filter(|ip| w.observed.contains(ip))
-                    .copied()
-                    .collect();
-                let mut first = w.clone();
-                first.body = release_first;
-                first.ips = kept;
-                first.first_part = true;
-                latest.insert(key.clone(), w);
-                w = first;
+            for w in queue.next(self.concurrency) {
+                tasks.spawn(send(self.client.clone(), w, until));
             }
-            in_flight.insert(key);
-            let api: Api<Service> = Api::namespaced(client.clone(), &w.key.namespace);
-            tasks.spawn(async move {
-                let params = PatchParams::apply(FIELD_MANAGER).force();
-                let result = api
-                    .patch_status(&w.key.name, &params, &Patch::Apply(&w.body))
-                    .await
-                    .map(|_| ());
-                (w, result)
-            });
-        }
-        queue.extend(waiting);
-        tokio::select! {
-            msg = rx.recv() => {
-                let w = match msg {
+            let wake = queue
+                .next_retry()
+                .into_iter()
+                .chain(until.filter(|_| queue.term().is_some()))
+                .min();
+            tokio::select! {
+                msg = rx.recv() => match msg {
                     None => break,
-                    Some(Message::Write(w)) => w,
-                    Some(Message::NewTerm(shown)) => {
-                        moves.new_term(shown, |k| latest.contains_key(k) || in_flight.contains(k));
-                        continue;
-                    }
-                    Some(Message::Gone(key)) => {
-                        latest.remove(&key);
-                        failures.remove(&key);
-                        moves.forget(&key);
-                        if in_flight.contains(&key) {
-                            deleted.insert(key);
-                        }
-                        continue;
-                    }
-                };
-                let key = w.key.clone();
-                deleted.remove(&key);
-                let seen = newest.entry(key.clone()).or_default();
-                if w.seq < *seen {
-                    continue;
-                }
-                *seen = w.seq;
-                moves.received(&w);
-                let queued = latest.insert(key.clone(), w).is_some();
-                if !queued && !in_flight.contains(&key) {
-                    queue.push_back(key);
-                }
-            }
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                let Ok((w, result)) = done else { continue };
-                let key = w.key.clone();
-                in_flight.remove(&key);
-                match result {
-                    Ok(()) if deleted.remove(&key) => {}
-                    Ok(()) => {
-                        moves.landed(&key, &w.ips, latest.get(&key));
-                        failures.remove(&w.key);
-                        metrics.status_writes.get_or_create(&ResultLabels::of("ok")).inc();
-                    }
-                    Err(kube::Error::Api(e)) if e.code == 404 => {
-                        // Deleted: forget it (its retry count and write order too).
-                        failures.remove(&key);
-                        newest.remove(&key);
-                        moves.forget(&key);
-                        metrics.status_writes.get_or_create(&ResultLabels::of("gone")).inc();
-                    }
-                    Err(e) => {
-                        metrics.status_writes.get_or_create(&ResultLabels::of("error")).inc();
-                        let n = failures.entry(w.key.clone()).or_default();
-                        *n += 1;
-                        let delay = Duration::from_millis(100 * 2u64.pow((*n).min(7)));
-                        tracing::warn!(service = %w.key, error = %e, retry_in = ?delay, "status write failed");
-                        // A first part that failed is tried again before its full write.
-                        if w.first_part
-                            && let Some(full) = latest.get_mut(&key)
-                        {
-                            full.release_first.get_or_insert(w.body.clone());
-                        }
-                        // Retry unless a newer status is already queued.
-                        if !latest.contains_key(&w.key) {
-                            let tx = retry_tx.clone();
-                            tokio::spawn(async move {
-                                tokio::time::sleep(delay).await;
-                                let _ = tx.send(Message::Write(w));
-                            });
+                    Some(Message::Write(w)) => {
+                        if !queue.receive(w) {
+                            self.dropped(1);
                         }
                     }
+                    Some(Message::NewTerm(term, shown)) => self.dropped(queue.begin_term(term, shown)),
+                    Some(Message::Gone(key)) => queue.gone(&key),
+                },
+                changed = self.leadership.changed(), if elected => {
+                    // The election ended (the lease was given up): what was said last stands.
+                    elected = changed.is_ok();
                 }
-                // A newer status arrived while this one was in flight (or the rest of a write
-                // that let go first): it goes in line now.
-                if latest.contains_key(&key) && !queue.contains(&key) {
-                    queue.push_back(key);
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    let Ok((w, sent)) = done else { continue };
+                    self.ended(&mut queue, w, sent);
                 }
+                () = sleep_until(wake) => {}
             }
         }
+    }
+
+    fn ended(&self, queue: &mut Queue, w: StatusWrite, sent: Sent) {
+        let key = w.key.clone();
+        let done = queue.done(w, sent, Instant::now());
+        self.metrics
+            .status_writes
+            .get_or_create(&ResultLabels::of(done.result))
+            .inc();
+        if let Some(delay) = done.retry_in {
+            tracing::debug!(service = %key, retry_in = ?delay, "status write to be tried again");
+        }
+    }
+
+    fn dropped(&self, n: usize) {
+        if n > 0 {
+            tracing::info!(writes = n, "not the leader: queued status writes dropped");
+            self.metrics
+                .status_writes
+                .get_or_create(&ResultLabels::of("dropped"))
+                .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+        }
+    }
+}
+
+/// Completes at `at`, never without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends one write, giving up at `until` (the end of its term).
+async fn send(client: Client, w: StatusWrite, until: Option<Instant>) -> (StatusWrite, Sent) {
+    let api: Api<Service> = Api::namespaced(client, &w.key.namespace);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let patch = Patch::Apply(&w.body);
+    let result = within(until, api.patch_status(&w.key.name, &params, &patch)).await;
+    let sent = match result {
+        Some(Ok(_)) => Sent::Landed,
+        Some(Err(kube::Error::Api(e))) if e.code == 404 => Sent::Gone,
+        Some(Err(e)) => {
+            tracing::warn!(service = %w.key, error = %e, "status write failed");
+            Sent::Failed
+        }
+        None => {
+            tracing::warn!(service = %w.key, "status write abandoned at the end of the term");
+            Sent::Failed
+        }
+    };
+    (w, sent)
+}
+
+/// `call`, unless `until` passes first.
+async fn within<T>(until: Option<Instant>, call: impl Future<Output = T>) -> Option<T> {
+    match until {
+        Some(at) => tokio::time::timeout_at(at, call).await.ok(),
+        None => Some(call.await),
     }
 }
