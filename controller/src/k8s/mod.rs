@@ -128,6 +128,7 @@ pub async fn run(
         settings.write_concurrency,
         metrics.clone(),
         leader.clone(),
+        tx.clone(),
     );
     let events = events::start(client.clone(), Some(settings.identity.clone()));
     // A standby replica is ready once its caches are; the leader once it has rebuilt.
@@ -277,6 +278,7 @@ async fn fresh_services(client: &Client) -> Result<Vec<Arc<Service>>, kube::Erro
 /// Handles a trigger and every other one already queued, as one batch.
 fn handle(core: &mut Core, first: Trigger, triggers: &mut mpsc::UnboundedReceiver<Trigger>) {
     let mut keys = std::collections::BTreeSet::new();
+    let mut fresh = std::collections::BTreeMap::new();
     let mut config = false;
     let mut relisted = false;
     let mut next = Some(first);
@@ -284,6 +286,9 @@ fn handle(core: &mut Core, first: Trigger, triggers: &mut mpsc::UnboundedReceive
         match t {
             Trigger::Service(k) => {
                 keys.insert(k);
+            }
+            Trigger::Fresh(svc) => {
+                fresh.insert(crate::service::key_of(&svc), svc);
             }
             Trigger::Config => config = true,
             Trigger::ServicesRelisted => relisted = true,
@@ -296,7 +301,11 @@ fn handle(core: &mut Core, first: Trigger, triggers: &mut mpsc::UnboundedReceive
         return;
     }
     let mut released = false;
-    for key in &keys {
+    // Read afresh after a refused write: newer than the cache, which may not have caught up.
+    for (key, svc) in &fresh {
+        released |= core.reconcile(key, Some(svc));
+    }
+    for key in keys.iter().filter(|k| !fresh.contains_key(*k)) {
         released |= core.reconcile_key(key);
     }
     if released {

@@ -132,6 +132,91 @@ async fn a_deposed_leader_drops_the_writes_it_was_still_retrying() -> anyhow::Re
     Ok(())
 }
 
+#[tokio::test]
+async fn a_write_that_reaches_the_apiserver_after_its_leader_was_deposed_does_not_land()
+-> anyhow::Result<()> {
+    let audit = Audit::for_users(&["replica-a"])?;
+    let c = Cluster::start_from(audit.configure(ControlPlane::builder())).await?;
+    let history = IpHistory::start(c.client.clone());
+    c.pool("lan", &[LAN]).await?;
+    let proxy = Proxy::start(c.cp.address())?;
+    let a = c
+        .controller_as("replica-a", Some(&proxy), test_settings("replica-a"))
+        .await?;
+    a.wait_leading(WAIT).await?;
+    let b = c.controller("replica-b")?;
+    b.wait_ready(WAIT).await?;
+    c.create(lb("web", &[80])).await?;
+    c.wait_exact_ips("web", &[ip("192.0.2.200")]).await?;
+
+    // The leader's requests hang from now on while its watches still deliver: it sees the
+    // next change, decides, and its write stays on the wire.
+    proxy.set_mode(Mode::HoldRequests);
+    crate::rebuild::annotate(&c, "web", "ferrolb.io/loadBalancerIPs", "192.0.2.210").await?;
+    eventually("the leader decided on the change", WAIT, || async {
+        ensure!(allocations(&a, "allocated") >= 2, "not yet");
+        Ok(())
+    })
+    .await?;
+    // Its renewals hang too: the standby takes over and serves the next changes.
+    b.wait_leading(WAIT).await?;
+    c.wait_exact_ips("web", &[ip("192.0.2.210")]).await?;
+    crate::rebuild::annotate(&c, "web", "ferrolb.io/loadBalancerIPs", "192.0.2.220").await?;
+    c.wait_exact_ips("web", &[ip("192.0.2.220")]).await?;
+
+    // The link comes back: whatever the old leader sent reaches the apiserver, late.
+    proxy.set_mode(Mode::Pass);
+    eventually(
+        "the apiserver answered every held request",
+        WAIT,
+        || async {
+            let n = proxy.unanswered();
+            ensure!(n == 0, "{n} not answered yet");
+            Ok(())
+        },
+    )
+    .await?;
+    // The apiserver refused the late write: web had changed since it was decided.
+    let answers = eventually(
+        "the apiserver logged its answer to the late write",
+        WAIT,
+        || async {
+            let answers = audit.answers("replica-a", "services/status")?;
+            ensure!(answers.len() >= 2, "answers so far: {answers:?}");
+            Ok(answers)
+        },
+    )
+    .await?;
+    assert_eq!(
+        answers,
+        [200, 409],
+        "the old leader's status writes, as answered"
+    );
+    // A change after those answers: once the history has it, it has whatever they wrote.
+    c.create(lb("later", &[80])).await?;
+    let later = c.wait_ips("later", 1).await?;
+    eventually("the history saw the later Service", WAIT, || async {
+        let (held, _) = history.snapshot();
+        ensure!(held.get("later") == Some(&vec![later.clone()]), "not yet");
+        Ok(())
+    })
+    .await?;
+    let (held, clashes) = history.snapshot();
+    assert!(clashes.is_empty(), "{clashes:?}");
+    assert_eq!(
+        held.get("web"),
+        Some(&vec![
+            vec![ip("192.0.2.200")],
+            vec![ip("192.0.2.210")],
+            vec![ip("192.0.2.220")]
+        ]),
+        "a write of the deposed leader landed late"
+    );
+    c.wait_exact_ips("web", &[ip("192.0.2.220")]).await?;
+    b.stop()?;
+    Ok(())
+}
+
 /// Makes `identity` the holder of the leader Lease, renewed now, as a replica that took it over
 /// would.
 async fn hand_lease_to(c: &Cluster, identity: &str) -> anyhow::Result<()> {

@@ -10,10 +10,13 @@ pub(crate) use anyhow::{Context, ensure};
 pub(crate) use ferrolb_api::{ConfigurationResult, ConfigurationState, IPAddressPool};
 pub(crate) use ferrolb_controller::k8s::{CONDITION_TYPE, LEASE_NAME, Settings};
 pub(crate) use ferrolb_controller::metrics::ResultLabels;
-pub(crate) use ferrolb_tests::ControlPlane;
+pub(crate) use ferrolb_tests::audit::Audit;
 pub(crate) use ferrolb_tests::chaos::proxy::{Mode, Proxy};
 pub(crate) use ferrolb_tests::controller::{RunningController, eventually, test_settings};
-pub(crate) use ferrolb_tests::fixtures::{NAMESPACE, control_plane_with_crds, create_namespace};
+pub(crate) use ferrolb_tests::fixtures::{
+    NAMESPACE, control_plane_with_crds_from, create_namespace,
+};
+pub(crate) use ferrolb_tests::{ControlPlane, ControlPlaneBuilder};
 pub(crate) use futures::StreamExt;
 pub(crate) use k8s_openapi::api::coordination::v1::Lease;
 pub(crate) use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
@@ -53,9 +56,14 @@ pub(crate) struct Cluster {
 
 impl Cluster {
     pub(crate) async fn start() -> anyhow::Result<Self> {
+        Self::start_from(ControlPlane::builder()).await
+    }
+
+    /// A control plane built by `builder` (with an audit log, say).
+    pub(crate) async fn start_from(builder: ControlPlaneBuilder) -> anyhow::Result<Self> {
         init_logs();
         let started = Instant::now();
-        let cp = control_plane_with_crds().await?;
+        let cp = control_plane_with_crds_from(builder).await?;
         eprintln!("control plane with CRDs ready in {:?}", started.elapsed());
         let client = cp.client();
         Ok(Self { cp, client })
@@ -497,6 +505,15 @@ pub(crate) fn status_writes_with(controller: &RunningController, result: &str) -
     controller
         .metrics()
         .status_writes
+        .get_or_create(&ResultLabels::of(result))
+        .get()
+}
+
+/// Allocation decisions of a replica so far with `result` (allocated, failed, released).
+pub(crate) fn allocations(controller: &RunningController, result: &str) -> u64 {
+    controller
+        .metrics()
+        .allocations
         .get_or_create(&ResultLabels::of(result))
         .get()
 }

@@ -20,13 +20,24 @@
 //! another replica holds the lease, or the term's deadline passed without a confirmed renewal
 //! (see `lease`) — what it queued or was retrying is dropped, nothing of it is sent, and a
 //! write in flight is abandoned at the deadline.
+//!
+//! A request already on the wire can still reach the apiserver late, after a successor began
+//! writing. So every write also carries, as `metadata.resourceVersion`, the version of the
+//! Service its decision saw: the apiserver applies it only if the Service has not changed since,
+//! and answers 409 otherwise. Such a write is not retried; the Service is read afresh and
+//! decided again from what it is now. This fences what a successor did to the same Service, at
+//! no cost (no extra request per write, unlike reading the lease before each batch, which would
+//! still leave the gap between that read and the write). It cannot fence a decision that
+//! depended on *other* Services (an IP given to one because another had let it go): only the
+//! deadline does, by stopping the writer before a successor may start, and a stale write that
+//! still lands is seen by the new leader's watch and corrected like any other change.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
@@ -35,6 +46,7 @@ use tokio::time::Instant;
 
 use self::queue::{Queue, Sent};
 use super::lease::Leadership;
+use super::watch::Trigger;
 use crate::allocator::ServiceKey;
 use crate::metrics::{Metrics, ResultLabels};
 
@@ -65,6 +77,8 @@ pub(crate) struct StatusWrite {
     seq: u64,
     /// The term of leadership that decided it.
     term: u64,
+    /// The Service's resourceVersion as the decision saw it: the write lands only on that.
+    version: Option<String>,
 }
 
 impl StatusWrite {
@@ -85,7 +99,14 @@ impl StatusWrite {
             sharers: BTreeSet::new(),
             seq: 0,
             term: 0,
+            version: None,
         }
+    }
+
+    /// Decided from the Service at `version`.
+    pub(crate) fn with_version(mut self, version: Option<String>) -> Self {
+        self.version = version;
+        self
     }
 
     /// The Services that share its IPs with it.
@@ -121,12 +142,14 @@ pub(crate) struct StatusWriter {
 
 impl StatusWriter {
     /// Starts the writer with at most `concurrency` writes in flight. It writes only while
-    /// `leadership` allows the term of the writes.
+    /// `leadership` allows the term of the writes; a Service whose write was refused because it
+    /// changed is sent to `triggers`, to be decided again.
     pub(crate) fn start(
         client: Client,
         concurrency: usize,
         metrics: Arc<Metrics>,
         leadership: watch::Receiver<Leadership>,
+        triggers: mpsc::UnboundedSender<Trigger>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = Task {
@@ -134,6 +157,7 @@ impl StatusWriter {
             concurrency: concurrency.max(1),
             metrics,
             leadership,
+            triggers,
         };
         tokio::spawn(task.run(rx));
         Self {
@@ -205,12 +229,13 @@ struct Task {
     concurrency: usize,
     metrics: Arc<Metrics>,
     leadership: watch::Receiver<Leadership>,
+    triggers: mpsc::UnboundedSender<Trigger>,
 }
 
 impl Task {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Message>) {
         let mut queue = Queue::default();
-        let mut tasks: JoinSet<(StatusWrite, Sent)> = JoinSet::new();
+        let mut tasks: JoinSet<(StatusWrite, Sent, Option<Arc<Service>>)> = JoinSet::new();
         let mut elected = true;
         loop {
             let now = Instant::now();
@@ -249,16 +274,17 @@ impl Task {
                     elected = changed.is_ok();
                 }
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    let Ok((w, sent)) = done else { continue };
-                    self.ended(&mut queue, w, sent);
+                    let Ok((w, sent, fresh)) = done else { continue };
+                    self.ended(&mut queue, w, sent, fresh);
                 }
                 () = sleep_until(wake) => {}
             }
         }
     }
 
-    fn ended(&self, queue: &mut Queue, w: StatusWrite, sent: Sent) {
+    fn ended(&self, queue: &mut Queue, w: StatusWrite, sent: Sent, fresh: Option<Arc<Service>>) {
         let key = w.key.clone();
+        let stale = matches!(sent, Sent::Stale(_));
         let done = queue.done(w, sent, Instant::now());
         self.metrics
             .status_writes
@@ -266,6 +292,14 @@ impl Task {
             .inc();
         if let Some(delay) = done.retry_in {
             tracing::debug!(service = %key, retry_in = ?delay, "status write to be tried again");
+        }
+        if stale {
+            tracing::info!(service = %key, "the Service changed since its status was decided; deciding again");
+            let trigger = match fresh {
+                Some(svc) => Trigger::Fresh(svc),
+                None => Trigger::Service(key),
+            };
+            let _ = self.triggers.send(trigger);
         }
     }
 
@@ -288,15 +322,41 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// Sends one write, giving up at `until` (the end of its term).
-async fn send(client: Client, w: StatusWrite, until: Option<Instant>) -> (StatusWrite, Sent) {
+/// Sends one write, giving up at `until` (the end of its term). A write refused because the
+/// Service changed comes back with the Service as it is now, if it can be read.
+async fn send(
+    client: Client,
+    w: StatusWrite,
+    until: Option<Instant>,
+) -> (StatusWrite, Sent, Option<Arc<Service>>) {
     let api: Api<Service> = Api::namespaced(client, &w.key.namespace);
+    let mut body = w.body.clone();
+    if let Some(version) = &w.version {
+        body["metadata"]["resourceVersion"] = json!(version);
+    }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let patch = Patch::Apply(&w.body);
+    let patch = Patch::Apply(&body);
     let result = within(until, api.patch_status(&w.key.name, &params, &patch)).await;
     let sent = match result {
-        Some(Ok(_)) => Sent::Landed,
+        Some(Ok(svc)) => Sent::Landed(svc.metadata.resource_version),
         Some(Err(kube::Error::Api(e))) if e.code == 404 => Sent::Gone,
+        Some(Err(kube::Error::Api(e))) if e.code == 409 => {
+            // Read by listing (the controller's role lists Services, it never gets one).
+            let params = ListParams::default().fields(&format!("metadata.name={}", w.key.name));
+            let fresh = match within(until, api.list(&params)).await {
+                Some(Ok(list)) => Some(list.items.into_iter().next().map(|mut s| {
+                    s.metadata.managed_fields = None;
+                    Arc::new(s)
+                })),
+                _ => None,
+            };
+            let shows = fresh.as_ref().map(|svc| {
+                svc.as_deref()
+                    .map(crate::service::ingress_ips)
+                    .unwrap_or_default()
+            });
+            return (w, Sent::Stale(shows), fresh.flatten());
+        }
         Some(Err(e)) => {
             tracing::warn!(service = %w.key, error = %e, "status write failed");
             Sent::Failed
@@ -306,7 +366,7 @@ async fn send(client: Client, w: StatusWrite, until: Option<Instant>) -> (Status
             Sent::Failed
         }
     };
-    (w, sent)
+    (w, sent, None)
 }
 
 /// `call`, unless `until` passes first.

@@ -4,6 +4,11 @@
 //! Writes belong to the term of leadership that decided them. Only the current term's are
 //! taken, sent and retried: when a term ends, what it queued and what waits for a retry is
 //! dropped at once, and a write of a past term that was in flight is never tried again.
+//!
+//! Each write names the Service's resourceVersion as its decision saw it. When our own write
+//! to a Service lands, a write decided before the cache caught up with it is sent over the
+//! version our write made (the only change in between was ours). A write refused because the
+//! Service changed in between is not retried: the Service is decided again from what it is now.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -18,10 +23,13 @@ use crate::allocator::ServiceKey;
 /// How a sent write ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Sent {
-    /// It landed.
-    Landed,
+    /// It landed; the Service is at this version now.
+    Landed(Option<String>),
     /// The Service does not exist.
     Gone,
+    /// The Service changed since the write was decided; it shows these IPs now (`None`: not
+    /// known, it could not be read).
+    Stale(Option<Vec<IpAddr>>),
     /// Failed, or timed out: it may or may not have landed.
     Failed,
 }
@@ -29,7 +37,8 @@ pub(super) enum Sent {
 /// What became of a sent write, for metrics and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Done {
-    /// `ok`, `gone`, `error`, or `dropped` (failed, and of a past term: never tried again).
+    /// `ok`, `gone`, `conflict`, `error`, or `dropped` (failed, and of a past term: never
+    /// tried again).
     pub result: &'static str,
     /// When it is tried again, if it is.
     pub retry_in: Option<Duration>,
@@ -52,6 +61,8 @@ pub(super) struct Queue {
     moves: Moves,
     /// Deleted while a write to it was in flight: that write's landing must not count.
     deleted: HashSet<ServiceKey>,
+    /// The version each Service's last landed write was sent over, and the one it made.
+    versions: HashMap<ServiceKey, (String, String)>,
     /// What Services with a write of a past term in flight showed when the current term began:
     /// what they show if that write did not land.
     shown_at_term: HashMap<ServiceKey, Vec<IpAddr>>,
@@ -121,6 +132,7 @@ impl Queue {
         self.latest.remove(key);
         self.retries.remove(key);
         self.failures.remove(key);
+        self.versions.remove(key);
         self.moves.forget(key);
         if self.in_flight.contains(key) {
             self.deleted.insert(key.clone());
@@ -187,6 +199,12 @@ impl Queue {
                 self.latest.insert(key.clone(), w);
                 w = first;
             }
+            // Decided before our last write to the Service landed, which was the only change.
+            if let Some((from, to)) = self.versions.get(&key)
+                && w.version.as_ref() == Some(from)
+            {
+                w.version = Some(to.clone());
+            }
             self.in_flight.insert(key);
             out.push(w);
         }
@@ -201,18 +219,41 @@ impl Queue {
         let shown_at_term = self.shown_at_term.remove(&key);
         let mut retry_in = None;
         let result = match sent {
-            Sent::Landed | Sent::Failed if self.deleted.remove(&key) => label(&sent),
-            Sent::Landed => {
+            Sent::Landed(_) | Sent::Failed | Sent::Stale(_) if self.deleted.remove(&key) => {
+                label(&sent)
+            }
+            Sent::Landed(version) => {
                 self.moves.landed(&key, &w.ips, self.latest.get(&key));
                 self.failures.remove(&key);
+                match (w.version.clone(), version) {
+                    (Some(from), Some(to)) => {
+                        self.versions.insert(key.clone(), (from, to));
+                    }
+                    _ => {
+                        self.versions.remove(&key);
+                    }
+                }
                 "ok"
             }
             Sent::Gone => {
                 // Forget it (its retry count and write order too).
                 self.failures.remove(&key);
                 self.newest.remove(&key);
+                self.versions.remove(&key);
                 self.moves.forget(&key);
                 "gone"
+            }
+            Sent::Stale(shows) => {
+                self.failures.remove(&key);
+                self.versions.remove(&key);
+                // Decided from the same state, or earlier: decided again instead.
+                if self.latest.get(&key).is_some_and(|q| q.seq <= w.seq) {
+                    self.latest.remove(&key);
+                }
+                if let Some(ips) = shows {
+                    self.moves.landed(&key, &ips, self.latest.get(&key));
+                }
+                "conflict"
             }
             Sent::Failed if self.term != Some(w.term) => {
                 // Of a past term: never tried again, and the Service shows what the current
@@ -251,8 +292,9 @@ impl Queue {
 
 fn label(sent: &Sent) -> &'static str {
     match sent {
-        Sent::Landed => "ok",
+        Sent::Landed(_) => "ok",
         Sent::Gone => "gone",
+        Sent::Stale(_) => "conflict",
         Sent::Failed => "error",
     }
 }
@@ -266,14 +308,15 @@ mod tests {
         s.parse().expect("ip")
     }
 
-    /// A write of `term` that gives Service `name` `ips`.
-    fn write(term: u64, seq: u64, name: &str, ips: &[&str]) -> StatusWrite {
+    /// A write of `term` that gives Service `name` (at `version`) `ips`.
+    fn write(term: u64, seq: u64, name: &str, version: &str, ips: &[&str]) -> StatusWrite {
         let mut w = StatusWrite::new(
             ServiceKey::new("default", name),
             json!({}),
             ips.iter().map(|s| ip(s)).collect(),
             Vec::new(),
-        );
+        )
+        .with_version(Some(version.to_owned()));
         w.term = term;
         w.seq = seq;
         w
@@ -292,15 +335,15 @@ mod tests {
     fn writes_of_a_past_term_are_refused_and_those_queued_when_it_ended_are_dropped() {
         let mut q = Queue::default();
         q.begin_term(1, Vec::new());
-        assert!(q.receive(write(1, 1, "first", &["192.0.2.1"])));
-        assert!(q.receive(write(1, 2, "second", &["192.0.2.2"])));
+        assert!(q.receive(write(1, 1, "first", "5", &["192.0.2.1"])));
+        assert!(q.receive(write(1, 2, "second", "6", &["192.0.2.2"])));
         assert_eq!(names(&q.next(1)), ["first"]);
 
         assert_eq!(q.begin_term(2, Vec::new()), 1, "second was queued");
-        assert!(!q.receive(write(1, 3, "third", &["192.0.2.3"])));
+        assert!(!q.receive(write(1, 3, "third", "7", &["192.0.2.3"])));
         assert!(q.next(16).is_empty());
         // The first term's write in flight ends: nothing of it is sent again.
-        let first = write(1, 1, "first", &["192.0.2.1"]);
+        let first = write(1, 1, "first", "5", &["192.0.2.1"]);
         let done = q.done(first, Sent::Failed, Instant::now());
         assert_eq!(
             done,
@@ -317,7 +360,7 @@ mod tests {
         let mut q = Queue::default();
         let t0 = Instant::now();
         q.begin_term(1, Vec::new());
-        q.receive(write(1, 1, "web", &["192.0.2.1"]));
+        q.receive(write(1, 1, "web", "5", &["192.0.2.1"]));
         let sent = q.next(16);
         let done = q.done(sent[0].clone(), Sent::Failed, t0);
         assert!(done.retry_in.is_some());
@@ -325,5 +368,45 @@ mod tests {
         q.due(t0 + Duration::from_secs(60));
         assert!(q.next(16).is_empty());
         assert!(idle(&q));
+    }
+
+    #[test]
+    fn a_write_refused_because_the_service_changed_is_not_retried() {
+        let mut q = Queue::default();
+        let t0 = Instant::now();
+        q.begin_term(1, Vec::new());
+        q.receive(write(1, 1, "web", "5", &["192.0.2.1"]));
+        let sent = q.next(16);
+        let done = q.done(sent[0].clone(), Sent::Stale(Some(Vec::new())), t0);
+        assert_eq!(
+            done,
+            Done {
+                result: "conflict",
+                retry_in: None
+            }
+        );
+        q.due(t0 + Duration::from_secs(60));
+        assert!(idle(&q));
+        // It showed nothing: another Service may have the IP at once.
+        q.receive(write(1, 2, "other", "9", &["192.0.2.1"]));
+        assert_eq!(names(&q.next(16)), ["other"]);
+    }
+
+    #[test]
+    fn a_write_decided_before_our_last_write_landed_goes_over_the_version_that_write_made() {
+        let mut q = Queue::default();
+        let t0 = Instant::now();
+        q.begin_term(1, Vec::new());
+        q.receive(write(1, 1, "web", "5", &["192.0.2.1"]));
+        let first = q.next(16).remove(0);
+        // Decided while the first was in flight, from the same cached version.
+        q.receive(write(1, 2, "web", "5", &["192.0.2.2"]));
+        q.done(first, Sent::Landed(Some("6".into())), t0);
+        let second = q.next(16).remove(0);
+        assert_eq!(second.version.as_deref(), Some("6"));
+        // One decided from a version we did not make keeps it (and fails if it is stale).
+        q.done(second, Sent::Landed(Some("7".into())), t0);
+        q.receive(write(1, 3, "web", "4", &["192.0.2.3"]));
+        assert_eq!(q.next(16)[0].version.as_deref(), Some("4"));
     }
 }
