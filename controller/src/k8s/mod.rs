@@ -73,6 +73,10 @@ pub const DEFAULT_POOL_GRACE: Duration = Duration::from_secs(60);
 /// The name of the leader lease.
 pub const LEASE_NAME: &str = "ferrolb-controller";
 
+/// How long a leader that is shutting down spends landing its queued writes before it gives
+/// the lease up.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Runs the controller until `shutdown` completes. Returns an error only for what it cannot
 /// work around; watch and lease errors are retried.
 pub async fn run(
@@ -144,7 +148,7 @@ pub async fn run(
             metrics.queued_triggers.set(gauge(triggers.len()));
             tokio::select! {
                 changed = leader.changed() => if changed.is_err() { anyhow::bail!("leader election stopped") },
-                () = &mut shutdown => return finish(campaign, &metrics).await,
+                () = &mut shutdown => return finish(&writer, campaign, &metrics).await,
                 // A standby acts on nothing: the full pass on taking over covers every change,
                 // so changes are dropped as they come instead of piling up.
                 Some(_) = triggers.recv() => while triggers.try_recv().is_ok() {},
@@ -222,7 +226,7 @@ pub async fn run(
         };
         drop(core); // decides nothing more
         if !lost {
-            return finish(campaign, &metrics).await;
+            return finish(&writer, campaign, &metrics).await;
         }
         metrics.leader.set(0);
         tracing::warn!(term, "lost the leader lease; standing by");
@@ -314,8 +318,23 @@ fn handle(core: &mut Core, first: Trigger, triggers: &mut mpsc::UnboundedReceive
     core.refresh_usage();
 }
 
-/// Gives the lease up (so a standby takes over at once) and returns.
-async fn finish(campaign: Option<Campaign>, metrics: &Metrics) -> anyhow::Result<()> {
+/// Lands what the writer still holds (bounded), stops it, and only then gives the lease up
+/// (so a standby takes over at once, and finds every write of ours in place).
+async fn finish(
+    writer: &StatusWriter,
+    campaign: Option<Campaign>,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
+    if tokio::time::timeout(DRAIN_TIMEOUT, writer.drained())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout = ?DRAIN_TIMEOUT,
+            "status writes still queued at shutdown are dropped"
+        );
+    }
+    writer.stop().await;
     if let Some(campaign) = campaign {
         campaign.release(Duration::from_secs(5)).await;
     }

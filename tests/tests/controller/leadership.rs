@@ -217,6 +217,63 @@ async fn a_write_that_reaches_the_apiserver_after_its_leader_was_deposed_does_no
     Ok(())
 }
 
+#[tokio::test]
+async fn a_stopped_leader_lands_its_queued_writes_before_it_gives_the_lease_up()
+-> anyhow::Result<()> {
+    let c = Cluster::start().await?;
+    c.pool("lan", &[LAN]).await?;
+    let proxy = Proxy::start(c.cp.address())?;
+    let mut settings = test_settings("replica-a");
+    settings.write_concurrency = 1;
+    let a = c.controller_behind(&proxy, settings)?;
+    a.wait_leading(WAIT).await?;
+
+    // Every request of the leader takes a while: its writes queue up behind one another.
+    proxy.set_delay(Duration::from_millis(50));
+    let names: Vec<String> = (0..20).map(|i| format!("svc-{i}")).collect();
+    for name in &names {
+        c.create(lb(name, &[80])).await?;
+    }
+    eventually("the leader decided every Service", WAIT, || async {
+        let n = allocations(&a, "allocated");
+        ensure!(n == 20, "{n} so far");
+        Ok(())
+    })
+    .await?;
+    let landed = status_writes(&a);
+    ensure!(
+        landed < 20,
+        "all {landed} writes landed before the stop: nothing queued"
+    );
+    a.stop()?;
+
+    let lease = Api::<Lease>::namespaced(c.client.clone(), NAMESPACE)
+        .get(LEASE_NAME)
+        .await?;
+    let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
+    assert_eq!(holder, None, "the lease was not given up");
+    // resourceVersions are etcd revisions here: they order writes to different objects.
+    let released = revision(&lease.metadata)?;
+    for name in &names {
+        let svc = c.get(name).await?;
+        assert_eq!(ingress(&svc).len(), 1, "{}", describe(&svc));
+        let written = revision(&svc.metadata)?;
+        assert!(
+            written < released,
+            "{name}'s status was written after the lease was given up"
+        );
+    }
+    Ok(())
+}
+
+fn revision(meta: &kube::api::ObjectMeta) -> anyhow::Result<u64> {
+    meta.resource_version
+        .as_deref()
+        .context("no resourceVersion")?
+        .parse()
+        .context("a resourceVersion that is not an etcd revision")
+}
+
 /// Makes `identity` the holder of the leader Lease, renewed now, as a replica that took it over
 /// would.
 async fn hand_lease_to(c: &Cluster, identity: &str) -> anyhow::Result<()> {

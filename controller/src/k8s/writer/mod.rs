@@ -40,7 +40,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -130,6 +130,10 @@ enum Message {
     NewTerm(u64, Vec<(ServiceKey, Vec<IpAddr>)>),
     /// A Service was deleted: it shows nothing, and its queued write has nowhere to land.
     Gone(ServiceKey),
+    /// Answer once nothing is queued, in flight or waiting for a retry.
+    Drain(oneshot::Sender<()>),
+    /// Write nothing more; answer once nothing is in flight.
+    Stop(oneshot::Sender<()>),
 }
 
 /// Handle to the writer task, for one term of leadership (see [`StatusWriter::for_term`]).
@@ -195,6 +199,23 @@ impl StatusWriter {
     pub(crate) fn gone(&self, key: ServiceKey) {
         let _ = self.tx.send(Message::Gone(key));
     }
+
+    /// Completes once everything queued has landed (or was given up on).
+    pub(crate) async fn drained(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Message::Drain(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Stops writing for good: what is queued is dropped. Completes once no write is in
+    /// flight any more (each ends by its term's deadline at the latest).
+    pub(crate) async fn stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Message::Stop(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
 }
 
 /// The apply body: what we own of the Service's status and annotations. Fields left out are
@@ -236,12 +257,15 @@ impl Task {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Message>) {
         let mut queue = Queue::default();
         let mut tasks: JoinSet<(StatusWrite, Sent, Option<Arc<Service>>)> = JoinSet::new();
+        let mut drained: Vec<oneshot::Sender<()>> = Vec::new();
+        // Stopped for good, and who waits for the writes in flight to end.
+        let mut stopped: Option<Vec<oneshot::Sender<()>>> = None;
         let mut elected = true;
         loop {
             let now = Instant::now();
             let leadership = *self.leadership.borrow();
             if let Some(term) = queue.term()
-                && !leadership.allows(term, now)
+                && (stopped.is_some() || !leadership.allows(term, now))
             {
                 self.dropped(queue.end_term());
             }
@@ -253,6 +277,18 @@ impl Task {
             for w in queue.next(self.concurrency) {
                 tasks.spawn(send(self.client.clone(), w, until));
             }
+            if queue.is_idle() {
+                for tx in drained.drain(..) {
+                    let _ = tx.send(());
+                }
+            }
+            if let Some(waiting) = &mut stopped
+                && !queue.has_in_flight()
+            {
+                for tx in waiting.drain(..) {
+                    let _ = tx.send(());
+                }
+            }
             let wake = queue
                 .next_retry()
                 .into_iter()
@@ -262,12 +298,18 @@ impl Task {
                 msg = rx.recv() => match msg {
                     None => break,
                     Some(Message::Write(w)) => {
-                        if !queue.receive(w) {
+                        if stopped.is_some() || !queue.receive(w) {
                             self.dropped(1);
                         }
                     }
-                    Some(Message::NewTerm(term, shown)) => self.dropped(queue.begin_term(term, shown)),
+                    Some(Message::NewTerm(term, shown)) => {
+                        if stopped.is_none() {
+                            self.dropped(queue.begin_term(term, shown));
+                        }
+                    }
                     Some(Message::Gone(key)) => queue.gone(&key),
+                    Some(Message::Drain(tx)) => drained.push(tx),
+                    Some(Message::Stop(tx)) => stopped.get_or_insert_with(Vec::new).push(tx),
                 },
                 changed = self.leadership.changed(), if elected => {
                     // The election ended (the lease was given up): what was said last stands.

@@ -73,6 +73,15 @@ impl Queue {
         self.term
     }
 
+    /// Nothing queued, in flight or waiting for a retry.
+    pub(super) fn is_idle(&self) -> bool {
+        self.latest.is_empty() && self.in_flight.is_empty() && self.retries.is_empty()
+    }
+
+    pub(super) fn has_in_flight(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
     /// Term `term` begins; every Service shows what `shown` says (read afresh), those not in
     /// it nothing. Returns how many writes of past terms were dropped.
     pub(super) fn begin_term(&mut self, term: u64, shown: Vec<(ServiceKey, Vec<IpAddr>)>) -> usize {
@@ -322,11 +331,6 @@ mod tests {
         w
     }
 
-    /// Nothing queued, in flight or waiting for a retry.
-    fn idle(q: &Queue) -> bool {
-        q.latest.is_empty() && q.in_flight.is_empty() && q.retries.is_empty()
-    }
-
     fn names(writes: &[StatusWrite]) -> Vec<&str> {
         writes.iter().map(|w| w.key.name.as_str()).collect()
     }
@@ -352,7 +356,7 @@ mod tests {
                 retry_in: None
             }
         );
-        assert!(idle(&q));
+        assert!(q.is_idle());
     }
 
     #[test]
@@ -367,7 +371,7 @@ mod tests {
         assert_eq!(q.end_term(), 1);
         q.due(t0 + Duration::from_secs(60));
         assert!(q.next(16).is_empty());
-        assert!(idle(&q));
+        assert!(q.is_idle());
     }
 
     #[test]
@@ -386,7 +390,7 @@ mod tests {
             }
         );
         q.due(t0 + Duration::from_secs(60));
-        assert!(idle(&q));
+        assert!(q.is_idle());
         // It showed nothing: another Service may have the IP at once.
         q.receive(write(1, 2, "other", "9", &["192.0.2.1"]));
         assert_eq!(names(&q.next(16)), ["other"]);
