@@ -49,7 +49,9 @@ pub struct Metrics {
     pub reconciles: Family<ResultLabels, Counter>,
     /// Reconcile duration by result.
     pub reconcile_duration: Family<ResultLabels, Histogram>,
-    /// Status writes by result.
+    /// Status writes by result: ok, error (tried again), gone (the Service was deleted),
+    /// conflict (the Service changed since the decision, which is made again), dropped (of a
+    /// term of leadership that is over: not sent, or not tried again).
     pub status_writes: Family<ResultLabels, Counter>,
     /// 1 while this replica holds the leader lease.
     pub leader: Gauge,

@@ -89,6 +89,36 @@ impl Audit {
     }
 }
 
+impl Audit {
+    /// The response codes of `user`'s completed requests on `resource` (`services/status`, …),
+    /// in the order the log has them.
+    pub fn answers(&self, user: &str, resource: &str) -> anyhow::Result<Vec<u64>> {
+        let text = std::fs::read_to_string(self.log_path())
+            .with_context(|| format!("reading {}", self.log_path().display()))?;
+        let mut codes = Vec::new();
+        for line in text.lines() {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if event["user"]["username"].as_str() != Some(user)
+                || event["stage"] != "ResponseComplete"
+            {
+                continue;
+            }
+            let object = &event["objectRef"];
+            let on = match (object["resource"].as_str(), object["subresource"].as_str()) {
+                (Some(r), Some(sub)) => format!("{r}/{sub}"),
+                (Some(r), None) => r.to_owned(),
+                (None, _) => continue,
+            };
+            if on == resource {
+                codes.push(event["responseStatus"]["code"].as_u64().unwrap_or(0));
+            }
+        }
+        Ok(codes)
+    }
+}
+
 /// Every permission the Roles and ClusterRoles in the YAML file at `path` grant.
 pub fn granted(path: &Path) -> anyhow::Result<BTreeSet<Permission>> {
     let text =

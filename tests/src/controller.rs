@@ -5,8 +5,8 @@
 //! several replicas can run side by side in one test and each can be stopped on its own:
 //! [`RunningController::stop`] shuts it down gracefully (the leader lease is released), while
 //! [`RunningController::kill`] (and dropping it) simulates a crash: the runtime is shut down in
-//! the background, every task of the instance (watches, status writer, the lease manager's
-//! renewal task) is dropped without being polled again, and nothing is cleaned up.
+//! the background, every task of the instance (watches, status writer, the leader election
+//! task) is dropped without being polled again, and nothing is cleaned up.
 //!
 //! [`eventually`] polls a condition until a deadline, for asserting on what the controller does
 //! asynchronously.
@@ -34,7 +34,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const WORKER_THREADS: usize = 2;
 
 /// Settings for a test replica named `identity`: ferrolb's namespace, leader election with a
-/// short lease (3 s, renewed 1 s before expiry) so that fail-over tests run in seconds.
+/// short lease (3 s; a leader that cannot renew stops 1 s before a standby may take over) so
+/// that fail-over tests run in seconds.
 pub fn test_settings(identity: &str) -> Settings {
     Settings {
         namespace: ferrolb_api::DEFAULT_NAMESPACE.to_owned(),

@@ -90,6 +90,10 @@ async fn the_controller_does_its_job_with_only_its_service_account() -> anyhow::
     let controller =
         RunningController::start_with_kubeconfig(&kubeconfig, test_settings("replica-1"))?;
     controller.wait_leading(Duration::from_secs(30)).await?;
+    // The install runs two replicas: the standby reads the Lease the leader holds.
+    let standby =
+        RunningController::start_with_kubeconfig(&kubeconfig, test_settings("replica-2"))?;
+    standby.wait_ready(Duration::from_secs(30)).await?;
 
     // Its whole job: a pool is validated, a Service gets an IP, the membership key exists.
     let sample = std::fs::read_to_string(repo_path("manifests/samples/l2-pool.yaml"))?;
@@ -211,6 +215,7 @@ async fn the_controller_does_its_job_with_only_its_service_account() -> anyhow::
         Ok(())
     })
     .await?;
+    standby.stop()?;
     controller.stop()?;
 
     // And every verb its roles grant was used (the roles are not larger than the code).

@@ -184,12 +184,15 @@ impl Core {
                     "ClearAssignment",
                     "not a LoadBalancer Service of ours any more; IPs released".into(),
                 );
-                self.writer.write(StatusWrite::new(
-                    key.clone(),
-                    body(key, &[], None, None),
-                    Vec::new(),
-                    service::ingress_ips(svc),
-                ));
+                self.writer.write(
+                    StatusWrite::new(
+                        key.clone(),
+                        body(key, &[], None, None),
+                        Vec::new(),
+                        service::ingress_ips(svc),
+                    )
+                    .with_version(svc.metadata.resource_version.clone()),
+                );
             }
             return ("ignored", released);
         }
@@ -415,7 +418,9 @@ impl Core {
             .filter(|other| *other != key)
             .cloned()
             .collect();
-        write = write.with_sharers(sharers);
+        write = write
+            .with_sharers(sharers)
+            .with_version(svc.metadata.resource_version.clone());
         // It gives new IPs and takes others away: it may have to let go first (see writer).
         if kept.len() < desired.ips.len() && kept.len() < observed.len() {
             write = write.with_release_first(body(key, &kept, desired.pool.as_deref(), condition));

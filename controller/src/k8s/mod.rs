@@ -4,6 +4,7 @@
 mod config;
 mod core;
 mod events;
+mod lease;
 mod report;
 mod watch;
 mod writer;
@@ -16,11 +17,11 @@ use futures::FutureExt;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::ListParams;
 use kube::{Api, Client};
-use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::{mpsc, watch as tokio_watch};
 
 pub use self::core::CONDITION_TYPE;
 use self::core::Core;
+use self::lease::{Campaign, Leadership, LeaseSettings, Term};
 
 use self::watch::{Stores, Trigger};
 pub use self::writer::FIELD_MANAGER;
@@ -39,9 +40,10 @@ pub struct Settings {
     pub identity: String,
     /// Take the leader lease before assigning anything (off: assume a single replica).
     pub leader_election: bool,
-    /// Lease duration; a dead leader is replaced within it.
+    /// Lease duration: a standby takes over once it has seen the lease unrenewed this long.
     pub lease_duration: Duration,
-    /// How long before expiry the leader renews.
+    /// How long before a standby may take over a leader that could not renew stops leading
+    /// and writing (it renews twice in the time that leaves).
     pub lease_grace: Duration,
     /// Concurrent Service status writes.
     pub write_concurrency: usize,
@@ -71,8 +73,12 @@ pub const DEFAULT_POOL_GRACE: Duration = Duration::from_secs(60);
 /// The name of the leader lease.
 pub const LEASE_NAME: &str = "ferrolb-controller";
 
+/// How long a leader that is shutting down spends landing its queued writes before it gives
+/// the lease up.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Runs the controller until `shutdown` completes. Returns an error only for what it cannot
-/// work around (the apiserver refusing the lease, say); watch errors are retried.
+/// work around; watch and lease errors are retried.
 pub async fn run(
     client: Client,
     settings: Settings,
@@ -89,22 +95,24 @@ pub async fn run(
     }
     tracing::info!("caches synced");
 
-    let (mut leader, lease_task) = if settings.leader_election {
-        let manager = LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
-            .with_namespace(&settings.namespace)
-            .with_identity(&settings.identity)
-            .with_duration(settings.lease_duration.as_secs().max(1))
-            .with_grace(settings.lease_grace.as_secs().max(1))
-            // One field manager per replica: taking a free lease is a server-side apply without
-            // force, and only a conflict with the other replicas' managers stops two of them
-            // from taking it at once (with one shared manager both win and both lead).
-            .with_field_manager(format!("{FIELD_MANAGER}/{}", settings.identity))
-            .build()
-            .await?;
-        let (rx, task) = manager.watch().await;
-        (rx, Some(task))
+    let (mut leader, campaign) = if settings.leader_election {
+        let (rx, campaign) = lease::start(
+            client.clone(),
+            LeaseSettings {
+                name: LEASE_NAME.into(),
+                namespace: settings.namespace.clone(),
+                identity: settings.identity.clone(),
+                duration: settings.lease_duration,
+                grace: settings.lease_grace,
+            },
+        );
+        (rx, Some(campaign))
     } else {
-        let (tx, rx) = tokio_watch::channel(true);
+        let always = Leadership::Leading(Term {
+            number: 1,
+            until: None,
+        });
+        let (tx, rx) = tokio_watch::channel(always);
         std::mem::forget(tx); // always leader
         (rx, None)
     };
@@ -119,37 +127,55 @@ pub async fn run(
         settings.namespace.clone(),
         report_rx,
     ));
-    let writer = StatusWriter::start(client.clone(), settings.write_concurrency, metrics.clone());
+    let writer = StatusWriter::start(
+        client.clone(),
+        settings.write_concurrency,
+        metrics.clone(),
+        leader.clone(),
+        tx.clone(),
+    );
     let events = events::start(client.clone(), Some(settings.identity.clone()));
     // A standby replica is ready once its caches are; the leader once it has rebuilt.
     health.set_ready(!settings.leader_election);
 
     loop {
         // Wait to lead.
-        while !*leader.borrow_and_update() {
+        let term = loop {
+            if let Leadership::Leading(term) = *leader.borrow_and_update() {
+                break term.number;
+            }
             health.set_ready(true);
             metrics.queued_triggers.set(gauge(triggers.len()));
             tokio::select! {
                 changed = leader.changed() => if changed.is_err() { anyhow::bail!("leader election stopped") },
-                () = &mut shutdown => return finish(leader, lease_task).await,
+                () = &mut shutdown => return finish(&writer, campaign, &metrics).await,
                 // A standby acts on nothing: the full pass on taking over covers every change,
                 // so changes are dropped as they come instead of piling up.
                 Some(_) = triggers.recv() => while triggers.try_recv().is_ok() {},
             }
-        }
+        };
         metrics.leader.set(1);
         health.set_ready(false);
-        tracing::info!(identity = %settings.identity, "leading");
+        tracing::info!(identity = %settings.identity, term, "leading");
 
         // Triggers that queued up while following are covered by the full pass below. Drop them
         // before listing, not after: a change made after the list must still be handled.
         while triggers.try_recv().is_ok() {}
         // A fresh, consistent list: the previous leader's last writes are in it even if the
         // watch has not delivered them yet, so nothing it assigned is handed out again.
-        let services = match fresh_services(&client).await {
+        let listed = tokio::select! {
+            listed = fresh_services(&client) => listed,
+            () = term_ends(&mut leader, term) => {
+                metrics.leader.set(0);
+                tracing::warn!(term, "lost the leader lease before rebuilding; standing by");
+                continue;
+            }
+        };
+        let services = match listed {
             Ok(services) => services,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list Services; retrying");
+                metrics.leader.set(0);
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -161,7 +187,7 @@ pub async fn run(
             allocator: Allocator::default(),
             pools: Vec::new(),
             pending: Default::default(),
-            writer: writer.clone(),
+            writer: writer.for_term(term),
             events: events.clone(),
             metrics: metrics.clone(),
             report: report_tx.clone(),
@@ -183,9 +209,9 @@ pub async fn run(
             tokio::select! {
                 biased;
                 () = &mut shutdown => break false,
-                changed = leader.changed() => {
-                    if changed.is_err() || !*leader.borrow() { break true; }
-                }
+                // Another replica holds the lease, or the term's deadline passed without a
+                // confirmed renewal (whatever the renewal call is doing).
+                () = term_ends(&mut leader, term) => break true,
                 () = until(core.next_deadline()) => {
                     // A deleted pool's grace period is over: its holders move.
                     if core.apply_config() {
@@ -198,11 +224,27 @@ pub async fn run(
                 }
             }
         };
-        metrics.leader.set(0);
+        drop(core); // decides nothing more
         if !lost {
-            return finish(leader, lease_task).await;
+            return finish(&writer, campaign, &metrics).await;
         }
-        tracing::warn!("lost the leader lease; standing by");
+        metrics.leader.set(0);
+        tracing::warn!(term, "lost the leader lease; standing by");
+    }
+}
+
+/// Completes when term `term` is over: another term or none is published, or its deadline
+/// passes.
+async fn term_ends(leader: &mut tokio_watch::Receiver<Leadership>, term: u64) {
+    loop {
+        let until = match *leader.borrow_and_update() {
+            Leadership::Leading(t) if t.number == term => t.until,
+            _ => return,
+        };
+        tokio::select! {
+            changed = leader.changed() => if changed.is_err() { return },
+            () = self::until(until) => return,
+        }
     }
 }
 
@@ -240,6 +282,7 @@ async fn fresh_services(client: &Client) -> Result<Vec<Arc<Service>>, kube::Erro
 /// Handles a trigger and every other one already queued, as one batch.
 fn handle(core: &mut Core, first: Trigger, triggers: &mut mpsc::UnboundedReceiver<Trigger>) {
     let mut keys = std::collections::BTreeSet::new();
+    let mut fresh = std::collections::BTreeMap::new();
     let mut config = false;
     let mut relisted = false;
     let mut next = Some(first);
@@ -247,6 +290,9 @@ fn handle(core: &mut Core, first: Trigger, triggers: &mut mpsc::UnboundedReceive
         match t {
             Trigger::Service(k) => {
                 keys.insert(k);
+            }
+            Trigger::Fresh(svc) => {
+                fresh.insert(crate::service::key_of(&svc), svc);
             }
             Trigger::Config => config = true,
             Trigger::ServicesRelisted => relisted = true,
@@ -259,7 +305,11 @@ fn handle(core: &mut Core, first: Trigger, triggers: &mut mpsc::UnboundedReceive
         return;
     }
     let mut released = false;
-    for key in &keys {
+    // Read afresh after a refused write: newer than the cache, which may not have caught up.
+    for (key, svc) in &fresh {
+        released |= core.reconcile(key, Some(svc));
+    }
+    for key in keys.iter().filter(|k| !fresh.contains_key(*k)) {
         released |= core.reconcile_key(key);
     }
     if released {
@@ -268,24 +318,27 @@ fn handle(core: &mut Core, first: Trigger, triggers: &mut mpsc::UnboundedReceive
     core.refresh_usage();
 }
 
-/// Gives the lease up (so a standby takes over at once) and returns.
+/// Lands what the writer still holds (bounded), stops it, and only then gives the lease up
+/// (so a standby takes over at once, and finds every write of ours in place).
 async fn finish(
-    leader: tokio_watch::Receiver<bool>,
-    lease_task: Option<
-        tokio::task::JoinHandle<
-            Result<kube_lease_manager::LeaseManager, kube_lease_manager::LeaseManagerError>,
-        >,
-    >,
+    writer: &StatusWriter,
+    campaign: Option<Campaign>,
+    metrics: &Metrics,
 ) -> anyhow::Result<()> {
-    drop(leader);
-    if let Some(task) = lease_task {
-        match tokio::time::timeout(Duration::from_secs(5), task).await {
-            Ok(Ok(Ok(_))) => tracing::info!("leader lease released"),
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "cannot release the leader lease"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "lease task failed"),
-            Err(_) => tracing::warn!("timed out releasing the leader lease"),
-        }
+    if tokio::time::timeout(DRAIN_TIMEOUT, writer.drained())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout = ?DRAIN_TIMEOUT,
+            "status writes still queued at shutdown are dropped"
+        );
     }
+    writer.stop().await;
+    if let Some(campaign) = campaign {
+        campaign.release(Duration::from_secs(5)).await;
+    }
+    metrics.leader.set(0);
     Ok(())
 }
 

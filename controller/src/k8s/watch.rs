@@ -15,10 +15,13 @@ use tokio::sync::mpsc;
 use crate::allocator::ServiceKey;
 
 /// Why the core loop should look at something.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Trigger {
     /// A Service changed or disappeared.
     Service(ServiceKey),
+    /// A status write was refused because the Service had changed: here it is as it is now
+    /// (perhaps newer than the cache), to be decided again.
+    Fresh(std::sync::Arc<k8s_openapi::api::core::v1::Service>),
     /// Services were listed anew: some may have vanished without a delete event.
     ServicesRelisted,
     /// A configuration object, Namespace, Node or Secret changed.

@@ -33,3 +33,356 @@ async fn a_standby_replica_holds_no_backlog_of_changes() -> anyhow::Result<()> {
     assert!(!b.is_leader(), "the standby took over");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_leader_cut_off_from_the_apiserver_steps_down_before_a_standby_takes_over()
+-> anyhow::Result<()> {
+    let c = Cluster::start().await?;
+    c.pool("lan", &[LAN]).await?;
+    let proxy = Proxy::start(c.cp.address())?;
+    let settings = test_settings("replica-a");
+    let lease = settings.lease_duration;
+    let a = c.controller_behind(&proxy, settings)?;
+    a.wait_leading(WAIT).await?;
+    let b = c.controller("replica-b")?;
+    b.wait_ready(WAIT).await?;
+    let overlap = Overlap::watch(&a, &b);
+
+    // Every byte between the leader and the apiserver is held from now on, as on a dead
+    // connection: its lease renewal hangs instead of failing.
+    proxy.set_mode(Mode::Stall);
+    let cut = Instant::now();
+    eventually("the cut-off leader steps down", WAIT, || async {
+        ensure!(!a.is_leader(), "still leading");
+        Ok(())
+    })
+    .await?;
+    let stepped_down = cut.elapsed();
+    eprintln!("stepped down {stepped_down:?} after the cut (lease {lease:?})");
+    assert!(
+        stepped_down < lease,
+        "the cut-off leader led on for {stepped_down:?}, past its {lease:?} lease"
+    );
+    b.wait_leading(WAIT).await?;
+    assert!(!overlap.seen(), "both replicas led at the same time");
+
+    c.create(lb("web", &[80])).await?;
+    c.wait_ips("web", 1).await?;
+    assert_eq!(status_writes(&a), 0, "the cut-off replica wrote");
+    drop(overlap);
+    proxy.set_mode(Mode::Pass);
+    b.stop()?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_deposed_leader_drops_the_writes_it_was_still_retrying() -> anyhow::Result<()> {
+    let c = Cluster::start().await?;
+    let history = IpHistory::start(c.client.clone());
+    c.pool("lan", &[LAN]).await?;
+    let a = c
+        .controller_as("replica-a", None, test_settings("replica-a"))
+        .await?;
+    a.wait_leading(WAIT).await?;
+
+    let refusal = Refusal::of_status_writes_by(&c, "replica-a").await?;
+    c.create(lb("web", &[80])).await?;
+    eventually("the leader's write is refused", WAIT, || async {
+        ensure!(status_writes_with(&a, "error") >= 1, "not refused yet");
+        Ok(())
+    })
+    .await?;
+
+    // Another replica takes the lease over, as after a partition: the leader learns it at its
+    // next renewal, while its write waits to be tried again.
+    hand_lease_to(&c, "replica-b").await?;
+    eventually("the deposed leader stands by", WAIT, || async {
+        ensure!(!a.is_leader(), "still leading");
+        Ok(())
+    })
+    .await?;
+    let b = c.controller("replica-b")?;
+    b.wait_leading(WAIT).await?;
+    c.wait_exact_ips("web", &[ip("192.0.2.200")]).await?;
+    crate::rebuild::annotate(&c, "web", "ferrolb.io/loadBalancerIPs", "192.0.2.210").await?;
+    c.wait_exact_ips("web", &[ip("192.0.2.210")]).await?;
+
+    // The apiserver would take the deposed leader's write now.
+    refusal.lift(&c).await?;
+    eventually("the deposed leader let go of its write", WAIT, || async {
+        let let_go = ["dropped", "conflict", "ok"]
+            .iter()
+            .map(|result| status_writes_with(&a, result))
+            .sum::<u64>();
+        ensure!(let_go >= 1, "still holding it");
+        Ok(())
+    })
+    .await?;
+    assert_eq!(status_writes(&a), 0, "the deposed leader's write landed");
+    assert_eq!(status_writes_with(&a, "dropped"), 1);
+    c.wait_exact_ips("web", &[ip("192.0.2.210")]).await?;
+    let (held, clashes) = history.snapshot();
+    assert!(clashes.is_empty(), "{clashes:?}");
+    assert_eq!(
+        held.get("web"),
+        Some(&vec![vec![ip("192.0.2.200")], vec![ip("192.0.2.210")]]),
+        "web went back to what the deposed leader decided"
+    );
+    b.stop()?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_write_that_reaches_the_apiserver_after_its_leader_was_deposed_does_not_land()
+-> anyhow::Result<()> {
+    let audit = Audit::for_users(&["replica-a"])?;
+    let c = Cluster::start_from(audit.configure(ControlPlane::builder())).await?;
+    let history = IpHistory::start(c.client.clone());
+    c.pool("lan", &[LAN]).await?;
+    let proxy = Proxy::start(c.cp.address())?;
+    let a = c
+        .controller_as("replica-a", Some(&proxy), test_settings("replica-a"))
+        .await?;
+    a.wait_leading(WAIT).await?;
+    let b = c.controller("replica-b")?;
+    b.wait_ready(WAIT).await?;
+    c.create(lb("web", &[80])).await?;
+    c.wait_exact_ips("web", &[ip("192.0.2.200")]).await?;
+
+    // The leader's requests hang from now on while its watches still deliver: it sees the
+    // next change, decides, and its write stays on the wire.
+    proxy.set_mode(Mode::HoldRequests);
+    crate::rebuild::annotate(&c, "web", "ferrolb.io/loadBalancerIPs", "192.0.2.210").await?;
+    eventually("the leader decided on the change", WAIT, || async {
+        ensure!(allocations(&a, "allocated") >= 2, "not yet");
+        Ok(())
+    })
+    .await?;
+    // Its renewals hang too: the standby takes over and serves the next changes.
+    b.wait_leading(WAIT).await?;
+    c.wait_exact_ips("web", &[ip("192.0.2.210")]).await?;
+    crate::rebuild::annotate(&c, "web", "ferrolb.io/loadBalancerIPs", "192.0.2.220").await?;
+    c.wait_exact_ips("web", &[ip("192.0.2.220")]).await?;
+
+    // The link comes back: whatever the old leader sent reaches the apiserver, late.
+    proxy.set_mode(Mode::Pass);
+    eventually(
+        "the apiserver answered every held request",
+        WAIT,
+        || async {
+            let n = proxy.unanswered();
+            ensure!(n == 0, "{n} not answered yet");
+            Ok(())
+        },
+    )
+    .await?;
+    // The apiserver refused the late write: web had changed since it was decided.
+    let answers = eventually(
+        "the apiserver logged its answer to the late write",
+        WAIT,
+        || async {
+            let answers = audit.answers("replica-a", "services/status")?;
+            ensure!(answers.len() >= 2, "answers so far: {answers:?}");
+            Ok(answers)
+        },
+    )
+    .await?;
+    assert_eq!(
+        answers,
+        [200, 409],
+        "the old leader's status writes, as answered"
+    );
+    // A change after those answers: once the history has it, it has whatever they wrote.
+    c.create(lb("later", &[80])).await?;
+    let later = c.wait_ips("later", 1).await?;
+    eventually("the history saw the later Service", WAIT, || async {
+        let (held, _) = history.snapshot();
+        ensure!(held.get("later") == Some(&vec![later.clone()]), "not yet");
+        Ok(())
+    })
+    .await?;
+    let (held, clashes) = history.snapshot();
+    assert!(clashes.is_empty(), "{clashes:?}");
+    assert_eq!(
+        held.get("web"),
+        Some(&vec![
+            vec![ip("192.0.2.200")],
+            vec![ip("192.0.2.210")],
+            vec![ip("192.0.2.220")]
+        ]),
+        "a write of the deposed leader landed late"
+    );
+    c.wait_exact_ips("web", &[ip("192.0.2.220")]).await?;
+    b.stop()?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stopped_leader_lands_its_queued_writes_before_it_gives_the_lease_up()
+-> anyhow::Result<()> {
+    let c = Cluster::start().await?;
+    c.pool("lan", &[LAN]).await?;
+    let proxy = Proxy::start(c.cp.address())?;
+    let mut settings = test_settings("replica-a");
+    settings.write_concurrency = 1;
+    let a = c.controller_behind(&proxy, settings)?;
+    a.wait_leading(WAIT).await?;
+
+    // Every request of the leader takes a while: its writes queue up behind one another.
+    proxy.set_delay(Duration::from_millis(50));
+    let names: Vec<String> = (0..20).map(|i| format!("svc-{i}")).collect();
+    for name in &names {
+        c.create(lb(name, &[80])).await?;
+    }
+    eventually("the leader decided every Service", WAIT, || async {
+        let n = allocations(&a, "allocated");
+        ensure!(n == 20, "{n} so far");
+        Ok(())
+    })
+    .await?;
+    let landed = status_writes(&a);
+    ensure!(
+        landed < 20,
+        "all {landed} writes landed before the stop: nothing queued"
+    );
+    a.stop()?;
+
+    let lease = Api::<Lease>::namespaced(c.client.clone(), NAMESPACE)
+        .get(LEASE_NAME)
+        .await?;
+    let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
+    assert_eq!(holder, None, "the lease was not given up");
+    // resourceVersions are etcd revisions here: they order writes to different objects.
+    let released = revision(&lease.metadata)?;
+    for name in &names {
+        let svc = c.get(name).await?;
+        assert_eq!(ingress(&svc).len(), 1, "{}", describe(&svc));
+        let written = revision(&svc.metadata)?;
+        assert!(
+            written < released,
+            "{name}'s status was written after the lease was given up"
+        );
+    }
+    Ok(())
+}
+
+fn revision(meta: &kube::api::ObjectMeta) -> anyhow::Result<u64> {
+    meta.resource_version
+        .as_deref()
+        .context("no resourceVersion")?
+        .parse()
+        .context("a resourceVersion that is not an etcd revision")
+}
+
+/// Makes `identity` the holder of the leader Lease, renewed now, as a replica that took it over
+/// would.
+async fn hand_lease_to(c: &Cluster, identity: &str) -> anyhow::Result<()> {
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    let leases: Api<Lease> = Api::namespaced(c.client.clone(), NAMESPACE);
+    let transitions = leases
+        .get(LEASE_NAME)
+        .await?
+        .spec
+        .and_then(|s| s.lease_transitions)
+        .unwrap_or(0);
+    leases
+        .patch(
+            LEASE_NAME,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {
+                "holderIdentity": identity,
+                "acquireTime": now,
+                "renewTime": now,
+                "leaseTransitions": transitions + 1,
+            }})),
+        )
+        .await
+        .context("handing the lease over")?;
+    Ok(())
+}
+
+/// A ValidatingAdmissionPolicy that makes the apiserver refuse one user's Service status
+/// writes, in force until lifted.
+struct Refusal {
+    user: String,
+}
+
+impl Refusal {
+    const NAME: &str = "refuse-status-writes";
+
+    async fn of_status_writes_by(c: &Cluster, user: &str) -> anyhow::Result<Self> {
+        use k8s_openapi::api::admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+        };
+        let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+            "metadata": {"name": Self::NAME},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{
+                    "apiGroups": [""], "apiVersions": ["v1"],
+                    "operations": ["UPDATE"], "resources": ["services/status"],
+                }]},
+                "validations": [{
+                    "expression": format!("request.userInfo.username != '{user}'"),
+                    "message": format!("the test refuses {user}'s status writes"),
+                }],
+            },
+        }))?;
+        Api::<ValidatingAdmissionPolicy>::all(c.client.clone())
+            .create(&PostParams::default(), &policy)
+            .await?;
+        let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+            "metadata": {"name": Self::NAME},
+            "spec": {"policyName": Self::NAME, "validationActions": ["Deny"]},
+        }))?;
+        Api::<ValidatingAdmissionPolicyBinding>::all(c.client.clone())
+            .create(&PostParams::default(), &binding)
+            .await?;
+        let refusal = Self {
+            user: user.to_owned(),
+        };
+        c.create(lb("probe", &[80]).cluster_ip()).await?;
+        refusal.wait_probe(c, false).await?;
+        Ok(refusal)
+    }
+
+    /// Removes the refusal and waits until the apiserver takes the user's writes again.
+    async fn lift(self, c: &Cluster) -> anyhow::Result<()> {
+        use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding;
+        Api::<ValidatingAdmissionPolicyBinding>::all(c.client.clone())
+            .delete(Self::NAME, &DeleteParams::default())
+            .await?;
+        self.wait_probe(c, true).await
+    }
+
+    /// Waits until a status write of the user to Service "probe" is `taken` (or refused).
+    async fn wait_probe(&self, c: &Cluster, taken: bool) -> anyhow::Result<()> {
+        let as_user =
+            c.cp.client_for_user(&self.user, &["system:masters"])
+                .await?;
+        let probe: Api<Service> = Api::namespaced(as_user, APPS);
+        let mut n = 0u32;
+        eventually(
+            &format!("{}'s status writes taken: {taken}", self.user),
+            WAIT,
+            || {
+                n += 1;
+                let body = json!({"status": {"conditions": [{
+                    "type": "test.ferrolb.io/Probe", "status": "True", "reason": "Probe",
+                    "message": format!("probe {n}"), "lastTransitionTime": "2025-01-01T00:00:00Z",
+                }]}});
+                let probe = probe.clone();
+                async move {
+                    let result = probe
+                        .patch_status("probe", &PatchParams::default(), &Patch::Merge(body))
+                        .await;
+                    ensure!(result.is_ok() == taken, "{result:?}");
+                    Ok(())
+                }
+            },
+        )
+        .await
+    }
+}

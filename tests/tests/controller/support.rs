@@ -8,11 +8,15 @@ pub(crate) use std::time::{Duration, Instant};
 
 pub(crate) use anyhow::{Context, ensure};
 pub(crate) use ferrolb_api::{ConfigurationResult, ConfigurationState, IPAddressPool};
-pub(crate) use ferrolb_controller::k8s::{CONDITION_TYPE, LEASE_NAME};
+pub(crate) use ferrolb_controller::k8s::{CONDITION_TYPE, LEASE_NAME, Settings};
 pub(crate) use ferrolb_controller::metrics::ResultLabels;
-pub(crate) use ferrolb_tests::ControlPlane;
+pub(crate) use ferrolb_tests::audit::Audit;
+pub(crate) use ferrolb_tests::chaos::proxy::{Mode, Proxy};
 pub(crate) use ferrolb_tests::controller::{RunningController, eventually, test_settings};
-pub(crate) use ferrolb_tests::fixtures::{NAMESPACE, control_plane_with_crds, create_namespace};
+pub(crate) use ferrolb_tests::fixtures::{
+    NAMESPACE, control_plane_with_crds_from, create_namespace,
+};
+pub(crate) use ferrolb_tests::{ControlPlane, ControlPlaneBuilder};
 pub(crate) use futures::StreamExt;
 pub(crate) use k8s_openapi::api::coordination::v1::Lease;
 pub(crate) use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
@@ -52,9 +56,14 @@ pub(crate) struct Cluster {
 
 impl Cluster {
     pub(crate) async fn start() -> anyhow::Result<Self> {
+        Self::start_from(ControlPlane::builder()).await
+    }
+
+    /// A control plane built by `builder` (with an audit log, say).
+    pub(crate) async fn start_from(builder: ControlPlaneBuilder) -> anyhow::Result<Self> {
         init_logs();
         let started = Instant::now();
-        let cp = control_plane_with_crds().await?;
+        let cp = control_plane_with_crds_from(builder).await?;
         eprintln!("control plane with CRDs ready in {:?}", started.elapsed());
         let client = cp.client();
         Ok(Self { cp, client })
@@ -63,6 +72,37 @@ impl Cluster {
     /// A replica with the test settings (leader election, 3 s lease).
     pub(crate) fn controller(&self, identity: &str) -> anyhow::Result<RunningController> {
         RunningController::start(&self.cp, test_settings(identity))
+    }
+
+    /// A replica with `settings` whose every request goes through `proxy`, which the test can
+    /// hold or slow down.
+    pub(crate) fn controller_behind(
+        &self,
+        proxy: &Proxy,
+        settings: Settings,
+    ) -> anyhow::Result<RunningController> {
+        let mut config = self.cp.admin_config();
+        config.cluster_url = proxy.https_url().parse()?;
+        RunningController::start_with_client_config(config, settings)
+    }
+
+    /// A replica with `settings` that authenticates as user `user` (in system:masters: it may
+    /// do anything, but audit logs and admission policies tell it apart), through `proxy` if
+    /// one is given.
+    pub(crate) async fn controller_as(
+        &self,
+        user: &str,
+        proxy: Option<&Proxy>,
+        settings: Settings,
+    ) -> anyhow::Result<RunningController> {
+        let path = self.cp.kubeconfig_for_user(user, &["system:masters"])?;
+        let kubeconfig = kube::config::Kubeconfig::read_from(&path)?;
+        let mut config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+        if let Some(proxy) = proxy {
+            config.cluster_url = proxy.https_url().parse()?;
+        }
+        RunningController::start_with_client_config(config, settings)
     }
 
     pub(crate) fn services(&self) -> Api<Service> {
@@ -357,6 +397,12 @@ impl Svc {
         self.0.spec.get_or_insert_with(ServiceSpec::default)
     }
 
+    /// Type ClusterIP: no Service for a load-balancer controller.
+    pub(crate) fn cluster_ip(mut self) -> Self {
+        self.spec().type_ = Some("ClusterIP".to_owned());
+        self
+    }
+
     pub(crate) fn load_balancer_ip(mut self, ip: &str) -> Self {
         self.spec().load_balancer_ip = Some(ip.to_owned());
         self
@@ -452,6 +498,58 @@ pub(crate) fn status_writes(controller: &RunningController) -> u64 {
         .status_writes
         .get_or_create(&ResultLabels::of("ok"))
         .get()
+}
+
+/// Status writes of a replica so far that ended with `result` (ok, error, dropped…).
+pub(crate) fn status_writes_with(controller: &RunningController, result: &str) -> u64 {
+    controller
+        .metrics()
+        .status_writes
+        .get_or_create(&ResultLabels::of(result))
+        .get()
+}
+
+/// Allocation decisions of a replica so far with `result` (allocated, failed, released).
+pub(crate) fn allocations(controller: &RunningController, result: &str) -> u64 {
+    controller
+        .metrics()
+        .allocations
+        .get_or_create(&ResultLabels::of(result))
+        .get()
+}
+
+/// Samples, every couple of milliseconds while the test awaits, whether two replicas lead at
+/// once.
+pub(crate) struct Overlap {
+    seen: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Overlap {
+    pub(crate) fn watch(a: &RunningController, b: &RunningController) -> Self {
+        let seen = Arc::new(AtomicBool::new(false));
+        let (a, b, flag) = (a.metrics(), b.metrics(), seen.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                if a.leader.get() == 1 && b.leader.get() == 1 {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        });
+        Self { seen, task }
+    }
+
+    /// Whether both led at the same time in any sample so far.
+    pub(crate) fn seen(&self) -> bool {
+        self.seen.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Overlap {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Asserts that a replica made exactly `n` successful status writes. The apiserver may show a
