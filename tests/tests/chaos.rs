@@ -4,8 +4,7 @@
 //! after every step. The long form is `tests/bench/chaos.sh`.
 //!
 //! `FERROLB_CHAOS_SEED` replays a run; `FERROLB_CHAOS_OPS` changes its length.
-//! Each scenario of `ferrolb_tests::chaos::Scenarios` runs here; the one whose fix has not
-//! landed yet (a leader that is stuck but still writes) is `#[ignore]`d.
+//! Each scenario of `ferrolb_tests::chaos::Scenarios` runs here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -83,7 +82,6 @@ async fn chaos_with_edits_during_failover_moves_no_ip() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue #13: a frozen or cut-off leader keeps writing after it is deposed; enable once writes are fenced by leadership"]
 async fn chaos_with_edits_while_the_leader_is_stuck_moves_no_ip() {
     assert_clean(
         &chaos(
