@@ -73,6 +73,11 @@ spec:
           readinessProbe:
             tcpSocket: {{port: 8080}}
             periodSeconds: 1
+          # Asked to stop, it keeps serving for a while, as a workload behind a load balancer
+          # should: what is lost when it goes is then the load balancer's doing.
+          lifecycle:
+            preStop:
+              sleep: {{seconds: 2}}
 ---
 apiVersion: v1
 kind: Service
