@@ -84,6 +84,10 @@ async fn the_lb_ip_keeps_serving_through_upgrade_drain_and_node_death_and_uninst
         .wait_answering(&ip_text, Duration::from_secs(90))
         .await
         .context("step install: the client reaches echo")?;
+    announcer_now(&cluster, ip).await.context(
+        "step install: the echo pods answer the prober's UDP requests (an echo image built \
+         before they did? run tests/setup/images.sh)",
+    )?;
     cluster
         .kubectl_ok(
             &[
