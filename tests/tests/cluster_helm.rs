@@ -5,7 +5,8 @@
 //! registry is asked). The controller and a speaker per node run and are ready, and a client on
 //! the LAN reaches a container through the LoadBalancer IP. Then `helm uninstall`: every object
 //! of the release goes, and nobody answers ARP for the IP any more. The CRDs stay, as Helm
-//! keeps every chart's `crds/` (README.md says so); the user deletes them.
+//! keeps every chart's `crds/`; deleting them and the namespace as README.md's "Uninstall"
+//! says leaves nothing of ferrolb.
 //!
 //! Needs root (namespaces, mounts, cgroups); without it the test says so and passes.
 
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use ferrolb_tests::cluster::Cluster;
-use ferrolb_tests::cluster::ferrolb::{NAMESPACE, POOL, echo, skip_without_root};
+use ferrolb_tests::cluster::ferrolb::{NAMESPACE, PART_OF, POOL, echo, skip_without_root};
 use ferrolb_tests::fixtures::repo_path;
 use ferrolb_tests::helm;
 
@@ -169,6 +170,29 @@ async fn helm_install_serves_the_lan_and_helm_uninstall_leaves_no_release_object
         10,
         "Helm keeps the chart's CRDs on uninstall: {crds:?}"
     );
+
+    // README.md, "Uninstall": what Helm keeps goes by hand.
+    cluster
+        .kubectl_ok(&["delete", "crd", "-l", PART_OF, "--wait=true"], None)
+        .await
+        .context("step delete the CRDs")?;
+    cluster
+        .kubectl_ok(
+            &[
+                "delete",
+                "namespace",
+                NAMESPACE,
+                "--wait=true",
+                "--timeout=120s",
+            ],
+            None,
+        )
+        .await
+        .context("step delete the namespace")?;
+    let left = cluster
+        .ferrolb_objects("customresourcedefinitions,namespaces")
+        .await?;
+    assert!(left.is_empty(), "ferrolb objects left: {left:?}");
     cluster.check_running()?;
     Ok(())
 }
