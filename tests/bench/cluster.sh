@@ -10,7 +10,9 @@
 # Collects the test's `cluster-l2:` lines and rewrites the "Layer-2 events on a real cluster"
 # section of docs/benchmarks.md (between the cluster markers) with medians, p90s and maxima.
 # Usage: tests/bench/cluster.sh     (TRIALS=10; override with FERROLB_BENCH_TRIALS; set
-#        FERROLB_K8S_BIN / FERROLB_IMAGES to reuse built binaries and images)
+#        FERROLB_K8S_BIN / FERROLB_IMAGES to reuse built binaries and images, and
+#        FERROLB_BENCH_KEEP_LOGS=<file> to keep every trial's output, with what the speakers
+#        logged about the IP whenever requests were lost)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TRIALS=${FERROLB_BENCH_TRIALS:-10}
@@ -31,6 +33,7 @@ for i in $(seq 1 "$TRIALS"); do
     exit 1
   fi
   grep '^cluster-l2:' "$work/trial.log" | tee -a "$work/lines" >&2
+  [ -z "${FERROLB_BENCH_KEEP_LOGS:-}" ] || cat "$work/trial.log" >> "$FERROLB_BENCH_KEEP_LOGS"
 done
 
 python3 - "$OUT" "$work/lines" "$TRIALS" <<'PY'
@@ -56,6 +59,7 @@ millis = lambda v: f"{v:.0f} ms"
 seconds = lambda v: f"{v:.1f} s"
 rows = [
     ("rolling upgrade: requests lost", column("upgrade", "lost"), count),
+    ("rolling upgrade: longest outage", column("upgrade", "outage_ms"), millis),
     ("rolling upgrade: rollout of 3 speakers + 2 controllers", column("upgrade", "rollout_s"), seconds),
     ("drain of the announcer: requests lost", column("drain", "lost"), count),
     ("drain of the announcer: longest outage", column("drain", "outage_ms"), millis),

@@ -425,3 +425,40 @@ fn images_of(pod: &Pod) -> impl Iterator<Item = &str> {
         .flat_map(|s| s.containers.iter())
         .filter_map(|c| c.image.as_deref())
 }
+
+impl Cluster {
+    /// The log lines of ferrolb's `component` pods (speaker, controller) on every node, dead
+    /// ones included, that contain `needle`: each line's JSON record, then its node, in time
+    /// order. Read from the kubelets' files (`kubectl logs` needs the apiserver to reach the
+    /// kubelets, which this cluster does not provide); the logs of a deleted pod are gone.
+    pub fn ferrolb_log_lines(&self, component: &str, needle: &str) -> String {
+        let prefix = format!("{NAMESPACE}_ferrolb-{component}-");
+        let mut lines = Vec::new();
+        for node in &self.nodes {
+            let pods = node.dir().join("root/var/log/pods");
+            let Ok(entries) = std::fs::read_dir(&pods) else {
+                continue;
+            };
+            for pod in entries.flatten() {
+                if !pod.file_name().to_string_lossy().starts_with(&prefix) {
+                    continue;
+                }
+                let Ok(files) = std::fs::read_dir(pod.path().join(component)) else {
+                    continue;
+                };
+                for file in files.flatten() {
+                    let text = std::fs::read_to_string(file.path()).unwrap_or_default();
+                    // CRI format: `<time> <stream> <tag> <record>`.
+                    lines.extend(
+                        text.lines()
+                            .filter(|l| l.contains(needle))
+                            .filter_map(|l| l.splitn(4, ' ').nth(3))
+                            .map(|record| format!("{record} [{}]", node.name())),
+                    );
+                }
+            }
+        }
+        lines.sort();
+        lines.join("\n")
+    }
+}
