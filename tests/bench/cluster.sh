@@ -86,10 +86,16 @@ announcer) — {int(sum(sent))} requests in all. A request is lost when no answe
 {table}
 
 The echo pods keep serving for 2 s after they are asked to stop (a preStop sleep), so what a
-drain loses is ferrolb's: the election keeps announcing from a node whose only endpoint is
-terminating but still serving (MetalLB's rule: an endpoint is usable if ready or serving), so
-the IP leaves the drained node only once the kubelet reports the pod gone, after it stopped
-answering; kube-proxy there has nothing to send to meanwhile.
+drain loses is ferrolb's, in two parts that the speakers' logs show (the test prints them when
+requests are lost; keep them with `FERROLB_BENCH_KEEP_LOGS`): the IP stays on the drained node
+while its only endpoint is terminating but still serving (MetalLB's rule: an endpoint is usable
+if ready or serving), so it leaves only once the kubelet reports the pod gone, after the pod
+stopped answering; and in some trials a hand-over race adds about 1.3 s in which nobody answers
+ARP: the old owner, before it learns of the new plan, defends the IP against the new owner's
+announcement (its MAC is lower), which silences the new owner for its hold-down (1 s plus a
+300 ms probe), then releases and takes the new owner's earlier announcement for the hand-over.
+The rolling upgrade lost requests in some trials too; the logs that would say why are the
+replaced speakers', which go with their pods.
 <!-- cluster:end -->
 """
 doc = open(out).read() if os.path.exists(out) else "# Benchmarks\n"
