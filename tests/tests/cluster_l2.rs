@@ -52,7 +52,7 @@ fn lost_at_the_end(probes: &[Probe], window: Duration) -> usize {
 
 /// When requests were lost: the time of the first lost one and what the speakers logged about
 /// the IP, for whoever reads a failure or a benchmark's log.
-fn explain_losses(cluster: &Cluster, ip: IpAddr, event: &str, probes: &[Probe], since: SystemTime) {
+fn explain_losses(ip: IpAddr, event: &str, probes: &[Probe], since: SystemTime, logs: &str) {
     let Some(first) = probes.iter().find(|p| p.answer.is_none()) else {
         return;
     };
@@ -60,8 +60,7 @@ fn explain_losses(cluster: &Cluster, ip: IpAddr, event: &str, probes: &[Probe], 
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     eprintln!(
-        "{event}: first request lost at unix time {at:.3}; the speakers said about {ip}:\n{}",
-        cluster.ferrolb_log_lines("speaker", &ip.to_string())
+        "{event}: first request lost at unix time {at:.3}; the speakers said about {ip}:\n{logs}"
     );
 }
 
@@ -148,40 +147,25 @@ async fn rolling_upgrade_keeps_the_ip_serving(cluster: &Cluster, ip: IpAddr) -> 
     let prober = cluster.start_prober(ip, INTERVAL)?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
-    for (object, container) in [
-        ("daemonset/ferrolb-speaker", "speaker"),
-        ("deployment/ferrolb-controller", "controller"),
-    ] {
-        cluster
-            .kubectl_ok(
-                &[
-                    "set",
-                    "image",
-                    "-n",
-                    NAMESPACE,
-                    object,
-                    &format!("{container}={next}"),
-                ],
-                None,
-            )
-            .await?;
-    }
-    for object in ["daemonset/ferrolb-speaker", "deployment/ferrolb-controller"] {
-        cluster
-            .kubectl_ok(
-                &[
-                    "rollout",
-                    "status",
-                    "-n",
-                    NAMESPACE,
-                    object,
-                    "--timeout=180s",
-                ],
-                None,
-            )
-            .await?;
-    }
-    cluster.wait_ferrolb_running(2, Some(&next)).await?;
+    // The replaced speakers' logs go with their pods: keep reading them while the rollout runs.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let logs = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let rollout = async {
+        let result = roll(cluster, &next).await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        result
+    };
+    let collect = async {
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let lines = cluster.ferrolb_log_lines("speaker", "");
+            if let Ok(mut logs) = logs.lock() {
+                logs.extend(lines.lines().map(str::to_owned));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let (rolled_out, ()) = tokio::join!(rollout, collect);
+    rolled_out?;
     let rolled = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let probes = prober.finish()?;
@@ -190,7 +174,21 @@ async fn rolling_upgrade_keeps_the_ip_serving(cluster: &Cluster, ip: IpAddr) -> 
         &probes,
         &format!(" rollout_s={:.1}", rolled.as_secs_f64()),
     );
-    explain_losses(cluster, ip, "upgrade", &probes, probing_since);
+    let ip_text = ip.to_string();
+    let logs = logs
+        .into_inner()
+        .map(|l| {
+            l.into_iter()
+                .filter(|l| {
+                    ["member", "leaving", "drain", &ip_text]
+                        .iter()
+                        .any(|w| l.contains(w))
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default();
+    explain_losses(ip, "upgrade", &probes, probing_since, &logs);
     // Every speaker stops gracefully (SIGTERM: leave the membership, answer until the successor
     // claims the IP) and the echo pods stay: make-before-break, so nothing should be lost. Runs
     // have lost up to a second of requests once in a while (see the benchmark), so what is
@@ -228,7 +226,13 @@ async fn drain_moves_the_ip(cluster: &Cluster, ip: IpAddr) -> anyhow::Result<Str
     tokio::time::sleep(Duration::from_secs(3)).await;
     let probes = prober.finish()?;
     report("drain", &probes, &format!(" node={node}"));
-    explain_losses(cluster, ip, "drain", &probes, probing_since);
+    explain_losses(
+        ip,
+        "drain",
+        &probes,
+        probing_since,
+        &cluster.ferrolb_log_lines("speaker", &ip.to_string()),
+    );
     let before = probes
         .iter()
         .take(50)
@@ -345,6 +349,46 @@ async fn delete_install_yaml_leaves_nothing(
         started.elapsed().as_secs_f64()
     );
     cluster.check_unanswered(ip, Duration::from_secs(4)).await?;
+    Ok(())
+}
+
+/// `kubectl set image` of the speaker DaemonSet and the controller Deployment to `image`, and
+/// `kubectl rollout status` until both are done.
+async fn roll(cluster: &Cluster, image: &str) -> anyhow::Result<()> {
+    for (object, container) in [
+        ("daemonset/ferrolb-speaker", "speaker"),
+        ("deployment/ferrolb-controller", "controller"),
+    ] {
+        cluster
+            .kubectl_ok(
+                &[
+                    "set",
+                    "image",
+                    "-n",
+                    NAMESPACE,
+                    object,
+                    &format!("{container}={image}"),
+                ],
+                None,
+            )
+            .await?;
+    }
+    for object in ["daemonset/ferrolb-speaker", "deployment/ferrolb-controller"] {
+        cluster
+            .kubectl_ok(
+                &[
+                    "rollout",
+                    "status",
+                    "-n",
+                    NAMESPACE,
+                    object,
+                    "--timeout=180s",
+                ],
+                None,
+            )
+            .await?;
+    }
+    cluster.wait_ferrolb_running(2, Some(image)).await?;
     Ok(())
 }
 
