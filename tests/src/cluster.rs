@@ -19,6 +19,7 @@
 //! Dropping the [`Cluster`] (also while a test panics) kills every node's pid namespace, and with
 //! it every container, then the control plane, and removes namespaces, cgroups and directories.
 
+pub mod ferrolb;
 mod node;
 
 use std::net::{IpAddr, SocketAddr};

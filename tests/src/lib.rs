@@ -17,6 +17,7 @@
 //!   own tar and SHA-256 code, for the ferrolb image and the real cluster's pause and echo images.
 //! - [`cluster`] is a real Kubernetes cluster: control plane with kube-controller-manager and
 //!   kube-scheduler, and nodes running containerd, runc and the kubelet in namespaces.
+//! - [`helm`] runs the real `helm` for the chart's tests.
 //! - [`audit`] reads the apiserver's audit log to show which verbs a ServiceAccount used.
 //! - [`routers`] runs GoBGP, BIRD and FRR in namespaces and reads their routes (and BFD
 //!   sessions) back; [`bgp_session`] runs ferrolb's own BGP session inside a namespace.
@@ -31,6 +32,7 @@ pub mod cluster;
 pub mod controller;
 pub mod fixtures;
 pub mod forward;
+pub mod helm;
 pub mod image;
 pub mod l2cluster;
 pub mod lab;

@@ -16,17 +16,14 @@
 //! rendered chart applies server-side and `helm install` (the README's flow) succeeds.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::path::Path;
 
 use anyhow::{Context, bail, ensure};
 use ferrolb_tests::ControlPlane;
 use ferrolb_tests::fixtures::repo_path;
+use ferrolb_tests::helm;
 use serde_json::{Value, json};
 
-/// Environment variable naming a directory that already holds `helm`.
-const HELM_BIN_ENV: &str = "FERROLB_HELM_BIN";
 const RELEASE: &str = "ferrolb";
 const NS: &str = "ferrolb-system";
 const IMAGE_REPOSITORY: &str = "ghcr.io/ferrolb/ferrolb";
@@ -41,54 +38,10 @@ const SYNC_CRDS: &str = r##"rm -f manifests/chart/crds/*.yaml; for f in manifest
 // ---------------------------------------------------------------------------------------------
 // helm
 
-/// The `helm` binary, located (and built if needed) once per process.
-///
-/// # Panics
-///
-/// When it cannot be had: these tests must fail, never skip.
-fn helm() -> &'static Path {
-    static HELM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match HELM.get_or_init(|| locate_helm().map_err(|e| format!("{e:#}"))) {
-        Ok(helm) => helm,
-        Err(e) => panic!(
-            "helm is unavailable: {e}\nBuild it with `bash tests/setup/helm.sh` (needs Go and the \
-             Go module proxy) or point {HELM_BIN_ENV} at a directory that holds it."
-        ),
-    }
-}
-
-fn locate_helm() -> anyhow::Result<PathBuf> {
-    let dir = match std::env::var_os(HELM_BIN_ENV) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => ferrolb_tests::apiserver::run_setup_script("helm")?,
-    };
-    let helm = dir.join("helm");
-    ensure!(
-        std::fs::metadata(&helm).is_ok_and(|m| m.is_file()),
-        "{} holds no helm",
-        dir.display()
-    );
-    Ok(helm)
-}
-
-/// A helm command with its own (empty) config, cache and data directories and no ambient
-/// kubeconfig, so a user's helm set-up never leaks in.
-fn helm_command(home: &Path) -> Command {
-    let mut cmd = Command::new(helm());
-    cmd.env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .env_remove("KUBECONFIG")
-        .env_remove("HELM_NAMESPACE")
-        .env_remove("HELM_KUBECONTEXT")
-        .stdin(Stdio::null());
-    cmd
-}
-
 /// Runs helm with `args`; its stdout, or an error with its stderr.
 fn run_helm(args: &[&str]) -> anyhow::Result<String> {
     let home = tempfile::tempdir()?;
-    let output = helm_command(home.path())
+    let output = helm::command(home.path())
         .args(args)
         .output()
         .context("running helm")?;
@@ -663,7 +616,7 @@ async fn helm_install_into_a_prepared_namespace_succeeds() -> anyhow::Result<()>
         "--kubeconfig",
         &kubeconfig,
     ];
-    let output = tokio::process::Command::from(helm_command(home.path()))
+    let output = tokio::process::Command::from(helm::command(home.path()))
         .args(args)
         .kill_on_drop(true)
         .output()

@@ -1,9 +1,13 @@
 /* The workload of ferrolb's test cluster: an HTTP server that answers every request with
  * "<pod> on <node>, client <address>\n" — the pod and node from POD_NAME and NODE_NAME (the
- * downward API), the address being the TCP peer it saw. Listens on PORT (default 8080), IPv4 and
- * IPv6. Built static by tests/setup/images.sh: gcc -static -O2 -o echo echo.c */
+ * downward API), the address being the TCP peer it saw. On the same port over UDP it answers
+ * every datagram with its first 4 bytes followed by the node's name: the protocol of the tests'
+ * prober (tests/src/l2cluster/traffic.rs), which sends a sequence number every few milliseconds.
+ * Listens on PORT (default 8080), IPv4 and IPv6. Built static by tests/setup/images.sh:
+ * gcc -static -O2 -o echo echo.c */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +41,31 @@ int main(void) {
     perror("echo: listen");
     return 1;
   }
-  fprintf(stderr, "echo: %s on %s listening on port %d\n", pod, node, port);
+  int udp = socket(AF_INET6, SOCK_DGRAM, 0);
+  setsockopt(udp, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+  if (udp < 0 || bind(udp, (struct sockaddr *)&addr, sizeof addr) < 0) {
+    perror("echo: bind udp");
+    return 1;
+  }
+  fprintf(stderr, "echo: %s on %s listening on port %d (tcp, udp)\n", pod, node, port);
 
   for (;;) {
+    struct pollfd fds[2] = {{.fd = fd, .events = POLLIN}, {.fd = udp, .events = POLLIN}};
+    if (poll(fds, 2, -1) < 0) continue;
+    if (fds[1].revents & POLLIN) {
+      char dgram[64], reply[300];
+      struct sockaddr_storage from;
+      socklen_t from_len = sizeof from;
+      ssize_t n = recvfrom(udp, dgram, sizeof dgram, 0, (struct sockaddr *)&from, &from_len);
+      if (n > 0) {
+        size_t head = n < 4 ? (size_t)n : 4;
+        size_t name = strlen(node) < sizeof reply - 4 ? strlen(node) : sizeof reply - 4;
+        memcpy(reply, dgram, head);
+        memcpy(reply + head, node, name);
+        sendto(udp, reply, head + name, 0, (struct sockaddr *)&from, from_len);
+      }
+    }
+    if (!(fds[0].revents & POLLIN)) continue;
     struct sockaddr_storage peer;
     socklen_t len = sizeof peer;
     int c = accept(fd, (struct sockaddr *)&peer, &len);

@@ -47,6 +47,8 @@ pub struct ClusterNode {
     kube_proxy: Process,
     dir: PathBuf,
     cgroup_root: String,
+    /// [`Self::kill`] ended it on purpose.
+    killed: bool,
 }
 
 impl ClusterNode {
@@ -120,6 +122,7 @@ impl ClusterNode {
             kube_proxy,
             dir: dir.clone(),
             cgroup_root: spec.cgroup_root.clone(),
+            killed: false,
         })
     }
 
@@ -143,8 +146,32 @@ impl ClusterNode {
         &self.dir
     }
 
-    /// Whether the node's processes still run; an error names the log to read.
+    /// The socket of the node's containerd, reachable from the host (`ctr --address`).
+    pub fn containerd_socket(&self) -> PathBuf {
+        self.dir.join("root/run/containerd/containerd.sock")
+    }
+
+    /// Whether [`Self::kill`] ended the node.
+    pub fn is_killed(&self) -> bool {
+        self.killed
+    }
+
+    /// The node dies as a machine does when its power goes: SIGKILL to its pid namespace takes
+    /// containerd, the kubelet and every container (the speaker among them) at once, and
+    /// kube-proxy goes too. Nothing says goodbye; the network namespace stays, with nothing
+    /// in it answering.
+    pub fn kill(&mut self) {
+        self.killed = true;
+        self.runner.stop();
+        self.kube_proxy.stop();
+    }
+
+    /// Whether the node's processes still run (unless it was killed on purpose); an error names
+    /// the log to read.
     pub(super) fn check_running(&mut self) -> anyhow::Result<()> {
+        if self.killed {
+            return Ok(());
+        }
         for p in [&mut self.runner, &mut self.kube_proxy] {
             if let Some(status) = p.exited()? {
                 anyhow::bail!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 
 use super::{CLIENT, L2Cluster};
+use crate::netns::Netns;
 
 /// The UDP port of the VIP echo responders.
 pub const ECHO_PORT: u16 = 7777;
@@ -74,14 +75,7 @@ impl L2Cluster {
     /// Starts sending a request to `ip` every `interval` from the client; stop it with
     /// [`Prober::finish`].
     pub fn start_prober(&self, ip: IpAddr, interval: Duration) -> anyhow::Result<Prober> {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = self
-            .lan
-            .host(CLIENT)
-            .ns
-            .spawn("prober", move || probe_loop(ip, interval, &stopping))?;
-        Ok(Prober { stop, thread })
+        Prober::start(&self.lan.host(CLIENT).ns, ip, interval)
     }
 }
 
@@ -93,6 +87,16 @@ pub struct Prober {
 }
 
 impl Prober {
+    /// Starts sending a request to `ip` port [`ECHO_PORT`] every `interval` from namespace `ns`.
+    /// A responder answers with the request's first 4 bytes (its sequence number) followed by
+    /// its name.
+    pub fn start(ns: &Netns, ip: IpAddr, interval: Duration) -> anyhow::Result<Self> {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = ns.spawn("prober", move || probe_loop(ip, interval, &stopping))?;
+        Ok(Self { stop, thread })
+    }
+
     /// Stops sending, waits briefly for late answers, and returns every request.
     pub fn finish(self) -> anyhow::Result<Vec<Probe>> {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Layer-2 events on a real cluster (needs root): runs tests/tests/cluster_l2.rs TRIALS times,
+# each on a fresh three-node cluster (etcd, kube-apiserver, controller manager, scheduler;
+# containerd, runc, kubelet and kube-proxy per node namespace) with ferrolb installed from
+# manifests/install.yaml, the echo Deployment behind an externalTrafficPolicy Local IP and a
+# client sending a UDP request every 10 ms through it, while
+#   - the speaker DaemonSet and controller Deployment roll to another tag of the image;
+#   - the announcing node is drained (kubectl drain);
+#   - the announcing node dies (its pid namespace and kube-proxy killed at once).
+# Collects the test's `cluster-l2:` lines and rewrites the "Layer-2 events on a real cluster"
+# section of docs/benchmarks.md (between the cluster markers) with medians, p90s and maxima.
+# Usage: tests/bench/cluster.sh     (TRIALS=10; override with FERROLB_BENCH_TRIALS; set
+#        FERROLB_K8S_BIN / FERROLB_IMAGES to reuse built binaries and images, and
+#        FERROLB_BENCH_KEEP_LOGS=<file> to keep every trial's output, with what the speakers
+#        logged about the IP whenever requests were lost)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+TRIALS=${FERROLB_BENCH_TRIALS:-10}
+OUT=docs/benchmarks.md
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg); export LOAD_BEFORE
+
+bash tests/setup/packages.sh
+[ -n "${FERROLB_K8S_BIN:-}" ] || FERROLB_K8S_BIN=$(bash tests/setup/control-plane.sh | tail -n 1)
+[ -n "${FERROLB_IMAGES:-}" ] || FERROLB_IMAGES=$(bash tests/setup/images.sh | tail -n 1)
+export FERROLB_K8S_BIN FERROLB_IMAGES
+cargo test -q --locked --no-run -p ferrolb-tests --test cluster_l2 2>/dev/null
+for i in $(seq 1 "$TRIALS"); do
+  echo "== trial $i/$TRIALS" >&2
+  if ! cargo test -q --locked -p ferrolb-tests --test cluster_l2 -- --nocapture > "$work/trial.log" 2>&1; then
+    echo "trial $i failed; the end of its output:" >&2
+    tail -n 60 "$work/trial.log" >&2
+    exit 1
+  fi
+  grep '^cluster-l2:' "$work/trial.log" | tee -a "$work/lines" >&2
+  [ -z "${FERROLB_BENCH_KEEP_LOGS:-}" ] || cat "$work/trial.log" >> "$FERROLB_BENCH_KEEP_LOGS"
+done
+
+python3 - "$OUT" "$work/lines" "$TRIALS" <<'PY'
+import datetime, os, platform, re, statistics, sys
+out, lines, trials = sys.argv[1], open(sys.argv[2]).read().splitlines(), sys.argv[3]
+events = {}
+for line in lines:
+    event, *fields = line.removeprefix("cluster-l2: ").split()
+    events.setdefault(event, []).append(dict(f.split("=", 1) for f in fields))
+
+def column(event, key):
+    return [float(r[key]) for r in events.get(event, []) if r.get(key, "none") != "none"]
+
+def stats(values, fmt):
+    if not values:
+        return "–", "–", "–"
+    values = sorted(values)
+    p90 = values[min(len(values) - 1, int(0.9 * len(values) + 0.5) - 1)]
+    return fmt(statistics.median(values)), fmt(p90), fmt(values[-1])
+
+count = lambda v: f"{v:.0f}"
+millis = lambda v: f"{v:.0f} ms"
+seconds = lambda v: f"{v:.1f} s"
+rows = [
+    ("rolling upgrade: requests lost", column("upgrade", "lost"), count),
+    ("rolling upgrade: longest outage", column("upgrade", "outage_ms"), millis),
+    ("rolling upgrade: rollout of 3 speakers + 2 controllers", column("upgrade", "rollout_s"), seconds),
+    ("drain of the announcer: requests lost", column("drain", "lost"), count),
+    ("drain of the announcer: longest outage", column("drain", "outage_ms"), millis),
+    ("announcer dies: last answer from it → first from the new one", column("node-death", "gap_ms"), millis),
+    ("announcer dies: requests lost", column("node-death", "lost"), count),
+    ("kubectl delete -f install.yaml: until everything is gone", column("uninstall", "done_s"), seconds),
+]
+table = "\n".join(f"| {name} | {' | '.join(stats(v, fmt))} | {len(v)} |" for name, v, fmt in rows)
+sent = column("upgrade", "sent") + column("drain", "sent") + column("node-death", "sent")
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+section = f"""<!-- cluster:begin -->
+## Layer-2 events on a real cluster (`tests/bench/cluster.sh`, {trials} trials)
+
+Measured on {datetime.date.today()} — {os.cpu_count()} cores ({cpu}), Linux {platform.release()},
+load average {os.environ.get('LOAD_BEFORE', '?')} before the run. Each trial is `cargo test -p ferrolb-tests
+--test cluster_l2` on a fresh cluster of three real nodes (kubelet 1.34, containerd, runc,
+kube-proxy nftables, each in a network namespace) with ferrolb's release image installed from
+`manifests/install.yaml`; a client on the LAN sends a UDP request every 10 ms through an
+`externalTrafficPolicy: Local` IP (one echo pod per node, so the answering node is the
+announcer) — {int(sum(sent))} requests in all. A request is lost when no answer came back.
+
+| event | median | p90 | max | trials |
+|---|---|---|---|---|
+{table}
+
+The echo pods keep serving for 2 s after they are asked to stop (a preStop sleep), so what a
+drain loses is ferrolb's, in two parts that the speakers' logs show (the test prints them when
+requests are lost; keep them with `FERROLB_BENCH_KEEP_LOGS`): the IP stays on the drained node
+while its only endpoint is terminating but still serving (MetalLB's rule: an endpoint is usable
+if ready or serving), so it leaves only once the kubelet reports the pod gone, after the pod
+stopped answering; and in some trials a hand-over race adds about 1.3 s in which nobody answers
+ARP: the old owner, before it learns of the new plan, defends the IP against the new owner's
+announcement (its MAC is lower), which silences the new owner for its hold-down (1 s plus a
+300 ms probe), then releases and takes the new owner's earlier announcement for the hand-over.
+The rolling upgrade lost requests in some trials too; the logs that would say why are the
+replaced speakers', which go with their pods.
+<!-- cluster:end -->
+"""
+doc = open(out).read() if os.path.exists(out) else "# Benchmarks\n"
+if "<!-- cluster:begin -->" in doc:
+    doc = re.sub(r"<!-- cluster:begin -->.*?<!-- cluster:end -->\n", lambda m: section, doc, flags=re.S)
+else:
+    doc = doc.rstrip("\n") + "\n\n" + section
+open(out, "w").write(doc)
+PY
+echo "wrote the cluster section of $OUT" >&2
