@@ -14,10 +14,10 @@ use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kube::api::ListParams;
 
-use super::{LabState, NodeInfo, RouterInfo};
+use super::{ClusterLab, LabState, NodeInfo, RouterInfo};
 use crate::l2cluster::http_get;
 use crate::netns::Netns;
-use crate::routers::{Router, RouterKind};
+use crate::routers::RouterKind;
 
 /// Where kube-proxy answers its health check inside a node's namespace.
 const KUBE_PROXY_HEALTHZ: &str = "127.0.0.1:10256";
@@ -305,50 +305,42 @@ pub async fn state_health(state: &LabState, client: &kube::Client) -> Vec<Check>
     checks
 }
 
-/// Every health check of a running lab, passed or not: [`state_health`] and `router`'s BGP
-/// session with every node.
-pub(super) async fn with_router(
-    state: &LabState,
-    client: &kube::Client,
-    router: &Router,
-) -> Vec<Check> {
-    let mut checks = state_health(state, client).await;
-    for node in &state.nodes {
-        checks.push(Check::new(
-            format!("BGP session {} - router", node.name),
-            match router.established(IpAddr::V4(node.ipv4)) {
-                Ok(true) => Ok(()),
-                Ok(false) => Err("not Established".to_owned()),
-                Err(e) => Err(format!("cannot ask the router: {e:#}")),
-            },
-        ));
+impl ClusterLab {
+    /// Every health check of the running lab, passed or not: [`state_health`] and the router's
+    /// BGP session with every node.
+    pub async fn health(&self) -> Vec<Check> {
+        let state = self.state();
+        let mut checks = state_health(state, &self.cluster().client()).await;
+        for node in &state.nodes {
+            checks.push(Check::new(
+                format!("BGP session {} - router", node.name),
+                match self.router().established(IpAddr::V4(node.ipv4)) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err("not Established".to_owned()),
+                    Err(e) => Err(format!("cannot ask the router: {e:#}")),
+                },
+            ));
+        }
+        checks
     }
-    checks
-}
 
-/// Retries `health` until every check passes (their list) or `timeout` passes (the failing
-/// ones, each with its reason).
-pub(super) async fn wait_healthy<F, Fut>(
-    timeout: Duration,
-    health: F,
-) -> Result<Vec<Check>, HealthError>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Vec<Check>>,
-{
-    let started = tokio::time::Instant::now();
-    loop {
-        let checks = health().await;
-        if checks.iter().all(Check::ok) {
-            return Ok(checks);
+    /// Retries [`ClusterLab::health`] until every check passes (their list) or `timeout`
+    /// passes (the failing ones, each with its reason).
+    pub async fn wait_healthy(&self, timeout: Duration) -> Result<Vec<Check>, HealthError> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let checks = self.health().await;
+            if checks.iter().all(Check::ok) {
+                return Ok(checks);
+            }
+            if started.elapsed() >= timeout {
+                return Err(HealthError::Unhealthy {
+                    waited: started.elapsed(),
+                    failing: checks.into_iter().filter(|c| !c.ok()).collect(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        if started.elapsed() >= timeout {
-            return Err(HealthError::Unhealthy {
-                waited: started.elapsed(),
-                failing: checks.into_iter().filter(|c| !c.ok()).collect(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

@@ -18,7 +18,6 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
@@ -27,17 +26,17 @@ use super::{
     EXTERNAL_IP, LabState, NodeInfo, PodInfo, ROUTER, RouterKind, bgp_config, route_outside,
     start_router,
 };
+use crate::cluster::ferrolb::running_and_ready;
 use crate::cluster::{CLIENT, Cluster};
-use crate::fixtures::repo_path;
+use crate::image::ECHO_IMAGE;
+use crate::l2cluster::wait_for;
 use crate::netns::OwnedNetns;
 use crate::routers::{FibSync, Router};
 
-/// The namespace `install.yaml` installs ferrolb into.
-pub const FERROLB_NAMESPACE: &str = "ferrolb-system";
 /// Where the speaker answers `/readyz` on each node (host network, the node's address).
 const SPEAKER_PORT: u16 = 7948;
 
-/// The workload: one echo pod per node.
+/// The workload: one echo pod per node (`{ECHO_IMAGE}`: [`ECHO_IMAGE`]).
 const ECHO: &str = r#"
 apiVersion: apps/v1
 kind: DaemonSet
@@ -49,7 +48,7 @@ spec:
     spec:
       containers:
         - name: echo
-          image: localhost/ferrolb/echo:0.1.0
+          image: {ECHO_IMAGE}
           imagePullPolicy: Never
           ports: [{containerPort: 8080}]
           env:
@@ -93,22 +92,11 @@ impl ClusterLab {
 
         // As the README says: one command, then the pools.
         let cp = cluster.control_plane();
-        cp.apply_file(repo_path("manifests/install.yaml"))
-            .await
-            .context("installing manifests/install.yaml")?;
-        cluster
-            .kubectl(&[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd",
-                "--all",
-            ])
-            .await?
-            .into_stdout()?;
+        cluster.install_ferrolb().await?;
         cp.apply_yaml(crate::l2cluster::BASE_CONFIG).await?;
         cp.apply_yaml(&bgp_config(router_host.ipv4, router)).await?;
-        cp.apply_yaml(ECHO).await?;
+        cp.apply_yaml(&ECHO.replace("{ECHO_IMAGE}", ECHO_IMAGE))
+            .await?;
 
         let state = LabState {
             pid: std::process::id(),
@@ -148,34 +136,42 @@ impl ClusterLab {
         Ok(lab)
     }
 
-    /// Waits until ferrolb's controller replicas and one speaker and one echo pod on every node
-    /// are Running and ready; returns the echo pods. On timeout, says which are not and shows
-    /// `kubectl get pods -A -o wide`.
+    /// Waits until ferrolb's two controller replicas and a speaker on every node are Running
+    /// and ready ([`Cluster::wait_ferrolb_running`]), then an echo pod on every node (at most
+    /// `timeout`); returns the echo pods.
     async fn wait_pods(&mut self, timeout: Duration) -> anyhow::Result<Vec<PodInfo>> {
-        let nodes: Vec<String> = self.state.nodes.iter().map(|n| n.name.clone()).collect();
-        let client = self.cluster.client();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            self.cluster.check_running()?;
-            let lacking = lacking_pods(&client, &nodes).await;
-            match lacking {
-                Ok((missing, echo)) if missing.is_empty() => return Ok(echo),
-                Ok((missing, _)) if tokio::time::Instant::now() > deadline => {
-                    let table = self
-                        .cluster
-                        .kubectl(&["get", "pods", "-A", "-o", "wide"])
-                        .await?
-                        .into_stdout()
-                        .unwrap_or_default();
-                    bail!(
-                        "not Running and ready after {timeout:?}: {}\n{table}\nlogs in {}",
-                        missing.join(", "),
-                        self.cluster.dir().display()
-                    );
+        self.cluster.wait_ferrolb_running(2, None).await?;
+        let pods: Api<Pod> = Api::namespaced(self.cluster.client(), "default");
+        let nodes = self.state.nodes.len();
+        let echo = wait_for(
+            "an echo pod Running and ready on every node",
+            timeout,
+            || {
+                let pods = pods.clone();
+                async move {
+                    let list = pods.list(&ListParams::default().labels("app=echo")).await?;
+                    let mut echo: Vec<PodInfo> = list
+                        .items
+                        .iter()
+                        .filter(|p| running_and_ready(p))
+                        .filter_map(|p| {
+                            Some(PodInfo {
+                                name: p.metadata.name.clone()?,
+                                node: p.spec.as_ref()?.node_name.clone()?,
+                                ip: p.status.as_ref()?.pod_ip.as_ref()?.parse().ok()?,
+                            })
+                        })
+                        .collect();
+                    echo.sort_by(|a, b| a.node.cmp(&b.node));
+                    echo.dedup_by(|a, b| a.node == b.node);
+                    Ok((echo.len() == nodes).then_some(echo))
                 }
-                Err(e) if tokio::time::Instant::now() > deadline => return Err(e),
-                _ => tokio::time::sleep(Duration::from_millis(300)).await,
-            }
+            },
+        )
+        .await;
+        match echo {
+            Ok(echo) => Ok(echo),
+            Err(e) => Err(self.cluster.failure(&format!("{e:#}")).await),
         }
     }
 
@@ -193,78 +189,6 @@ impl ClusterLab {
     pub fn router(&self) -> &Router {
         &self.router
     }
-
-    /// Every health check, passed or not (see [`super::health`]).
-    pub async fn health(&self) -> Vec<super::Check> {
-        super::health::with_router(&self.state, &self.cluster.client(), &self.router).await
-    }
-
-    /// Retries [`ClusterLab::health`] until every check passes or `timeout` passes.
-    pub async fn wait_healthy(
-        &self,
-        timeout: Duration,
-    ) -> Result<Vec<super::Check>, super::HealthError> {
-        super::health::wait_healthy(timeout, || self.health()).await
-    }
-}
-
-/// What is not Running and ready yet (`controller`, `speaker on node-2`, `echo on node-1`), and
-/// the echo pods that are.
-async fn lacking_pods(
-    client: &kube::Client,
-    nodes: &[String],
-) -> anyhow::Result<(Vec<String>, Vec<PodInfo>)> {
-    let ready = |pods: &[Pod], component: &str, key: &str| -> Vec<Pod> {
-        pods.iter()
-            .filter(|p| {
-                p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(key))
-                    .is_some_and(|c| c == component)
-            })
-            .filter(|p| running_and_ready(p))
-            .cloned()
-            .collect()
-    };
-    let node_of = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.clone());
-    let ferrolb = Api::<Pod>::namespaced(client.clone(), FERROLB_NAMESPACE)
-        .list(&ListParams::default())
-        .await?
-        .items;
-    let default = Api::<Pod>::namespaced(client.clone(), "default")
-        .list(&ListParams::default().labels("app=echo"))
-        .await?
-        .items;
-    let mut missing = Vec::new();
-    if ready(&ferrolb, "controller", "app.kubernetes.io/component").is_empty() {
-        missing.push("ferrolb's controller".to_owned());
-    }
-    let speakers: Vec<String> = ready(&ferrolb, "speaker", "app.kubernetes.io/component")
-        .iter()
-        .filter_map(node_of)
-        .collect();
-    let echo: Vec<PodInfo> = ready(&default, "echo", "app")
-        .iter()
-        .filter_map(|p| {
-            Some(PodInfo {
-                name: p.metadata.name.clone()?,
-                node: node_of(p)?,
-                ip: p.status.as_ref()?.pod_ip.as_ref()?.parse().ok()?,
-            })
-        })
-        .collect();
-    for node in nodes {
-        if !speakers.contains(node) {
-            missing.push(format!("ferrolb's speaker on {node}"));
-        }
-        if !echo.iter().any(|p| p.node == *node) {
-            missing.push(format!("echo on {node}"));
-        }
-    }
-    let mut echo = echo;
-    echo.sort_by(|a, b| a.node.cmp(&b.node));
-    Ok((missing, echo))
 }
 
 /// A demo Service: its name, traffic policy, pool, the pods it selects, and where it is tried
@@ -322,7 +246,7 @@ fn web_local(node: &str) -> serde_json::Value {
                 "spec": {
                     "nodeSelector": {"kubernetes.io/hostname": node},
                     "containers": [{
-                        "name": "echo", "image": "localhost/ferrolb/echo:0.1.0",
+                        "name": "echo", "image": ECHO_IMAGE,
                         "imagePullPolicy": "Never", "ports": [{"containerPort": 8080}],
                         "env": [
                             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -373,16 +297,4 @@ pub async fn apply_demo(client: &kube::Client, node: &str) -> anyhow::Result<()>
             .await?;
     }
     Ok(())
-}
-
-/// Whether a pod is Running with every container ready.
-pub fn running_and_ready(pod: &Pod) -> bool {
-    let Some(status) = pod.status.as_ref() else {
-        return false;
-    };
-    status.phase.as_deref() == Some("Running")
-        && status
-            .conditions
-            .as_ref()
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
