@@ -9,6 +9,11 @@
 //! once released, a held request reaches the apiserver even if its client gave up on it, and
 //! [`Proxy::unanswered`] says when each has been answered) and a **delay** on every chunk the
 //! replica sends.
+//!
+//! Holding requests reads the TLS record layer (its headers are clear text): a connection opened
+//! during the hold still completes its handshake and only its application data is held. A
+//! request on a new connection then waits on the wire like one on an old connection, instead of
+//! never being sent because its client gave up during a held handshake.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -30,8 +35,8 @@ pub enum Mode {
     Stall,
     /// Closes new connections at once (existing ones still relay; see [`Proxy::drop_all`]).
     Refuse,
-    /// Holds every byte the client sends until the mode changes; the server's bytes still
-    /// arrive. A connection whose client closed while its bytes were held is kept open towards
+    /// Holds the application data the client sends until the mode changes (TLS handshakes
+    /// complete); the server's bytes still arrive. A connection whose client closed while its bytes were held is kept open towards
     /// the server until the server answers, so the late request is served, not cancelled.
     HoldRequests,
 }
@@ -212,6 +217,73 @@ enum Direction {
 struct Exchange {
     /// Held bytes were passed on; the server has not answered yet.
     awaiting: AtomicBool,
+    /// The server has sent encrypted records: TLS 1.3, whose client then sends its Finished
+    /// message as its first application-data record.
+    server_encrypted: AtomicBool,
+}
+
+/// The TLS content type of application data (and of every encrypted TLS 1.3 record).
+const APPLICATION_DATA: u8 = 23;
+
+/// Where one direction of a TLS stream is in its records.
+#[derive(Debug, Default)]
+struct Records {
+    /// Header bytes of the current record read so far (a header is 5 bytes).
+    header: usize,
+    /// The body length, as its two header bytes arrive.
+    length: usize,
+    /// Body bytes of the current record still to come.
+    left: usize,
+    /// The current record's content type.
+    kind: u8,
+    /// Application-data records begun so far.
+    encrypted: u64,
+}
+
+impl Records {
+    /// Reads `bytes` on, and says how many of them come before the first byte of a request:
+    /// an application-data record other than a TLS 1.3 client's Finished (its first encrypted
+    /// record, sent after the server's encrypted flight). All of `bytes` if none.
+    fn before_requests(&mut self, bytes: &[u8], server_encrypted: bool) -> usize {
+        let mut request_at = None;
+        for (i, &b) in bytes.iter().enumerate() {
+            if self.left == 0 && self.header == 0 {
+                self.kind = b;
+                if b == APPLICATION_DATA {
+                    self.encrypted += 1;
+                    let finished = self.encrypted == 1 && server_encrypted;
+                    if !finished && request_at.is_none() {
+                        request_at = Some(i);
+                    }
+                }
+            }
+            if self.header < 5 {
+                if self.header >= 3 {
+                    self.length = (self.length << 8) | usize::from(b);
+                }
+                self.header += 1;
+                if self.header == 5 {
+                    self.left = std::mem::take(&mut self.length);
+                    if self.left == 0 {
+                        self.header = 0;
+                    }
+                }
+            } else {
+                self.left -= 1;
+                if self.left == 0 {
+                    self.header = 0;
+                }
+            }
+        }
+        request_at.unwrap_or(bytes.len())
+    }
+
+    /// Reads `bytes` on; true if an application-data record began in them.
+    fn saw_encrypted(&mut self, bytes: &[u8]) -> bool {
+        let before = self.encrypted;
+        self.before_requests(bytes, false);
+        self.encrypted > before
+    }
 }
 
 impl Exchange {
@@ -254,13 +326,35 @@ fn pipe(
     exchange: &Exchange,
 ) {
     let mut buf = [0u8; 16 * 1024];
+    let mut records = Records::default();
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if direction == Direction::Down {
-            exchange.answered(shared);
+        let mut start = 0;
+        match direction {
+            Direction::Down => {
+                exchange.answered(shared);
+                // Before the bytes reach the client, which answers them with its Finished.
+                if records.saw_encrypted(&buf[..n]) {
+                    exchange.server_encrypted.store(true, Ordering::SeqCst);
+                }
+            }
+            Direction::Up => {
+                let encrypted = exchange.server_encrypted.load(Ordering::SeqCst);
+                let free = records.before_requests(&buf[..n], encrypted);
+                if shared.mode() == Mode::HoldRequests {
+                    // The handshake goes through; the requests after it wait.
+                    if to.write_all(&buf[..free]).is_err() {
+                        break;
+                    }
+                    start = free;
+                }
+            }
+        }
+        if start == n {
+            continue;
         }
         let held = shared.holds(direction);
         if !shared.wait_passing(direction) {
@@ -275,7 +369,7 @@ fn pipe(
                 thread::sleep(Duration::from_millis(delay));
             }
         }
-        if to.write_all(&buf[..n]).is_err() {
+        if to.write_all(&buf[start..n]).is_err() {
             break;
         }
     }
@@ -287,4 +381,111 @@ fn pipe(
     }
     let _ = to.shutdown(Shutdown::Write);
     let _ = from.shutdown(Shutdown::Read);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One TLS record: its content type, a version, its length and a body of `len` bytes.
+    fn record(kind: u8, len: u16) -> Vec<u8> {
+        let mut r = vec![kind, 3, 3];
+        r.extend_from_slice(&len.to_be_bytes());
+        r.extend(std::iter::repeat_n(0xAB, usize::from(len)));
+        r
+    }
+
+    #[test]
+    fn a_tls13_clients_finished_passes_and_its_first_request_is_where_holding_starts() {
+        let mut client = Records::default();
+        let hello = record(22, 300);
+        assert_eq!(client.before_requests(&hello, false), hello.len());
+        // The server's flight: a hello in clear text, then encrypted records.
+        let mut server = Records::default();
+        assert!(!server.saw_encrypted(&record(22, 90)));
+        assert!(server.saw_encrypted(&[record(20, 1), record(23, 2000)].concat()));
+        // Change cipher spec, Finished and the first request, in one chunk.
+        let (ccs, finished, request) = (record(20, 1), record(23, 53), record(23, 400));
+        let flight = [ccs.clone(), finished.clone(), request].concat();
+        assert_eq!(
+            client.before_requests(&flight, true),
+            ccs.len() + finished.len()
+        );
+        // Later records are requests from their first byte.
+        assert_eq!(client.before_requests(&record(23, 10), true), 0);
+    }
+
+    #[test]
+    fn a_record_split_across_reads_is_followed_to_its_end() {
+        let mut client = Records::default();
+        let hello = record(22, 300);
+        let (head, tail) = hello.split_at(3);
+        assert_eq!(client.before_requests(head, false), 3);
+        assert_eq!(client.before_requests(tail, false), tail.len());
+        // TLS 1.2: no encrypted record came from the server, so the first one is a request.
+        let chunk = [record(22, 40), record(23, 100)].concat();
+        assert_eq!(client.before_requests(&chunk, false), 45);
+    }
+
+    /// Reads what arrives until `want` bytes came or `within` passed.
+    fn read_some(stream: &mut TcpStream, want: usize, within: Duration) -> io::Result<Vec<u8>> {
+        stream.set_read_timeout(Some(within))?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while got.len() < want {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        Ok(got)
+    }
+
+    #[test]
+    fn a_connection_opened_during_a_hold_shakes_hands_and_its_request_arrives_after_its_client_left()
+    -> anyhow::Result<()> {
+        let server = TcpListener::bind("127.0.0.1:0")?;
+        let proxy = Proxy::start(server.local_addr()?)?;
+        proxy.set_mode(Mode::HoldRequests);
+        let mut client = TcpStream::connect(("127.0.0.1", proxy.port))?;
+        let (mut upstream, _) = server.accept()?;
+
+        // A TLS 1.3 handshake: it goes through although requests are held.
+        let hello = record(22, 200);
+        client.write_all(&hello)?;
+        assert_eq!(
+            read_some(&mut upstream, hello.len(), Duration::from_secs(5))?,
+            hello
+        );
+        let flight = [record(22, 90), record(20, 1), record(23, 1500)].concat();
+        upstream.write_all(&flight)?;
+        assert_eq!(
+            read_some(&mut client, flight.len(), Duration::from_secs(5))?,
+            flight
+        );
+        let finished = [record(20, 1), record(23, 53)].concat();
+        let request = record(23, 300);
+        client.write_all(&[finished.clone(), request.clone()].concat())?;
+        assert_eq!(
+            read_some(&mut upstream, finished.len(), Duration::from_secs(5))?,
+            finished
+        );
+
+        // The request is held; its client gives up on it.
+        assert!(read_some(&mut upstream, 1, Duration::from_millis(300))?.is_empty());
+        drop(client);
+        proxy.set_mode(Mode::Pass);
+        assert_eq!(
+            read_some(&mut upstream, request.len(), Duration::from_secs(5))?,
+            request
+        );
+        assert_eq!(proxy.unanswered(), 1, "the late request has no answer yet");
+        upstream.write_all(&record(23, 20))?;
+        let answered = (0..250).any(|_| {
+            thread::sleep(Duration::from_millis(20));
+            proxy.unanswered() == 0
+        });
+        assert!(answered, "the server's answer was not counted");
+        Ok(())
+    }
 }
