@@ -1,4 +1,5 @@
 mod driver_tests;
+mod flap_tests;
 mod forged_tests;
 mod sim;
 mod swim_tests;

@@ -1,5 +1,5 @@
 //! A simulated network for [`Swim`] nodes: virtual time, a fixed one-way delay, and controllable
-//! loss, partitions and deaths. Discrete events: every step delivers the next datagram or runs
+//! loss, jitter, partitions, deaths and pauses (a node starved of CPU or SIGSTOPped). Discrete events: every step delivers the next datagram or runs
 //! the timers of the node whose deadline comes first.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,6 +29,9 @@ pub struct SimNode {
     pub swim: Option<Swim>,
     /// Its next deadline, cached after each call.
     deadline: Option<Instant>,
+    /// Frozen until then: datagrams to it wait in its socket, its timers wait, and on waking it
+    /// reads what waited before it runs its timers (as the speaker's driver does).
+    pub paused_until: Option<Instant>,
     /// Datagrams it sent, by kind.
     pub sent: BTreeMap<&'static str, u64>,
     /// What it reported, with the time.
@@ -79,6 +82,8 @@ pub struct Sim {
     pub nodes: Vec<SimNode>,
     /// Directed (from, to) pairs that cannot talk.
     pub blocked: BTreeSet<(usize, usize)>,
+    /// Datagrams from or to these nodes are delayed by a further uniform 0..jitter.
+    pub jitter: BTreeMap<usize, Duration>,
     /// Every datagram sent, if set: (from node, to node, bytes).
     pub capture: Option<Vec<(usize, usize, Vec<u8>)>>,
     rng: StdRng,
@@ -115,6 +120,7 @@ impl Sim {
                     key: KEY.to_vec(),
                     swim: None,
                     deadline: None,
+                    paused_until: None,
                     sent: BTreeMap::new(),
                     events: Vec::new(),
                 }
@@ -127,6 +133,7 @@ impl Sim {
             loss: 0.0,
             nodes,
             blocked: BTreeSet::new(),
+            jitter: BTreeMap::new(),
             capture: None,
             rng: StdRng::seed_from_u64(seed),
             by_addr,
@@ -187,6 +194,13 @@ impl Sim {
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].swim = None;
         self.nodes[i].deadline = None;
+    }
+
+    /// Freezes node `i` for `duration` from now (a SIGSTOP, or a CPU quota spent).
+    pub fn pause(&mut self, i: usize, duration: Duration) {
+        let until = self.now + duration;
+        let node = &mut self.nodes[i];
+        node.paused_until = Some(node.paused_until.map_or(until, |u| u.max(until)));
     }
 
     /// Cuts node `i` off from everyone, both ways.
@@ -258,21 +272,36 @@ impl Sim {
         {
             return;
         }
-        self.next_flight += 1;
+        let mut delay = self.latency;
+        for node in [from, j] {
+            if let Some(&jitter) = self.jitter.get(&node) {
+                delay += jitter.mul_f64(self.rng.random::<f64>());
+            }
+        }
         let flight = InFlight {
             from: self.nodes[from].addr,
             to: j,
             bytes,
         };
-        self.in_flight
-            .insert((self.now + self.latency, self.next_flight), flight);
+        self.queue(self.now + delay, flight);
+    }
+
+    fn queue(&mut self, at: Instant, flight: InFlight) {
+        self.next_flight += 1;
+        self.in_flight.insert((at, self.next_flight), flight);
+    }
+
+    /// When node `i`'s timers run next: its deadline, or when it wakes if that is later.
+    fn timer_of(node: &SimNode) -> Option<Instant> {
+        let deadline = node.deadline?;
+        Some(node.paused_until.map_or(deadline, |u| deadline.max(u)))
     }
 
     fn next_timer(&self) -> Option<(Instant, usize)> {
         self.nodes
             .iter()
             .enumerate()
-            .filter_map(|(i, n)| n.deadline.map(|d| (d, i)))
+            .filter_map(|(i, n)| Self::timer_of(n).map(|d| (d, i)))
             .min()
     }
 
@@ -296,6 +325,14 @@ impl Sim {
             }
             self.now = self.now.max(at);
             let now = self.now;
+            // A frozen node reads it when it wakes, before its timers (which wait as long).
+            if let Some(until) = self.nodes[flight.to].paused_until {
+                if until > now {
+                    self.queue(until, flight);
+                    return true;
+                }
+                self.nodes[flight.to].paused_until = None;
+            }
             if let Some(swim) = self.nodes[flight.to].swim.as_mut() {
                 let out = swim.handle_packet(flight.from, &flight.bytes, now);
                 self.process(flight.to, out);
@@ -306,6 +343,9 @@ impl Sim {
             }
             self.now = self.now.max(at);
             let now = self.now;
+            if self.nodes[i].paused_until.is_some_and(|u| u <= now) {
+                self.nodes[i].paused_until = None;
+            }
             if let Some(swim) = self.nodes[i].swim.as_mut() {
                 let out = swim.handle_tick(now);
                 self.process(i, out);
