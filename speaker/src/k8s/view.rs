@@ -51,12 +51,16 @@ pub struct Endpoints {
     pub any: bool,
 }
 
-/// Usable endpoints per Service (`namespace/name`): an endpoint with addresses that is ready, or
-/// serving while terminating. A missing `ready` means ready (the API's rule).
+/// Usable endpoints per Service (`namespace/name`): the endpoints with addresses that are ready
+/// (a missing `ready` means ready, the API's rule), or, while none of the Service's is, those
+/// serving while terminating — kube-proxy's rule for terminating endpoints. A drained node's
+/// pod that still serves keeps its IP only until a ready endpoint exists elsewhere, so the IP
+/// moves while the old pod still answers.
 pub fn endpoints_by_service<'a>(
     slices: impl IntoIterator<Item = &'a EndpointSlice>,
 ) -> BTreeMap<String, Endpoints> {
-    let mut out: BTreeMap<String, Endpoints> = BTreeMap::new();
+    // Per Service: the ready endpoints, and the serving ones that are not ready.
+    let mut found: BTreeMap<String, (Endpoints, Endpoints)> = BTreeMap::new();
     for slice in slices {
         let Some(service) = slice
             .metadata
@@ -71,7 +75,7 @@ pub fn endpoints_by_service<'a>(
             slice.metadata.namespace.as_deref().unwrap_or_default(),
             service
         );
-        let entry = out.entry(key).or_default();
+        let (ready_eps, serving_eps) = found.entry(key).or_default();
         for endpoint in &slice.endpoints {
             if endpoint.addresses.is_empty() {
                 continue;
@@ -79,16 +83,21 @@ pub fn endpoints_by_service<'a>(
             let conditions = endpoint.conditions.as_ref();
             let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
             let serving = conditions.and_then(|c| c.serving).unwrap_or(ready);
-            if !(ready || serving) {
-                continue;
-            }
+            let entry = match (ready, serving) {
+                (true, _) => &mut *ready_eps,
+                (false, true) => &mut *serving_eps,
+                (false, false) => continue,
+            };
             entry.any = true;
             if let Some(node) = &endpoint.node_name {
                 entry.nodes.insert(NodeName::from(node.clone()));
             }
         }
     }
-    out
+    found
+        .into_iter()
+        .map(|(key, (ready, serving))| (key, if ready.any { ready } else { serving }))
+        .collect()
 }
 
 /// The Service as the plan sees it, if it is one of ours with IPs.
@@ -154,8 +163,43 @@ mod tests {
         let http = &eps["web/http"];
         assert!(http.any);
         let nodes: Vec<&str> = http.nodes.iter().map(NodeName::as_str).collect();
-        assert_eq!(nodes, ["n1", "n2", "n5"]);
+        assert_eq!(
+            nodes,
+            ["n1", "n5"],
+            "a ready endpoint elsewhere beats a terminating one"
+        );
         assert!(!eps["web/down"].any);
+    }
+
+    /// A drained node's pod terminates but still serves (a preStop hook, a long shutdown): the
+    /// IP must leave that node while the pod still answers, not after it stopped — so serving
+    /// endpoints count only while no endpoint is ready (kube-proxy's own rule for them).
+    #[test]
+    fn terminating_endpoints_count_only_while_no_endpoint_is_ready() {
+        let terminating = r#"{"addresses":["198.18.2.10"],"nodeName":"n2","conditions":{"ready":false,"serving":true,"terminating":true}}"#;
+        let ready = r#"{"addresses":["198.18.3.10"],"nodeName":"n3","conditions":{"ready":true}}"#;
+        let slice_of = |name: &str, endpoints: &[&str]| {
+            slice(&format!(
+                r#"{{"metadata":{{"name":"{name}","namespace":"web","labels":{{"kubernetes.io/service-name":"http"}}}},
+                   "addressType":"IPv4","endpoints":[{}]}}"#,
+                endpoints.join(",")
+            ))
+        };
+        let nodes = |slices: &[EndpointSlice]| -> Vec<String> {
+            let eps = endpoints_by_service(slices);
+            eps["web/http"]
+                .nodes
+                .iter()
+                .map(|n| n.as_str().to_owned())
+                .collect()
+        };
+        assert_eq!(nodes(&[slice_of("a", &[terminating])]), ["n2"]);
+        assert_eq!(nodes(&[slice_of("a", &[terminating, ready])]), ["n3"]);
+        // The ready endpoint may sit in another slice of the Service.
+        assert_eq!(
+            nodes(&[slice_of("a", &[terminating]), slice_of("b", &[ready])]),
+            ["n3"]
+        );
     }
 
     #[test]

@@ -22,13 +22,16 @@
 //! - **split brain**: another MAC (not one of this node's interfaces) claiming an owned IP — a
 //!   gratuitous ARP, an ARP reply or request sent from the IP, an advertisement of the IP with
 //!   another link-layer address, a solicitation sent from the IP — is a [`Conflict`]. The side
-//!   with the numerically higher MAC loses and stops answering; the winner re-announces. After
-//!   each [`AnnouncerSettings::hold_down`] the loser probes (an ARP probe from 0.0.0.0 or a
+//!   with the numerically higher MAC loses and stops answering; the winner re-announces, but
+//!   only if it still owns the IP half a second later: most claims are a successor that learned
+//!   of a drain or failover before the owner did, and an owner released within that grace hands
+//!   over at once rather than silencing its successor. After each
+//!   [`AnnouncerSettings::hold_down`] the loser probes (an ARP probe from 0.0.0.0 or a
 //!   duplicate-address-detection solicitation, which change no client's cache) and resumes only
 //!   if the winner no longer answers. An owner answers (defends against) probes; a lingering
-//!   one does not, so a new owner that lost a race against a soon-releasing one takes over about
-//!   one hold-down after the release, inside the old owner's linger. Such hand-over races do
-//!   report a (transient) conflict on both sides.
+//!   one does not, so a new owner that still lost a race against a soon-releasing one takes
+//!   over about one hold-down after the release, inside the old owner's linger. Hand-over races
+//!   report a (transient) conflict.
 //!
 //! Frames that are not for us (flooded unicast between other hosts) are ignored; malformed ones
 //! are counted and dropped. [`AnnouncerHandle::announcing`] shows what is really answered now.

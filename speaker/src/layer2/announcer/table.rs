@@ -16,7 +16,9 @@
 //! are announced (a gratuitous burst on taking them, then a refresh) and defended against probes
 //! (an ARP probe from 0.0.0.0, a duplicate-address-detection solicitation from ::). Another MAC
 //! claiming an Owned IP is a split brain: the side with the higher MAC goes silent, the other
-//! re-announces. After each hold-down the silent side probes — invisibly to clients' caches —
+//! re-announces — after [`DEFEND_AFTER`], and silent until then, because the claim is most often
+//! a successor that learned of a hand-over first: released within that grace, the owner hands
+//! over at once. After each hold-down the silent side probes — invisibly to clients' caches —
 //! and resumes only if no lower MAC answers within [`PROBE_WAIT`]. A lingering owner does not
 //! answer probes, so a successor that lost a race against a soon-releasing owner takes over one
 //! hold-down later, while the owner still lingers. Claiming a Lingering IP is the successor
@@ -35,6 +37,12 @@ use crate::layer2::ndp::{Advertisement, Solicitation, multicast_mac, solicited_n
 
 /// How long a silenced split-brain loser waits for an answer to its probe before resuming.
 pub(crate) const PROBE_WAIT: Duration = Duration::from_millis(300);
+
+/// How long an owner whose IP another (higher) MAC claims waits before it counter-announces.
+/// A claim is most often a successor that saw a drain or a failover a little earlier than the
+/// owner did: if the owner's own release follows within this grace, it hands over at once
+/// instead of silencing the successor for a hold-down.
+pub(crate) const DEFEND_AFTER: Duration = Duration::from_millis(500);
 
 /// The announcer's timers, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,6 +159,9 @@ struct Entry {
     schedule: Option<Schedule>,
     /// The MAC whose claim the running burst answers (one conflict report per burst).
     contested_by: Option<Mac>,
+    /// Claimed by `contested_by`, a higher MAC: silent, and a counter-burst at this time if
+    /// the IP is still desired then.
+    defend_at: Option<Instant>,
 }
 
 /// The IPs of one interface and what is owed for them.
@@ -197,7 +208,7 @@ impl Table {
         self.entries
             .values()
             .filter_map(|e| match e.phase {
-                Phase::Owned => e.schedule.map(|s| s.next),
+                Phase::Owned => e.defend_at.or(e.schedule.map(|s| s.next)),
                 Phase::Lingering { until } | Phase::HeldDown { until, .. } => Some(until),
             })
             .min()
@@ -243,7 +254,17 @@ impl Table {
             .map(|(ip, e)| (*ip, e.phase))
             .collect();
         for (ip, phase) in released {
+            let claimant = self
+                .entries
+                .get(&ip)
+                .filter(|e| e.defend_at.is_some())
+                .and_then(|e| e.contested_by);
             match phase {
+                // Claimed just before: that was the successor.
+                Phase::Owned if let Some(theirs) = claimant => {
+                    self.remove(ip, &mut actions);
+                    actions.push(Action::Change(ip, Change::HandedOver(theirs)));
+                }
                 Phase::Owned if !self.timing.linger.is_zero() => {
                     if let Some(entry) = self.entries.get_mut(&ip) {
                         entry.phase = Phase::Lingering {
@@ -409,6 +430,7 @@ impl Table {
                 };
                 entry.schedule = None;
                 entry.contested_by = None;
+                entry.defend_at = None;
                 actions.push(Action::Conflict {
                     ip,
                     theirs,
@@ -421,7 +443,7 @@ impl Table {
                 let bursting = entry
                     .schedule
                     .is_some_and(|s| s.step < self.timing.burst.len());
-                if entry.contested_by == Some(theirs) && bursting {
+                if entry.contested_by == Some(theirs) && (bursting || entry.defend_at.is_some()) {
                     return;
                 }
                 actions.push(Action::Conflict {
@@ -430,8 +452,10 @@ impl Table {
                     we_lose,
                     protocol,
                 });
+                // Silent for the grace: a successor is not to be talked over.
                 entry.contested_by = Some(theirs);
-                entry.schedule = schedule(&self.timing, self.draining, now);
+                entry.schedule = None;
+                entry.defend_at = Some(now + DEFEND_AFTER);
             }
             Phase::Lingering { .. } => {
                 self.remove(ip, actions);
@@ -451,6 +475,12 @@ impl Table {
 
     /// Sends the gratuitous announcements that are due and schedules the next ones.
     fn due(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        for entry in self.entries.values_mut() {
+            if entry.phase == Phase::Owned && entry.defend_at.is_some_and(|at| at <= now) {
+                entry.defend_at = None;
+                entry.schedule = schedule(&self.timing, self.draining, now);
+            }
+        }
         for (ip, entry) in &mut self.entries {
             let Some(s) = entry.schedule.as_mut().filter(|s| s.next <= now) else {
                 continue;
@@ -482,6 +512,7 @@ impl Table {
                 phase: Phase::Owned,
                 schedule: schedule(&self.timing, self.draining, now),
                 contested_by: None,
+                defend_at: None,
             },
         );
         if let IpAddr::V6(v6) = ip {
@@ -498,6 +529,7 @@ impl Table {
             entry.phase = Phase::Owned;
             entry.schedule = schedule(&self.timing, self.draining, now);
             entry.contested_by = None;
+            entry.defend_at = None;
         }
     }
 

@@ -441,14 +441,24 @@ fn a_higher_mac_claiming_an_owned_ip_gets_a_new_burst_reported_once_per_burst() 
     let t1 = t0 + Duration::from_secs(5);
     let actions = table.on_arp(&garp("192.0.2.200", HIGHER), t1);
     assert_eq!(conflicts(&actions), vec![(HIGHER, false)]);
-    assert_eq!(gratuitous_sent(&actions), 2, "re-announced at once");
-    assert_eq!(table.next_deadline(), Some(t1 + ms(100)));
     let again = table.on_arp(&garp("192.0.2.200", HIGHER), t1 + ms(1));
+    assert!(
+        conflicts(&again).is_empty(),
+        "same claimant, defence pending"
+    );
+    let t2 = t1 + DEFEND_AFTER;
+    assert_eq!(
+        gratuitous_sent(&table.tick(t2)),
+        2,
+        "re-announced after the grace"
+    );
+    assert_eq!(table.next_deadline(), Some(t2 + ms(100)));
+    let again = table.on_arp(&garp("192.0.2.200", HIGHER), t2 + ms(1));
     assert!(conflicts(&again).is_empty(), "same claimant, burst running");
     for offset in [100, 300, 1000] {
-        table.tick(t1 + ms(offset));
+        table.tick(t2 + ms(offset));
     }
-    let later = table.on_arp(&garp("192.0.2.200", HIGHER), t1 + ms(2000));
+    let later = table.on_arp(&garp("192.0.2.200", HIGHER), t2 + ms(2000));
     assert_eq!(conflicts(&later), vec![(HIGHER, false)], "still at it");
     assert_eq!(table.answering(), set(&["192.0.2.200"]));
 }
@@ -537,4 +547,46 @@ fn solicited_node_groups_are_shared_by_ips_with_the_same_low_bits() {
 fn burst_offsets_are_sorted() {
     let t = Timing::new(vec![ms(300), ms(0)], Duration::ZERO, Duration::ZERO, ms(1));
     assert_eq!(t.burst, vec![ms(0), ms(300)]);
+}
+
+/// A drain or a failover seen by the successor before the owner: the successor announces first.
+/// The owner (with the lower MAC) must not silence it with a counter-announcement if its own
+/// release follows shortly, else nobody answers between the owner's linger and the successor's
+/// hold-down.
+#[test]
+fn an_owner_released_just_after_a_successors_claim_hands_over_without_a_fight() {
+    let t0 = Instant::now();
+    let mut table = owning(&["192.0.2.200"], t0);
+    table.tick(t0 + ms(1000));
+    let t1 = t0 + Duration::from_secs(5);
+    let claimed = table.on_arp(&garp("192.0.2.200", HIGHER), t1);
+    assert_eq!(conflicts(&claimed), vec![(HIGHER, false)]);
+    assert_eq!(gratuitous_sent(&claimed), 0, "no counter-announcement yet");
+    assert_eq!(
+        gratuitous_sent(&table.tick(t1 + DEFEND_AFTER - ms(1))),
+        0,
+        "still waiting to see whether the claim is a hand-over"
+    );
+    let released = table.set_desired(&BTreeSet::new(), &macs(), false, t1 + ms(200));
+    assert_eq!(
+        released,
+        vec![Action::Change(
+            ip("192.0.2.200"),
+            Change::HandedOver(HIGHER)
+        )]
+    );
+    assert!(table.is_empty());
+}
+
+#[test]
+fn an_owner_still_desired_after_a_claim_defends_once_the_grace_passes() {
+    let t0 = Instant::now();
+    let mut table = owning(&["192.0.2.200"], t0);
+    table.tick(t0 + ms(1000));
+    let t1 = t0 + Duration::from_secs(5);
+    table.on_arp(&garp("192.0.2.200", HIGHER), t1);
+    assert_eq!(table.next_deadline(), Some(t1 + DEFEND_AFTER));
+    let defended = table.tick(t1 + DEFEND_AFTER);
+    assert_eq!(gratuitous_sent(&defended), 2, "a new burst");
+    assert_eq!(table.answering(), set(&["192.0.2.200"]));
 }
