@@ -238,6 +238,11 @@ impl SpeakerProcess {
             .ok_or_else(|| anyhow!("speaker on {} ignored SIGTERM for {timeout:?}", self.node))
     }
 
+    /// The process id (for a benchmark thread that freezes and thaws it on its own).
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
     /// Freezes (SIGSTOP) or thaws (SIGCONT) it.
     pub fn freeze(&self, frozen: bool) -> anyhow::Result<()> {
         self.process.signal(if frozen {
