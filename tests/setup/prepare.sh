@@ -76,6 +76,7 @@ stage lab   FERROLB_K8S_BIN  "building Kubernetes v$K8S_VERSION and etcd v$ETCD_
 stage lab   -                "building ferrolb's binaries (cargo build --workspace --bins; cold: ~15 min)" cargo build --workspace --bins --locked
 stage lab   FERROLB_IMAGES   "building the images (pause, echo, ferrolb from static musl binaries; cold: ~10 min)" bash tests/setup/images.sh
 stage tests FERROLB_HELM_BIN "building helm (cold: ~3 min)" bash tests/setup/helm.sh
+stage tests -                "building MetalLB's speaker and controller from its Go module (side-by-side test; cold: ~5 min)" bash tests/setup/metallb.sh
 if [ "${FERROLB_FUZZ_SECONDS:-45}" -gt 0 ]; then
   stage tests CARGO_FUZZ_BIN "installing cargo-fuzz (cold: ~4 min)" bash -c 'dirname "$(bash tests/setup/cargo-fuzz.sh | tail -n 1)"'
 fi

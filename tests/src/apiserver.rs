@@ -28,7 +28,9 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use access::{KubectlOutput, client_from_kubeconfig};
-pub use binaries::{BIN_DIR_ENV, Binaries, binaries, located, run_setup_script};
+pub use binaries::{
+    BIN_DIR_ENV, Binaries, binaries, located, run_setup_script, run_setup_script_lines,
+};
 pub use crds::wait_crds_established;
 
 use pki::{Ca, write_file};

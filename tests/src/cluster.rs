@@ -20,6 +20,7 @@
 //! it every container, then the control plane, and removes namespaces, cgroups and directories.
 
 pub mod ferrolb;
+pub mod metallb;
 mod node;
 
 use std::net::{IpAddr, SocketAddr};
@@ -65,6 +66,7 @@ static SEQUENCE: AtomicUsize = AtomicUsize::new(0);
 pub struct ClusterBuilder {
     nodes: usize,
     extra_hosts: Vec<String>,
+    extra_images: Vec<PathBuf>,
     ready_timeout: Duration,
 }
 
@@ -89,6 +91,13 @@ impl ClusterBuilder {
         self
     }
 
+    /// Imports the image archive `archive` into every node's containerd too.
+    #[must_use]
+    pub fn image(mut self, archive: &Path) -> Self {
+        self.extra_images.push(archive.to_owned());
+        self
+    }
+
     /// How long to wait for every Node to be Ready (default 120 s).
     #[must_use]
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
@@ -101,7 +110,8 @@ impl ClusterBuilder {
         let started = Instant::now();
         prerequisites()?;
         let images = images_dir()?;
-        let images: Vec<PathBuf> = IMAGE_FILES.iter().map(|f| images.join(f)).collect();
+        let mut images: Vec<PathBuf> = IMAGE_FILES.iter().map(|f| images.join(f)).collect();
+        images.extend(self.extra_images.iter().cloned());
         let names: Vec<String> = (1..=self.nodes).map(|i| format!("node-{i}")).collect();
         let mut lan = Lan::builder();
         for name in &names {
@@ -188,6 +198,7 @@ impl Cluster {
         ClusterBuilder {
             nodes,
             extra_hosts: Vec::new(),
+            extra_images: Vec::new(),
             ready_timeout: Duration::from_secs(120),
         }
     }

@@ -104,6 +104,20 @@ pub fn echo(binary: &Path) -> ImageSpec {
     }
 }
 
+/// One of MetalLB's images (`component`: `speaker` or `controller`) under the reference its own
+/// manifests use (`quay.io/metallb/<component>:v<version>`), holding the binary built from its
+/// Go module as `/<component>`, its entrypoint. No `USER`: MetalLB's manifests set the
+/// controller's, and its speaker runs as root with `NET_RAW`.
+pub fn metallb(component: &str, version: &str, binary: &Path) -> ImageSpec {
+    let path = format!("/{component}");
+    ImageSpec {
+        reference: format!("quay.io/metallb/{component}:v{version}"),
+        files: vec![file(&path, 0o755, binary)],
+        entrypoint: vec![path],
+        user: None,
+    }
+}
+
 fn file(path: &str, mode: u32, source: &Path) -> LayerFile {
     LayerFile {
         path: path.to_owned(),

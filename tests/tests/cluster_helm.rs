@@ -13,11 +13,10 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, ensure};
+use anyhow::Context as _;
 use ferrolb_tests::cluster::Cluster;
 use ferrolb_tests::cluster::ferrolb::{NAMESPACE, PART_OF, POOL, echo, skip_without_root};
 use ferrolb_tests::fixtures::repo_path;
-use ferrolb_tests::helm;
 
 const NODES: usize = 2;
 const RELEASE: &str = "ferrolb";
@@ -25,28 +24,6 @@ const RELEASE: &str = "ferrolb";
 /// none may appear).
 const RELEASE_KINDS: &str = "deployments,daemonsets,services,serviceaccounts,roles,rolebindings,\
 clusterroles,clusterrolebindings,validatingwebhookconfigurations,mutatingwebhookconfigurations";
-
-/// Runs helm against the cluster as the admin; its stdout, or an error with its stderr.
-async fn run_helm(cluster: &Cluster, args: &[&str]) -> anyhow::Result<String> {
-    let home = cluster.dir().join("helm");
-    let kubeconfig = cluster.control_plane().kubeconfig_path();
-    let output = tokio::process::Command::from(helm::command(&home))
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .context("running helm")?;
-    ensure!(
-        output.status.success(),
-        "`helm {}` failed ({}): {}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_install_serves_the_lan_and_helm_uninstall_leaves_no_release_object_and_no_announcement()
@@ -73,9 +50,8 @@ async fn helm_install_serves_the_lan_and_helm_uninstall_leaves_no_release_object
         )
         .await?;
     let chart = repo_path("manifests/chart");
-    let installed = run_helm(
-        &cluster,
-        &[
+    let installed = cluster
+        .helm(&[
             "install",
             RELEASE,
             &chart.to_string_lossy(),
@@ -85,10 +61,9 @@ async fn helm_install_serves_the_lan_and_helm_uninstall_leaves_no_release_object
             "namespace.create=false",
             "--set",
             "image.pullPolicy=Never",
-        ],
-    )
-    .await
-    .context("step helm install")?;
+        ])
+        .await
+        .context("step helm install")?;
     assert!(
         installed.contains("STATUS: deployed"),
         "helm install: {installed}"
@@ -135,12 +110,10 @@ async fn helm_install_serves_the_lan_and_helm_uninstall_leaves_no_release_object
 
     // helm uninstall: the release's objects go, pods included, and the IP falls silent.
     let uninstalling = Instant::now();
-    run_helm(
-        &cluster,
-        &["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait"],
-    )
-    .await
-    .context("step helm uninstall")?;
+    cluster
+        .helm(&["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait"])
+        .await
+        .context("step helm uninstall")?;
     cluster
         .wait_no_ferrolb_pods(Duration::from_secs(60))
         .await

@@ -120,6 +120,16 @@ fn workspace_root() -> PathBuf {
 /// directory as its last line. One build at a time across processes (test binaries may run
 /// concurrently), its progress in a log file whose tail ends up in the error.
 pub fn run_setup_script(name: &str) -> anyhow::Result<PathBuf> {
+    let lines = run_setup_script_lines(name)?;
+    let last = lines
+        .last()
+        .context("the setup script printed no directory")?;
+    Ok(PathBuf::from(last))
+}
+
+/// [`run_setup_script`], returning every non-empty line the script printed (for scripts that
+/// print more than one directory).
+pub fn run_setup_script_lines(name: &str) -> anyhow::Result<Vec<String>> {
     let script = workspace_root().join(format!("tests/setup/{name}.sh"));
     let tmp = std::env::temp_dir();
     let lock_path = tmp.join(format!("ferrolb-{name}-build.lock"));
@@ -164,13 +174,16 @@ pub fn run_setup_script(name: &str) -> anyhow::Result<PathBuf> {
     }
     // The log is no longer needed once the script succeeded.
     let _ = std::fs::remove_file(&log_path);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout
+    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
         .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .with_context(|| format!("{} printed no directory", script.display()))?;
-    Ok(PathBuf::from(last.trim()))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if lines.is_empty() {
+        bail!("{} printed no directory", script.display());
+    }
+    Ok(lines)
 }
 
 /// The last `n` lines of `text`.

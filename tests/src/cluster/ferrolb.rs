@@ -167,6 +167,30 @@ pub fn longest_outage(probes: &[Probe]) -> Duration {
 }
 
 impl Cluster {
+    /// Runs helm against the cluster as the admin (its state under the cluster's directory);
+    /// its stdout, or an error with its stderr.
+    pub async fn helm(&self, args: &[&str]) -> anyhow::Result<String> {
+        let home = self.dir().join("helm");
+        let kubeconfig = self.control_plane().kubeconfig_path();
+        let output = tokio::process::Command::from(crate::helm::command(&home))
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .context("running helm")?;
+        if !output.status.success() {
+            bail!(
+                "`helm {}` failed ({}): {}",
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
     /// kubectl as the admin, feeding `stdin` if given; its stdout, or an error with its stderr.
     pub async fn kubectl_ok(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
         let cp = self.control_plane();
