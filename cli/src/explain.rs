@@ -83,6 +83,8 @@ pub struct Candidate {
     pub score: u32,
     /// SHA-256(`node#ip`), first 8 hex digits (lower first).
     pub hash: String,
+    /// On its way out (cordoned, …): after every node that is not.
+    pub departing: bool,
 }
 
 /// An excluded node.
@@ -291,6 +293,7 @@ fn layer2(
                             node: c.node.to_string(),
                             score: c.score,
                             hash: c.hash.iter().take(4).map(|b| format!("{b:02x}")).collect(),
+                            departing: c.departing,
                         })
                         .collect();
                     view.excluded = election
@@ -356,7 +359,16 @@ pub fn render(e: &Explanation) -> String {
                 .max(4);
             let _ = writeln!(s, "  {:<width$}  SCORE  SHA-256(node#ip)", "NODE");
             for c in &l2.candidates {
-                let _ = writeln!(s, "  {:<width$}  {:>5}  {}…", c.node, c.score, c.hash);
+                let departing = if c.departing {
+                    "  (on its way out: last resort)"
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    s,
+                    "  {:<width$}  {:>5}  {}…{departing}",
+                    c.node, c.score, c.hash
+                );
             }
         }
         for x in &l2.excluded {

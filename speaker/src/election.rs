@@ -7,9 +7,15 @@
 //! L2Advertisement of the IP's pool that matches the Service, and — for
 //! `externalTrafficPolicy: Local` — hosting a usable endpoint. Services that share the IP must
 //! all accept a node — all of those that can be served: a sharer without a usable endpoint or
-//! without a matching advertisement is left out rather than taking the IP down for the others. Candidates are ordered by preferred-node score (descending), then by
-//! SHA-256(`node#ip`) (ascending), MetalLB's order, so a mixed MetalLB/ferrolb cluster agrees;
-//! the first announces. Losing a node moves only the IPs it announced.
+//! without a matching advertisement is left out rather than taking the IP down for the others.
+//! Candidates are ordered by preferred-node score (descending), then by SHA-256(`node#ip`)
+//! (ascending), MetalLB's order, so a mixed MetalLB/ferrolb cluster agrees; the first
+//! announces. Losing a node moves only the IPs it announced.
+//!
+//! A node on its way out — cordoned or draining, marked for scale-down, tainted `NoExecute` —
+//! comes after every node that is not ([`Departure`]): its IPs move while it still answers
+//! (make-before-break), come back when it is uncordoned, and stay when no other node can take
+//! them. MetalLB does not do this; `--announce-from-departing-nodes` restores its order.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -28,6 +34,29 @@ pub struct NodeInfo {
     pub labels: Labels,
     /// The `NetworkUnavailable` condition is True.
     pub network_unavailable: bool,
+    /// The node is on its way out: it announces an IP only if no other node can.
+    pub departing: Option<Departure>,
+}
+
+/// Why a node is on its way out (planned maintenance, not a failure).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Departure {
+    /// `spec.unschedulable`: cordoned, or being drained.
+    Cordoned,
+    /// Tainted `ToBeDeletedByClusterAutoscaler`: about to be scaled down.
+    ScaleDown,
+    /// A `NoExecute` taint (its key): its pods are being evicted.
+    NoExecute(String),
+}
+
+impl fmt::Display for Departure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cordoned => f.write_str("cordoned"),
+            Self::ScaleDown => f.write_str("marked for scale-down by the cluster autoscaler"),
+            Self::NoExecute(key) => write!(f, "tainted {key}:NoExecute"),
+        }
+    }
 }
 
 /// What the election needs to know about one Service on the IP.
@@ -115,6 +144,8 @@ pub struct Candidate {
     pub score: u32,
     /// SHA-256(`node#ip`) (lower first).
     pub hash: [u8; 32],
+    /// On its way out ([`NodeInfo::departing`]): after every node that is not.
+    pub departing: bool,
 }
 
 /// The outcome for one IP.
@@ -265,11 +296,15 @@ pub fn elect(world: World<'_>, ip: IpAddr, pool: &PoolName, services: &[ServiceI
             node: node.clone(),
             score,
             hash: rendezvous_hash(node, ip),
+            departing: info.departing.is_some(),
         });
     }
-    election
-        .candidates
-        .sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.hash.cmp(&b.hash)));
+    election.candidates.sort_by(|a, b| {
+        a.departing
+            .cmp(&b.departing)
+            .then_with(|| b.score.cmp(&a.score))
+            .then_with(|| a.hash.cmp(&b.hash))
+    });
     if election.candidates.is_empty() {
         election.unannounced = Some(Unannounced::NoEligibleNode);
     }

@@ -73,6 +73,11 @@ struct Args {
     #[arg(long)]
     ignore_exclude_lb: bool,
 
+    /// Keep MetalLB's order for nodes on their way out (cordoned, draining, marked for
+    /// scale-down, tainted NoExecute) instead of moving their layer-2 IPs to other nodes first.
+    #[arg(long)]
+    announce_from_departing_nodes: bool,
+
     /// Interfaces never announced on, as MetalLB-style anchored patterns (`^name$` exact,
     /// `^prefix.*`); default MetalLB's list (docker, cbr, dummy, virbr, lxcbr, veth, lo, cali,
     /// tunl, flannel, kube-ipvs, cni, nodelocaldns, lxc).
@@ -118,6 +123,7 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
         namespace: args.namespace.clone(),
         lb_class: args.lb_class.clone(),
         ignore_exclude_label: args.ignore_exclude_lb,
+        announce_from_departing_nodes: args.announce_from_departing_nodes,
         membership,
         announcer,
     })

@@ -43,6 +43,7 @@ fn nodes(labels: &[(&str, &[(&str, &str)])]) -> BTreeMap<NodeName, NodeInfo> {
                 NodeInfo {
                     labels,
                     network_unavailable: false,
+                    departing: None,
                 },
             )
         })
@@ -140,6 +141,46 @@ fn dead_unavailable_and_excluded_nodes_are_skipped_with_the_reason() {
         &[svc("default/web")],
     );
     assert_eq!(order(&e), ["node-c"]);
+}
+
+/// Planned maintenance moves an IP before the node goes: a cordoned (or draining, or
+/// scaled-down, or NoExecute-tainted) node is the last resort, not excluded — so the IP moves
+/// off it while it still answers, and stays on it when no other node can take it.
+#[test]
+fn a_departing_node_announces_only_when_no_other_node_can() {
+    let config = config(&l2("{}"));
+    let mut nodes = nodes(&[]);
+    // node-b wins 192.0.2.200 by hash (b, a, c); cordoned, it goes last.
+    nodes.get_mut("node-b").expect("node").departing = Some(Departure::Cordoned);
+    let e = elect(
+        world(&config, &nodes, None),
+        ip("192.0.2.200"),
+        &"lan".into(),
+        &[svc("default/web")],
+    );
+    assert_eq!(order(&e), ["node-a", "node-c", "node-b"]);
+    // Every node departing: the usual order.
+    for n in ["node-a", "node-c"] {
+        nodes.get_mut(n).expect("node").departing = Some(Departure::ScaleDown);
+    }
+    let e = elect(
+        world(&config, &nodes, None),
+        ip("192.0.2.200"),
+        &"lan".into(),
+        &[svc("default/web")],
+    );
+    assert_eq!(order(&e), ["node-b", "node-a", "node-c"]);
+    // Local: the only node with an endpoint keeps the IP, departing or not.
+    let mut local = svc("default/web");
+    local.local = true;
+    local.endpoint_nodes = ["node-b"].map(NodeName::from).into();
+    let e = elect(
+        world(&config, &nodes, None),
+        ip("192.0.2.200"),
+        &"lan".into(),
+        &[local],
+    );
+    assert_eq!(order(&e), ["node-b"]);
 }
 
 #[test]

@@ -54,6 +54,8 @@ pub struct Settings {
     pub lb_class: Option<String>,
     /// Announce from nodes labelled exclude-from-external-load-balancers too.
     pub ignore_exclude_label: bool,
+    /// Departing nodes (cordoned, …) keep their place in the layer-2 order (MetalLB's).
+    pub announce_from_departing_nodes: bool,
     /// Membership among speakers; `None` assumes a speaker runs on every node (MetalLB's
     /// behaviour without memberlist).
     pub membership: Option<MembershipConfig>,
@@ -401,9 +403,13 @@ impl Speaker {
             .state()
             .iter()
             .map(|n| {
+                let mut info = view::node_info(n);
+                if self.settings.announce_from_departing_nodes {
+                    info.departing = None;
+                }
                 (
                     NodeName::from(n.metadata.name.clone().unwrap_or_default()),
-                    view::node_info(n),
+                    info,
                 )
             })
             .collect();

@@ -9,11 +9,34 @@ use ferrolb_config::NodeName;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use crate::election::{NodeInfo, ServiceInfo};
+use crate::election::{Departure, NodeInfo, ServiceInfo};
 use crate::plan::LbService;
 
 /// The label tying an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The taint the cluster autoscaler puts on a node it is about to remove.
+pub const SCALE_DOWN_TAINT: &str = "ToBeDeletedByClusterAutoscaler";
+
+/// Whether the Node is on its way out, and why: cordoned (`spec.unschedulable`), marked for
+/// scale-down, or tainted `NoExecute`.
+pub fn departure(node: &Node) -> Option<Departure> {
+    let spec = node.spec.as_ref()?;
+    let taints = spec.taints.iter().flatten();
+    if spec.unschedulable == Some(true) {
+        return Some(Departure::Cordoned);
+    }
+    let mut no_execute = None;
+    for taint in taints {
+        if taint.key == SCALE_DOWN_TAINT {
+            return Some(Departure::ScaleDown);
+        }
+        if taint.effect == "NoExecute" && no_execute.is_none() {
+            no_execute = Some(Departure::NoExecute(taint.key.clone()));
+        }
+    }
+    no_execute
+}
 
 /// What the election needs from a Node.
 pub fn node_info(node: &Node) -> NodeInfo {
@@ -27,6 +50,7 @@ pub fn node_info(node: &Node) -> NodeInfo {
     NodeInfo {
         labels: node.metadata.labels.clone().unwrap_or_default(),
         network_unavailable,
+        departing: departure(node),
     }
 }
 
@@ -226,6 +250,40 @@ mod tests {
         );
         assert!(lb_service(&other_class, None, &eps).is_none());
         assert!(lb_service(&other_class, Some("x"), &eps).is_some());
+    }
+
+    #[test]
+    fn cordoned_scaled_down_and_no_execute_tainted_nodes_are_departing() {
+        let node = |spec: &str| -> Node {
+            serde_json::from_str(&format!(r#"{{"metadata":{{"name":"n1"}},"spec":{spec}}}"#))
+                .expect("valid node")
+        };
+        assert_eq!(departure(&node("{}")), None);
+        assert_eq!(
+            departure(&node(r#"{"unschedulable":true}"#)),
+            Some(Departure::Cordoned)
+        );
+        assert_eq!(
+            departure(&node(
+                r#"{"taints":[{"key":"ToBeDeletedByClusterAutoscaler","value":"1733","effect":"NoSchedule"}]}"#
+            )),
+            Some(Departure::ScaleDown)
+        );
+        assert_eq!(
+            departure(&node(
+                r#"{"taints":[{"key":"maintenance","effect":"NoSchedule"},{"key":"node.kubernetes.io/unreachable","effect":"NoExecute"}]}"#
+            )),
+            Some(Departure::NoExecute(
+                "node.kubernetes.io/unreachable".into()
+            ))
+        );
+        assert_eq!(
+            departure(&node(
+                r#"{"taints":[{"key":"node-role.kubernetes.io/control-plane","effect":"NoSchedule"}]}"#
+            )),
+            None,
+            "a NoSchedule taint is no departure"
+        );
     }
 
     #[test]

@@ -104,6 +104,7 @@ fn info(labels: &[(&str, &str)]) -> NodeInfo {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         network_unavailable: false,
+        departing: None,
     }
 }
 
