@@ -5,6 +5,7 @@
 # manifests/install.yaml, the echo Deployment behind an externalTrafficPolicy Local IP and a
 # client sending a UDP request every 10 ms through it, while
 #   - the speaker DaemonSet and controller Deployment roll to another tag of the image;
+#   - the announcing node is cordoned, then uncordoned;
 #   - the announcing node is drained (kubectl drain);
 #   - the announcing node dies (its pid namespace and kube-proxy killed at once).
 # Collects the test's `cluster-l2:` lines and rewrites the "Layer-2 events on a real cluster"
@@ -61,6 +62,7 @@ rows = [
     ("rolling upgrade: requests lost", column("upgrade", "lost"), count),
     ("rolling upgrade: longest outage", column("upgrade", "outage_ms"), millis),
     ("rolling upgrade: rollout of 3 speakers + 2 controllers", column("upgrade", "rollout_s"), seconds),
+    ("cordon of the announcer, then uncordon: requests lost", column("cordon", "lost"), count),
     ("drain of the announcer: requests lost", column("drain", "lost"), count),
     ("drain of the announcer: longest outage", column("drain", "outage_ms"), millis),
     ("announcer dies: last answer from it → first from the new one", column("node-death", "gap_ms"), millis),
@@ -68,7 +70,7 @@ rows = [
     ("kubectl delete -f install.yaml: until everything is gone", column("uninstall", "done_s"), seconds),
 ]
 table = "\n".join(f"| {name} | {' | '.join(stats(v, fmt))} | {len(v)} |" for name, v, fmt in rows)
-sent = column("upgrade", "sent") + column("drain", "sent") + column("node-death", "sent")
+sent = column("upgrade", "sent") + column("cordon", "sent") + column("drain", "sent") + column("node-death", "sent")
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 section = f"""<!-- cluster:begin -->
 ## Layer-2 events on a real cluster (`tests/bench/cluster.sh`, {trials} trials)

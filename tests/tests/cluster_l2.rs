@@ -3,10 +3,12 @@
 //!
 //! 1. a rolling upgrade of the speaker DaemonSet and the controller Deployment to another tag
 //!    of the image;
-//! 2. `kubectl drain` of the node announcing the IP;
-//! 3. the death of the node announcing the IP (its kubelet, containerd, containers and
+//! 2. `kubectl cordon` of the node announcing the IP, then `kubectl uncordon`: the IP moves
+//!    away and back without a lost request;
+//! 3. `kubectl drain` of the node announcing the IP;
+//! 4. the death of the node announcing the IP (its kubelet, containerd, containers and
 //!    kube-proxy killed at once);
-//! 4. `kubectl delete -f manifests/install.yaml`: no ferrolb object and no announcement is left.
+//! 5. `kubectl delete -f manifests/install.yaml`: no ferrolb object and no announcement is left.
 //!
 //! One cluster of three nodes goes through them in turn (a cluster costs seconds, the steps
 //! share its set-up). The Service has `externalTrafficPolicy: Local` and one echo pod per node,
@@ -27,7 +29,7 @@ use ferrolb_tests::cluster::ferrolb::{
 };
 use ferrolb_tests::fixtures::repo_path;
 use ferrolb_tests::image::FERROLB_IMAGE;
-use ferrolb_tests::l2cluster::{Probe, failover_gap};
+use ferrolb_tests::l2cluster::{Probe, failover_gap, wait_for};
 use ferrolb_tests::stats::ms;
 
 const NODES: usize = 3;
@@ -123,6 +125,10 @@ async fn the_lb_ip_keeps_serving_through_upgrade_drain_and_node_death_and_uninst
         .await
         .context("step rolling upgrade")?;
     cluster.check_running()?;
+    cordon_and_uncordon_move_the_ip_without_a_loss(&cluster, ip)
+        .await
+        .context("step cordon")?;
+    cluster.check_running()?;
     let drained = drain_moves_the_ip(&cluster, ip)
         .await
         .context("step drain")?;
@@ -206,6 +212,61 @@ async fn rolling_upgrade_keeps_the_ip_serving(cluster: &Cluster, ip: IpAddr) -> 
 
 /// `kubectl drain` of the announcer evicts its echo pod: with no endpoint left there, the IP
 /// moves to a node that has one. Returns the drained node (uncordoned again).
+/// `kubectl cordon` of the announcer: the IP moves to another node with an endpoint while
+/// the cordoned one still answers, and `kubectl uncordon` brings it back — no request lost
+/// either way (planned maintenance, issue #15).
+async fn cordon_and_uncordon_move_the_ip_without_a_loss(
+    cluster: &Cluster,
+    ip: IpAddr,
+) -> anyhow::Result<()> {
+    let node = announcer_now(cluster, ip).await?;
+    let probing_since = SystemTime::now();
+    let prober = cluster.start_prober(ip, INTERVAL)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.kubectl_ok(&["cordon", &node], None).await?;
+    let away = wait_for(
+        "the IP leaves the cordoned node",
+        Duration::from_secs(20),
+        || async {
+            let now = announcer_now(cluster, ip).await?;
+            Ok((now != node).then_some(now))
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.kubectl_ok(&["uncordon", &node], None).await?;
+    wait_for(
+        "the IP comes back when uncordoned",
+        Duration::from_secs(20),
+        || async { Ok((announcer_now(cluster, ip).await? == node).then_some(())) },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let probes = prober.finish()?;
+    report("cordon", &probes, &format!(" node={node} to={away}"));
+    explain_losses(
+        ip,
+        "cordon",
+        &probes,
+        probing_since,
+        &cluster.ferrolb_log_lines("speaker", &ip.to_string()),
+    );
+    let answering: Vec<&str> = probes
+        .iter()
+        .filter_map(|p| p.answer.as_ref().map(|(n, _)| n.as_str()))
+        .collect();
+    assert!(
+        answering.contains(&away.as_str()) && answering.last() == Some(&node.as_str()),
+        "the prober did not see the IP go to {away} and back to {node}"
+    );
+    assert_eq!(
+        lost(&probes),
+        0,
+        "requests lost by a cordon and an uncordon"
+    );
+    Ok(())
+}
+
 async fn drain_moves_the_ip(cluster: &Cluster, ip: IpAddr) -> anyhow::Result<String> {
     let node = announcer_now(cluster, ip).await?;
     let probing_since = SystemTime::now();
