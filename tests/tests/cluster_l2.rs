@@ -210,8 +210,6 @@ async fn rolling_upgrade_keeps_the_ip_serving(cluster: &Cluster, ip: IpAddr) -> 
     Ok(())
 }
 
-/// `kubectl drain` of the announcer evicts its echo pod: with no endpoint left there, the IP
-/// moves to a node that has one. Returns the drained node (uncordoned again).
 /// `kubectl cordon` of the announcer: the IP moves to another node with an endpoint while
 /// the cordoned one still answers, and `kubectl uncordon` brings it back — no request lost
 /// either way (planned maintenance, issue #15).
@@ -267,6 +265,8 @@ async fn cordon_and_uncordon_move_the_ip_without_a_loss(
     Ok(())
 }
 
+/// `kubectl drain` of the announcer evicts its echo pod: with no endpoint left there, the IP
+/// moves to a node that has one. Returns the drained node (uncordoned again).
 async fn drain_moves_the_ip(cluster: &Cluster, ip: IpAddr) -> anyhow::Result<String> {
     let node = announcer_now(cluster, ip).await?;
     let probing_since = SystemTime::now();
