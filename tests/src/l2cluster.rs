@@ -569,6 +569,35 @@ impl L2Cluster {
         })
     }
 
+    /// The node the client's neighbour entry for `vip` names (resolving it if needed).
+    pub async fn owner_now(&self, vip: IpAddr, timeout: Duration) -> anyhow::Result<String> {
+        let mac = self.resolve(vip, timeout).await?;
+        self.node_with_mac(&mac)
+            .ok_or_else(|| anyhow::anyhow!("{vip} resolves to {mac}, no node's MAC"))
+    }
+
+    /// Waits until every speaker is ready and the client's entry for `vip` names the node the
+    /// election picks with every node live; if no announcement moved the entry there, the
+    /// client resolves afresh.
+    pub async fn settle_owner(&self, vip: IpAddr, timeout: Duration) -> anyhow::Result<()> {
+        self.wait_speakers_ready(timeout).await?;
+        let all = self.nodes().to_vec();
+        let expected = self
+            .expected_owner(vip, &all)
+            .await?
+            .context("nobody elected")?;
+        let mac = self.mac(&expected);
+        if let Err(e) = self.wait_neighbour_mac(vip, &mac, timeout).await {
+            eprintln!("(the entry did not move back by itself; resolving afresh: {e:#})");
+            self.lan.host(CLIENT).ns.forget_neighbour(vip, "eth0")?;
+            let now = self.owner_now(vip, timeout).await?;
+            if now != expected {
+                anyhow::bail!("{vip} resolves to {now}, not to the elected {expected}");
+            }
+        }
+        Ok(())
+    }
+
     /// Waits until every speaker reports ready (`/readyz` inside its namespace). MetalLB's
     /// speakers must also each have every running speaker in their memberlist (by their logs).
     pub async fn wait_speakers_ready(&self, timeout: Duration) -> anyhow::Result<()> {

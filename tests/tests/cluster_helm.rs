@@ -35,20 +35,7 @@ async fn helm_install_serves_the_lan_and_helm_uninstall_leaves_no_release_object
 
     // README.md, "Install with Helm".
     let installing = Instant::now();
-    cluster
-        .kubectl_ok(&["create", "namespace", NAMESPACE], None)
-        .await?;
-    cluster
-        .kubectl_ok(
-            &[
-                "label",
-                "namespace",
-                NAMESPACE,
-                "pod-security.kubernetes.io/enforce=privileged",
-            ],
-            None,
-        )
-        .await?;
+    cluster.create_helm_namespace().await?;
     let chart = repo_path("manifests/chart");
     let installed = cluster
         .helm(&[

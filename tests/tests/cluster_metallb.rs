@@ -152,20 +152,7 @@ async fn metallb_and_ferrolb_run_side_by_side_and_each_serves_its_own_services()
     eprintln!("through MetalLB, GET http://{metallb_ip}/: {body}");
 
     // ferrolb beside it, for Services of its class only.
-    cluster
-        .kubectl_ok(&["create", "namespace", NAMESPACE], None)
-        .await?;
-    cluster
-        .kubectl_ok(
-            &[
-                "label",
-                "namespace",
-                NAMESPACE,
-                "pod-security.kubernetes.io/enforce=privileged",
-            ],
-            None,
-        )
-        .await?;
+    cluster.create_helm_namespace().await?;
     let class_arg = format!(r#"["--lb-class={CLASS}"]"#);
     cluster
         .helm(&[

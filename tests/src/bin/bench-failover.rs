@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, bail};
 use ferrolb_tests::l2cluster::metallb::MetallbSpeakers;
 use ferrolb_tests::l2cluster::{L2Cluster, TestService, failover_gap};
 use ferrolb_tests::stats::ms;
@@ -216,51 +216,14 @@ where
     Ok(())
 }
 
-/// The owner now, from the client's point of view (the MAC its neighbour entry holds).
-async fn current_owner(
-    cluster: &L2Cluster,
-    vip: IpAddr,
-    settle: Duration,
-) -> anyhow::Result<String> {
-    let mac = cluster.resolve(vip, settle).await?;
-    cluster
-        .node_with_mac(&mac)
-        .ok_or_else(|| anyhow!("{vip} resolves to {mac}, no node's MAC"))
-}
-
-/// Waits until every speaker is back and the client's entry names the node the election picks
-/// with everyone live. If no announcement moved the entry there, the client resolves afresh.
-async fn settle(cluster: &L2Cluster, vip: IpAddr, timing: Timing) -> anyhow::Result<()> {
-    cluster.wait_speakers_ready(timing.settle).await?;
-    let all = cluster.nodes().to_vec();
-    let expected = cluster
-        .expected_owner(vip, &all)
-        .await?
-        .context("nobody elected")?;
-    let mac = cluster.mac(&expected);
-    if let Err(e) = cluster.wait_neighbour_mac(vip, &mac, timing.settle).await {
-        eprintln!("(the entry did not move back by itself; resolving afresh: {e:#})");
-        cluster
-            .lan()
-            .host(ferrolb_tests::l2cluster::CLIENT)
-            .ns
-            .forget_neighbour(vip, "eth0")?;
-        let now = current_owner(cluster, vip, timing.settle).await?;
-        if now != expected {
-            bail!("{vip} resolves to {now}, not to the elected {expected}");
-        }
-    }
-    Ok(())
-}
-
 async fn trial(
     cluster: &mut L2Cluster,
     vip: IpAddr,
     mode: Mode,
     timing: Timing,
 ) -> anyhow::Result<Trial> {
-    settle(cluster, vip, timing).await?;
-    let old = current_owner(cluster, vip, timing.settle).await?;
+    cluster.settle_owner(vip, timing.settle).await?;
+    let old = cluster.owner_now(vip, timing.settle).await?;
     let all = cluster.nodes().to_vec();
     let live: Vec<String> = all.iter().filter(|n| **n != old).cloned().collect();
     let next = cluster

@@ -111,13 +111,13 @@ async fn measure(fault: Fault, args: &Args) -> anyhow::Result<Row> {
         .create_service(&TestService::new("flaps", &[VIP], "node-1"))
         .await?;
     cluster.start_echo(vip)?;
-    settle(&cluster, vip).await?;
+    cluster.settle_owner(vip, SETTLE).await?;
     if let Fault::Loss(percent) = fault {
         for node in cluster.nodes().to_vec() {
             drop_membership_datagrams(&cluster, &node, percent)?;
         }
     }
-    let owner = current_owner(&cluster, vip).await?;
+    let owner = cluster.owner_now(vip, SETTLE).await?;
     let (deaths_before, suspicions_before) = membership_counts(&cluster)?;
 
     // The steady part: nobody dies, so any move of the IP is a false failover.
@@ -266,36 +266,6 @@ impl Starver {
     }
 }
 
-async fn current_owner(cluster: &L2Cluster, vip: IpAddr) -> anyhow::Result<String> {
-    let mac = cluster.resolve(vip, SETTLE).await?;
-    cluster
-        .node_with_mac(&mac)
-        .ok_or_else(|| anyhow!("{vip} resolves to {mac}, no node's MAC"))
-}
-
-/// Waits until every speaker is ready and the client's entry names the elected node.
-async fn settle(cluster: &L2Cluster, vip: IpAddr) -> anyhow::Result<()> {
-    cluster.wait_speakers_ready(SETTLE).await?;
-    let all = cluster.nodes().to_vec();
-    let expected = cluster
-        .expected_owner(vip, &all)
-        .await?
-        .context("nobody elected")?;
-    let mac = cluster.mac(&expected);
-    if cluster.wait_neighbour_mac(vip, &mac, SETTLE).await.is_err() {
-        cluster
-            .lan()
-            .host(ferrolb_tests::l2cluster::CLIENT)
-            .ns
-            .forget_neighbour(vip, "eth0")?;
-        let now = current_owner(cluster, vip).await?;
-        if now != expected {
-            bail!("{vip} resolves to {now}, not to the elected {expected}");
-        }
-    }
-    Ok(())
-}
-
 /// Kills the announcing node (speaker and data path at once) under `fault` and returns the gap,
 /// or `None` if the IP did not move within 10 s. Restores the node afterwards.
 async fn kill_owner(
@@ -303,8 +273,8 @@ async fn kill_owner(
     vip: IpAddr,
     fault: Fault,
 ) -> anyhow::Result<Option<Duration>> {
-    settle(cluster, vip).await?;
-    let old = current_owner(cluster, vip).await?;
+    cluster.settle_owner(vip, SETTLE).await?;
+    let old = cluster.owner_now(vip, SETTLE).await?;
     let all = cluster.nodes().to_vec();
     let live: Vec<String> = all.iter().filter(|n| **n != old).cloned().collect();
     let next = cluster

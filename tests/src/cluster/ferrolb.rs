@@ -191,6 +191,24 @@ impl Cluster {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// README.md, "Install with Helm": ferrolb's namespace, labelled for the speaker's
+    /// PodSecurity level, made before `helm install … --set namespace.create=false`.
+    pub async fn create_helm_namespace(&self) -> anyhow::Result<()> {
+        self.kubectl_ok(&["create", "namespace", NAMESPACE], None)
+            .await?;
+        self.kubectl_ok(
+            &[
+                "label",
+                "namespace",
+                NAMESPACE,
+                "pod-security.kubernetes.io/enforce=privileged",
+            ],
+            None,
+        )
+        .await
+        .map(drop)
+    }
+
     /// kubectl as the admin, feeding `stdin` if given; its stdout, or an error with its stderr.
     pub async fn kubectl_ok(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
         let cp = self.control_plane();
