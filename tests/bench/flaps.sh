@@ -14,6 +14,7 @@ SECONDS_PER_FAULT=${FERROLB_FLAPS_SECONDS:-600}
 KILLS=${FERROLB_FLAPS_KILLS:-20}
 OUT=docs/benchmarks.md
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg); export LOAD_BEFORE
 
 bash tests/setup/packages.sh
 FERROLB_K8S_BIN=$(bash tests/setup/control-plane.sh | tail -n 1); export FERROLB_K8S_BIN
@@ -22,6 +23,7 @@ cargo build -q --release --locked -p ferrolb-speaker -p ferrolb-tests --bin ferr
 cargo test -q --release --locked -p ferrolb-speaker --lib flap_tests -- --nocapture --test-threads 1 \
   2> "$work/sim.log" > /dev/null
 grep -E 'false deaths' "$work/sim.log" | sed 's/^/- /' > "$work/sim.md"
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg); export LOAD_AFTER
 
 python3 - "$OUT" "$work/real.md" "$work/sim.md" "$SECONDS_PER_FAULT" "$KILLS" <<'PY'
 import datetime, os, platform, re, sys
@@ -31,11 +33,12 @@ section = f"""<!-- flaps:begin -->
 ## Speaker flaps (`tests/bench/flaps.sh`)
 
 Measured on {datetime.date.today()} — {os.cpu_count()} cores ({cpu}), Linux {platform.release()},
-release build. Three real speakers in node namespaces on one LAN; a client sends a request every
+release build, load averages {os.environ.get('LOAD_BEFORE', '?')} before and
+{os.environ.get('LOAD_AFTER', '?')} after. Three real speakers in node namespaces on one LAN; a client sends a request every
 10 ms to a LoadBalancer IP that every node answers. Each fault runs {secs} s with no node killed —
 a **false failover** is any change of the answering node then — and then the announcing node
 dies {kills} times under the same fault (gap: last answer from the old node to the first from the
-new one). Loss is an nftables rule dropping that share of the membership datagrams each node
+new one; with 20 deaths, p99 is the maximum). Loss is an nftables rule dropping that share of the membership datagrams each node
 receives; the frozen speaker gets SIGSTOP for 300 ms at random intervals of 0.5–1.5 s (during the
 deaths, a third node is the frozen one). Target (issue #13): no false failover at 5 % loss or with
 the frozen node, node-death p99 ≤ 1 s.
