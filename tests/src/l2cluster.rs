@@ -576,6 +576,28 @@ impl L2Cluster {
             .ok_or_else(|| anyhow::anyhow!("{vip} resolves to {mac}, no node's MAC"))
     }
 
+    /// After [`L2Cluster::settle_owner`]: the node announcing `vip` now, and the node the
+    /// election picks once it is gone — what a failover trial kills and waits for.
+    pub async fn owner_and_successor(
+        &self,
+        vip: IpAddr,
+        timeout: Duration,
+    ) -> anyhow::Result<(String, String)> {
+        self.settle_owner(vip, timeout).await?;
+        let old = self.owner_now(vip, timeout).await?;
+        let live: Vec<String> = self
+            .nodes()
+            .iter()
+            .filter(|n| **n != old)
+            .cloned()
+            .collect();
+        let next = self
+            .expected_owner(vip, &live)
+            .await?
+            .context("nobody elected after the loss")?;
+        Ok((old, next))
+    }
+
     /// Waits until every speaker is ready and the client's entry for `vip` names the node the
     /// election picks with every node live; if no announcement moved the entry there, the
     /// client resolves afresh.

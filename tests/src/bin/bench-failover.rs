@@ -222,14 +222,7 @@ async fn trial(
     mode: Mode,
     timing: Timing,
 ) -> anyhow::Result<Trial> {
-    cluster.settle_owner(vip, timing.settle).await?;
-    let old = cluster.owner_now(vip, timing.settle).await?;
-    let all = cluster.nodes().to_vec();
-    let live: Vec<String> = all.iter().filter(|n| **n != old).cloned().collect();
-    let next = cluster
-        .expected_owner(vip, &live)
-        .await?
-        .context("nobody elected after the loss")?;
+    let (old, next) = cluster.owner_and_successor(vip, timing.settle).await?;
 
     let prober = cluster.start_prober(vip, INTERVAL)?;
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -273,14 +273,13 @@ async fn kill_owner(
     vip: IpAddr,
     fault: Fault,
 ) -> anyhow::Result<Option<Duration>> {
-    cluster.settle_owner(vip, SETTLE).await?;
-    let old = cluster.owner_now(vip, SETTLE).await?;
-    let all = cluster.nodes().to_vec();
-    let live: Vec<String> = all.iter().filter(|n| **n != old).cloned().collect();
-    let next = cluster
-        .expected_owner(vip, &live)
-        .await?
-        .context("nobody elected after the loss")?;
+    let (old, next) = cluster.owner_and_successor(vip, SETTLE).await?;
+    let live: Vec<String> = cluster
+        .nodes()
+        .iter()
+        .filter(|n| **n != old)
+        .cloned()
+        .collect();
     let starver = match fault {
         Fault::Starved => {
             let third = live
