@@ -6,6 +6,8 @@
 //!   fed by the interface table from [`netlink`].
 //! - [`membership`] tells which speakers are alive, over UDP among the speakers themselves, so
 //!   failover needs no apiserver.
+//! - [`settle`] keeps an `externalTrafficPolicy: Local` IP where it is served until a new
+//!   endpoint elsewhere has had time to be programmed (pure).
 //! - [`k8s`] is the kube edge and the decision loop; [`metrics`] the `/metrics` and health
 //!   endpoints.
 //!
@@ -23,6 +25,7 @@ pub mod membership;
 pub mod metrics;
 pub mod netlink;
 pub mod plan;
+pub mod settle;
 pub mod sys;
 
 /// What the unit tests share.

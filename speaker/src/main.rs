@@ -78,6 +78,14 @@ struct Args {
     #[arg(long)]
     announce_from_departing_nodes: bool,
 
+    /// How long, in milliseconds, a node's new endpoint of an externalTrafficPolicy Local
+    /// Service settles — its kube-proxy programs it, within its minSyncPeriod (1 s by default)
+    /// — before the node takes the Service's IP from a node that serves it (layer 2) or adds
+    /// its route next to one (BGP). Every speaker keeps the IP on the serving node meanwhile;
+    /// a failover does not wait. Raise it with kube-proxy's --min-sync-period.
+    #[arg(long, default_value_t = ferrolb_speaker::settle::DEFAULT_SETTLE.as_millis() as u64)]
+    endpoint_settle_ms: u64,
+
     /// Interfaces never announced on, as MetalLB-style anchored patterns (`^name$` exact,
     /// `^prefix.*`); default MetalLB's list (docker, cbr, dummy, virbr, lxcbr, veth, lo, cali,
     /// tunl, flannel, kube-ipvs, cni, nodelocaldns, lxc).
@@ -103,6 +111,7 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
         refresh: Duration::from_secs(args.gratuitous_refresh_secs),
         ..AnnouncerSettings::default()
     };
+    let endpoint_settle = Duration::from_millis(args.endpoint_settle_ms);
     let membership = (!args.no_membership).then(|| {
         let mut protocol = MembershipSettings::new(args.node_name.trim());
         let period = Duration::from_millis(args.probe_period_ms.max(10));
@@ -124,6 +133,7 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
         lb_class: args.lb_class.clone(),
         ignore_exclude_label: args.ignore_exclude_lb,
         announce_from_departing_nodes: args.announce_from_departing_nodes,
+        endpoint_settle,
         membership,
         announcer,
     })

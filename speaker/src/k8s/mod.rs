@@ -38,6 +38,7 @@ use crate::membership::{MembershipHandle, MembershipSettings};
 use crate::metrics::{Health, Metrics};
 use crate::netlink::Interfaces;
 use crate::plan::{self, IpPlan};
+use crate::settle::{self, EndpointAges};
 use watch::{Changed, Stores};
 
 /// The key in the membership Secret.
@@ -56,6 +57,9 @@ pub struct Settings {
     pub ignore_exclude_label: bool,
     /// Departing nodes (cordoned, …) keep their place in the layer-2 order (MetalLB's).
     pub announce_from_departing_nodes: bool,
+    /// How long a node's new endpoint of a Local Service settles (kube-proxy programs it)
+    /// before it draws traffic from a node that serves the Service ([`crate::settle`]).
+    pub endpoint_settle: Duration,
     /// Membership among speakers; `None` assumes a speaker runs on every node (MetalLB's
     /// behaviour without memberlist).
     pub membership: Option<MembershipConfig>,
@@ -183,6 +187,7 @@ pub async fn run(
         "Announce",
     );
 
+    let settings_settle = settings.endpoint_settle;
     let mut speaker = Speaker {
         serving: Serving::default(),
         settings,
@@ -207,6 +212,9 @@ pub async fn run(
         bgp_announced_tx,
         bgp_plan: BgpPlan::default(),
         sessions_tx,
+        ages: EndpointAges::new(settings_settle),
+        held: BTreeMap::new(),
+        settled_at: None,
     };
     speaker.refresh_config();
     health.set_ready(true);
@@ -216,6 +224,14 @@ pub async fn run(
     health.set_ready(false);
     speaker.stop().await;
     result
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Whether this speaker may list the Secrets of `namespace` (for BGPPeers' passwordSecrets).
@@ -295,6 +311,12 @@ struct Speaker {
     bgp_plan: BgpPlan,
     /// The state of each BGP session of this node, for BGPSessionState.
     sessions_tx: chan::Sender<status::Reported<BGPSessionState>>,
+    /// How long ago each node's endpoints appeared, for [`settle`].
+    ages: EndpointAges,
+    /// IPs kept on their node while a new endpoint settles.
+    held: BTreeMap<IpAddr, settle::Hold>,
+    /// When the next settling endpoint settles: decide again then.
+    settled_at: Option<Instant>,
 }
 
 impl Speaker {
@@ -367,6 +389,7 @@ impl Speaker {
                 () = tokio::time::sleep(grace_left), if !self.converged => {
                     self.decide();
                 }
+                () = sleep_until(self.settled_at) => self.decide(),
             }
         }
     }
@@ -422,8 +445,13 @@ impl Speaker {
             .iter()
             .filter_map(|s| view::lb_service(s, self.settings.lb_class.as_deref(), &endpoints))
             .collect();
-        self.decide_bgp(&nodes, &services);
-        self.decide_layer2(&nodes, &services);
+        let now = Instant::now();
+        self.ages.observe(&services, now);
+        let (bgp_services, bgp_settled) =
+            settle::hold_bgp(&services, &self.settings.node, &self.ages, now);
+        self.decide_bgp(&nodes, &bgp_services);
+        self.decide_layer2(&nodes, &services, now);
+        self.settled_at = self.held.values().map(|h| h.until).chain(bgp_settled).min();
     }
 
     /// The layer-2 election, and this node's share of it to the announcer.
@@ -431,6 +459,7 @@ impl Speaker {
         &mut self,
         nodes: &BTreeMap<NodeName, NodeInfo>,
         services: &[plan::LbService],
+        now: Instant,
     ) {
         if self.cut_off {
             self.plan_tx.send_if_modified(|current| {
@@ -468,7 +497,18 @@ impl Speaker {
             live: live.as_ref(),
             ignore_exclude_label: self.settings.ignore_exclude_label,
         };
-        self.plans = plan::layer2(world, services);
+        let previous = std::mem::replace(&mut self.plans, plan::layer2(world, services));
+        let held = settle::hold_layer2(&mut self.plans, &previous, &self.ages, now);
+        for (ip, hold) in held.iter().filter(|(ip, _)| !self.held.contains_key(*ip)) {
+            tracing::info!(
+                %ip,
+                with = %hold.with,
+                preferred = %hold.instead_of,
+                wait_ms = hold.until.saturating_duration_since(now).as_millis() as u64,
+                "keeping the IP where it is served until the preferred node's new endpoint settles"
+            );
+        }
+        self.held = held;
         let mine = plan::announced_by(&self.settings.node, &self.plans);
         let plan = Plan {
             ips: mine

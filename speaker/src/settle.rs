@@ -1,0 +1,192 @@
+//! Fresh endpoints settle before they draw traffic. A node serves an `externalTrafficPolicy:
+//! Local` Service only once its kube-proxy has programmed the local endpoint, at its next sync:
+//! up to its minSyncPeriod (1 s by default) after the endpoint turned ready, later under load.
+//! Moving an IP to a node the moment its endpoint turns ready sends it requests that it drops
+//! (seen on the real cluster when a rolling update put a pod on the node the hash prefers). So,
+//! while a node's endpoint of a Local Service is younger than the settle time:
+//!
+//! - layer 2: an IP the election moves to that node stays with the node that announced it,
+//!   as long as that node is still a candidate. A failover, or an IP nobody announced, moves at
+//!   once: no other node serves it.
+//! - BGP: the node does not advertise the IP while another node has a settled endpoint; when
+//!   none has, holding back would only delay the first route.
+//!
+//! Endpoints present when the speaker starts count as settled: their age is unknown, and the
+//! speaker restarting says nothing about kube-proxy. Pure; time is passed in.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ferrolb_config::NodeName;
+use tokio::time::Instant;
+
+use crate::plan::{Decision, IpPlan, LbService};
+
+/// The default settle time: kube-proxy's default minSyncPeriod (1 s) and a sync.
+pub const DEFAULT_SETTLE: Duration = Duration::from_millis(1500);
+
+/// When each node's endpoint of each Service was first seen usable.
+#[derive(Debug)]
+pub struct EndpointAges {
+    settle: Duration,
+    /// Per (Service, node): when first seen, `None` when seen at start-up (settled).
+    seen: BTreeMap<(String, NodeName), Option<Instant>>,
+    /// The Services with `externalTrafficPolicy: Local`.
+    local: BTreeSet<String>,
+    primed: bool,
+}
+
+/// An IP kept on the node that announced it while its new winner's endpoint settles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    /// The node that keeps announcing it.
+    pub with: NodeName,
+    /// The node the election prefers now.
+    pub instead_of: NodeName,
+    /// When the preferred node's endpoint will have settled.
+    pub until: Instant,
+}
+
+impl EndpointAges {
+    /// Nothing seen yet; endpoints settle after `settle`.
+    pub fn new(settle: Duration) -> Self {
+        Self {
+            settle,
+            seen: BTreeMap::new(),
+            local: BTreeSet::new(),
+            primed: false,
+        }
+    }
+
+    /// Records the usable endpoints of `services` as seen at `now`. One that went and came
+    /// back is fresh again: it is a new pod.
+    pub fn observe(&mut self, services: &[LbService], now: Instant) {
+        let first = !self.primed;
+        let mut seen = BTreeMap::new();
+        for service in services {
+            for node in &service.info.endpoint_nodes {
+                let key = (service.info.key.clone(), node.clone());
+                let since = match self.seen.get(&key) {
+                    Some(since) => *since,
+                    None if first => None,
+                    None => Some(now),
+                };
+                seen.insert(key, since);
+            }
+        }
+        self.seen = seen;
+        self.local = services
+            .iter()
+            .filter(|s| s.info.local)
+            .map(|s| s.info.key.clone())
+            .collect();
+        self.primed = true;
+    }
+
+    /// When `node`'s endpoint of the Local Service `service` will have settled, if it is
+    /// still settling at `now`.
+    pub fn settling_until(&self, service: &str, node: &NodeName, now: Instant) -> Option<Instant> {
+        if !self.local.contains(service) {
+            return None;
+        }
+        let since = (*self.seen.get(&(service.to_owned(), node.clone()))?)?;
+        let until = since + self.settle;
+        (until > now).then_some(until)
+    }
+
+    /// Whether `node` has a settled endpoint of `service`.
+    fn settled(&self, service: &str, node: &NodeName, now: Instant) -> bool {
+        self.seen.contains_key(&(service.to_owned(), node.clone()))
+            && self.settling_until(service, node, now).is_none()
+    }
+
+    /// When the last of `services`' endpoints on `node` will have settled, if any still settles.
+    fn settling_on(&self, services: &[String], node: &NodeName, now: Instant) -> Option<Instant> {
+        services
+            .iter()
+            .filter_map(|s| self.settling_until(s, node, now))
+            .max()
+    }
+}
+
+/// Keeps each IP that the election moved, from the node that announced it in `previous` to a
+/// node whose endpoint still settles, on its previous node, while that node is still a
+/// candidate: the previous node goes first in the IP's order. Returns the IPs held.
+pub fn hold_layer2(
+    plans: &mut BTreeMap<IpAddr, IpPlan>,
+    previous: &BTreeMap<IpAddr, IpPlan>,
+    ages: &EndpointAges,
+    now: Instant,
+) -> BTreeMap<IpAddr, Hold> {
+    let mut held = BTreeMap::new();
+    for (ip, plan) in plans.iter_mut() {
+        let Some(before) = previous.get(ip).and_then(|p| p.decision.winner()) else {
+            continue;
+        };
+        let services = &plan.services;
+        let Decision::Elected { election, .. } = &mut plan.decision else {
+            continue;
+        };
+        let Some(winner) = election.winner().cloned() else {
+            continue;
+        };
+        if winner == *before {
+            continue;
+        }
+        let Some(until) = ages.settling_on(services, &winner, now) else {
+            continue;
+        };
+        let Some(at) = election.candidates.iter().position(|c| c.node == *before) else {
+            continue; // gone: nobody else serves the IP
+        };
+        let kept = election.candidates.remove(at);
+        election.candidates.insert(0, kept);
+        held.insert(
+            *ip,
+            Hold {
+                with: before.clone(),
+                instead_of: winner,
+                until,
+            },
+        );
+    }
+    held
+}
+
+/// The Services as this node's BGP advertisements should see them: `node`'s endpoint of a
+/// Local Service does not count while it settles and another node has a settled one. Returns
+/// them with when the earliest such endpoint settles.
+pub fn hold_bgp(
+    services: &[LbService],
+    node: &NodeName,
+    ages: &EndpointAges,
+    now: Instant,
+) -> (Vec<LbService>, Option<Instant>) {
+    let mut next = None::<Instant>;
+    let services = services
+        .iter()
+        .map(|service| {
+            let key = &service.info.key;
+            let Some(until) = ages.settling_until(key, node, now) else {
+                return service.clone();
+            };
+            let served_elsewhere = service
+                .info
+                .endpoint_nodes
+                .iter()
+                .any(|other| other != node && ages.settled(key, other, now));
+            if !served_elsewhere {
+                return service.clone();
+            }
+            next = Some(next.map_or(until, |n| n.min(until)));
+            let mut held = service.clone();
+            held.info.endpoint_nodes.remove(node);
+            held
+        })
+        .collect();
+    (services, next)
+}
+
+#[cfg(test)]
+mod tests;
