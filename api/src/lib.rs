@@ -29,7 +29,7 @@ pub use bgp_advertisement::{BGPAdvertisement, BGPAdvertisementSpec};
 pub use community::{Community, CommunityAlias, CommunitySpec};
 pub use crds::{all_crds, render_crd_yaml, render_kustomization};
 pub use l2_advertisement::{L2Advertisement, L2AdvertisementSpec, PreferredNodeSelector};
-pub use peer::{BGPPeer, BGPPeerSpec, DynamicAsnMode, SecretReference};
+pub use peer::{BGPPeer, BGPPeerSpec, DynamicAsnMode, GracefulShutdown, SecretReference};
 pub use pool::{IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation};
 pub use schema::{AddressEntry, CommunityOrAlias, CommunityValue};
 pub use status::{

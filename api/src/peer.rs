@@ -192,6 +192,14 @@ pub struct BGPPeerSpec {
     #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("enableGracefulRestart is immutable"))]
     pub enable_graceful_restart: bool,
 
+    /// What the speakers do before their routes to this peer go away on purpose — the speaker
+    /// stopping (pod deleted, DaemonSet updated, node shut down) or its node leaving (cordoned,
+    /// drained, marked for scale-down, tainted NoExecute): re-advertise them with the
+    /// GRACEFUL_SHUTDOWN community 65535:0 (RFC 8326), a lower LOCAL_PREF (iBGP) or a longer
+    /// AS path (eBGP), so the router moves traffic to other nodes first. On by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graceful_shutdown: Option<GracefulShutdown>,
+
     /// Allow an eBGP peer more than one hop away (TTL 255 instead of 1). Not for iBGP peers.
     #[serde(default)]
     pub ebgp_multi_hop: bool,
@@ -209,6 +217,32 @@ pub struct BGPPeerSpec {
     /// family.
     #[serde(default)]
     pub dual_stack_address_family: bool,
+}
+
+/// Graceful shutdown of a BGPPeer's routes (RFC 8326).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GracefulShutdown {
+    /// Withdraw at once instead (MetalLB's behaviour).
+    #[serde(default)]
+    pub disabled: bool,
+    /// How long a stopping speaker keeps its re-advertised routes before it withdraws them
+    /// and closes the session (Go duration, at most 5m; default 10s). The speaker's
+    /// terminationGracePeriodSeconds must cover it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 32),
+        regex(pattern = r"^([0-9]{1,6}(\.[0-9]{1,9})?(ns|us|ms|s|m|h))+$")
+    )]
+    pub drain_time: Option<String>,
+    /// LOCAL_PREF of the re-advertised routes on iBGP sessions (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_pref: Option<u32>,
+    /// How many more times the speaker's AS is put in front of the AS path of the
+    /// re-advertised routes on eBGP sessions (0-10, default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 10))]
+    pub as_path_prepend: Option<u8>,
 }
 
 fn default_port() -> u16 {

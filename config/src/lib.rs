@@ -31,7 +31,7 @@ use ferrolb_api::{
 pub use advertisement::{BgpAdvertisement, BgpCommunity, L2Advertisement as L2Ad};
 pub use error::{ConfigError, ObjectKind, Severity};
 pub use names::{NodeName, PeerName, PoolName};
-pub use peer::{BfdProfile, Peer, PeerAsn, PeerTarget, parse_go_duration};
+pub use peer::{BfdProfile, GracefulShutdown, Peer, PeerAsn, PeerTarget, parse_go_duration};
 pub use pool::{Pool, ServiceAllocation};
 pub use range::{Family, IpRange, RangeError, to_u128};
 pub use selector::{Labels, Selector, any_matches};

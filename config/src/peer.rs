@@ -13,6 +13,33 @@ use crate::{NodeName, PeerName, Snapshot, by_age, first_of_each_name, name_of};
 /// The hold time proposed when a peer sets neither holdTime nor keepaliveTime.
 pub const DEFAULT_HOLD_TIME: Duration = Duration::from_secs(90);
 
+/// How long a stopping speaker keeps its gracefully shut down routes by default.
+pub const DEFAULT_DRAIN_TIME: Duration = Duration::from_secs(10);
+
+/// The longest drain a BGPPeer may ask for.
+pub const MAX_DRAIN_TIME: Duration = Duration::from_secs(300);
+
+/// What a peer's routes become before they go away on purpose (RFC 8326), defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GracefulShutdown {
+    /// How long a stopping speaker keeps them before it withdraws them.
+    pub drain_time: Duration,
+    /// Their LOCAL_PREF on iBGP sessions.
+    pub local_pref: u32,
+    /// Extra copies of our AS in front of their AS path on eBGP sessions.
+    pub as_path_prepend: u8,
+}
+
+impl Default for GracefulShutdown {
+    fn default() -> Self {
+        Self {
+            drain_time: DEFAULT_DRAIN_TIME,
+            local_pref: 0,
+            as_path_prepend: 3,
+        }
+    }
+}
+
 /// The peer's AS number, fixed or learned from its OPEN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerAsn {
@@ -74,6 +101,8 @@ pub struct Peer {
     pub vrf: Option<String>,
     /// Negotiate both unicast families regardless of the address family.
     pub dual_stack_address_family: bool,
+    /// Graceful shutdown of the routes (RFC 8326); `None`: withdraw at once.
+    pub graceful_shutdown: Option<GracefulShutdown>,
 }
 
 /// A usable BFDProfile, defaults filled in.
@@ -428,6 +457,37 @@ fn parse_peer(
         problems.transient("spec.bfdProfile", format!("BFDProfile {profile:?} {why}"));
     }
     let node_selectors = parse_list(&spec.node_selectors, "spec.nodeSelectors", problems);
+    let graceful_shutdown = match &spec.graceful_shutdown {
+        Some(g) if g.disabled => None,
+        given => {
+            let given = given.clone().unwrap_or_default();
+            let defaults = GracefulShutdown::default();
+            let drain_time = duration(
+                &given.drain_time,
+                "spec.gracefulShutdown.drainTime",
+                problems,
+            )
+            .unwrap_or(defaults.drain_time);
+            if drain_time > MAX_DRAIN_TIME {
+                problems.error(
+                    "spec.gracefulShutdown.drainTime",
+                    format!("drainTime must be at most {}s", MAX_DRAIN_TIME.as_secs()),
+                );
+            }
+            let as_path_prepend = given.as_path_prepend.unwrap_or(defaults.as_path_prepend);
+            if as_path_prepend > 10 {
+                problems.error(
+                    "spec.gracefulShutdown.asPathPrepend",
+                    "asPathPrepend must be 0-10",
+                );
+            }
+            Some(GracefulShutdown {
+                drain_time,
+                local_pref: given.local_pref.unwrap_or(defaults.local_pref),
+                as_path_prepend,
+            })
+        }
+    };
     if !problems.usable() {
         return None;
     }
@@ -457,6 +517,7 @@ fn parse_peer(
         ebgp_multi_hop: spec.ebgp_multi_hop,
         vrf: spec.vrf.clone().filter(|v| !v.is_empty()),
         dual_stack_address_family: spec.dual_stack_address_family,
+        graceful_shutdown,
     })
 }
 

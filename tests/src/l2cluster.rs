@@ -335,6 +335,15 @@ impl L2Cluster {
         Ok(())
     }
 
+    /// Cordons (`kubectl cordon`) or uncordons a Node: sets `spec.unschedulable`.
+    pub async fn cordon_node(&self, node: &str, cordoned: bool) -> anyhow::Result<()> {
+        let patch = serde_json::json!({"spec": {"unschedulable": cordoned.then_some(true)}});
+        Api::<Node>::all(self.client())
+            .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
     /// Creates a LoadBalancer Service holding `svc.ips` and its EndpointSlice.
     pub async fn create_service(&self, svc: &TestService) -> anyhow::Result<()> {
         let mut annotations = BTreeMap::from([(

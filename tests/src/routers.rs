@@ -130,6 +130,9 @@ pub struct Route {
     pub large_communities: BTreeSet<String>,
     /// The AS path, flattened.
     pub as_path: Vec<u32>,
+    /// The router uses this path: its best (GoBGP `best`, BIRD's primary `*`), or for FRR
+    /// its best or one of its multipaths (ECMP).
+    pub best: bool,
 }
 
 /// A running router.

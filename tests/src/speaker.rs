@@ -232,7 +232,17 @@ impl SpeakerProcess {
 
     /// SIGTERM, then waits up to `timeout` for a clean exit.
     pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
-        self.process.signal(Signal::SIGTERM)?;
+        self.ask_to_stop()?;
+        self.wait_stopped(timeout)
+    }
+
+    /// SIGTERM, without waiting: it hands over, drains and exits on its own.
+    pub fn ask_to_stop(&self) -> anyhow::Result<()> {
+        self.process.signal(Signal::SIGTERM)
+    }
+
+    /// Waits up to `timeout` for it to exit after [`SpeakerProcess::ask_to_stop`].
+    pub fn wait_stopped(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
         self.process
             .wait_exit(timeout)?
             .ok_or_else(|| anyhow!("speaker on {} ignored SIGTERM for {timeout:?}", self.node))

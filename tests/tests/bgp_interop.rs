@@ -161,6 +161,7 @@ fn attrs(
                 local_data2: *l2,
             })
             .collect(),
+        as_path_prepend: 0,
     }
 }
 

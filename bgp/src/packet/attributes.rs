@@ -141,6 +141,8 @@ impl Community {
     pub const NO_ADVERTISE: Self = Self(0xFFFF_FF02);
     /// NO_EXPORT_SUBCONFED (0xFFFFFF03).
     pub const NO_EXPORT_SUBCONFED: Self = Self(0xFFFF_FF03);
+    /// GRACEFUL_SHUTDOWN, 65535:0 (RFC 8326): the path is about to go away.
+    pub const GRACEFUL_SHUTDOWN: Self = Self(0xFFFF_0000);
 
     /// `asn:value`.
     pub fn new(asn: u16, value: u16) -> Self {

@@ -171,6 +171,30 @@ fn peer_rules() {
             )],
         ),
         (
+            "graceful shutdown out of range",
+            object(
+                "BGPPeer",
+                "g",
+                "{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, gracefulShutdown: {drainTime: 10m, asPathPrepend: 11}}",
+            ),
+            vec![
+                (
+                    BGPPeer,
+                    "g",
+                    "spec.gracefulShutdown.drainTime",
+                    "drainTime must be at most 300s",
+                    E,
+                ),
+                (
+                    BGPPeer,
+                    "g",
+                    "spec.gracefulShutdown.asPathPrepend",
+                    "asPathPrepend must be 0-10",
+                    E,
+                ),
+            ],
+        ),
+        (
             "BFD ranges",
             object(
                 "BFDProfile",
@@ -224,4 +248,48 @@ fn peer_defaults_and_resolved_references() {
         ),
         (100, 300, 3)
     );
+}
+
+#[test]
+fn graceful_shutdown_is_on_by_default_tunable_and_can_be_turned_off() {
+    let yaml = format!(
+        "{}{}{}",
+        object(
+            "BGPPeer",
+            "default",
+            "{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1}"
+        ),
+        object(
+            "BGPPeer",
+            "tuned",
+            "{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.2, gracefulShutdown: {drainTime: 30s, localPref: 10, asPathPrepend: 1}}"
+        ),
+        object(
+            "BGPPeer",
+            "none",
+            "{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.3, gracefulShutdown: {disabled: true}}"
+        )
+    );
+    let out = outcome(&yaml);
+    assert!(out.is_valid(), "{:?}", out.errors);
+    let shutdown = |name: &str| out.config.peers[name].graceful_shutdown.clone();
+    let defaults = shutdown("default").expect("on by default");
+    assert_eq!(
+        (
+            defaults.drain_time.as_secs(),
+            defaults.local_pref,
+            defaults.as_path_prepend
+        ),
+        (10, 0, 3)
+    );
+    let tuned = shutdown("tuned").expect("on");
+    assert_eq!(
+        (
+            tuned.drain_time.as_secs(),
+            tuned.local_pref,
+            tuned.as_path_prepend
+        ),
+        (30, 10, 1)
+    );
+    assert_eq!(shutdown("none"), None);
 }

@@ -17,13 +17,17 @@
 //! advertisement's aggregation length, its LOCAL_PREF and communities. Advertisements with a
 //! `peers` list reach only those peers; the peer must select this node. Identical prefixes from
 //! several Services or advertisements become one route with the communities unioned.
+//!
+//! A node on its way out (cordoned, draining, marked for scale-down, tainted `NoExecute`) keeps
+//! its routes but marks them for a graceful shutdown ([`graceful_shutdown`], RFC 8326) on each
+//! peer that has it on: routers move the traffic to other nodes while this one still serves.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
 use ferrolb_config::{
-    BgpAdvertisement, BgpCommunity, Config, Family, NodeName, PeerName, PoolName,
+    BgpAdvertisement, BgpCommunity, Config, Family, GracefulShutdown, NodeName, PeerName, PoolName,
 };
 use ipnet::IpNet;
 
@@ -149,7 +153,34 @@ pub fn plan(config: &Config, node: &Node<'_>, services: &[LbService]) -> BgpPlan
             }
         }
     }
+    if node.info.departing.is_some() {
+        for (peer, routes) in &mut out.routes {
+            if let Some(shutdown) = config
+                .peers
+                .get(peer)
+                .and_then(|p| p.graceful_shutdown.as_ref())
+            {
+                *routes = graceful_shutdown(routes, shutdown);
+            }
+        }
+    }
     out
+}
+
+/// `routes` as they go out before they go away (RFC 8326): with the GRACEFUL_SHUTDOWN community,
+/// the peer's LOCAL_PREF for them (iBGP) and our AS prepended (eBGP), so routers prefer any
+/// other path while these still carry traffic.
+pub fn graceful_shutdown(routes: &RouteSet, shutdown: &GracefulShutdown) -> RouteSet {
+    routes
+        .iter()
+        .map(|(prefix, attrs)| {
+            let mut attrs = attrs.clone();
+            attrs.communities.insert(Community::GRACEFUL_SHUTDOWN);
+            attrs.local_pref = Some(shutdown.local_pref);
+            attrs.as_path_prepend = shutdown.as_path_prepend;
+            (*prefix, attrs)
+        })
+        .collect()
 }
 
 /// One route to one peer.

@@ -125,6 +125,8 @@ pub struct RouteAttrs {
     pub communities: BTreeSet<Community>,
     /// Large communities (RFC 8092).
     pub large_communities: BTreeSet<LargeCommunity>,
+    /// Extra copies of our AS in front of the AS path, on eBGP sessions only.
+    pub as_path_prepend: u8,
 }
 
 /// The desired Adj-RIB-Out of a session: every prefix to advertise, with its attributes.

@@ -16,7 +16,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrolb_config::{BfdProfile, Config, NodeName, Peer, PeerAsn, PeerName, PeerTarget};
+use ferrolb_config::{
+    BfdProfile, Config, GracefulShutdown, NodeName, Peer, PeerAsn, PeerName, PeerTarget,
+};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
@@ -57,6 +59,8 @@ pub type SharedStats = Arc<Mutex<BTreeMap<String, PeerStats>>>;
 
 struct Peering {
     config: SessionConfig,
+    /// What to do before the routes go away on purpose (RFC 8326), if anything.
+    shutdown: Option<GracefulShutdown>,
     routes: watch::Sender<RouteSet>,
     handle: SessionHandle,
     generation: u64,
@@ -157,7 +161,12 @@ impl Sessions {
         }
         for (name, mut cfg) in desired {
             let want = routes.get(name).cloned().unwrap_or_default();
-            if let Some(p) = self.peerings.get(name) {
+            let shutdown = config
+                .peers
+                .get(name)
+                .and_then(|p| p.graceful_shutdown.clone());
+            if let Some(p) = self.peerings.get_mut(name) {
+                p.shutdown = shutdown;
                 p.routes.send_if_modified(|current| {
                     let changed = *current != want;
                     *current = want;
@@ -191,6 +200,7 @@ impl Sessions {
                         name.clone(),
                         Peering {
                             config: cfg,
+                            shutdown,
                             routes: routes_tx,
                             handle,
                             generation: self.generation,
@@ -239,14 +249,57 @@ impl Sessions {
         self.peerings.get(peer).map(|p| p.config.peer)
     }
 
-    /// Closes every session with Cease/Administrative Shutdown.
+    /// Ends every session. An established one whose peer has graceful shutdown on first gets
+    /// its routes again with the GRACEFUL_SHUTDOWN community (RFC 8326), so the router moves
+    /// their traffic to other nodes while this one still serves it; after the peer's drain time
+    /// they are withdrawn, and then the session closes with Cease/Administrative Shutdown.
     pub(crate) async fn stop(self, message: &str) {
         let closing = self
             .peerings
-            .into_values()
-            .map(|p| p.handle.shutdown(message));
+            .into_iter()
+            .map(|(name, p)| drain_and_close(name, p, message));
         futures::future::join_all(closing).await;
     }
+}
+
+/// How long a withdrawal may take to reach the peer before the session closes anyway.
+const WITHDRAW_WAIT: Duration = Duration::from_secs(1);
+
+async fn drain_and_close(name: PeerName, peering: Peering, message: &str) {
+    let routes = peering.routes.borrow().clone();
+    let mut state = peering.handle.state.clone();
+    let up = state.borrow().is_established();
+    if let Some(shutdown) = peering
+        .shutdown
+        .as_ref()
+        .filter(|s| !s.drain_time.is_zero())
+        && up
+        && !routes.is_empty()
+    {
+        tracing::info!(
+            peer = %name,
+            routes = routes.len(),
+            drain_secs = shutdown.drain_time.as_secs_f64(),
+            "graceful shutdown: routes advertised again with GRACEFUL_SHUTDOWN (65535:0); withdrawing them after the drain time"
+        );
+        peering
+            .routes
+            .send_replace(crate::bgp::advertise::graceful_shutdown(&routes, shutdown));
+        tokio::time::sleep(shutdown.drain_time).await;
+        // Withdrawn explicitly: a router keeping routes across a Cease (graceful restart with
+        // RFC 8538) would otherwise hold them as stale.
+        peering.routes.send_replace(RouteSet::new());
+        let withdrawn = tokio::time::timeout(
+            WITHDRAW_WAIT,
+            state.wait_for(|s| s.advertised == 0 || !s.is_established()),
+        )
+        .await;
+        if withdrawn.is_err() {
+            tracing::warn!(peer = %name, "the withdrawal was not confirmed in time; closing the session anyway");
+        }
+        tracing::info!(peer = %name, "graceful shutdown: routes withdrawn");
+    }
+    peering.handle.shutdown(message).await;
 }
 
 /// Sends every state of one session to the decision loop.

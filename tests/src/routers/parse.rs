@@ -28,6 +28,7 @@ pub fn parse_gobgp_rib(json: &str) -> anyhow::Result<Vec<Route>> {
                 communities: BTreeSet::new(),
                 large_communities: BTreeSet::new(),
                 as_path: Vec::new(),
+                best: path["best"].as_bool().unwrap_or(false),
             };
             for attr in path["attrs"].as_array().into_iter().flatten() {
                 match attr["type"].as_u64() {
@@ -111,7 +112,10 @@ pub fn parse_frr_prefix(prefix: &str, json: &str) -> anyhow::Result<Vec<Route>> 
             prefix,
             next_hop,
             local_pref: path["locPrf"].as_u64().and_then(|v| u32::try_from(v).ok()),
-            communities: words("community"),
+            communities: words("community")
+                .into_iter()
+                .map(|c| frr_well_known(&c).map_or(c, str::to_owned))
+                .collect(),
             large_communities: words("largeCommunity"),
             as_path: path["aspath"]["string"]
                 .as_str()
@@ -119,9 +123,26 @@ pub fn parse_frr_prefix(prefix: &str, json: &str) -> anyhow::Result<Vec<Route>> 
                 .split_whitespace()
                 .filter_map(|a| a.parse().ok())
                 .collect(),
+            best: path["bestpath"]["overall"].as_bool().unwrap_or(false)
+                || path["multipath"].as_bool().unwrap_or(false),
         });
     }
     Ok(routes)
+}
+
+/// The number of a well-known community FRR shows by name (its `community.string`).
+fn frr_well_known(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "graceful-shutdown" => "65535:0",
+        "llgr-stale" => "65535:6",
+        "no-llgr" => "65535:7",
+        "blackhole" => "65535:666",
+        "no-export" => "65535:65281",
+        "no-advertise" => "65535:65282",
+        "local-AS" => "65535:65283",
+        "no-peer" => "65535:65284",
+        _ => return None,
+    })
 }
 
 /// Parses `birdc show route all` (BIRD has no JSON): a route line starts with the prefix (or,
@@ -148,6 +169,13 @@ pub fn parse_bird_routes(text: &str) -> anyhow::Result<Vec<Route>> {
         let Some(route) = routes.last_mut() else {
             continue;
         };
+        // `<prefix> unicast [proto time] * (pref) …`: the star marks the primary path.
+        if let Some((_, after)) = line.split_once("unicast [")
+            && let Some((_, tail)) = after.split_once(']')
+            && tail.trim_start().starts_with('*')
+        {
+            route.best = true;
+        }
         if let Some(rest) = trimmed.strip_prefix("via ") {
             if let Some(nh) = rest.split_whitespace().next().and_then(|s| s.parse().ok()) {
                 route.next_hop = nh;
@@ -182,6 +210,7 @@ fn new_route(prefix: IpNet) -> Route {
         communities: BTreeSet::new(),
         large_communities: BTreeSet::new(),
         as_path: Vec::new(),
+        best: false,
     }
 }
 

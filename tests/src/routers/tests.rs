@@ -9,6 +9,7 @@ fn gobgp_json_routes_are_read_with_their_attributes() {
     let r = &routes[0];
     assert_eq!(r.next_hop.to_string(), "192.0.2.1");
     assert_eq!(r.as_path, vec![4_200_000_001]);
+    assert!(r.best);
     assert_eq!(r.communities, BTreeSet::from(["65000:1".to_owned()]));
     assert_eq!(
         r.large_communities,
@@ -48,4 +49,29 @@ fn bird_text_routes_are_read_with_their_attributes() {
     assert!(routes[0].large_communities.contains("4200000001:1:2"));
     assert_eq!(routes[1].next_hop.to_string(), "192.0.2.2");
     assert_eq!(routes[1].prefix, routes[0].prefix);
+    assert!(routes[0].best, "the primary path");
+    assert!(!routes[1].best);
+}
+
+#[test]
+fn frr_json_paths_are_read_with_well_known_communities_by_number_and_ecmp_as_used() {
+    // The shape of `show bgp ipv4 unicast <prefix> json` in FRR 8.4 (fields trimmed).
+    let json = r#"{"prefix":"198.51.100.20/32","paths":[
+        {"aspath":{"string":"64512 64512 64512 64512"},"community":{"string":"65000:100 graceful-shutdown"},
+         "locPrf":0,"nexthops":[{"ip":"192.0.2.1"}]},
+        {"aspath":{"string":"64512"},"community":{"string":"65000:100 no-export"},"multipath":true,
+         "nexthops":[{"ip":"192.0.2.2"}]},
+        {"aspath":{"string":"64512"},"bestpath":{"overall":true},"nexthops":[{"ip":"192.0.2.3"}]}]}"#;
+    let routes = parse_frr_prefix("198.51.100.20/32", json).expect("parses");
+    assert_eq!(routes.len(), 3);
+    assert_eq!(
+        routes[0].communities,
+        BTreeSet::from(["65000:100".to_owned(), "65535:0".to_owned()])
+    );
+    assert_eq!(routes[0].as_path, vec![64512; 4]);
+    assert_eq!(routes[0].local_pref, Some(0));
+    assert!(!routes[0].best);
+    assert!(routes[1].communities.contains("65535:65281"));
+    assert!(routes[1].best, "an ECMP member is used");
+    assert!(routes[2].best, "the best path is used");
 }

@@ -126,6 +126,12 @@ pub(crate) fn typed_peer() -> BGPPeer {
             }),
             bfd_profile: Some("typed".to_owned()),
             enable_graceful_restart: true,
+            graceful_shutdown: Some(ferrolb_api::GracefulShutdown {
+                disabled: false,
+                drain_time: Some("30s".to_owned()),
+                local_pref: Some(10),
+                as_path_prepend: Some(2),
+            }),
             ebgp_multi_hop: true,
             vrf: Some("red".to_owned()),
             disable_mp: true,

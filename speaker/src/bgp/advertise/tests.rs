@@ -44,7 +44,7 @@ spec: {myASN: 64512, peerASN: 64512, peerAddress: 192.0.2.1}
 apiVersion: ferrolb.io/v1beta1
 kind: BGPPeer
 metadata: {name: tor-b, namespace: ferrolb-system}
-spec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.2}
+spec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.2, gracefulShutdown: {asPathPrepend: 1}}
 ---
 apiVersion: ferrolb.io/v1beta1
 kind: BGPPeer
@@ -54,6 +54,7 @@ spec:
   peerASN: 64514
   peerAddress: 192.0.2.3
   nodeSelectors: [{matchLabels: {rack: "2"}}]
+  gracefulShutdown: {disabled: true}
 ---
 apiVersion: ferrolb.io/v1beta1
 kind: BGPAdvertisement
@@ -170,6 +171,39 @@ fn host_routes_carry_the_advertisement_attributes_and_peers_filter_extras() {
         BTreeSet::from([peer("tor-a"), peer("tor-b")])
     );
     assert!(p.not_advertised.is_empty());
+}
+
+#[test]
+fn a_departing_node_keeps_its_routes_marked_for_graceful_shutdown() {
+    let services = [service("web/a", &["198.51.100.10"])];
+    let staying = plan_for("n1", &info(&[("rack", "2")]), &services);
+    let mut leaving_info = info(&[("rack", "2")]);
+    leaving_info.departing = Some(crate::election::Departure::Cordoned);
+    let leaving = plan_for("n1", &leaving_info, &services);
+    let prefix = net("198.51.100.10/32");
+    let route = |p: &BgpPlan, to: &str| p.routes[&peer(to)][&prefix].clone();
+    // iBGP tor-a, defaults: the community, LOCAL_PREF 0 (instead of the advertisement's 200).
+    let a = route(&leaving, "tor-a");
+    assert!(a.communities.contains(&Community::GRACEFUL_SHUTDOWN));
+    assert!(
+        a.communities.contains(&Community::NO_EXPORT),
+        "the rest kept"
+    );
+    assert_eq!(a.local_pref, Some(0));
+    assert_eq!(a.as_path_prepend, 3);
+    // eBGP tor-b asks for one prepend.
+    let b = route(&leaving, "tor-b");
+    assert!(b.communities.contains(&Community::GRACEFUL_SHUTDOWN));
+    assert_eq!(b.as_path_prepend, 1);
+    // rack2-only turned it off: its routes stay as they are, as MetalLB's would.
+    assert_eq!(route(&leaving, "rack2-only"), route(&staying, "rack2-only"));
+    // A node that is not leaving marks nothing; the same Services go to the same peers.
+    for to in ["tor-a", "tor-b"] {
+        let kept = route(&staying, to);
+        assert!(!kept.communities.contains(&Community::GRACEFUL_SHUTDOWN));
+        assert_eq!(kept.as_path_prepend, 0);
+    }
+    assert_eq!(leaving.services, staying.services);
 }
 
 #[test]

@@ -45,7 +45,10 @@ pub(super) fn announcements(est: &Established, local_asn: u32, routes: &RouteSet
             as_path: Some(if est.negotiated.internal {
                 AsPath::default()
             } else {
-                AsPath::sequence([local_asn])
+                AsPath::sequence(std::iter::repeat_n(
+                    local_asn,
+                    1 + usize::from(attrs.as_path_prepend),
+                ))
             }),
             next_hop: est.ipv4_next_hop,
             local_pref: est

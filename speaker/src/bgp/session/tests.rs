@@ -194,6 +194,35 @@ async fn established_session_sends_the_whole_set_grouped_by_attributes_then_end_
 }
 
 #[tokio::test]
+async fn graceful_shutdown_routes_go_out_again_with_the_community_and_a_longer_as_path() {
+    let (handle, mut peer, routes_tx) = established(routes()).await;
+    initial_table(&mut peer).await;
+    let shutdown = ferrolb_config::GracefulShutdown {
+        as_path_prepend: 2,
+        ..ferrolb_config::GracefulShutdown::default()
+    };
+    routes_tx.send_replace(crate::bgp::advertise::graceful_shutdown(
+        &routes(),
+        &shutdown,
+    ));
+    let update = peer.recv_update().await;
+    assert!(
+        update
+            .attributes
+            .communities
+            .contains(&Community::GRACEFUL_SHUTDOWN),
+        "{update:#?}"
+    );
+    assert_eq!(
+        update.attributes.as_path,
+        Some(AsPath::sequence([OUR_AS, OUR_AS, OUR_AS])),
+        "our AS and two prepends"
+    );
+    assert_eq!(update.attributes.local_pref, None, "no LOCAL_PREF on eBGP");
+    handle.shutdown("test over").await;
+}
+
+#[tokio::test]
 async fn a_changed_set_sends_only_the_difference() {
     let (handle, mut peer, routes_tx) = established(routes()).await;
     initial_table(&mut peer).await;
