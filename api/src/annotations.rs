@@ -14,6 +14,9 @@ pub const ADDRESS_POOL: &str = "ferrolb.io/address-pool";
 pub const ALLOW_SHARED_IP: &str = "ferrolb.io/allow-shared-ip";
 /// Written by the controller: the pool the Service's IPs came from.
 pub const IP_ALLOCATED_FROM_POOL: &str = "ferrolb.io/ip-allocated-from-pool";
+/// `"true"`: announce the Service's IPs even while it has no ready endpoint (ferrolb only;
+/// MetalLB has no such annotation).
+pub const ANNOUNCE_WITHOUT_ENDPOINTS: &str = "ferrolb.io/announce-without-endpoints";
 
 /// The suffixes (after the `/`) shared by every prefix.
 const SUFFIXES: [&str; 4] = [

@@ -86,6 +86,14 @@ pub struct L2AdvertisementSpec {
     #[schemars(length(max = 32))]
     pub service_selectors: Vec<LabelSelector>,
 
+    /// Announce the IPs of the Services it matches even while they have no ready endpoint —
+    /// for Gateway API implementations and Services backed outside the cluster. With
+    /// externalTrafficPolicy Local, the nodes with a ready local endpoint announce if any
+    /// node has one, otherwise any eligible node does. The per-Service annotation
+    /// ferrolb.io/announce-without-endpoints does the same for one Service.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub announce_without_endpoints: bool,
+
     /// Soft preferences among the eligible nodes: a node's score is the sum of the weights of
     /// the preferences it matches (over every advertisement of the Service); the highest score
     /// announces.

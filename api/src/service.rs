@@ -65,3 +65,61 @@ pub fn traffic_policy_local(svc: &Service) -> bool {
         .and_then(|s| s.external_traffic_policy.as_deref())
         == Some("Local")
 }
+
+/// The Service's `ferrolb.io/announce-without-endpoints`: `true` or `false` (absent: false), or
+/// the value as written when it is neither (read as false; worth a warning).
+pub fn announce_without_endpoints(svc: &Service) -> Result<bool, String> {
+    let Some(value) = svc
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(annotations::ANNOUNCE_WITHOUT_ENDPOINTS))
+    else {
+        return Ok(false);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" | "" => Ok(false),
+        _ => Err(value.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn annotated(value: Option<&str>) -> Service {
+        let mut svc = Service::default();
+        if let Some(v) = value {
+            svc.metadata.annotations = Some(
+                [(
+                    annotations::ANNOUNCE_WITHOUT_ENDPOINTS.to_owned(),
+                    v.to_owned(),
+                )]
+                .into(),
+            );
+        }
+        svc
+    }
+
+    #[test]
+    fn announce_without_endpoints_reads_true_and_false_and_reports_anything_else() {
+        assert_eq!(announce_without_endpoints(&annotated(None)), Ok(false));
+        assert_eq!(
+            announce_without_endpoints(&annotated(Some("true"))),
+            Ok(true)
+        );
+        assert_eq!(
+            announce_without_endpoints(&annotated(Some(" True "))),
+            Ok(true)
+        );
+        assert_eq!(
+            announce_without_endpoints(&annotated(Some("false"))),
+            Ok(false)
+        );
+        assert_eq!(
+            announce_without_endpoints(&annotated(Some("yes"))),
+            Err("yes".to_owned())
+        );
+    }
+}

@@ -76,6 +76,8 @@ pub struct L2Advertisement {
     pub service_selectors: Vec<Selector>,
     /// Weighted node preferences.
     pub preferred_nodes: Vec<(u32, Selector)>,
+    /// Announce the Services it matches even without a ready endpoint.
+    pub announce_without_endpoints: bool,
 }
 
 /// A usable BGPAdvertisement.
@@ -101,6 +103,8 @@ pub struct BgpAdvertisement {
     pub peers: BTreeSet<PeerName>,
     /// Services it advertises (empty list: all).
     pub service_selectors: Vec<Selector>,
+    /// Advertise the Services it matches even without a ready endpoint.
+    pub announce_without_endpoints: bool,
 }
 
 impl BgpAdvertisement {
@@ -281,6 +285,7 @@ pub(crate) fn parse_l2(
                     interfaces,
                     service_selectors,
                     preferred_nodes,
+                    announce_without_endpoints: spec.announce_without_endpoints,
                 },
             );
         }
@@ -420,6 +425,7 @@ pub(crate) fn parse_bgp(
             node_selectors,
             peers,
             service_selectors,
+            announce_without_endpoints: spec.announce_without_endpoints,
         };
         if problems.usable() {
             if let Some(twin) = specs.iter().position(|s| *s == spec) {

@@ -8,6 +8,9 @@
 //! `externalTrafficPolicy: Local` — hosting a usable endpoint. Services that share the IP must
 //! all accept a node — all of those that can be served: a sharer without a usable endpoint or
 //! without a matching advertisement is left out rather than taking the IP down for the others.
+//! A Service opted in to announcing without endpoints (its annotation, or an advertisement that
+//! matches it) is served even with none; with `externalTrafficPolicy: Local` its candidates are
+//! then the nodes with a usable local endpoint if any node has one, else every node.
 //! Candidates are ordered by preferred-node score (descending), then by SHA-256(`node#ip`)
 //! (ascending), MetalLB's order, so a mixed MetalLB/ferrolb cluster agrees; the first
 //! announces. Losing a node moves only the IPs it announced.
@@ -74,6 +77,8 @@ pub struct ServiceInfo {
     pub endpoint_nodes: BTreeSet<NodeName>,
     /// Whether any endpoint is usable at all (one without a node counts here).
     pub has_usable_endpoint: bool,
+    /// Announced whether or not it has endpoints (`ferrolb.io/announce-without-endpoints`).
+    pub announce_without_endpoints: bool,
 }
 
 /// Why a node cannot announce an IP.
@@ -207,18 +212,20 @@ pub fn elect(world: World<'_>, ip: IpAddr, pool: &PoolName, services: &[ServiceI
         .values()
         .filter(|ad| ad.pools.contains(pool))
         .collect();
-    let mut per_service: Vec<(&ServiceInfo, Vec<&L2Ad>)> = Vec::new();
+    let mut per_service: Vec<(&ServiceInfo, Vec<&L2Ad>, bool)> = Vec::new();
     let mut refused: Vec<Unannounced> = Vec::new();
     for service in services {
-        if !service.has_usable_endpoint {
-            refused.push(Unannounced::NoUsableEndpoint);
-            continue;
-        }
         let ads: Vec<&L2Ad> = pool_ads
             .iter()
             .copied()
             .filter(|ad| any_matches(&ad.service_selectors, &service.labels))
             .collect();
+        let without_endpoints = service.announce_without_endpoints
+            || ads.iter().any(|ad| ad.announce_without_endpoints);
+        if !service.has_usable_endpoint && !without_endpoints {
+            refused.push(Unannounced::NoUsableEndpoint);
+            continue;
+        }
         if service.shares_ip && ads.iter().any(|ad| !ad.service_selectors.is_empty()) {
             refused.push(Unannounced::SharedIpWithServiceSelector(
                 service.key.clone(),
@@ -226,7 +233,7 @@ pub fn elect(world: World<'_>, ip: IpAddr, pool: &PoolName, services: &[ServiceI
         } else if ads.is_empty() {
             refused.push(Unannounced::NoAdvertisement);
         } else {
-            per_service.push((service, ads));
+            per_service.push((service, ads, without_endpoints));
         }
     }
     if per_service.is_empty() {
@@ -249,18 +256,21 @@ pub fn elect(world: World<'_>, ip: IpAddr, pool: &PoolName, services: &[ServiceI
         } else if !world.ignore_exclude_label && info.labels.contains_key(EXCLUDE_LABEL) {
             Some(Exclusion::ExcludedByLabel)
         } else {
-            per_service.iter().find_map(|(service, ads)| {
-                if !ads
-                    .iter()
-                    .any(|ad| any_matches(&ad.node_selectors, &info.labels))
-                {
-                    Some(Exclusion::NotSelected(service.key.clone()))
-                } else if service.local && !service.endpoint_nodes.contains(node) {
-                    Some(Exclusion::NoLocalEndpoint(service.key.clone()))
-                } else {
-                    None
-                }
-            })
+            per_service
+                .iter()
+                .find_map(|(service, ads, without_endpoints)| {
+                    let anywhere = *without_endpoints && service.endpoint_nodes.is_empty();
+                    if !ads
+                        .iter()
+                        .any(|ad| any_matches(&ad.node_selectors, &info.labels))
+                    {
+                        Some(Exclusion::NotSelected(service.key.clone()))
+                    } else if service.local && !anywhere && !service.endpoint_nodes.contains(node) {
+                        Some(Exclusion::NoLocalEndpoint(service.key.clone()))
+                    } else {
+                        None
+                    }
+                })
         };
         if let Some(why) = exclusion {
             election.excluded.insert(node.clone(), why);
@@ -270,7 +280,7 @@ pub fn elect(world: World<'_>, ip: IpAddr, pool: &PoolName, services: &[ServiceI
         let mut score = 0u32;
         let mut interfaces = BTreeSet::new();
         let mut all_interfaces = false;
-        for (_, ads) in &per_service {
+        for (_, ads, _) in &per_service {
             for ad in ads
                 .iter()
                 .filter(|ad| any_matches(&ad.node_selectors, &info.labels))

@@ -616,3 +616,101 @@ async fn failover_goes_on_while_the_apiserver_is_stopped_for_a_minute() {
     freeze(nix::sys::signal::Signal::SIGCONT).expect("apiserver resumed");
     outcome.expect("both failovers happen with the apiserver stopped");
 }
+
+/// Gateway API implementations and Services backed outside the cluster create LoadBalancer
+/// Services whose endpoints are absent, external or not ready. MetalLB's rule (and ours by
+/// default) announces none of them; `ferrolb.io/announce-without-endpoints: "true"` announces
+/// each from the node the election picks.
+#[tokio::test]
+async fn services_without_usable_endpoints_are_announced_only_when_they_opt_in() {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    let Some(cluster) = cluster().await else {
+        return;
+    };
+    let slices = Api::<EndpointSlice>::namespaced(cluster.client(), APP_NAMESPACE);
+    let services =
+        Api::<k8s_openapi::api::core::v1::Service>::namespaced(cluster.client(), APP_NAMESPACE);
+    let slice = |name: &str, endpoint: serde_json::Value| -> EndpointSlice {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("{name}-test"), "namespace": APP_NAMESPACE,
+                         "labels": {"kubernetes.io/service-name": name}},
+            "addressType": "IPv4",
+            "endpoints": [endpoint],
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        }))
+        .expect("a valid slice")
+    };
+    let apply = kube::api::PatchParams::apply("ferrolb-tests").force();
+
+    // No EndpointSlice at all.
+    let none = TestService {
+        endpoints_on: Vec::new(),
+        ..TestService::new("no-slice", &["192.0.2.212"], "node-1")
+    };
+    cluster.create_service(&none).await.expect("created");
+    slices
+        .delete("no-slice-test", &Default::default())
+        .await
+        .expect("slice deleted");
+    // Only an endpoint outside the cluster (no node), with externalTrafficPolicy Local.
+    let external = TestService {
+        local: true,
+        endpoints_on: Vec::new(),
+        ..TestService::new("external", &["192.0.2.213"], "node-1")
+    };
+    cluster.create_service(&external).await.expect("created");
+    slices
+        .patch(
+            "external-test",
+            &apply,
+            &kube::api::Patch::Apply(&slice(
+                "external",
+                serde_json::json!({"addresses": ["203.0.113.80"], "conditions": {"ready": true}}),
+            )),
+        )
+        .await
+        .expect("external endpoint");
+    // Endpoints that are all not ready.
+    let unready = TestService {
+        endpoints_on: Vec::new(),
+        ..TestService::new("unready", &["192.0.2.214"], "node-1")
+    };
+    cluster.create_service(&unready).await.expect("created");
+    slices
+        .patch(
+            "unready-test",
+            &apply,
+            &kube::api::Patch::Apply(&slice(
+                "unready",
+                serde_json::json!({"addresses": ["198.18.1.10"], "nodeName": "node-1",
+                                   "conditions": {"ready": false, "serving": false}}),
+            )),
+        )
+        .await
+        .expect("unready endpoint");
+
+    let cases = [
+        ("no-slice", "192.0.2.212"),
+        ("external", "192.0.2.213"),
+        ("unready", "192.0.2.214"),
+    ];
+    for (name, vip) in cases {
+        let vip = ip(vip);
+        assert!(
+            cluster.resolve(vip, Duration::from_secs(2)).await.is_err(),
+            "{name}: announced without usable endpoints and without the opt-in"
+        );
+        let patch = serde_json::json!({"metadata": {"annotations": {
+            ferrolb_api::annotations::ANNOUNCE_WITHOUT_ENDPOINTS: "true"}}});
+        services
+            .patch(name, &Default::default(), &kube::api::Patch::Merge(&patch))
+            .await
+            .expect("opted in");
+        let elected = owner(&cluster, vip, &all(&cluster)).await;
+        let mac = cluster
+            .resolve(vip, SETTLE)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: not announced after opting in: {e:#}"));
+        assert_eq!(mac, cluster.mac(&elected), "{name}");
+    }
+}

@@ -325,6 +325,17 @@ impl Core {
                     format!("annotation {k} is deprecated; use {replacement}"),
                 );
             }
+            if let Err(value) = ferrolb_api::service::announce_without_endpoints(svc) {
+                self.events.emit(
+                    svc,
+                    EventType::Warning,
+                    "InvalidAnnotation",
+                    format!(
+                        "annotation {} is {value:?}; it takes \"true\" or \"false\" (read as false)",
+                        annotations::ANNOUNCE_WITHOUT_ENDPOINTS
+                    ),
+                );
+            }
         }
         let result = if converged.assignment.is_some() {
             "assigned"

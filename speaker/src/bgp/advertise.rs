@@ -10,7 +10,10 @@
 //! - the node is not `NetworkUnavailable` and not labelled exclude-from-external-load-balancers
 //!   (unless that label is ignored);
 //! - `externalTrafficPolicy: Cluster`: a usable endpoint exists anywhere; `Local`: one exists on
-//!   this node — so with Local only the nodes with pods attract traffic;
+//!   this node — so with Local only the nodes with pods attract traffic. A Service opted in to
+//!   announcing without endpoints (its annotation, or a matching advertisement's
+//!   `announceWithoutEndpoints`) needs none; with Local, every node advertises it while no node
+//!   has a local endpoint;
 //! - the matching advertisements do not ask for different LOCAL_PREFs for the same prefix.
 //!
 //! One route is made per (IP × matching advertisement × peer): the IP masked to the
@@ -278,11 +281,14 @@ fn ads_serving<'a>(
     if !node.ignore_exclude_label && node.info.labels.contains_key(EXCLUDE_LABEL) {
         return Err(NotAdvertised::ExcludedByLabel);
     }
+    let without_endpoints = user.info.announce_without_endpoints
+        || matching.iter().any(|ad| ad.announce_without_endpoints);
     if user.info.local {
-        if !user.info.endpoint_nodes.contains(node.name) {
+        let anywhere = without_endpoints && user.info.endpoint_nodes.is_empty();
+        if !anywhere && !user.info.endpoint_nodes.contains(node.name) {
             return Err(NotAdvertised::NoLocalEndpoints(user.info.key.clone()));
         }
-    } else if !user.info.has_usable_endpoint {
+    } else if !user.info.has_usable_endpoint && !without_endpoints {
         return Err(NotAdvertised::NoEndpoints(user.info.key.clone()));
     }
     Ok(matching)

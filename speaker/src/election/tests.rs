@@ -213,6 +213,50 @@ fn local_traffic_policy_keeps_only_nodes_with_a_ready_endpoint() {
 }
 
 #[test]
+fn a_service_opted_in_is_announced_without_endpoints_and_local_endpoints_still_choose() {
+    let lan = PoolName::from("lan");
+    let vip = ip("192.0.2.200");
+    let nodes = nodes(&[]);
+    let plain = config(&l2("{}"));
+    let mut gateway = svc("gw/envoy");
+    gateway.has_usable_endpoint = false;
+    // Without the opt-in, MetalLB's rule: nobody announces it.
+    let e = elect(world(&plain, &nodes, None), vip, &lan, &[gateway.clone()]);
+    assert_eq!(e.unannounced, Some(Unannounced::NoUsableEndpoint));
+    // The annotation: every node is a candidate, as with endpoints.
+    gateway.announce_without_endpoints = true;
+    let e = elect(world(&plain, &nodes, None), vip, &lan, &[gateway.clone()]);
+    assert_eq!(e.unannounced, None);
+    assert_eq!(e.candidates.len(), 3);
+    // Local with no local endpoint anywhere: every node may announce.
+    gateway.local = true;
+    let e = elect(world(&plain, &nodes, None), vip, &lan, &[gateway.clone()]);
+    assert_eq!(e.candidates.len(), 3, "{:?}", e.excluded);
+    // Local once a node has a ready endpoint: that node only.
+    gateway.has_usable_endpoint = true;
+    gateway.endpoint_nodes = ["node-b"].map(NodeName::from).into();
+    let e = elect(world(&plain, &nodes, None), vip, &lan, &[gateway.clone()]);
+    assert_eq!(order(&e), ["node-b"]);
+    // The advertisement's field opts in every Service it matches; one it does not match is not.
+    let opted = config(&format!(
+        "{}{}",
+        l2(
+            "{ipAddressPools: [lan], announceWithoutEndpoints: true, serviceSelectors: [{matchLabels: {app: gw}}]}"
+        ),
+        l2("{ipAddressPools: [lan]}")
+    ));
+    let mut labelled = svc("gw/envoy");
+    labelled.has_usable_endpoint = false;
+    labelled.labels = [("app".to_owned(), "gw".to_owned())].into();
+    let e = elect(world(&opted, &nodes, None), vip, &lan, &[labelled]);
+    assert_eq!(e.candidates.len(), 3);
+    let mut other = svc("web/app");
+    other.has_usable_endpoint = false;
+    let e = elect(world(&opted, &nodes, None), vip, &lan, &[other]);
+    assert_eq!(e.unannounced, Some(Unannounced::NoUsableEndpoint));
+}
+
+#[test]
 fn preferences_outweigh_the_hash_and_node_selectors_restrict() {
     let config = config(&l2(
         "{nodeSelectors: [{matchExpressions: [{key: rack, operator: Exists}]}], interfaces: [eth1], preferredNodeSelectors: [{weight: 50, preference: {matchLabels: {edge: 'true'}}}]}",

@@ -4,7 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use ferrolb_api::service::{allocated_pool, ingress_ips, is_ours, shares_ip, traffic_policy_local};
+use ferrolb_api::service::{
+    allocated_pool, announce_without_endpoints, ingress_ips, is_ours, shares_ip,
+    traffic_policy_local,
+};
 use ferrolb_config::NodeName;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -150,6 +153,7 @@ pub fn lb_service(
             shares_ip: shares_ip(svc),
             endpoint_nodes: eps.nodes,
             has_usable_endpoint: eps.any,
+            announce_without_endpoints: announce_without_endpoints(svc).unwrap_or(false),
             key,
         },
         ips,

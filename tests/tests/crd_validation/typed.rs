@@ -73,6 +73,7 @@ pub(crate) fn typed_l2_advertisement() -> L2Advertisement {
                 weight: 100,
                 preference: labels(&[("edge", "true")]),
             }],
+            announce_without_endpoints: true,
         },
     );
     adv.status = Some(ConfigStatus {
@@ -98,6 +99,7 @@ pub(crate) fn typed_bgp_advertisement() -> BGPAdvertisement {
             node_selectors: vec![labels(&[("rack", "r1")])],
             peers: vec!["typed".to_owned()],
             service_selectors: Vec::new(),
+            announce_without_endpoints: true,
         },
     ))
 }

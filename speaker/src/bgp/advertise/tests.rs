@@ -207,6 +207,31 @@ fn a_departing_node_keeps_its_routes_marked_for_graceful_shutdown() {
 }
 
 #[test]
+fn a_service_opted_in_is_advertised_without_endpoints_and_local_endpoints_still_choose() {
+    let mut gateway = service("gw/envoy", &["198.51.100.11"]);
+    gateway.info.has_usable_endpoint = false;
+    let p = plan_for("n1", &info(&[]), std::slice::from_ref(&gateway));
+    assert!(matches!(
+        p.not_advertised[&"198.51.100.11".parse::<IpAddr>().expect("ip")],
+        NotAdvertised::NoEndpoints(_)
+    ));
+    gateway.info.announce_without_endpoints = true;
+    let p = plan_for("n1", &info(&[]), std::slice::from_ref(&gateway));
+    assert!(p.routes[&peer("tor-a")].contains_key(&net("198.51.100.11/32")));
+    // Local, no local endpoint anywhere: every node advertises it.
+    gateway.info.local = true;
+    let p = plan_for("n1", &info(&[]), std::slice::from_ref(&gateway));
+    assert!(p.routes[&peer("tor-a")].contains_key(&net("198.51.100.11/32")));
+    // Local with a ready endpoint on n2: only n2.
+    gateway.info.has_usable_endpoint = true;
+    gateway.info.endpoint_nodes = [name("n2")].into();
+    let p = plan_for("n1", &info(&[]), std::slice::from_ref(&gateway));
+    assert!(p.routes[&peer("tor-a")].is_empty());
+    let p = plan_for("n2", &info(&[]), std::slice::from_ref(&gateway));
+    assert!(p.routes[&peer("tor-a")].contains_key(&net("198.51.100.11/32")));
+}
+
+#[test]
 fn aggregation_merges_services_into_one_prefix_and_node_selectors_apply() {
     let services = [
         service("web/a", &["198.51.100.65"]),
