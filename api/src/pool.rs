@@ -120,6 +120,15 @@ pub struct IPAddressPoolStatus {
     /// Number of IPv6 addresses still free (saturates at the largest int64).
     #[serde(default, rename = "availableIPv6")]
     pub available_ipv6: i64,
+    /// Where the next IPv4 allocation starts looking: after the last address handed out, so a
+    /// just-released address comes last. A restarted controller resumes from it.
+    #[serde(default, rename = "nextIPv4", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 15))]
+    pub next_ipv4: Option<String>,
+    /// Where the next IPv6 allocation starts looking (see nextIPv4).
+    #[serde(default, rename = "nextIPv6", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 39))]
+    pub next_ipv6: Option<String>,
     /// Whether the pool is in use (type Valid), and if not, why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]

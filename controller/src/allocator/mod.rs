@@ -55,6 +55,10 @@ pub struct PoolUsage {
     pub available_v4: u128,
     /// IPv6 addresses still free.
     pub available_v6: u128,
+    /// Where the next IPv4 search starts, once one address was handed out.
+    pub next_v4: Option<IpAddr>,
+    /// Where the next IPv6 search starts, once one address was handed out.
+    pub next_v6: Option<IpAddr>,
 }
 
 #[derive(Clone, Debug)]
@@ -156,6 +160,8 @@ impl PoolState {
             assigned_v6: self.assigned[1],
             available_v4: capacity(Family::V4).saturating_sub(self.assigned[0]),
             available_v6: capacity(Family::V6).saturating_sub(self.assigned[1]),
+            next_v4: self.cursor[0].map(|n| from_u128(n, Family::V4)),
+            next_v6: self.cursor[1].map(|n| from_u128(n, Family::V6)),
         }
     }
 }
@@ -195,7 +201,22 @@ impl Allocator {
                 released.push(key);
             }
         }
+        // Where each pool's next search starts is kept: re-registering the holders (in key
+        // order) must not bring a just-released address to the front.
+        for (name, state) in &mut self.pools {
+            if let Some(before) = old.pools.get(name) {
+                state.cursor = before.cursor;
+            }
+        }
         released
+    }
+
+    /// Makes `pool`'s next search of `next`'s family start at `next` (a restarted controller
+    /// resuming from the pool's status).
+    pub fn resume_at(&mut self, pool: &PoolName, next: IpAddr) {
+        if let Some(state) = self.pools.get_mut(pool) {
+            state.cursor[slot(Family::of(&next))] = Some(to_u128(next));
+        }
     }
 
     /// Marks `pools` as deleted (and every other pool as present): their holders keep their

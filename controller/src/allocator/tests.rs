@@ -84,6 +84,34 @@ fn services_get_addresses_in_order_and_a_released_one_is_not_reused_at_once() {
 }
 
 #[test]
+fn a_pool_edit_or_a_resumed_search_keeps_a_just_released_address_last() {
+    // An edit of the pools re-registers the holders in key order ("a" last here): that must
+    // not move the next search back to the address "b" just released.
+    let mut a = Allocator::new([pool("p", &["192.0.2.200-192.0.2.210"])]);
+    a.allocate(&svc("z")).expect("free");
+    a.allocate(&svc("b")).expect("free");
+    a.allocate(&svc("a")).expect("free");
+    a.release(&svc("b").key);
+    assert!(
+        a.set_pools([pool("p", &["192.0.2.200-192.0.2.220"])])
+            .is_empty()
+    );
+    assert_eq!(ips(&a.allocate(&svc("c")).expect("free")), ["192.0.2.203"]);
+    assert_eq!(
+        a.usage(&PoolName::from("p")).and_then(|u| u.next_v4),
+        Some(ip("192.0.2.204"))
+    );
+    // A restarted controller registers the holders, then resumes where the status says.
+    let mut restarted = Allocator::new([pool("p", &["192.0.2.200-192.0.2.220"])]);
+    restarted.keep(&svc("z"), &[ip("192.0.2.200")]);
+    restarted.resume_at(&PoolName::from("p"), ip("192.0.2.204"));
+    assert_eq!(
+        ips(&restarted.allocate(&svc("d")).expect("free")),
+        ["192.0.2.204"]
+    );
+}
+
+#[test]
 fn requested_ips_come_from_any_pool_even_without_auto_assign() {
     let mut manual = pool("manual", &["198.51.100.0/24"]);
     manual.auto_assign = false;

@@ -73,12 +73,19 @@ impl Core {
             .filter(|(_, ips)| !ips.is_empty())
             .collect();
         self.writer.new_term(shown);
-        self.reprocess_all(services);
+        self.rebuild(services, true);
     }
 
     /// Looks at every Service: those that hold IPs first (most IPs first), so that after a
     /// restart or a pool change they keep them before pending Services may take them.
     pub fn reprocess_all(&mut self, services: Vec<Arc<Service>>) {
+        self.rebuild(services, false);
+    }
+
+    /// [`Core::reprocess_all`]; at the start of a term (`resume`), each pool's next search then
+    /// starts where its status says the last leader's would have, so a just-released address
+    /// is not the first handed out after a restart or a leader change.
+    fn rebuild(&mut self, services: Vec<Arc<Service>>, resume: bool) {
         let services = crate::replay::rebuild_order(services);
         let present: BTreeSet<ServiceKey> = services.iter().map(|s| service::key_of(s)).collect();
         let gone: Vec<ServiceKey> = self
@@ -104,10 +111,33 @@ impl Core {
                 self.allocator.keep(&request, &service::ingress_ips(svc));
             }
         }
+        if resume {
+            self.resume_searches();
+        }
         for svc in services {
             self.reconcile(&service::key_of(&svc), Some(&svc));
         }
         self.refresh_usage();
+    }
+
+    /// Points each pool's next search where its status says (`nextIPv4`, `nextIPv6`).
+    fn resume_searches(&mut self) {
+        for pool in self.stores.pools.state() {
+            let Some(name) = pool.metadata.name.clone() else {
+                continue;
+            };
+            let Some(status) = pool.status.as_ref() else {
+                continue;
+            };
+            for next in [&status.next_ipv4, &status.next_ipv6].into_iter().flatten() {
+                match next.parse::<IpAddr>() {
+                    Ok(ip) => self.allocator.resume_at(&PoolName::from(name.clone()), ip),
+                    Err(_) => {
+                        tracing::warn!(pool = %name, next = %next, "ignoring an unreadable next address in the pool's status")
+                    }
+                }
+            }
+        }
     }
 
     /// Re-examines the Services waiting for IPs (after something was released).

@@ -102,6 +102,12 @@ pub(crate) async fn run(client: Client, namespace: String, mut rx: watch::Receiv
                 body["assignedIPv6"] = json!(saturate(usage.assigned_v6));
                 body["availableIPv4"] = json!(saturate(usage.available_v4));
                 body["availableIPv6"] = json!(saturate(usage.available_v6));
+                if let Some(next) = usage.next_v4 {
+                    body["nextIPv4"] = json!(next.to_string());
+                }
+                if let Some(next) = usage.next_v6 {
+                    body["nextIPv6"] = json!(next.to_string());
+                }
             }
             if written.get(&key).is_some_and(|(b, _, _)| *b == body) {
                 continue;

@@ -326,3 +326,39 @@ async fn a_service_that_stops_being_a_load_balancer_loses_its_ip_to_a_pending_on
 
 // ---------------------------------------------------------------------------------------------
 // l. Invalid configuration.
+
+/// The next allocation starts after the last IP handed out, so an IP just released (still in
+/// clients' caches, DNS, firewall rules) is not the next one given. That order must survive a
+/// restart or a leader change: the new leader resumes where the pool's status says.
+#[tokio::test]
+async fn a_just_released_ip_is_not_handed_out_first_after_a_restart() -> anyhow::Result<()> {
+    let c = Cluster::start().await?;
+    c.pool("lan", &[LAN]).await?;
+    let first = c.controller("first")?;
+    c.create(lb("a", &[80])).await?;
+    let a = c.wait_ips("a", 1).await?[0];
+    c.create(lb("b", &[80])).await?;
+    let b = c.wait_ips("b", 1).await?[0];
+    assert!(b > a, "{a} then {b}");
+    c.services().delete("b", &DeleteParams::default()).await?;
+    // The release is reported on the pool before the controller stops.
+    eventually("the pool counts one IPv4 in use", WAIT, || async {
+        let pool = c.pools().get("lan").await?;
+        let status = pool.status.unwrap_or_default();
+        ensure!(status.assigned_ipv4 == 1, "{status:?}");
+        Ok(())
+    })
+    .await?;
+    first.stop()?;
+
+    let second = c.controller("second")?;
+    second.wait_leading(WAIT).await?;
+    c.create(lb("c", &[80])).await?;
+    let got = c.wait_ips("c", 1).await?[0];
+    assert!(
+        got > b,
+        "after a restart the next Service got {got}: {b} was released just before and should come last (a has {a})"
+    );
+    second.stop()?;
+    Ok(())
+}

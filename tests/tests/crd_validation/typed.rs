@@ -55,6 +55,8 @@ pub(crate) fn typed_pool() -> IPAddressPool {
         assigned_ipv6: 1,
         available_ipv4: 14,
         available_ipv6: 254,
+        next_ipv4: Some("192.0.2.3".to_owned()),
+        next_ipv6: Some("2001:db8::2".to_owned()),
         conditions: vec![valid_condition("True", "InUse")],
     });
     in_namespace(pool)
