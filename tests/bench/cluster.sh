@@ -93,7 +93,8 @@ drain loses is ferrolb's. The IP leaves a drained node as soon as its pod starts
 kube-proxy), while that pod still answers; and an owner that sees its IP claimed waits 500 ms
 before it defends it, so a successor that learned of the move first is not silenced (before
 both fixes, on 2026-12-06: 22 requests lost at the median, up to 156, with outages of up to
-1.5 s). A rolling upgrade can still lose a few hundred milliseconds in some trials; the test
+1.5 s). A node's new endpoint draws traffic only once it has settled (1.5 s, for kube-proxy to
+program it; before that, 2 of 32 looped rolling upgrades lost a few hundred ms); the test
 prints the speakers' log lines about the IP when requests are lost (keep them with
 `FERROLB_BENCH_KEEP_LOGS`), but the replaced speakers' logs go with their pods.
 <!-- cluster:end -->
