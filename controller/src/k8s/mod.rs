@@ -212,7 +212,7 @@ pub async fn run(
                 // Another replica holds the lease, or the term's deadline passed without a
                 // confirmed renewal (whatever the renewal call is doing).
                 () = term_ends(&mut leader, term) => break true,
-                () = until(core.next_deadline()) => {
+                () = ferrolb_runtime::sleep_until(core.next_deadline()) => {
                     // A deleted pool's grace period is over: its holders move.
                     if core.apply_config() {
                         core.reprocess_all(core.stores.services.state());
@@ -243,16 +243,8 @@ async fn term_ends(leader: &mut tokio_watch::Receiver<Leadership>, term: u64) {
         };
         tokio::select! {
             changed = leader.changed() => if changed.is_err() { return },
-            () = self::until(until) => return,
+            () = ferrolb_runtime::sleep_until(until) => return,
         }
-    }
-}
-
-/// Completes at `deadline`, never without one.
-async fn until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

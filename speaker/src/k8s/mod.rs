@@ -187,8 +187,8 @@ pub async fn run(
         "Announce",
     );
 
-    let settings_settle = settings.endpoint_settle;
     let mut speaker = Speaker {
+        ages: EndpointAges::new(settings.endpoint_settle),
         serving: Serving::default(),
         settings,
         stores,
@@ -212,7 +212,6 @@ pub async fn run(
         bgp_announced_tx,
         bgp_plan: BgpPlan::default(),
         sessions_tx,
-        ages: EndpointAges::new(settings_settle),
         held: BTreeMap::new(),
         settled_at: None,
     };
@@ -224,14 +223,6 @@ pub async fn run(
     health.set_ready(false);
     speaker.stop().await;
     result
-}
-
-/// Sleeps until `at`, or forever when there is nothing to wait for.
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Whether this speaker may list the Secrets of `namespace` (for BGPPeers' passwordSecrets).
@@ -389,7 +380,7 @@ impl Speaker {
                 () = tokio::time::sleep(grace_left), if !self.converged => {
                     self.decide();
                 }
-                () = sleep_until(self.settled_at) => self.decide(),
+                () = ferrolb_runtime::sleep_until(self.settled_at) => self.decide(),
             }
         }
     }

@@ -368,7 +368,7 @@ impl Announcer {
                         *answering = report.answering;
                     }
                 }
-                () = sleep_until(self.failed.values().min().copied()) => {}
+                () = ferrolb_runtime::sleep_until(self.failed.values().min().copied()) => {}
             }
             self.reconcile();
             if self.draining && self.responders.is_empty() {
@@ -507,13 +507,6 @@ impl Announcer {
             *current = announcing;
             changed
         });
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 

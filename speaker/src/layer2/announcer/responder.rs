@@ -95,13 +95,6 @@ async fn recv(socket: Option<&PacketSocket>, buf: &mut [u8]) -> io::Result<Recei
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
 impl Responder {
     pub async fn run(mut self) {
         let mut arp_buf = vec![0u8; BUFFER];
@@ -122,7 +115,7 @@ impl Responder {
                     Ok(()) => Event::Desired,
                     Err(_) => return,
                 },
-                () = sleep_until(deadline) => Event::Tick,
+                () = ferrolb_runtime::sleep_until(deadline) => Event::Tick,
             };
             let now = Instant::now();
             match event {
