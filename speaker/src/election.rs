@@ -81,6 +81,17 @@ pub struct ServiceInfo {
     pub announce_without_endpoints: bool,
 }
 
+impl ServiceInfo {
+    /// Whether its `externalTrafficPolicy` lets `node` attract its traffic: Cluster, any node;
+    /// Local, a node with a usable endpoint — or, for a Service announced without endpoints
+    /// (`without_endpoints`) that has none on any node, every node. One rule for layer 2 and BGP.
+    pub fn policy_admits(&self, node: &NodeName, without_endpoints: bool) -> bool {
+        !self.local
+            || self.endpoint_nodes.contains(node)
+            || (without_endpoints && self.endpoint_nodes.is_empty())
+    }
+}
+
 /// Why a node cannot announce an IP.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Exclusion {
@@ -259,13 +270,12 @@ pub fn elect(world: World<'_>, ip: IpAddr, pool: &PoolName, services: &[ServiceI
             per_service
                 .iter()
                 .find_map(|(service, ads, without_endpoints)| {
-                    let anywhere = *without_endpoints && service.endpoint_nodes.is_empty();
                     if !ads
                         .iter()
                         .any(|ad| any_matches(&ad.node_selectors, &info.labels))
                     {
                         Some(Exclusion::NotSelected(service.key.clone()))
-                    } else if service.local && !anywhere && !service.endpoint_nodes.contains(node) {
+                    } else if !service.policy_admits(node, *without_endpoints) {
                         Some(Exclusion::NoLocalEndpoint(service.key.clone()))
                     } else {
                         None

@@ -283,12 +283,10 @@ fn ads_serving<'a>(
     }
     let without_endpoints = user.info.announce_without_endpoints
         || matching.iter().any(|ad| ad.announce_without_endpoints);
-    if user.info.local {
-        let anywhere = without_endpoints && user.info.endpoint_nodes.is_empty();
-        if !anywhere && !user.info.endpoint_nodes.contains(node.name) {
-            return Err(NotAdvertised::NoLocalEndpoints(user.info.key.clone()));
-        }
-    } else if !user.info.has_usable_endpoint && !without_endpoints {
+    if !user.info.policy_admits(node.name, without_endpoints) {
+        return Err(NotAdvertised::NoLocalEndpoints(user.info.key.clone()));
+    }
+    if !user.info.local && !user.info.has_usable_endpoint && !without_endpoints {
         return Err(NotAdvertised::NoEndpoints(user.info.key.clone()));
     }
     Ok(matching)
