@@ -29,6 +29,7 @@ use crate::netns::{Host, Lan, Neighbour};
 use crate::speaker::{SpeakerCommand, SpeakerProcess};
 
 pub mod metallb;
+mod nodes;
 mod traffic;
 
 pub use traffic::{ECHO_PORT, Probe, Prober, failover_gap, send_gratuitous_arp};
@@ -317,29 +318,6 @@ impl L2Cluster {
             }
         });
         api.patch_status(&host.name, &PatchParams::default(), &Patch::Merge(&status))
-            .await?;
-        Ok(())
-    }
-
-    /// Sets (or with `None` removes) a label on a Node.
-    pub async fn label_node(
-        &self,
-        node: &str,
-        key: &str,
-        value: Option<&str>,
-    ) -> anyhow::Result<()> {
-        let patch = serde_json::json!({"metadata": {"labels": {key: value}}});
-        Api::<Node>::all(self.client())
-            .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        Ok(())
-    }
-
-    /// Cordons (`kubectl cordon`) or uncordons a Node: sets `spec.unschedulable`.
-    pub async fn cordon_node(&self, node: &str, cordoned: bool) -> anyhow::Result<()> {
-        let patch = serde_json::json!({"spec": {"unschedulable": cordoned.then_some(true)}});
-        Api::<Node>::all(self.client())
-            .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
         Ok(())
     }

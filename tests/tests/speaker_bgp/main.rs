@@ -5,7 +5,11 @@
 //! communities, IPv6 over the IPv4 session, `externalTrafficPolicy: Local` following the
 //! endpoints, a deleted Service withdrawn, a killed speaker's paths gone after the hold time
 //! (or kept, with graceful restart, until it is back), and a restarted router getting every
-//! session and route back.
+//! session and route back. Graceful restart (RFC 4724) and
+//! graceful shutdown (RFC 8326) have files of their own.
+
+mod graceful_restart;
+mod graceful_shutdown;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -179,30 +183,6 @@ spec: {{receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}}
             panic!("{e:#}\nheld: {held:#?}\n{}", self.describe())
         })
     }
-}
-
-/// The router's paths for `prefix`, once `check` accepts them (30 s at most).
-async fn wait_routes(
-    bed: &Bed,
-    prefix: &str,
-    what: &str,
-    check: impl Fn(&[Route]) -> bool,
-) -> Vec<Route> {
-    wait_for(what, Duration::from_secs(30), || async {
-        let Ok(routes) = bed.router.routes() else {
-            return Ok(None);
-        };
-        let paths: Vec<Route> = routes
-            .into_iter()
-            .filter(|r| r.prefix.to_string() == prefix)
-            .collect();
-        Ok(check(&paths).then_some(paths))
-    })
-    .await
-    .unwrap_or_else(|e| {
-        let held = bed.router.routes().unwrap_or_default();
-        panic!("{e:#}\nheld: {held:#?}\n{}", bed.describe())
-    })
 }
 
 /// One metric's value from a speaker's `/metrics`, found by its name and label text.
@@ -503,83 +483,6 @@ async fn frr_gets_sessions_and_routes_back_after_a_restart() {
     a_restarted_router_gets_sessions_and_routes_back(RouterKind::Frr).await;
 }
 
-/// Graceful restart (RFC 4724): a speaker killed outright loses its session, but the router
-/// keeps its paths (stale) instead of dropping them; the restarted speaker takes them over.
-async fn graceful_restart_keeps_a_killed_speakers_paths(kind: RouterKind) {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces");
-        return;
-    }
-    let mut bed = Bed::start_with(
-        kind,
-        Options {
-            graceful_restart: true,
-            ..Options::default()
-        },
-    )
-    .await;
-    let both = [bed.node_ip("node-1", false), bed.node_ip("node-2", false)];
-    let app = TestService::new("app", &["198.51.100.14"], "node-2");
-    bed.cluster.create_service(&app).await.expect("app");
-    bed.wait_paths("198.51.100.14/32", &both).await;
-
-    bed.cluster
-        .speaker("node-1")
-        .expect("node-1's speaker")
-        .kill();
-    let n1 = bed.node_ip("node-1", false);
-    wait_for(
-        "the router sees node-1's session end",
-        Duration::from_secs(30),
-        || async { Ok((!bed.router.established(n1)?).then_some(())) },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", bed.describe()));
-    // Without graceful restart the path would go now (the test above waits for exactly that);
-    // with it, the path stays for longer than the 3 s hold time.
-    let deadline = std::time::Instant::now() + Duration::from_secs(6);
-    while std::time::Instant::now() < deadline {
-        let hops: BTreeSet<IpAddr> = bed
-            .router
-            .routes()
-            .expect("routes")
-            .into_iter()
-            .filter(|r| r.prefix.to_string() == "198.51.100.14/32")
-            .map(|r| r.next_hop)
-            .collect();
-        assert!(
-            hops.contains(&n1),
-            "the killed speaker's path went although graceful restart is on: {hops:?}\n{}",
-            bed.describe()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    bed.cluster.start_speaker("node-1").expect("node-1 again");
-    wait_for(
-        "node-1's session is back",
-        Duration::from_secs(30),
-        || async { Ok(bed.router.established(n1)?.then_some(())) },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", bed.describe()));
-    bed.wait_paths("198.51.100.14/32", &both).await;
-}
-
-#[tokio::test]
-async fn gobgp_keeps_stale_paths_with_graceful_restart() {
-    graceful_restart_keeps_a_killed_speakers_paths(RouterKind::Gobgp).await;
-}
-
-#[tokio::test]
-async fn bird_keeps_stale_paths_with_graceful_restart() {
-    graceful_restart_keeps_a_killed_speakers_paths(RouterKind::Bird).await;
-}
-
-#[tokio::test]
-async fn frr_keeps_stale_paths_with_graceful_restart() {
-    graceful_restart_keeps_a_killed_speakers_paths(RouterKind::Frr).await;
-}
-
 /// BFD (RFC 5880/5881) with the BGPPeer's profile: when a node's link dies, the router's BFD
 /// notices within 300 ms × 3 and drops the node's paths, long before the 90 s hold time; the
 /// session states report BFD Up before that.
@@ -723,130 +626,4 @@ spec: {{myASN: {NODE_AS}, peerASN: 64501, peerAddress: 192.0.2.250, vrf: red}}
     )
     .await;
     Ok(())
-}
-
-/// RFC 8326 on a real router: a node on its way out — cordoned, or its speaker stopping —
-/// advertises its routes again with GRACEFUL_SHUTDOWN (65535:0) and a longer AS path, so the
-/// router prefers the other node's path while the leaving node's still exists (traffic moves
-/// first); an uncordoned node gets its plain routes back; a stopping speaker withdraws only
-/// after the BGPPeer's drain time, then exits.
-async fn graceful_shutdown_moves_traffic_before_the_routes_go(kind: RouterKind) {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces");
-        return;
-    }
-    const GSHUT: &str = "65535:0";
-    const DRAIN: Duration = Duration::from_secs(4);
-    let mut bed = Bed::start_with(
-        kind,
-        Options {
-            drain_time: Some("4s"),
-            ..Options::default()
-        },
-    )
-    .await;
-    let prefix = "198.51.100.20/32";
-    let app = TestService::new("app", &["198.51.100.20"], "node-1");
-    bed.cluster.create_service(&app).await.expect("app");
-    let paths = bed
-        .wait_paths(
-            prefix,
-            &[bed.node_ip("node-1", false), bed.node_ip("node-2", false)],
-        )
-        .await;
-    // The node whose path the router uses (both, for FRR's ECMP) leaves; the other stays.
-    let used = paths
-        .iter()
-        .find(|p| p.best)
-        .unwrap_or_else(|| panic!("the router uses a path: {paths:#?}"));
-    let (leaving, staying) = if used.next_hop == bed.node_ip("node-1", false) {
-        ("node-1", "node-2")
-    } else {
-        ("node-2", "node-1")
-    };
-    let (leaving_ip, staying_ip) = (bed.node_ip(leaving, false), bed.node_ip(staying, false));
-    let path_of = |paths: &[Route], hop: IpAddr| paths.iter().find(|p| p.next_hop == hop).cloned();
-    let moved_off = |paths: &[Route]| {
-        let (Some(gone), Some(kept)) = (path_of(paths, leaving_ip), path_of(paths, staying_ip))
-        else {
-            return false;
-        };
-        gone.communities.contains(GSHUT)
-            && gone.as_path == vec![NODE_AS; 4]
-            && !gone.best
-            && kept.best
-            && !kept.communities.contains(GSHUT)
-    };
-
-    // Cordoned: marked, still there, not preferred.
-    bed.cluster
-        .cordon_node(leaving, true)
-        .await
-        .expect("cordoned");
-    wait_routes(
-        &bed,
-        prefix,
-        &format!("{kind} prefers {staying} while cordoned {leaving} still advertises, marked"),
-        moved_off,
-    )
-    .await;
-    // Uncordoned: the plain route again.
-    bed.cluster
-        .cordon_node(leaving, false)
-        .await
-        .expect("uncordoned");
-    wait_routes(
-        &bed,
-        prefix,
-        &format!("{kind} holds {leaving}'s plain route again"),
-        |paths| {
-            path_of(paths, leaving_ip)
-                .is_some_and(|p| !p.communities.contains(GSHUT) && p.as_path == vec![NODE_AS])
-        },
-    )
-    .await;
-
-    // SIGTERM: marked first, withdrawn after the drain time, then the speaker exits.
-    let stopped_at = std::time::Instant::now();
-    bed.cluster
-        .speaker(leaving)
-        .expect("the leaving node's speaker")
-        .ask_to_stop()
-        .expect("SIGTERM");
-    wait_routes(
-        &bed,
-        prefix,
-        &format!("{kind} prefers {staying} while stopping {leaving} still advertises, marked"),
-        moved_off,
-    )
-    .await;
-    let marked_after = stopped_at.elapsed();
-    bed.wait_paths(prefix, &[staying_ip]).await;
-    let withdrawn_after = stopped_at.elapsed();
-    assert!(
-        marked_after < DRAIN && withdrawn_after >= DRAIN - Duration::from_millis(500),
-        "marked after {marked_after:?}, withdrawn after {withdrawn_after:?}: the route must stay, marked, for the {DRAIN:?} drain"
-    );
-    let status = bed
-        .cluster
-        .speaker(leaving)
-        .expect("still tracked")
-        .wait_stopped(Duration::from_secs(15))
-        .expect("the speaker exits after the drain");
-    assert!(status.success(), "speaker exited with {status}");
-}
-
-#[tokio::test]
-async fn gobgp_prefers_other_paths_when_a_node_shuts_down_gracefully() {
-    graceful_shutdown_moves_traffic_before_the_routes_go(RouterKind::Gobgp).await;
-}
-
-#[tokio::test]
-async fn bird_prefers_other_paths_when_a_node_shuts_down_gracefully() {
-    graceful_shutdown_moves_traffic_before_the_routes_go(RouterKind::Bird).await;
-}
-
-#[tokio::test]
-async fn frr_prefers_other_paths_when_a_node_shuts_down_gracefully() {
-    graceful_shutdown_moves_traffic_before_the_routes_go(RouterKind::Frr).await;
 }

@@ -1,0 +1,154 @@
+//! RFC 8326 against each real router: a leaving node's routes marked GRACEFUL_SHUTDOWN, not
+//! preferred while they still exist, withdrawn only after the drain time.
+
+use super::*;
+
+/// The router's paths for `prefix`, once `check` accepts them (30 s at most).
+async fn wait_routes(
+    bed: &Bed,
+    prefix: &str,
+    what: &str,
+    check: impl Fn(&[Route]) -> bool,
+) -> Vec<Route> {
+    wait_for(what, Duration::from_secs(30), || async {
+        let Ok(routes) = bed.router.routes() else {
+            return Ok(None);
+        };
+        let paths: Vec<Route> = routes
+            .into_iter()
+            .filter(|r| r.prefix.to_string() == prefix)
+            .collect();
+        Ok(check(&paths).then_some(paths))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        let held = bed.router.routes().unwrap_or_default();
+        panic!("{e:#}\nheld: {held:#?}\n{}", bed.describe())
+    })
+}
+
+/// RFC 8326 on a real router: a node on its way out — cordoned, or its speaker stopping —
+/// advertises its routes again with GRACEFUL_SHUTDOWN (65535:0) and a longer AS path, so the
+/// router prefers the other node's path while the leaving node's still exists (traffic moves
+/// first); an uncordoned node gets its plain routes back; a stopping speaker withdraws only
+/// after the BGPPeer's drain time, then exits.
+async fn graceful_shutdown_moves_traffic_before_the_routes_go(kind: RouterKind) {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    const GSHUT: &str = "65535:0";
+    const DRAIN: Duration = Duration::from_secs(4);
+    let mut bed = Bed::start_with(
+        kind,
+        Options {
+            drain_time: Some("4s"),
+            ..Options::default()
+        },
+    )
+    .await;
+    let prefix = "198.51.100.20/32";
+    let app = TestService::new("app", &["198.51.100.20"], "node-1");
+    bed.cluster.create_service(&app).await.expect("app");
+    let paths = bed
+        .wait_paths(
+            prefix,
+            &[bed.node_ip("node-1", false), bed.node_ip("node-2", false)],
+        )
+        .await;
+    // The node whose path the router uses (both, for FRR's ECMP) leaves; the other stays.
+    let used = paths
+        .iter()
+        .find(|p| p.best)
+        .unwrap_or_else(|| panic!("the router uses a path: {paths:#?}"));
+    let (leaving, staying) = if used.next_hop == bed.node_ip("node-1", false) {
+        ("node-1", "node-2")
+    } else {
+        ("node-2", "node-1")
+    };
+    let (leaving_ip, staying_ip) = (bed.node_ip(leaving, false), bed.node_ip(staying, false));
+    let path_of = |paths: &[Route], hop: IpAddr| paths.iter().find(|p| p.next_hop == hop).cloned();
+    let moved_off = |paths: &[Route]| {
+        let (Some(gone), Some(kept)) = (path_of(paths, leaving_ip), path_of(paths, staying_ip))
+        else {
+            return false;
+        };
+        gone.communities.contains(GSHUT)
+            && gone.as_path == vec![NODE_AS; 4]
+            && !gone.best
+            && kept.best
+            && !kept.communities.contains(GSHUT)
+    };
+
+    // Cordoned: marked, still there, not preferred.
+    bed.cluster
+        .cordon_node(leaving, true)
+        .await
+        .expect("cordoned");
+    wait_routes(
+        &bed,
+        prefix,
+        &format!("{kind} prefers {staying} while cordoned {leaving} still advertises, marked"),
+        moved_off,
+    )
+    .await;
+    // Uncordoned: the plain route again.
+    bed.cluster
+        .cordon_node(leaving, false)
+        .await
+        .expect("uncordoned");
+    wait_routes(
+        &bed,
+        prefix,
+        &format!("{kind} holds {leaving}'s plain route again"),
+        |paths| {
+            path_of(paths, leaving_ip)
+                .is_some_and(|p| !p.communities.contains(GSHUT) && p.as_path == vec![NODE_AS])
+        },
+    )
+    .await;
+
+    // SIGTERM: marked first, withdrawn after the drain time, then the speaker exits.
+    let stopped_at = std::time::Instant::now();
+    bed.cluster
+        .speaker(leaving)
+        .expect("the leaving node's speaker")
+        .ask_to_stop()
+        .expect("SIGTERM");
+    wait_routes(
+        &bed,
+        prefix,
+        &format!("{kind} prefers {staying} while stopping {leaving} still advertises, marked"),
+        moved_off,
+    )
+    .await;
+    let marked_after = stopped_at.elapsed();
+    bed.wait_paths(prefix, &[staying_ip]).await;
+    let withdrawn_after = stopped_at.elapsed();
+    assert!(
+        marked_after < DRAIN && withdrawn_after >= DRAIN - Duration::from_millis(500),
+        "marked after {marked_after:?}, withdrawn after {withdrawn_after:?}: the route must stay, marked, for the {DRAIN:?} drain"
+    );
+    let status = bed
+        .cluster
+        .speaker(leaving)
+        .expect("still tracked")
+        .wait_stopped(Duration::from_secs(15))
+        .expect("the speaker exits after the drain");
+    assert!(status.success(), "speaker exited with {status}");
+}
+
+#[tokio::test]
+async fn gobgp_prefers_other_paths_when_a_node_shuts_down_gracefully() {
+    graceful_shutdown_moves_traffic_before_the_routes_go(RouterKind::Gobgp).await;
+}
+
+#[tokio::test]
+async fn bird_prefers_other_paths_when_a_node_shuts_down_gracefully() {
+    graceful_shutdown_moves_traffic_before_the_routes_go(RouterKind::Bird).await;
+}
+
+#[tokio::test]
+async fn frr_prefers_other_paths_when_a_node_shuts_down_gracefully() {
+    graceful_shutdown_moves_traffic_before_the_routes_go(RouterKind::Frr).await;
+}
