@@ -66,7 +66,12 @@ fn markdown(r: &Report, command: &str) -> String {
         r.violations.len(),
     ));
     for f in &r.violations {
-        s.push_str(&format!("\n- step {}: {}", f.step, f.violation));
+        s.push_str(&format!(
+            "\n- step {}: {} ({})",
+            f.step,
+            f.violation,
+            f.standing()
+        ));
     }
     s.push('\n');
     s

@@ -12,8 +12,8 @@ use super::faults::{Fault, compact_and_confirm_gone};
 use super::ops::{Op, Scenarios, Users};
 use super::proxy::Mode;
 use super::replicas::{LEASE_SECONDS, Replica, lease_holder};
-use super::settle::settle;
-use super::universe::{BARRIER_IPS, BARRIER_NAMESPACE, BARRIER_POOL, Rng};
+use super::settle::{self, settle};
+use super::universe::{BARRIER_NAMESPACE, Rng};
 use super::world::World;
 use crate::ControlPlane;
 use crate::controller::eventually;
@@ -73,6 +73,21 @@ pub struct Found {
     /// What the step did.
     pub step_did: Vec<String>,
     pub violation: Violation,
+    /// The first later check that no longer saw it (`None`: it stood to the end).
+    pub cleared_at: Option<usize>,
+}
+
+impl Found {
+    /// How long it stood, for people (a move is an event and has no length).
+    pub fn standing(&self) -> String {
+        if self.violation.kind == checker::Kind::Moved {
+            return "an event".into();
+        }
+        match self.cleared_at {
+            Some(at) => format!("gone at step {at}"),
+            None => "still there at the end".into(),
+        }
+    }
 }
 
 /// What a run did and found.
@@ -147,7 +162,7 @@ impl Report {
         }
         let _ = writeln!(s, "violations: {}", self.violations.len());
         for f in &self.violations {
-            let _ = writeln!(s, "  step {}: {}", f.step, f.violation);
+            let _ = writeln!(s, "  step {}: {} ({})", f.step, f.violation, f.standing());
             for d in &f.step_did {
                 let _ = writeln!(s, "      after: {d}");
             }
@@ -170,6 +185,8 @@ struct Run {
     deleted_pools: BTreeMap<String, Instant>,
     /// Violations seen after the previous check (reported once while they persist).
     standing: BTreeSet<String>,
+    /// State violations still standing, by id, with their index in the report.
+    open: BTreeMap<String, usize>,
     /// The objects after each operation of the current step.
     between: Vec<World>,
     started: Instant,
@@ -185,7 +202,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     let client = cp.client();
     let users = Users::new(settings.scenarios);
     users.set_up(&client).await?;
-    set_up_barrier(&cp).await?;
+    // The barrier's namespace, pool and Service, in round 0.
+    settle::bump_barrier(&client, 0)
+        .await
+        .context("the barrier")?;
     let replicas = (0..settings.replicas)
         .map(|i| Replica::start(&cp, i, cp.dir()))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -206,6 +226,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
         round: 0,
         deleted_pools: BTreeMap::new(),
         standing: BTreeSet::new(),
+        open: BTreeMap::new(),
         between: Vec::new(),
         started,
     };
@@ -215,20 +236,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     }
     run.report.elapsed = started.elapsed();
     Ok(run.report)
-}
-
-async fn set_up_barrier(cp: &ControlPlane) -> anyhow::Result<()> {
-    let manifest = format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {BARRIER_NAMESPACE}\n---\n\
-         apiVersion: {}\nkind: IPAddressPool\nmetadata:\n  name: {BARRIER_POOL}\n  namespace: {}\n\
-         spec:\n  addresses: [\"{}-{}\"]\n  autoAssign: false\n  serviceAllocation:\n    namespaces: [{BARRIER_NAMESPACE}]\n",
-        ferrolb_api::API_VERSION,
-        ferrolb_api::DEFAULT_NAMESPACE,
-        BARRIER_IPS[0],
-        BARRIER_IPS[1],
-    );
-    cp.apply_yaml(&manifest).await.context("the barrier")?;
-    Ok(())
 }
 
 impl Run {
@@ -447,6 +454,7 @@ impl Run {
         let mut standing = BTreeSet::new();
         for v in violations {
             let text = v.to_string();
+            let kind = v.kind;
             // A move is an event; the other kinds are states that may stand for a while.
             let id = match v.kind {
                 checker::Kind::Moved => text.clone(),
@@ -462,9 +470,26 @@ impl Run {
                     step,
                     step_did: did.to_vec(),
                     violation: v,
+                    cleared_at: None,
                 });
+                if kind != checker::Kind::Moved {
+                    self.open
+                        .insert(id.clone(), self.report.violations.len() - 1);
+                }
             }
             standing.insert(id);
+        }
+        // A state violation that this check no longer sees has cleared.
+        let cleared: Vec<String> = self
+            .open
+            .keys()
+            .filter(|id| !standing.contains(*id))
+            .cloned()
+            .collect();
+        for id in cleared {
+            if let Some(i) = self.open.remove(&id) {
+                self.report.violations[i].cleared_at = Some(step);
+            }
         }
         self.standing = standing;
         self.world = now;

@@ -1,27 +1,61 @@
 //! Waiting until the cluster has settled after a step, by polling the objects (never a fixed
 //! sleep): a running, unfrozen replica holds the lease and says it leads and is ready; the
-//! barrier Service (whose requested IP the driver flips before each settle) shows the new IP,
-//! so the leader has seen every Service change made before it; every Service of ours carries
+//! barrier Service shows this round's IP, which needs this round's namespace label, pool and
+//! Service all seen (see [`bump_barrier`]), so the leader has seen every namespace, pool and
+//! Service change made before them; every Service of ours carries
 //! the controller's condition; and nothing in any Service's status changed for a while.
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Service;
+use ferrolb_api::IPAddressPool;
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use super::replicas::{Replica, lease_holder};
-use super::universe::{BARRIER_IPS, BARRIER_NAMESPACE, BARRIER_SERVICE};
+use super::universe::{BARRIER_IPS, BARRIER_NAMESPACE, BARRIER_POOL, BARRIER_SERVICE};
 use super::world::World;
 
 /// How often the objects are read.
 const POLL: Duration = Duration::from_millis(150);
 
-/// Writes the barrier Service requesting `BARRIER_IPS[round % 2]`.
+/// The label of the barrier namespace that the barrier pool selects.
+const BARRIER_LABEL: &str = "chaos-round";
+
+/// Moves the barrier to round `round`, on all three watches the controller allocates from, in
+/// this order: the barrier namespace's label, then the barrier pool (only `BARRIER_IPS[round %
+/// 2]`, and only namespaces with that label), then the barrier Service (requesting that IP).
+/// The Service can hold the IP only once the controller has seen all three writes, and each
+/// watch delivers in order, so it has then seen every namespace, pool and Service change made
+/// before — not only the Service changes.
 pub async fn bump_barrier(client: &kube::Client, round: usize) -> anyhow::Result<()> {
     let ip = BARRIER_IPS[round % 2];
-    let body = json!({
+    let parity = (round % 2).to_string();
+    let apply = PatchParams::apply("chaos-driver").force();
+    let namespace = json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": { "name": BARRIER_NAMESPACE, "labels": { BARRIER_LABEL: parity } },
+    });
+    Api::<Namespace>::all(client.clone())
+        .patch(BARRIER_NAMESPACE, &apply, &Patch::Apply(&namespace))
+        .await?;
+    let pool = json!({
+        "apiVersion": ferrolb_api::API_VERSION, "kind": "IPAddressPool",
+        "metadata": { "name": BARRIER_POOL, "namespace": ferrolb_api::DEFAULT_NAMESPACE },
+        "spec": {
+            "addresses": [format!("{ip}/32")],
+            "autoAssign": false,
+            "serviceAllocation": {
+                // A selector only (`namespaces` would admit the namespace whatever its label).
+                "namespaceSelectors": [{ "matchLabels": { BARRIER_LABEL: parity } }],
+            },
+        },
+    });
+    Api::<IPAddressPool>::namespaced(client.clone(), ferrolb_api::DEFAULT_NAMESPACE)
+        .patch(BARRIER_POOL, &apply, &Patch::Apply(&pool))
+        .await?;
+    let service = json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {
             "name": BARRIER_SERVICE, "namespace": BARRIER_NAMESPACE,
@@ -33,11 +67,7 @@ pub async fn bump_barrier(client: &kube::Client, round: usize) -> anyhow::Result
         },
     });
     Api::<Service>::namespaced(client.clone(), BARRIER_NAMESPACE)
-        .patch(
-            BARRIER_SERVICE,
-            &PatchParams::apply("chaos-driver").force(),
-            &Patch::Apply(&body),
-        )
+        .patch(BARRIER_SERVICE, &apply, &Patch::Apply(&service))
         .await?;
     Ok(())
 }
