@@ -8,7 +8,8 @@
 //!   node-1 192.0.2.1      node-2 192.0.2.2  …        cp 192.0.2.<n+1>     client 192.0.2.<n+2>
 //!   containerd, runc,     …                           (apiserver's
 //!   kubelet, kube-proxy                                advertised address)
-//!   cni0 198.18.1.1/24 (CNI bridge + host-local), pods are containers
+//!   cni0 198.18.1.1/24 and 2001:db8:18:1::1/64 (CNI bridge + host-local), pods are
+//!   dual-stack containers; every host also has 2001:db8:0:1::<k>/64 on the LAN
 //! ```
 //!
 //! Each node is a network namespace of [`Lan`] in which `node.sh` runs containerd and the
@@ -174,6 +175,7 @@ impl ClusterBuilder {
                 name,
                 index: i + 1,
                 ip: host.ipv4,
+                ipv6: host.ipv6,
                 ns: &host.ns,
                 cgroup_root: format!("{id}-{name}"),
                 dir: cluster.dir.path().join(name),
@@ -261,24 +263,31 @@ impl Cluster {
     /// route for the Service CIDR, as a real node has its default route: a connection that the
     /// node itself opens to a ClusterIP (a host-network pod such as the speaker, reaching the
     /// apiserver through `kubernetes.default`) needs one before kube-proxy's DNAT rewrites it.
+    /// Both families: pods and Services are dual-stack.
     fn add_routes(&self, names: &[String]) -> anyhow::Result<()> {
-        let cp = self.lan.host(CP).ipv4.to_string();
-        let service_v4 = crate::apiserver::DEFAULT_SERVICE_CIDRS
-            .split(',')
-            .next()
-            .context("no Service CIDR")?;
+        let cp = self.lan.host(CP);
+        let (cp_v4, cp_v6) = (cp.ipv4.to_string(), cp.ipv6.to_string());
+        let mut services = crate::apiserver::DEFAULT_SERVICE_CIDRS.split(',');
+        let (Some(service_v4), Some(service_v6)) = (services.next(), services.next()) else {
+            bail!("the Service CIDRs are not dual-stack");
+        };
         let mut hosts: Vec<&Host> = names.iter().map(|n| self.lan.host(n)).collect();
-        hosts.push(self.lan.host(CP));
+        hosts.push(cp);
         for host in hosts {
             for (j, other) in names.iter().enumerate() {
                 if *other != host.name {
-                    let via = self.lan.host(other).ipv4.to_string();
+                    let other = self.lan.host(other);
+                    let (v4, v6) = (other.ipv4.to_string(), other.ipv6.to_string());
                     let cidr = format!("198.18.{}.0/24", j + 1);
-                    host.ns.ip(&["route", "add", &cidr, "via", &via])?;
+                    host.ns.ip(&["route", "add", &cidr, "via", &v4])?;
+                    let cidr = format!("2001:db8:18:{:x}::/64", j + 1);
+                    host.ns.ip(&["-6", "route", "add", &cidr, "via", &v6])?;
                 }
             }
             if host.name != CP {
-                host.ns.ip(&["route", "add", service_v4, "via", &cp])?;
+                host.ns.ip(&["route", "add", service_v4, "via", &cp_v4])?;
+                host.ns
+                    .ip(&["-6", "route", "add", service_v6, "via", &cp_v6])?;
             }
         }
         Ok(())

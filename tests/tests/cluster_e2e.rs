@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use ferrolb_controller::k8s::LEASE_NAME;
 use ferrolb_tests::cluster::Cluster;
-use ferrolb_tests::cluster::ferrolb::{NAMESPACE, POOL, echo, lb_ip, skip_without_root};
+use ferrolb_tests::cluster::ferrolb::{NAMESPACE, POOL, echo, lb_ip, lb_ips, skip_without_root};
 use ferrolb_tests::l2cluster::wait_for;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -136,6 +136,8 @@ async fn a_client_on_the_lan_reaches_a_container_through_the_ip_ferrolb_installe
         "the answer names pod {pod} on {node}; the echo pods are {pod_nodes:?}"
     );
 
+    dual_stack_service_answers_over_ipv6(&cluster, &pod_nodes).await?;
+
     let memory: BTreeMap<&str, u64> = cluster
         .nodes()
         .iter()
@@ -149,6 +151,59 @@ async fn a_client_on_the_lan_reaches_a_container_through_the_ip_ferrolb_installe
 }
 
 /// The holder of the controller's Lease.
+/// The same pods behind a `RequireDualStack` Service: it gets an address of each family from
+/// the pool, and the client on the LAN reaches a pod through the IPv6 one (the elected speaker
+/// answers neighbour solicitations; kube-proxy's ip6 rules carry it to a dual-stack pod).
+async fn dual_stack_service_answers_over_ipv6(
+    cluster: &Cluster,
+    pod_nodes: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    const DUAL: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: echo-dual, namespace: default}
+spec:
+  type: LoadBalancer
+  ipFamilyPolicy: RequireDualStack
+  ipFamilies: [IPv6, IPv4]
+  selector: {app: echo}
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+"#;
+    cluster
+        .kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(DUAL))
+        .await?;
+    let services: Api<Service> = Api::namespaced(cluster.client(), "default");
+    let ips = wait_for(
+        "an IP of each family for echo-dual",
+        Duration::from_secs(60),
+        || async {
+            let ips = lb_ips(&services.get("echo-dual").await?);
+            Ok((ips.len() == 2).then_some(ips))
+        },
+    )
+    .await?;
+    let v6 = ips
+        .iter()
+        .find(|ip| ip.contains(':'))
+        .with_context(|| format!("no IPv6 among {ips:?}"))?;
+    assert!(
+        v6.starts_with("2001:db8:0:1::2") && ips.iter().any(|ip| ip.starts_with("192.0.2.2")),
+        "{ips:?} are not the lan pool's"
+    );
+    let body = cluster.wait_answering(v6, Duration::from_secs(60)).await?;
+    eprintln!("GET http://[{v6}]/ from the client: {body}");
+    let (pod, rest) = body
+        .split_once(" on ")
+        .with_context(|| format!("an answer not from the echo image: {body}"))?;
+    let node = rest.split(',').next().unwrap_or_default();
+    assert_eq!(
+        pod_nodes.get(pod).map(String::as_str),
+        Some(node),
+        "the answer names pod {pod} on {node}; the echo pods are {pod_nodes:?}"
+    );
+    Ok(())
+}
+
 async fn leader(cluster: &Cluster) -> anyhow::Result<Option<String>> {
     let leases: Api<Lease> = Api::namespaced(cluster.client(), NS);
     Ok(leases

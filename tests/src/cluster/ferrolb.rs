@@ -21,13 +21,13 @@ pub const NAMESPACE: &str = "ferrolb-system";
 /// The label every object of the install bundle and the chart carries (pods excepted).
 pub const PART_OF: &str = "app.kubernetes.io/part-of=ferrolb";
 
-/// The layer-2 pool of DESIGN.md and its advertisement.
+/// The layer-2 pool of DESIGN.md (both families) and its advertisement.
 pub const POOL: &str = r#"
 apiVersion: ferrolb.io/v1beta1
 kind: IPAddressPool
 metadata: {name: lan, namespace: ferrolb-system}
 spec:
-  addresses: ["192.0.2.200-192.0.2.239"]
+  addresses: ["192.0.2.200-192.0.2.239", "2001:db8:0:1::200-2001:db8:0:1::23f"]
 ---
 apiVersion: ferrolb.io/v1beta1
 kind: L2Advertisement
@@ -41,7 +41,15 @@ spec: {ipAddressPools: [lan]}
 /// With `local`, `externalTrafficPolicy: Local`: only nodes hosting a pod announce the IP, and
 /// the node that answers a probe is the one the client's traffic reached.
 pub fn echo(replicas: usize, local: bool) -> String {
+    echo_in_pool(replicas, local, None)
+}
+
+/// [`echo`], its Service asking for an IP of `pool` (`ferrolb.io/address-pool`) if given.
+pub fn echo_in_pool(replicas: usize, local: bool, pool: Option<&str>) -> String {
     let policy = if local { "Local" } else { "Cluster" };
+    let annotations = pool.map_or_else(String::new, |p| {
+        format!(", annotations: {{ferrolb.io/address-pool: {p}}}")
+    });
     let udp = crate::l2cluster::ECHO_PORT;
     format!(
         r#"
@@ -81,7 +89,7 @@ spec:
 ---
 apiVersion: v1
 kind: Service
-metadata: {{name: echo, namespace: default}}
+metadata: {{name: echo, namespace: default{annotations}}}
 spec:
   type: LoadBalancer
   externalTrafficPolicy: {policy}
@@ -125,11 +133,17 @@ pub fn running_and_ready(pod: &Pod) -> bool {
 
 /// The first IP of a Service's `status.loadBalancer.ingress`.
 pub fn lb_ip(svc: &Service) -> Option<String> {
+    lb_ips(svc).into_iter().next()
+}
+
+/// Every LoadBalancer IP in the Service's status, in its order.
+pub fn lb_ips(svc: &Service) -> Vec<String> {
     svc.status
         .as_ref()
         .and_then(|s| s.load_balancer.as_ref())
         .and_then(|lb| lb.ingress.as_ref())
-        .and_then(|i| i.iter().find_map(|i| i.ip.clone()))
+        .map(|i| i.iter().filter_map(|i| i.ip.clone()).collect())
+        .unwrap_or_default()
 }
 
 /// How many of a prober's requests got no answer.
@@ -241,6 +255,33 @@ impl Cluster {
         .map(drop)
     }
 
+    /// A rolling upgrade of ferrolb to `image`: the speaker DaemonSet and the controller
+    /// Deployment are set to it (`kubectl set image`) and rolled out pod after pod, as
+    /// Kubernetes does it; returns once every pod runs `image`.
+    pub async fn roll_ferrolb(&self, image: &str) -> anyhow::Result<()> {
+        for (object, container) in [
+            ("daemonset/ferrolb-speaker", "speaker"),
+            ("deployment/ferrolb-controller", "controller"),
+        ] {
+            let to = format!("{container}={image}");
+            self.kubectl_ok(&["set", "image", "-n", NAMESPACE, object, &to], None)
+                .await?;
+        }
+        for object in ["daemonset/ferrolb-speaker", "deployment/ferrolb-controller"] {
+            let args = [
+                "rollout",
+                "status",
+                "-n",
+                NAMESPACE,
+                object,
+                "--timeout=240s",
+            ];
+            self.kubectl_ok(&args, None).await?;
+        }
+        self.wait_ferrolb_running(2, Some(image)).await?;
+        Ok(())
+    }
+
     /// Waits until ferrolb's pods are Running and ready: `controllers` controller replicas and
     /// one speaker on every live node, all of them running `image` if given. Returns
     /// `kubectl get pods -o wide`; the error holds it and the cluster's events.
@@ -321,10 +362,11 @@ impl Cluster {
         .await
     }
 
-    /// GET `http://ip:80/` from the client on the LAN: the whole response.
+    /// GET `http://ip:80/` from the client on the LAN (either family): the whole response.
     pub async fn client_get(&self, ip: &str) -> anyhow::Result<String> {
         let ns = self.host(CLIENT).ns.clone();
-        let addr = format!("{ip}:80");
+        let ip: std::net::IpAddr = ip.parse().with_context(|| format!("not an IP: {ip}"))?;
+        let addr = std::net::SocketAddr::new(ip, 80).to_string();
         tokio::task::spawn_blocking(move || ns.run(move || http_get(&addr, "/")))
             .await??
             .context("GET through the LoadBalancer IP")

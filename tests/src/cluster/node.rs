@@ -2,7 +2,7 @@
 //! `node.sh` (containerd, kubelet and every container, in a pid namespace of their own), and
 //! kube-proxy in the node's network namespace.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -23,9 +23,10 @@ const HIERARCHIES: [&str; 10] = [
 /// What a node is started with.
 pub(super) struct NodeSpec<'a> {
     pub name: &'a str,
-    /// 1-based: the node's pod CIDR is 198.18.<index>.0/24.
+    /// 1-based: the node's pod CIDRs are 198.18.<index>.0/24 and 2001:db8:18:<index>::/64.
     pub index: usize,
     pub ip: Ipv4Addr,
+    pub ipv6: Ipv6Addr,
     pub ns: &'a Netns,
     /// Unique per cluster instance: `ferrolb-<pid>-<n>-<node>`.
     pub cgroup_root: String,
@@ -36,6 +37,10 @@ pub(super) struct NodeSpec<'a> {
     pub proxy_kubeconfig: PathBuf,
     pub ca: PathBuf,
 }
+
+/// The pod network, both families (DESIGN.md's address plan): node i gets 198.18.i.0/24 and
+/// 2001:db8:18:i::/64.
+pub const POD_CIDRS: &str = "198.18.0.0/16,2001:db8:18::/56";
 
 /// A running node; dropping it kills everything it runs and removes its cgroups.
 #[derive(Debug)]
@@ -65,9 +70,10 @@ impl ClusterNode {
         write(
             &dir.join("env"),
             &format!(
-                "NODE={}\nNODE_IP={}\nCGROUP_ROOT={}\nBIN={}\nIMAGES=\"{}\"\n",
+                "NODE={}\nNODE_IP={},{}\nCGROUP_ROOT={}\nBIN={}\nIMAGES=\"{}\"\n",
                 spec.name,
                 spec.ip,
+                spec.ipv6,
                 spec.cgroup_root,
                 spec.binaries.dir().display(),
                 images.join(" ")
@@ -86,6 +92,7 @@ impl ClusterNode {
 
         let ns = spec.ns;
         ns.sysctl("net.ipv4.ip_forward", "1")?;
+        ns.sysctl("net.ipv6.conf.all.forwarding", "1")?;
         let mut cmd = ns.command("unshare");
         cmd.args([
             "--pid",
@@ -105,7 +112,7 @@ impl ClusterNode {
             &format!(
                 "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n\
                  clientConnection: {{kubeconfig: {}}}\nhostnameOverride: {}\nmode: nftables\n\
-                 clusterCIDR: 198.18.0.0/16\n\
+                 clusterCIDR: {POD_CIDRS}\n\
                  conntrack: {{maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}}\n\
                  metricsBindAddress: 127.0.0.1:10249\nhealthzBindAddress: 127.0.0.1:10256\n",
                 spec.proxy_kubeconfig.display(),
@@ -319,8 +326,8 @@ fn machine_id(seed: &str) -> String {
     format!("{}\n", &digest["sha256:".len()..][..32])
 }
 
-/// A bridge (`cni0`, the node's gateway 198.18.<i>.1) with host-local addresses from the node's
-/// pod CIDR.
+/// A bridge (`cni0`, the node's gateway 198.18.<i>.1 and 2001:db8:18:<i>::1) with host-local
+/// addresses from the node's pod CIDRs: every pod is dual-stack.
 fn cni_config(index: usize) -> String {
     format!(
         r#"{{
@@ -334,8 +341,11 @@ fn cni_config(index: usize) -> String {
     "hairpinMode": true,
     "ipam": {{
       "type": "host-local",
-      "ranges": [[{{"subnet": "198.18.{index}.0/24", "gateway": "198.18.{index}.1"}}]],
-      "routes": [{{"dst": "0.0.0.0/0"}}]
+      "ranges": [
+        [{{"subnet": "198.18.{index}.0/24", "gateway": "198.18.{index}.1"}}],
+        [{{"subnet": "2001:db8:18:{index:x}::/64", "gateway": "2001:db8:18:{index:x}::1"}}]
+      ],
+      "routes": [{{"dst": "0.0.0.0/0"}}, {{"dst": "::/0"}}]
     }}
   }}]
 }}
