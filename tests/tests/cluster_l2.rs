@@ -157,7 +157,7 @@ async fn rolling_upgrade_keeps_the_ip_serving(cluster: &Cluster, ip: IpAddr) -> 
     let done = std::sync::atomic::AtomicBool::new(false);
     let logs = std::sync::Mutex::new(std::collections::BTreeSet::new());
     let rollout = async {
-        let result = roll(cluster, &next).await;
+        let result = cluster.roll_ferrolb(&next).await;
         done.store(true, std::sync::atomic::Ordering::SeqCst);
         result
     };
@@ -415,44 +415,6 @@ async fn delete_install_yaml_leaves_nothing(
 
 /// `kubectl set image` of the speaker DaemonSet and the controller Deployment to `image`, and
 /// `kubectl rollout status` until both are done.
-async fn roll(cluster: &Cluster, image: &str) -> anyhow::Result<()> {
-    for (object, container) in [
-        ("daemonset/ferrolb-speaker", "speaker"),
-        ("deployment/ferrolb-controller", "controller"),
-    ] {
-        cluster
-            .kubectl_ok(
-                &[
-                    "set",
-                    "image",
-                    "-n",
-                    NAMESPACE,
-                    object,
-                    &format!("{container}={image}"),
-                ],
-                None,
-            )
-            .await?;
-    }
-    for object in ["daemonset/ferrolb-speaker", "deployment/ferrolb-controller"] {
-        cluster
-            .kubectl_ok(
-                &[
-                    "rollout",
-                    "status",
-                    "-n",
-                    NAMESPACE,
-                    object,
-                    "--timeout=180s",
-                ],
-                None,
-            )
-            .await?;
-    }
-    cluster.wait_ferrolb_running(2, Some(image)).await?;
-    Ok(())
-}
-
 /// The node answering the prober's requests now (the announcer, with `Local` traffic policy).
 async fn announcer_now(cluster: &Cluster, ip: IpAddr) -> anyhow::Result<String> {
     let prober = cluster.start_prober(ip, INTERVAL)?;

@@ -12,14 +12,18 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ferrolb_tests::cluster::CLIENT;
-use ferrolb_tests::l2cluster::wait_for;
+use ferrolb_tests::cluster::ferrolb::{echo_in_pool, ferrolb_image, longest_outage, lost};
+use ferrolb_tests::image::FERROLB_IMAGE;
+use ferrolb_tests::l2cluster::{Prober, wait_for};
 use ferrolb_tests::lab::{self, ClusterLab, LabState};
-use ferrolb_tests::netns::is_root;
+use ferrolb_tests::netns::{Netns, is_root};
 use ferrolb_tests::routers::{Router, RouterKind};
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 
 const SETTLE: Duration = Duration::from_secs(30);
+/// The prober's interval.
+const INTERVAL: Duration = Duration::from_millis(10);
 
 /// The lab of `./lab` (3 nodes, BIRD), healthy; `None` without root.
 async fn lab() -> Option<ClusterLab> {
@@ -528,4 +532,112 @@ async fn bgp_ips_reach_pods_from_behind_the_router(router: RouterKind) {
     })
     .await
     .expect("the IP goes quiet");
+}
+
+/// A rolling upgrade of ferrolb (speakers and controllers, to another tag of the image: a new
+/// pod on every node in turn) while the client behind the router sends a UDP request every
+/// 10 ms through a BGP IP: not one is lost. Each departing speaker first re-advertises its
+/// path with GRACEFUL_SHUTDOWN (65535:0) and AS-path prepends, so BIRD stops using it while it
+/// still forwards, and withdraws it only after the drain time (issue #15); the router keeps
+/// the flow on the other nodes' paths meanwhile (issue #12, the BGP prober).
+#[tokio::test]
+async fn a_rolling_upgrade_loses_no_request_through_a_bgp_ip() {
+    let Some(lab) = lab().await else { return };
+    let state = lab.state().clone();
+    let cluster = lab.cluster();
+    let client = cluster.client();
+    cluster
+        .kubectl_ok(
+            &["apply", "-f", "-"],
+            Some(&echo_in_pool(3, false, Some("bgp"))),
+        )
+        .await
+        .expect("the echo workload");
+    let ip = ip_of(&client, "echo").await.expect("an IP");
+    let node_ips: BTreeSet<IpAddr> = state.nodes.iter().map(|n| IpAddr::V4(n.ipv4)).collect();
+    let every_path = || async {
+        wait_for("the router holds a path per node", SETTLE, || async {
+            Ok((next_hops(lab.router(), ip)? == node_ips).then_some(()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.router().describe()));
+    };
+    every_path().await;
+    let external = Netns::existing(state.external_netns.clone());
+    wait_for("the BGP IP answers the prober", SETTLE, || async {
+        let prober = Prober::start(&external, ip, INTERVAL)?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok(prober
+            .finish()?
+            .iter()
+            .any(|p| p.answer.is_some())
+            .then_some(()))
+    })
+    .await
+    .expect("the echo pods answer");
+
+    let next = ferrolb_image("upgrade");
+    cluster
+        .tag_image(FERROLB_IMAGE, &next)
+        .expect("the image tagged");
+    let prober = Prober::start(&external, ip, INTERVAL).expect("the prober");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = std::time::Instant::now();
+    // Meanwhile, which nodes' paths the router had out of use at some point (withdrawn, or
+    // marked 65535:0 while draining): each node must have been, or the rollout moved no flow.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let rollout = async {
+        let result = cluster.roll_ferrolb(&next).await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        result
+    };
+    let watch_paths = async {
+        let mut out_of_use = BTreeSet::new();
+        let prefix = ipnet::IpNet::from(ip);
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Ok(routes) = lab.router().routes() {
+                let in_use: BTreeSet<IpAddr> = routes
+                    .iter()
+                    .filter(|r| r.prefix == prefix && !r.communities.contains("65535:0"))
+                    .map(|r| r.next_hop)
+                    .collect();
+                out_of_use.extend(node_ips.difference(&in_use).copied());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        out_of_use
+    };
+    let (rolled_out, out_of_use) = tokio::join!(rollout, watch_paths);
+    rolled_out.expect("the rollout");
+    let rolled = started.elapsed();
+    assert_eq!(
+        out_of_use, node_ips,
+        "not every node's path was drained during the rollout"
+    );
+    every_path().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let probes = prober.finish().expect("the prober's record");
+    let lost = lost(&probes);
+    eprintln!(
+        "lab-bgp: upgrade sent={} lost={lost} outage_ms={} rollout_s={:.1}",
+        probes.len(),
+        longest_outage(&probes).as_millis(),
+        rolled.as_secs_f64()
+    );
+    let answered_by: BTreeSet<&str> = probes
+        .iter()
+        .filter_map(|p| p.answer.as_ref().map(|(pod, _)| pod.as_str()))
+        .collect();
+    assert!(
+        probes.len() > 1000,
+        "the prober ran only {} requests",
+        probes.len()
+    );
+    assert_eq!(
+        lost,
+        0,
+        "{lost} of {} requests lost during the rolling upgrade (answered by {answered_by:?})\n{}",
+        probes.len(),
+        lab.router().describe()
+    );
 }
