@@ -1,12 +1,13 @@
 //! The shell both binaries share, so the controller and the speaker log, stop, serve their
 //! metrics and health, watch the cluster and publish Events the same way: [`logs`],
 //! [`shutdown_signal`], [`ops`] (`/metrics`, `/healthz`, `/readyz`), [`reflect`] (a cache
-//! kept by a background watch), [`events`]. No decisions live here.
+//! kept by a background watch), [`events`], [`version`] (the oldest Kubernetes supported). No decisions live here.
 
 pub mod events;
 pub mod logs;
 pub mod ops;
 pub mod reflect;
+pub mod version;
 
 /// Runs a binary's async `main` on a multi-threaded runtime: exit code 0 when it returns
 /// `Ok`, 1 with the error chain logged when it fails (or the runtime cannot start).

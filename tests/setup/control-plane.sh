@@ -16,7 +16,8 @@ ETCD_VERSION=${FERROLB_ETCD_VERSION:-3.6.16}
 . "$(dirname "$0")/go-env.sh"
 BIN="$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 
-K8S_BINS="kube-apiserver kube-proxy kubectl kubelet kube-controller-manager kube-scheduler"
+# FERROLB_K8S_BINS narrows the build (an old kube-apiserver alone, for a compatibility test).
+K8S_BINS=${FERROLB_K8S_BINS:-kube-apiserver kube-proxy kubectl kubelet kube-controller-manager kube-scheduler}
 
 log() { printf '[control-plane] %s\n' "$*" >&2; }
 

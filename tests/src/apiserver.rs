@@ -29,7 +29,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use access::{KubectlOutput, client_from_kubeconfig};
 pub use binaries::{
-    BIN_DIR_ENV, Binaries, binaries, located, run_setup_script, run_setup_script_lines,
+    BIN_DIR_ENV, Binaries, OLD_BIN_DIR_ENV, binaries, located, old_apiserver, run_setup_script,
+    run_setup_script_lines,
 };
 pub use crds::wait_crds_established;
 
@@ -68,6 +69,7 @@ pub struct ControlPlaneBuilder {
     extra_apiserver_args: Vec<String>,
     ready_timeout: Duration,
     kubelets: bool,
+    apiserver_binary: Option<PathBuf>,
 }
 
 impl Default for ControlPlaneBuilder {
@@ -80,6 +82,7 @@ impl Default for ControlPlaneBuilder {
             extra_apiserver_args: Vec::new(),
             ready_timeout: Duration::from_secs(90),
             kubelets: false,
+            apiserver_binary: None,
         }
     }
 }
@@ -135,6 +138,14 @@ impl ControlPlaneBuilder {
     #[must_use]
     pub fn for_kubelets(mut self) -> Self {
         self.kubelets = true;
+        self
+    }
+
+    /// Runs this kube-apiserver instead of the harness's (an older release, to test against
+    /// what users on older clusters run; see [`old_apiserver`]).
+    #[must_use]
+    pub fn apiserver_binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.apiserver_binary = Some(path.into());
         self
     }
 
@@ -230,7 +241,11 @@ impl ControlPlaneBuilder {
         let port = free_port(self.bind_address)?;
         let addr = SocketAddr::new(self.bind_address, port);
         let server_url = format!("https://{addr}");
-        let mut cmd = Command::new(binaries.kube_apiserver());
+        let mut cmd = Command::new(
+            self.apiserver_binary
+                .clone()
+                .unwrap_or_else(|| binaries.kube_apiserver()),
+        );
         cmd.arg(format!("--etcd-servers={etcd_url}"))
             .arg(format!("--bind-address={}", self.bind_address))
             .arg(format!("--advertise-address={advertise}"))

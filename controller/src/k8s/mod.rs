@@ -86,6 +86,7 @@ pub async fn run(
     health: Arc<Health>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    ferrolb_runtime::version::require_supported(&client).await?;
     let mut shutdown = std::pin::pin!(shutdown.fuse());
     let (tx, mut triggers) = mpsc::unbounded_channel();
     let stores = Stores::start(&client, &settings.namespace, &tx);

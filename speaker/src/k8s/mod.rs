@@ -90,6 +90,7 @@ pub async fn run(
     health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    ferrolb_runtime::version::require_supported(&client).await?;
     let (changed_tx, mut changed_rx) = mpsc::unbounded_channel();
     let secret_name = settings
         .membership

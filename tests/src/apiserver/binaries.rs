@@ -16,6 +16,10 @@ use anyhow::{Context, bail};
 /// Environment variable naming a directory that already holds the binaries.
 pub const BIN_DIR_ENV: &str = "FERROLB_K8S_BIN";
 
+/// Environment variable naming the directory of the old kube-apiserver
+/// (`tests/setup/old-apiserver.sh`).
+pub const OLD_BIN_DIR_ENV: &str = "FERROLB_K8S_BIN_OLD";
+
 /// The binaries every control plane needs; kube-proxy is only needed by the lab.
 const REQUIRED: [&str; 3] = ["etcd", "kube-apiserver", "kubectl"];
 
@@ -102,6 +106,27 @@ fn locate() -> anyhow::Result<Binaries> {
         );
     }
     Ok(Binaries { dir })
+}
+
+/// The oldest kube-apiserver ferrolb is tested against (Kubernetes 1.28, whose Service status
+/// has no `ipMode`): from `FERROLB_K8S_BIN_OLD`, or built by `tests/setup/old-apiserver.sh`.
+///
+/// # Panics
+///
+/// When it cannot be had: the tests that need it must fail, never skip.
+pub fn old_apiserver() -> PathBuf {
+    let dir = match std::env::var_os(OLD_BIN_DIR_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => run_setup_script("old-apiserver")
+            .unwrap_or_else(|e| panic!("the old kube-apiserver is unavailable: {e:#}")),
+    };
+    let path = dir.join("kube-apiserver");
+    assert!(
+        is_executable(&path),
+        "{} is not an executable kube-apiserver",
+        path.display()
+    );
+    path
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -10,6 +10,7 @@
 //! after the controller provably handled something that came later.
 
 mod allocation;
+mod compat;
 mod leadership;
 mod lifecycle;
 mod pending;
