@@ -374,14 +374,25 @@ impl L2Cluster {
 
     /// Replaces the Service's EndpointSlice with one ready endpoint per node in `nodes`.
     pub async fn set_endpoints(&self, service: &str, nodes: &[String]) -> anyhow::Result<()> {
-        let endpoints: Vec<_> = nodes
+        let ready: Vec<(&str, bool)> = nodes.iter().map(|n| (n.as_str(), true)).collect();
+        self.set_endpoint_states(service, &ready).await
+    }
+
+    /// Replaces the Service's EndpointSlice with one endpoint per `(node, ready)`: ready, or
+    /// terminating and still serving (a pod in its grace period, as Kubernetes reports it).
+    pub async fn set_endpoint_states(
+        &self,
+        service: &str,
+        endpoints: &[(&str, bool)],
+    ) -> anyhow::Result<()> {
+        let endpoints: Vec<_> = endpoints
             .iter()
-            .map(|node| {
+            .map(|(node, ready)| {
                 let index = self.nodes.iter().position(|n| n == node).unwrap_or(0) + 1;
                 serde_json::json!({
                     "addresses": [format!("198.18.{index}.10")],
                     "nodeName": node,
-                    "conditions": {"ready": true, "serving": true, "terminating": false},
+                    "conditions": {"ready": ready, "serving": true, "terminating": !ready},
                 })
             })
             .collect();

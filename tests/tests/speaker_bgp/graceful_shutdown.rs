@@ -152,3 +152,48 @@ async fn bird_prefers_other_paths_when_a_node_shuts_down_gracefully() {
 async fn frr_prefers_other_paths_when_a_node_shuts_down_gracefully() {
     graceful_shutdown_moves_traffic_before_the_routes_go(RouterKind::Frr).await;
 }
+
+/// eTP Local over BGP (issue #15): a node whose only local endpoint is terminating (its pod in
+/// its grace period, still serving) withdraws its path while another node has a ready one, so
+/// new traffic goes there first; while no endpoint anywhere is ready, terminating ones count
+/// again (kube-proxy's rule), so the IP stays reachable until the last pod is gone.
+#[tokio::test]
+async fn a_local_services_path_leaves_a_node_whose_endpoint_is_terminating() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let bed = Bed::start(RouterKind::Bird).await;
+    let (n1, n2) = ("node-1", "node-2");
+    let prefix = "198.51.100.30/32";
+    let mut local = TestService::new("local", &["198.51.100.30"], n1);
+    local.local = true;
+    bed.cluster.create_service(&local).await.expect("local");
+    let both = [bed.node_ip(n1, false), bed.node_ip(n2, false)];
+    bed.cluster
+        .set_endpoint_states("local", &[(n1, true), (n2, true)])
+        .await
+        .expect("endpoints");
+    bed.wait_paths(prefix, &both).await;
+
+    // node-1's pod is terminating, node-2's is ready: only node-2 attracts traffic.
+    bed.cluster
+        .set_endpoint_states("local", &[(n1, false), (n2, true)])
+        .await
+        .expect("endpoints");
+    bed.wait_paths(prefix, &[bed.node_ip(n2, false)]).await;
+
+    // Both terminating, none ready: both serve again until they are gone.
+    bed.cluster
+        .set_endpoint_states("local", &[(n1, false), (n2, false)])
+        .await
+        .expect("endpoints");
+    bed.wait_paths(prefix, &both).await;
+
+    // Gone: no path.
+    bed.cluster
+        .set_endpoint_states("local", &[])
+        .await
+        .expect("endpoints");
+    bed.wait_paths(prefix, &[]).await;
+}
