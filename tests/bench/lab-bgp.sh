@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# A rolling upgrade through a BGP IP on the lab's real cluster (needs root): runs the lab test
+# `a_rolling_upgrade_loses_no_request_through_a_bgp_ip` (tests/tests/lab_e2e.rs) TRIALS times,
+# each on a fresh lab (three real nodes, BIRD, ferrolb from install.yaml), while a client
+# behind the router sends a UDP request every 10 ms through an eTP Cluster BGP IP and the
+# speakers and controllers roll to another tag of the image. Collects the test's `lab-bgp:`
+# lines and rewrites the "BGP rolling upgrade" section of docs/benchmarks.md (between the
+# lab-bgp markers) with medians, p90s and maxima.
+# Usage: tests/bench/lab-bgp.sh   (TRIALS=10; override with FERROLB_BENCH_TRIALS; set
+#        FERROLB_K8S_BIN / FERROLB_IMAGES to reuse built binaries and images)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+TRIALS=${FERROLB_BENCH_TRIALS:-10}
+TEST=a_rolling_upgrade_loses_no_request_through_a_bgp_ip
+OUT=docs/benchmarks.md
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg); export LOAD_BEFORE
+
+bash tests/setup/packages.sh
+[ -n "${FERROLB_K8S_BIN:-}" ] || FERROLB_K8S_BIN=$(bash tests/setup/control-plane.sh | tail -n 1)
+[ -n "${FERROLB_IMAGES:-}" ] || FERROLB_IMAGES=$(bash tests/setup/images.sh | tail -n 1)
+export FERROLB_K8S_BIN FERROLB_IMAGES
+cargo test -q --locked --no-run -p ferrolb-tests --test lab_e2e 2>/dev/null
+for i in $(seq 1 "$TRIALS"); do
+  echo "== trial $i/$TRIALS" >&2
+  if ! cargo test -q --locked -p ferrolb-tests --test lab_e2e "$TEST" -- --exact --nocapture > "$work/trial.log" 2>&1; then
+    echo "trial $i failed; the end of its output:" >&2
+    tail -n 60 "$work/trial.log" >&2
+    exit 1
+  fi
+  grep '^lab-bgp:' "$work/trial.log" | tee -a "$work/lines" >&2
+done
+
+python3 - "$OUT" "$work/lines" "$TRIALS" "$(basename "$FERROLB_K8S_BIN")" <<'PY'
+import datetime, os, platform, re, statistics, sys
+out, lines, trials, k8s = sys.argv[1], open(sys.argv[2]).read().splitlines(), sys.argv[3], sys.argv[4]
+rows = [dict(f.split("=", 1) for f in l.removeprefix("lab-bgp: upgrade ").split()) for l in lines]
+
+def stats(key, fmt):
+    values = sorted(float(r[key]) for r in rows)
+    p90 = values[min(len(values) - 1, int(0.9 * len(values) + 0.5) - 1)]
+    return " | ".join(fmt(v) for v in (statistics.median(values), p90, values[-1]))
+
+table = "\n".join([
+    f"| requests lost | {stats('lost', lambda v: f'{v:.0f}')} | {len(rows)} |",
+    f"| longest outage | {stats('outage_ms', lambda v: f'{v:.0f} ms')} | {len(rows)} |",
+    f"| rollout of 3 speakers + 2 controllers | {stats('rollout_s', lambda v: f'{v:.1f} s')} | {len(rows)} |",
+])
+sent = sum(int(r["sent"]) for r in rows)
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+section = f"""<!-- lab-bgp:begin -->
+## BGP rolling upgrade on the lab (`tests/bench/lab-bgp.sh`, {trials} trials)
+
+Measured on {datetime.date.today()} — {os.cpu_count()} cores ({cpu}), Linux {platform.release()},
+load average {os.environ.get('LOAD_BEFORE', '?')} before the run, Kubernetes from `{k8s}`. Each
+trial is the lab test `a_rolling_upgrade_loses_no_request_through_a_bgp_ip` on a fresh lab:
+three real nodes (kubelet, containerd, kube-proxy nftables), BIRD peering with every node
+(ECMP into its kernel), ferrolb's release image from `manifests/install.yaml`, three echo pods
+behind an `externalTrafficPolicy: Cluster` IP of the BGP pool. A client behind the router sends
+a UDP request every 10 ms through it while `kubectl set image` rolls the speaker DaemonSet and
+the controller Deployment to another tag — {sent} requests in all. Each trial also checks that
+every node's path was out of use at some point (marked 65535:0 while its speaker drained, or
+withdrawn), so the flow had to move.
+
+| | median | p90 | max | trials |
+|---|---|---|---|---|
+{table}
+
+A stopping speaker re-advertises its paths with GRACEFUL_SHUTDOWN (65535:0) and three AS-path
+prepends, waits the BGPPeer's drain time (10 s by default), withdraws, then closes (RFC 8326);
+BIRD stops using the marked path at once, so no request is in flight on it when it goes.
+<!-- lab-bgp:end -->
+"""
+doc = open(out).read() if os.path.exists(out) else "# Benchmarks\n"
+if "<!-- lab-bgp:begin -->" in doc:
+    doc = re.sub(r"<!-- lab-bgp:begin -->.*?<!-- lab-bgp:end -->\n", lambda m: section, doc, flags=re.S)
+else:
+    doc = doc.rstrip("\n") + "\n\n" + section
+open(out, "w").write(doc)
+PY
+echo "wrote the lab-bgp section of $OUT" >&2
