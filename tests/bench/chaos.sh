@@ -40,7 +40,8 @@ Run on {datetime.date.today()} — {os.cpu_count()} cores ({cpu}), {int(mem)//10
 {platform.release()}, shared with other jobs. Each step is a batch of 1–30 user operations, or a
 fault that is healed before users act again (the known-bug scenarios of issue #13, which act
 during faults, are off unless listed); after every step the driver waits until a live replica
-holds the lease and has caught up (a barrier Service) and no status changes, then an
+holds the lease and has caught up on every watch (a barrier Namespace label, pool and Service)
+and no status changes, then an
 independent checker reads the apiserver (`tests/src/chaos/checker.rs`).
 
 {body}
