@@ -72,6 +72,8 @@ pub struct TestService {
     pub sharing_key: Option<String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// Its one TCP port (80 unless set: Services sharing an IP need distinct ones).
+    pub port: Option<u16>,
 }
 
 impl TestService {
@@ -350,7 +352,7 @@ impl L2Cluster {
                 "externalTrafficPolicy": if svc.local { "Local" } else { "Cluster" },
                 "ipFamilyPolicy": if families.len() > 1 { "RequireDualStack" } else { "SingleStack" },
                 "ipFamilies": families,
-                "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
+                "ports": [{"name": "http", "port": svc.port.unwrap_or(80), "protocol": "TCP"}],
             },
         }))?;
         let api = Api::<Service>::namespaced(self.client(), APP_NAMESPACE);

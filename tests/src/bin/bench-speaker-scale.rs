@@ -1,0 +1,223 @@
+//! Issue #14's speaker probe at scale: one real apiserver, one node running the real
+//! `ferrolb-speaker` (the binary next to this one: run the release build) in a network
+//! namespace, `--services` layer-2 Services each with one ready endpoint on that node (on the
+//! lan pool's 40 IPv4 addresses, shared under one key with distinct ports, so the count is
+//! not bounded by the address plan), then `--more` Services on IPv6 addresses of their own.
+//!
+//! Measures the time until the speaker has reported every Service (one `ServiceL2Status`
+//! each), its RSS then, and for the later Services the time from their creation until the
+//! speaker answers for all of them (its `ferrolb_speaker_layer2_announced_ips` gauge) and until it has
+//! reported them. Prints `speaker-scale:` lines for `tests/bench/speaker-scale.sh`.
+//!
+//! Usage: bench-speaker-scale [--services N] [--more N]
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ferrolb_api::ServiceL2Status;
+use ferrolb_tests::l2cluster::{L2Cluster, TestService};
+use futures::{StreamExt, TryStreamExt, stream};
+use kube::Api;
+use kube::api::ListParams;
+
+/// Requests in flight while creating Services.
+const CREATE_CONCURRENCY: usize = 32;
+/// How often progress is read.
+const POLL: Duration = Duration::from_millis(100);
+/// How long anything may take before the run gives up.
+const PATIENCE: Duration = Duration::from_secs(1800);
+
+struct Args {
+    services: usize,
+    more: usize,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut out = Args {
+        services: 10_000,
+        more: 30,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--services" => out.services = value()?.parse()?,
+            "--more" => out.more = value()?.parse()?,
+            other => anyhow::bail!("unknown argument {other}"),
+        }
+    }
+    anyhow::ensure!(
+        out.more <= 256,
+        "--more is at most 256 (the pool's IPv6 addresses)"
+    );
+    Ok(out)
+}
+
+/// The `i`th of the first Services: one of the lan pool's 40 IPv4 addresses, shared.
+fn shared_service(i: usize) -> TestService {
+    let ip = format!("192.0.2.{}", 200 + i % 40);
+    TestService {
+        sharing_key: Some("scale".into()),
+        port: Some(u16::try_from(1000 + i / 40).unwrap_or(u16::MAX)),
+        ..TestService::new(&format!("svc-{i}"), &[&ip], "node-1")
+    }
+}
+
+/// The `i`th of the later Services: an IPv6 address of its own.
+fn own_service(i: usize) -> TestService {
+    let ip = format!("2001:db8:0:1::{:x}", 0x200 + i);
+    TestService::new(&format!("more-{i}"), &[&ip], "node-1")
+}
+
+async fn create_all(cluster: &L2Cluster, services: Vec<TestService>) -> anyhow::Result<()> {
+    stream::iter(services)
+        .map(|s| async move { cluster.create_service(&s).await })
+        .buffer_unordered(CREATE_CONCURRENCY)
+        .try_collect::<()>()
+        .await
+}
+
+/// How many ServiceL2Status objects exist for Services whose name `names` accepts.
+async fn reported(
+    api: &Api<ServiceL2Status>,
+    names: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<usize> {
+    let list = api.list_metadata(&ListParams::default()).await?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|o| o.metadata.labels.as_ref()?.get("ferrolb.io/service-name"))
+        .filter(|n| names(n))
+        .count())
+}
+
+/// The speaker's `ferrolb_speaker_layer2_announced_ips` (`None` while it does not answer).
+fn announced_ips(cluster: &L2Cluster) -> Option<f64> {
+    let ns = cluster.host("node-1").ns.clone();
+    let text = ns.run(metrics_text).ok()?.ok()?;
+    text.lines()
+        .find(|l| l.starts_with("ferrolb_speaker_layer2_announced_ips "))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// `GET /metrics` from the speaker, with time for a busy speaker's long answer.
+fn metrics_text() -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect("127.0.0.1:7472")?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+/// The speaker's resident memory, in MiB.
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+async fn until<F, Fut>(what: &str, mut done: F) -> anyhow::Result<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let started = Instant::now();
+    loop {
+        if done().await? {
+            return Ok(started.elapsed());
+        }
+        anyhow::ensure!(
+            started.elapsed() < PATIENCE,
+            "{what}: not within {PATIENCE:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn main_inner() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let mut cluster = L2Cluster::start(1, &[]).await?;
+    let pid = cluster.speaker("node-1").context("the speaker")?.pid();
+    let api: Api<ServiceL2Status> =
+        Api::namespaced(cluster.client(), ferrolb_api::DEFAULT_NAMESPACE);
+
+    let started = Instant::now();
+    create_all(&cluster, (0..args.services).map(shared_service).collect()).await?;
+    let created = started.elapsed();
+    eprintln!(
+        "created {} Services in {:.1} s",
+        args.services,
+        created.as_secs_f64()
+    );
+    let first = |n: &str| n.starts_with("svc-");
+    until("every Service reported", || async {
+        Ok(reported(&api, &first).await? >= args.services)
+    })
+    .await?;
+    let all_reported = started.elapsed();
+    let rss = rss_mib(pid).unwrap_or(f64::NAN);
+    let mut base_ips = None;
+    until("the speaker's metrics", || {
+        base_ips = announced_ips(&cluster);
+        std::future::ready(Ok(base_ips.is_some()))
+    })
+    .await?;
+    let base_ips = base_ips.unwrap_or_default();
+    eprintln!(
+        "reported {} Services {:.1} s after the first was created; RSS {rss:.0} MiB; {base_ips} IPs",
+        args.services,
+        all_reported.as_secs_f64()
+    );
+
+    let started = Instant::now();
+    create_all(&cluster, (0..args.more).map(own_service).collect()).await?;
+    let more_created = started.elapsed();
+    let want = base_ips + args.more as f64;
+    until("the later Services announced", || async {
+        Ok(announced_ips(&cluster).is_some_and(|n| n >= want))
+    })
+    .await?;
+    let announced = started.elapsed();
+    let later = |n: &str| n.starts_with("more-");
+    until("the later Services reported", || async {
+        Ok(reported(&api, &later).await? >= args.more)
+    })
+    .await?;
+    let more_reported = started.elapsed();
+    let rss_end = rss_mib(pid).unwrap_or(f64::NAN);
+    println!(
+        "speaker-scale: services={} created_s={:.1} reported_s={:.1} rss_mib={rss:.0} \
+         more={} more_created_s={:.2} more_announced_s={:.2} more_reported_s={:.2} rss_end_mib={rss_end:.0}",
+        args.services,
+        created.as_secs_f64(),
+        all_reported.as_secs_f64(),
+        args.more,
+        more_created.as_secs_f64(),
+        announced.as_secs_f64(),
+        more_reported.as_secs_f64(),
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match main_inner().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-speaker-scale: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
