@@ -2,8 +2,13 @@
 //! (Service, announcing node), and `BGPSessionState`, one per (node, BGPPeer). Level-triggered:
 //! the writer is given everything this node reports, keyed, and makes the objects match,
 //! retrying while the apiserver is away. The announcers never wait on it.
+//!
+//! At scale (thousands of Services reported at once, as when a speaker starts) the writes go
+//! out [`WRITE_CONCURRENCY`] at a time, in rounds of [`ROUND`]; between rounds the writer takes
+//! what the node reports now, and the newest keys go first, so a Service announced while a
+//! backlog is written is reported next rather than after the backlog.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +17,7 @@ use ferrolb_api::{
     BGPSessionState, BGPSessionStateStatus, InterfaceName, ServiceBGPStatus,
     ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusStatus,
 };
+use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::Store;
@@ -45,7 +51,7 @@ pub(crate) trait StatusKind:
     + 'static
 {
     /// The status type.
-    type Status: PartialEq + serde::Serialize;
+    type Status: Clone + PartialEq + serde::Serialize + Send + Sync;
     /// What the speaker reports per key.
     type Item: Clone + PartialEq + Send + Sync + 'static;
     /// Object names start with this (`l2-`, `bgp-`, `session-`).
@@ -188,6 +194,11 @@ pub fn object_name(service: &str, node: &str) -> String {
 /// What a node reports, per key.
 pub(crate) type Reported<K> = BTreeMap<String, <K as StatusKind>::Item>;
 
+/// Writes in flight at once.
+const WRITE_CONCURRENCY: usize = 16;
+/// Writes per round; between rounds the writer looks at what the node reports now.
+const ROUND: usize = 128;
+
 /// Keeps the status objects of kind `K` in line with `announced`, until `announced` closes.
 /// Objects of nodes that no longer exist (`nodes`) are removed by whichever speaker sees them
 /// first: their own speaker is gone with them.
@@ -203,10 +214,32 @@ pub(crate) async fn run<K: StatusKind>(
     let api: Api<K> = Api::namespaced(client, &namespace);
     let manager = format!("ferrolb-speaker/{node}");
     let mut retry = Duration::from_millis(500);
+    // What this pass wrote, by object name, until the store shows it; cleared when a pass
+    // ends, so the store is the truth again from the next one.
+    let mut written: HashMap<String, K::Status> = HashMap::new();
+    let mut order = Order::default();
     loop {
         let want = announced.borrow_and_update().clone();
+        order.observe(&want);
         let known: BTreeSet<String> = nodes.state().iter().map(|n| n.name_any()).collect();
-        let ok = reconcile(&api, &manager, &node, &known, &store.state(), &want).await;
+        let work = plan::<K>(&node, &known, &store.state(), &want, &written, &order);
+        let mut ok = true;
+        let mut interrupted = false;
+        for batch in work.deletes.chunks(ROUND) {
+            ok &= delete_all::<K>(&api, batch).await;
+        }
+        for (i, batch) in work.writes.chunks(ROUND).enumerate() {
+            // At least one round per pass, so a stream of changes cannot starve the writes.
+            if i > 0 && announced.has_changed().unwrap_or(false) {
+                interrupted = true;
+                break;
+            }
+            ok &= write_all::<K>(&api, &manager, &node, batch, &mut written).await;
+        }
+        if interrupted {
+            continue;
+        }
+        written.clear();
         let wait = if ok {
             retry = Duration::from_millis(500);
             Duration::from_secs(300)
@@ -222,92 +255,208 @@ pub(crate) async fn run<K: StatusKind>(
     }
 }
 
-/// One pass; true when everything matched or was written.
-async fn reconcile<K: StatusKind>(
-    api: &Api<K>,
-    manager: &str,
+/// When each reported key was first seen: the newest are written first.
+#[derive(Debug, Default)]
+struct Order {
+    clock: u64,
+    first_seen: HashMap<String, u64>,
+}
+
+impl Order {
+    fn observe<T>(&mut self, want: &BTreeMap<String, T>) {
+        self.first_seen.retain(|key, _| want.contains_key(key));
+        for key in want.keys() {
+            if !self.first_seen.contains_key(key) {
+                self.clock += 1;
+                self.first_seen.insert(key.clone(), self.clock);
+            }
+        }
+    }
+
+    fn of(&self, key: &str) -> u64 {
+        self.first_seen.get(key).copied().unwrap_or(0)
+    }
+}
+
+/// An object to remove: its name and key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Delete {
+    name: String,
+    key: String,
+}
+
+/// A status to write.
+#[derive(Clone, Debug, PartialEq)]
+struct Write<S> {
+    name: String,
+    key: String,
+    status: S,
+    /// The object exists already: only its status is written.
+    exists: bool,
+}
+
+/// What one pass does.
+#[derive(Debug)]
+struct Work<S> {
+    deletes: Vec<Delete>,
+    /// Newest keys first.
+    writes: Vec<Write<S>>,
+}
+
+/// The deletes and writes that make `existing` (plus what this pass already `written`) match
+/// `want`: O(objects + keys).
+fn plan<K: StatusKind>(
     node: &str,
     known_nodes: &BTreeSet<String>,
     existing: &[Arc<K>],
     want: &Reported<K>,
-) -> bool {
-    let kind = K::kind(&());
-    let mut ok = true;
+    written: &HashMap<String, K::Status>,
+    order: &Order,
+) -> Work<K::Status> {
+    let mut deletes = Vec::new();
+    let mut by_name: HashMap<String, &K> = HashMap::with_capacity(existing.len());
     for object in existing {
         let labels = object.labels();
-        let service = K::key_of(labels);
+        let key = K::key_of(labels);
         let owner = labels.get(NODE_LABEL).map(String::as_str);
         let mine = owner == Some(node);
         // Ours and no longer announced; (layer 2) another node's for a Service we now
         // announce; or a node's that is gone from the cluster.
         let stale = if mine {
-            !want.contains_key(&service)
+            !want.contains_key(&key)
         } else {
-            (K::EXCLUSIVE && want.contains_key(&service))
+            (K::EXCLUSIVE && want.contains_key(&key))
                 || owner.is_some_and(|n| !known_nodes.is_empty() && !known_nodes.contains(n))
         };
         if stale {
-            let name = object.name_any();
-            match api.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => {
-                    tracing::debug!(name = %name, service = %service, "removed {kind}")
-                }
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => {
-                    tracing::warn!(name = %name, error = %e, "cannot remove {kind}");
-                    ok = false;
-                }
-            }
+            deletes.push(Delete {
+                name: object.name_any(),
+                key,
+            });
+        } else if mine {
+            by_name.insert(object.name_any(), &**object);
         }
     }
-    for (service, items) in want {
-        let name = object_name_of(K::PREFIX, service, node);
-        let status = K::status_of(service, node, items);
-        let current = existing
-            .iter()
-            .find(|o| o.name_any() == name)
-            .and_then(|o| o.current());
+    let mut writes = Vec::new();
+    for (key, item) in want {
+        let name = object_name_of(K::PREFIX, key, node);
+        let status = K::status_of(key, node, item);
+        let stored = by_name.get(&name);
+        let current = written
+            .get(&name)
+            .or_else(|| stored.and_then(|o| o.current()));
         if current == Some(&status) {
             continue;
         }
-        if let Err(e) = write(api, manager, &name, service, node, &status).await {
-            tracing::warn!(service = %service, error = %e, "cannot write {kind}");
-            ok = false;
+        writes.push(Write {
+            exists: stored.is_some() || written.contains_key(&name),
+            name,
+            key: key.clone(),
+            status,
+        });
+    }
+    writes.sort_by_key(|w| std::cmp::Reverse(order.of(&w.key)));
+    Work { deletes, writes }
+}
+
+/// Removes `batch`, [`WRITE_CONCURRENCY`] at a time; true if all went (or were gone).
+async fn delete_all<K: StatusKind>(api: &Api<K>, batch: &[Delete]) -> bool {
+    let results: Vec<bool> = stream::iter(batch.to_vec())
+        .map(|d| {
+            let api = api.clone();
+            async move {
+                let kind = K::kind(&());
+                match api.delete(&d.name, &DeleteParams::default()).await {
+                    Ok(_) => {
+                        tracing::debug!(name = %d.name, key = %d.key, "removed {kind}");
+                        true
+                    }
+                    Err(kube::Error::Api(e)) if e.code == 404 => true,
+                    Err(e) => {
+                        tracing::warn!(name = %d.name, error = %e, "cannot remove {kind}");
+                        false
+                    }
+                }
+            }
+        })
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().all(|ok| ok)
+}
+
+/// Writes `batch`, [`WRITE_CONCURRENCY`] at a time, recording what landed in `written`; true
+/// if all did.
+async fn write_all<K: StatusKind>(
+    api: &Api<K>,
+    manager: &str,
+    node: &str,
+    batch: &[Write<K::Status>],
+    written: &mut HashMap<String, K::Status>,
+) -> bool {
+    let results: Vec<(Write<K::Status>, bool)> = stream::iter(batch.to_vec())
+        .map(|w| {
+            let (api, manager, node) = (api.clone(), manager.to_owned(), node.to_owned());
+            async move {
+                let result = write::<K>(&api, &manager, &w, &node).await;
+                if let Err(e) = &result {
+                    tracing::warn!(key = %w.key, error = %e, "cannot write {}", K::kind(&()));
+                }
+                (w, result.is_ok())
+            }
+        })
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await;
+    let mut ok = true;
+    for (w, landed) in results {
+        ok &= landed;
+        if landed {
+            written.insert(w.name, w.status);
         }
     }
     ok
 }
 
+/// Writes one status: the object first if it does not exist yet (or turns out to be gone),
+/// then its status subresource.
 async fn write<K: StatusKind>(
     api: &Api<K>,
     manager: &str,
-    name: &str,
-    service: &str,
+    w: &Write<K::Status>,
     node: &str,
-    status: &K::Status,
 ) -> Result<(), kube::Error> {
     let kind = K::kind(&());
-    let mut labels: BTreeMap<&str, String> = K::labels(service);
-    labels.insert(NODE_LABEL, node.to_owned());
     let params = PatchParams::apply(manager).force();
+    let body = serde_json::json!({
+        "apiVersion": ferrolb_api::API_VERSION,
+        "kind": kind,
+        "status": w.status,
+    });
+    if w.exists {
+        match api
+            .patch_status(&w.name, &params, &Patch::Apply(&body))
+            .await
+        {
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            other => return other.map(drop),
+        }
+    }
+    let mut labels: BTreeMap<&str, String> = K::labels(&w.key);
+    labels.insert(NODE_LABEL, node.to_owned());
     let object = serde_json::json!({
         "apiVersion": ferrolb_api::API_VERSION,
         "kind": kind,
         "metadata": {
-            "name": name,
+            "name": w.name,
             "labels": labels,
         },
         "spec": {},
     });
-    api.patch(name, &params, &Patch::Apply(&object)).await?;
-    let body = serde_json::json!({
-        "apiVersion": ferrolb_api::API_VERSION,
-        "kind": kind,
-        "status": status,
-    });
-    api.patch_status(name, &params, &Patch::Apply(&body))
+    api.patch(&w.name, &params, &Patch::Apply(&object)).await?;
+    api.patch_status(&w.name, &params, &Patch::Apply(&body))
         .await?;
-    tracing::debug!(name = %name, service = %service, "wrote {kind}");
+    tracing::debug!(name = %w.name, key = %w.key, "wrote {kind}");
     Ok(())
 }
 
@@ -325,5 +474,111 @@ mod tests {
         assert!(a[3..].chars().all(|c| c.is_ascii_hexdigit()));
         let b = object_name_of(ServiceBGPStatus::PREFIX, "web/http", "node-1");
         assert!(b.starts_with("bgp-") && b[4..] == a[3..]);
+    }
+
+    /// A ServiceL2Status of `service` (`namespace/name`) on `node`, as the store holds it.
+    fn stored(service: &str, node: &str, interfaces: &[&str]) -> Arc<ServiceL2Status> {
+        let mut labels: BTreeMap<String, String> = <ServiceL2Status as StatusKind>::labels(service)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        labels.insert(NODE_LABEL.to_owned(), node.to_owned());
+        let mut object = ServiceL2Status::new(&object_name(service, node), Default::default());
+        object.metadata.labels = Some(labels);
+        object.status = Some(ServiceL2Status::status_of(
+            service,
+            node,
+            &items(interfaces),
+        ));
+        Arc::new(object)
+    }
+
+    fn items(interfaces: &[&str]) -> BTreeSet<String> {
+        interfaces.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn keys<S>(writes: &[Write<S>]) -> Vec<&str> {
+        writes.iter().map(|w| w.key.as_str()).collect()
+    }
+
+    #[test]
+    fn a_pass_writes_only_what_differs_newest_first_and_removes_what_is_stale() {
+        let node = "node-1";
+        let known: BTreeSet<String> = ["node-1", "node-2"].map(String::from).into();
+        let existing = vec![
+            stored("web/same", node, &["eth0"]),
+            stored("web/changed", node, &["eth0"]),
+            stored("web/gone", node, &["eth0"]),
+            // Another node's object for a Service this node now announces (layer 2: stale).
+            stored("web/moved", "node-2", &["eth0"]),
+            // A node that left the cluster.
+            stored("web/other", "node-9", &["eth0"]),
+        ];
+        let mut want: Reported<ServiceL2Status> = BTreeMap::new();
+        let mut order = Order::default();
+        for key in ["web/same", "web/changed", "web/moved"] {
+            want.insert(key.to_owned(), items(&["eth0"]));
+        }
+        want.insert("web/changed".into(), items(&["eth1"]));
+        order.observe(&want);
+        want.insert("web/new".into(), items(&["eth0"]));
+        order.observe(&want);
+
+        let work = plan::<ServiceL2Status>(node, &known, &existing, &want, &HashMap::new(), &order);
+        let mut deleted: Vec<&str> = work.deletes.iter().map(|d| d.key.as_str()).collect();
+        deleted.sort_unstable();
+        assert_eq!(deleted, ["web/gone", "web/moved", "web/other"]);
+        // The newest key first; "same" is not written at all.
+        assert_eq!(keys(&work.writes)[0], "web/new");
+        let mut rest = keys(&work.writes)[1..].to_vec();
+        rest.sort_unstable();
+        assert_eq!(rest, ["web/changed", "web/moved"]);
+        let exists: BTreeMap<&str, bool> = work
+            .writes
+            .iter()
+            .map(|w| (w.key.as_str(), w.exists))
+            .collect();
+        assert!(exists["web/changed"]);
+        assert!(!exists["web/new"]);
+        assert!(!exists["web/moved"], "node-2's object is not this node's");
+    }
+
+    #[test]
+    fn what_this_pass_wrote_is_not_written_again_before_the_store_shows_it() {
+        let node = "node-1";
+        let known = BTreeSet::new();
+        let mut want: Reported<ServiceL2Status> = BTreeMap::new();
+        want.insert("web/a".into(), items(&["eth0"]));
+        want.insert("web/b".into(), items(&["eth0"]));
+        let mut order = Order::default();
+        order.observe(&want);
+        let mut written = HashMap::new();
+        written.insert(
+            object_name("web/a", node),
+            ServiceL2Status::status_of("web/a", node, &items(&["eth0"])),
+        );
+        let work = plan::<ServiceL2Status>(node, &known, &[], &want, &written, &order);
+        assert_eq!(keys(&work.writes), ["web/b"]);
+        assert!(work.deletes.is_empty());
+    }
+
+    #[test]
+    fn keys_keep_their_age_and_forget_it_when_no_longer_reported() {
+        let mut order = Order::default();
+        let mut want: BTreeMap<String, ()> = BTreeMap::new();
+        want.insert("a".into(), ());
+        order.observe(&want);
+        want.insert("b".into(), ());
+        order.observe(&want);
+        assert!(order.of("b") > order.of("a"));
+        want.remove("a");
+        order.observe(&want);
+        assert_eq!(order.of("a"), 0);
+        want.insert("a".into(), ());
+        order.observe(&want);
+        assert!(
+            order.of("a") > order.of("b"),
+            "a key reported again is new again"
+        );
     }
 }
