@@ -5,10 +5,11 @@
 use anyhow::bail;
 
 /// The oldest supported Kubernetes, as (major, minor). ferrolb's CRDs validate addresses with
-/// CEL's IP and CIDR library (`isIP`, `ip()`, `cidr()`), which kube-apiserver has since 1.30;
-/// from 1.30 on, Service status also has `ipMode` (beta, on by default; a cluster that turns
-/// the gate off drops the field and keeps the IPs).
-pub const MINIMUM: (u32, u32) = (1, 30);
+/// CEL's IP and CIDR library (`isIP`, `ip()`, `cidr()`): kube-apiserver 1.30 has it only for
+/// rules it already stores, and accepts it in a new CRD from 1.31 (both checked on real
+/// apiservers). Service status has `ipMode` there too (a cluster that turns its gate off, as
+/// 1.31 still allows, drops the field and keeps the IPs).
+pub const MINIMUM: (u32, u32) = (1, 31);
 
 /// Reads the version as the apiserver reports it: `major` "1", `minor` "34" — or "28+" and the
 /// like on some distributions. `None` if there are no digits to read.
@@ -25,7 +26,7 @@ pub fn check(found: (u32, u32)) -> anyhow::Result<()> {
     if found < MINIMUM {
         bail!(
             "Kubernetes {}.{} is too old: ferrolb needs {}.{} or newer (its CRDs validate \
-             addresses with CEL's IP library, which came in 1.30)",
+             addresses with CEL's IP library, which CRDs may use from 1.31)",
             found.0,
             found.1,
             MINIMUM.0,
@@ -73,10 +74,10 @@ mod tests {
     }
 
     #[test]
-    fn releases_before_1_30_are_refused_naming_the_version() {
-        let e = check((1, 29)).expect_err("1.29 is too old");
-        assert!(e.to_string().contains("Kubernetes 1.29 is too old"), "{e}");
-        assert!(check((1, 30)).is_ok());
+    fn releases_before_1_31_are_refused_naming_the_version() {
+        let e = check((1, 30)).expect_err("1.30 is too old");
+        assert!(e.to_string().contains("Kubernetes 1.30 is too old"), "{e}");
+        assert!(check((1, 31)).is_ok());
         assert!(check((1, 37)).is_ok());
         assert!(check((2, 0)).is_ok());
     }

@@ -85,7 +85,7 @@ stage lab   FERROLB_K8S_BIN  "building Kubernetes v$K8S_VERSION and etcd v$ETCD_
 if [ "$K8S_VERSION" != "$LAB_K8S_VERSION" ]; then
   stage tests FERROLB_K8S_BIN_LAB "building the lab's Kubernetes v$LAB_K8S_VERSION too (cold: ~6 min)" env FERROLB_K8S_VERSION="$LAB_K8S_VERSION" bash tests/setup/control-plane.sh
 fi
-stage tests FERROLB_K8S_BIN_OLD "building kube-apiserver v1.28 (below ferrolb's minimum, for the compatibility test; cold: ~6 min)" bash tests/setup/old-apiserver.sh
+stage tests -                "building kube-apiserver v1.28 and v1.31 (for the compatibility tests; cold: ~12 min)" bash tests/setup/old-apiserver.sh
 stage lab   -                "building ferrolb's binaries (cargo build --workspace --bins; cold: ~15 min)" cargo build --workspace --bins --locked
 stage lab   FERROLB_IMAGES   "building the images (pause, echo, ferrolb from static musl binaries; cold: ~10 min)" bash tests/setup/images.sh
 stage tests FERROLB_HELM_BIN "building helm (cold: ~3 min)" bash tests/setup/helm.sh

@@ -29,7 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use access::{KubectlOutput, client_from_kubeconfig};
 pub use binaries::{
-    BIN_DIR_ENV, Binaries, OLD_BIN_DIR_ENV, binaries, located, old_apiserver, run_setup_script,
+    BIN_DIR_ENV, Binaries, binaries, located, old_apiserver, run_setup_script,
     run_setup_script_lines,
 };
 pub use crds::wait_crds_established;

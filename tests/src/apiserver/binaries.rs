@@ -16,10 +16,6 @@ use anyhow::{Context, bail};
 /// Environment variable naming a directory that already holds the binaries.
 pub const BIN_DIR_ENV: &str = "FERROLB_K8S_BIN";
 
-/// Environment variable naming the directory of the old kube-apiserver
-/// (`tests/setup/old-apiserver.sh`).
-pub const OLD_BIN_DIR_ENV: &str = "FERROLB_K8S_BIN_OLD";
-
 /// The binaries every control plane needs; kube-proxy is only needed by the lab.
 const REQUIRED: [&str; 3] = ["etcd", "kube-apiserver", "kubectl"];
 
@@ -108,19 +104,21 @@ fn locate() -> anyhow::Result<Binaries> {
     Ok(Binaries { dir })
 }
 
-/// The oldest kube-apiserver ferrolb is tested against (Kubernetes 1.28, whose Service status
-/// has no `ipMode`): from `FERROLB_K8S_BIN_OLD`, or built by `tests/setup/old-apiserver.sh`.
+/// An older kube-apiserver of the compatibility tests, by release (`"1.28"` or `"1.31"`), built
+/// (or found cached) by `tests/setup/old-apiserver.sh`.
 ///
 /// # Panics
 ///
 /// When it cannot be had: the tests that need it must fail, never skip.
-pub fn old_apiserver() -> PathBuf {
-    let dir = match std::env::var_os(OLD_BIN_DIR_ENV) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => run_setup_script("old-apiserver")
-            .unwrap_or_else(|e| panic!("the old kube-apiserver is unavailable: {e:#}")),
-    };
-    let path = dir.join("kube-apiserver");
+pub fn old_apiserver(release: &str) -> PathBuf {
+    let lines = run_setup_script_lines("old-apiserver")
+        .unwrap_or_else(|e| panic!("the old kube-apiservers are unavailable: {e:#}"));
+    let prefix = format!("{release}.");
+    let dir = lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&prefix)?.split_once(' ').map(|(_, d)| d))
+        .unwrap_or_else(|| panic!("tests/setup/old-apiserver.sh builds no {release}: {lines:?}"));
+    let path = Path::new(dir).join("kube-apiserver");
     assert!(
         is_executable(&path),
         "{} is not an executable kube-apiserver",
