@@ -126,15 +126,7 @@ async fn a_client_on_the_lan_reaches_a_container_through_the_ip_ferrolb_installe
     // to a container, which names itself and its node.
     let body = cluster.wait_answering(&ip, Duration::from_secs(60)).await?;
     eprintln!("GET http://{ip}/ from the client: {body}");
-    let (pod, rest) = body
-        .split_once(" on ")
-        .with_context(|| format!("an answer not from the echo image: {body}"))?;
-    let node = rest.split(',').next().unwrap_or_default();
-    assert_eq!(
-        pod_nodes.get(pod).map(String::as_str),
-        Some(node),
-        "the answer names pod {pod} on {node}; the echo pods are {pod_nodes:?}"
-    );
+    answered_by_an_echo_pod_on_its_node(&body, &pod_nodes)?;
 
     dual_stack_service_answers_over_ipv6(&cluster, &pod_nodes).await?;
 
@@ -192,6 +184,16 @@ spec:
     );
     let body = cluster.wait_answering(v6, Duration::from_secs(60)).await?;
     eprintln!("GET http://[{v6}]/ from the client: {body}");
+    answered_by_an_echo_pod_on_its_node(&body, pod_nodes)?;
+    Ok(())
+}
+
+/// Checks that `body` comes from the echo image and names one of the echo pods and the node
+/// that pod runs on.
+fn answered_by_an_echo_pod_on_its_node(
+    body: &str,
+    pod_nodes: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
     let (pod, rest) = body
         .split_once(" on ")
         .with_context(|| format!("an answer not from the echo image: {body}"))?;
