@@ -18,11 +18,14 @@ BIN="$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 
 # FERROLB_K8S_BINS narrows the build (an old kube-apiserver alone, for a compatibility test).
 K8S_BINS=${FERROLB_K8S_BINS:-kube-apiserver kube-proxy kubectl kubelet kube-controller-manager kube-scheduler}
+# FERROLB_WITH_ETCD=0 builds no etcd (such an apiserver runs with the harness's).
+ETCD_BINS=etcd
+[ "${FERROLB_WITH_ETCD:-1}" = 1 ] || ETCD_BINS=""
 
 log() { printf '[control-plane] %s\n' "$*" >&2; }
 
 have_all() {
-  for b in $K8S_BINS etcd; do [ -x "$BIN/$b" ] || return 1; done
+  for b in $K8S_BINS $ETCD_BINS; do [ -x "$BIN/$b" ] || return 1; done
 }
 
 if have_all; then
@@ -65,7 +68,7 @@ if [ -n "$missing" ]; then
 fi
 
 # --- etcd -------------------------------------------------------------------------------------
-if [ ! -x "$BIN/etcd" ]; then
+if [ -n "$ETCD_BINS" ] && [ ! -x "$BIN/etcd" ]; then
   W="$CACHE/src/etcd-$ETCD_VERSION"
   mkdir -p "$W" && cd "$W"
   if [ ! -f go.sum ] || ! grep -q "etcd/server/v3 v$ETCD_VERSION" go.mod 2>/dev/null; then
