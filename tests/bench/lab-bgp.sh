@@ -68,7 +68,8 @@ withdrawn), so the flow had to move.
 
 A stopping speaker re-advertises its paths with GRACEFUL_SHUTDOWN (65535:0) and three AS-path
 prepends, waits the BGPPeer's drain time (10 s by default), withdraws, then closes (RFC 8326);
-BIRD stops using the marked path at once, so no request is in flight on it when it goes.
+the prepends make BIRD prefer the other nodes' paths over the marked one (shown on its own by
+`speaker_bgp::graceful_shutdown`), so the flow has moved before the path is withdrawn.
 <!-- lab-bgp:end -->
 """
 doc = open(out).read() if os.path.exists(out) else "# Benchmarks\n"
