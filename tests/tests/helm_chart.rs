@@ -540,6 +540,23 @@ speaker:
     Ok(())
 }
 
+/// The chart says which Kubernetes it needs (1.31, see README "Install"): helm refuses an
+/// older cluster before it writes anything, and renders for the oldest one it accepts.
+#[test]
+fn helm_refuses_kubernetes_before_1_31() -> anyhow::Result<()> {
+    let refused = helm_template(&["--kube-version", "1.30.14"])
+        .err()
+        .context("helm rendered the chart for Kubernetes 1.30")?;
+    let refused = format!("{refused:#}");
+    assert!(
+        refused.contains("1.30.14") && refused.contains(">=1.31"),
+        "helm's refusal names neither the version nor the requirement: {refused}"
+    );
+    helm_template(&["--kube-version", "1.31.0"])?;
+    helm_template(&["--kube-version", "1.37.2"])?;
+    Ok(())
+}
+
 #[test]
 fn helm_lint_strict_passes() -> anyhow::Result<()> {
     let chart = chart_dir();
