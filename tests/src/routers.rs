@@ -178,6 +178,11 @@ impl Router {
         self.restore_originated()
     }
 
+    /// Stops the daemons (SIGTERM); [`Self::restart`] starts them again.
+    pub fn stop(&mut self) {
+        self.processes.clear();
+    }
+
     /// Stops the daemons (SIGTERM, as an operator's restart would) and starts them again with
     /// the same configuration: every session drops and must come back.
     pub fn restart(&mut self) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@
 //! session and route back. Graceful restart (RFC 4724) and
 //! graceful shutdown (RFC 8326) have files of their own.
 
+mod dead_router;
 mod graceful_restart;
 mod graceful_shutdown;
 
@@ -45,6 +46,8 @@ struct Options {
     bfd: bool,
     /// The BGPPeer's gracefulShutdown.drainTime (default: the speaker's, 10 s).
     drain_time: Option<&'static str>,
+    /// The BGPPeer's holdTime (default [`HOLD`], or 90 s with `bfd`).
+    hold: Option<&'static str>,
 }
 
 impl Bed {
@@ -123,7 +126,9 @@ metadata: {{name: fast, namespace: {NAMESPACE}}}
 spec: {{receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}}
 "#,
                 router = router_host.ipv4,
-                hold = if options.bfd { "90s" } else { HOLD },
+                hold = options
+                    .hold
+                    .unwrap_or(if options.bfd { "90s" } else { HOLD }),
                 graceful_restart = options.graceful_restart,
                 bfd = if options.bfd {
                     "\n  bfdProfile: fast"
@@ -159,11 +164,22 @@ spec: {{receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}}
 
     /// Waits until the router's paths for `prefix` have exactly the next hops `want`.
     async fn wait_paths(&self, prefix: &str, want: &[IpAddr]) -> Vec<Route> {
+        self.wait_paths_within(prefix, want, Duration::from_secs(30))
+            .await
+    }
+
+    /// [`Self::wait_paths`], for up to `timeout`.
+    async fn wait_paths_within(
+        &self,
+        prefix: &str,
+        want: &[IpAddr],
+        timeout: Duration,
+    ) -> Vec<Route> {
         let want: BTreeSet<IpAddr> = want.iter().copied().collect();
         let kind = self.router.kind();
         wait_for(
             &format!("{kind} holds {prefix} via {want:?}"),
-            Duration::from_secs(30),
+            timeout,
             || async {
                 // A router that is (re)starting may not answer yet: that is "not yet".
                 let Ok(routes) = self.router.routes() else {
