@@ -16,8 +16,8 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "prerequisites"
 FUZZ_SECONDS=${FERROLB_FUZZ_SECONDS:-45}
-# Exports FERROLB_K8S_BIN, FERROLB_K8S_BIN_LAB, FERROLB_IMAGES, FERROLB_HELM_BIN and (unless
-# fuzzing is off) CARGO_FUZZ_BIN.
+# Exports FERROLB_K8S_BIN, FERROLB_K8S_BIN_LAB, FERROLB_IMAGES, FERROLB_PREVIOUS_DIR,
+# FERROLB_HELM_BIN and (unless fuzzing is off) CARGO_FUZZ_BIN.
 prepared=$(FERROLB_FUZZ_SECONDS=$FUZZ_SECONDS bash tests/setup/prepare.sh tests)
 eval "$prepared"
 

@@ -4,7 +4,8 @@
 # containerd, runc, kubelet and kube-proxy per node namespace) with ferrolb installed from
 # manifests/install.yaml, the echo Deployment behind an externalTrafficPolicy Local IP and a
 # client sending a UDP request every 10 ms through it, while
-#   - the speaker DaemonSet and controller Deployment roll to another tag of the image;
+#   - the speaker DaemonSet and controller Deployment roll from an earlier build's image
+#     (tests/setup/previous-image.sh; installed from its install.yaml) to this checkout's;
 #   - the announcing node is cordoned, then uncordoned;
 #   - the announcing node is drained (kubectl drain);
 #   - the announcing node dies (its pid namespace and kube-proxy killed at once).
@@ -24,7 +25,8 @@ LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg); export LOAD_BEFORE
 bash tests/setup/packages.sh
 [ -n "${FERROLB_K8S_BIN:-}" ] || FERROLB_K8S_BIN=$(bash tests/setup/control-plane.sh | tail -n 1)
 [ -n "${FERROLB_IMAGES:-}" ] || FERROLB_IMAGES=$(bash tests/setup/images.sh | tail -n 1)
-export FERROLB_K8S_BIN FERROLB_IMAGES
+[ -n "${FERROLB_PREVIOUS_DIR:-}" ] || FERROLB_PREVIOUS_DIR=$(bash tests/setup/previous-image.sh | tail -n 1)
+export FERROLB_K8S_BIN FERROLB_IMAGES FERROLB_PREVIOUS_DIR
 cargo test -q --locked --no-run -p ferrolb-tests --test cluster_l2 2>/dev/null
 for i in $(seq 1 "$TRIALS"); do
   echo "== trial $i/$TRIALS" >&2
@@ -37,7 +39,7 @@ for i in $(seq 1 "$TRIALS"); do
   [ -z "${FERROLB_BENCH_KEEP_LOGS:-}" ] || cat "$work/trial.log" >> "$FERROLB_BENCH_KEEP_LOGS"
 done
 
-python3 - "$OUT" "$work/lines" "$TRIALS" <<'PY'
+python3 - "$OUT" "$work/lines" "$TRIALS" "$(cat "$FERROLB_PREVIOUS_DIR/REFERENCE")" <<'PY'
 import datetime, os, platform, re, statistics, sys
 out, lines, trials = sys.argv[1], open(sys.argv[2]).read().splitlines(), sys.argv[3]
 events = {}
@@ -59,8 +61,8 @@ count = lambda v: f"{v:.0f}"
 millis = lambda v: f"{v:.0f} ms"
 seconds = lambda v: f"{v:.1f} s"
 rows = [
-    ("rolling upgrade: requests lost", column("upgrade", "lost"), count),
-    ("rolling upgrade: longest outage", column("upgrade", "outage_ms"), millis),
+    ("rolling upgrade from the earlier build: requests lost", column("upgrade", "lost"), count),
+    ("rolling upgrade from the earlier build: longest outage", column("upgrade", "outage_ms"), millis),
     ("rolling upgrade: rollout of 3 speakers + 2 controllers", column("upgrade", "rollout_s"), seconds),
     ("cordon of the announcer, then uncordon: requests lost", column("cordon", "lost"), count),
     ("drain of the announcer: requests lost", column("drain", "lost"), count),
@@ -78,7 +80,9 @@ section = f"""<!-- cluster:begin -->
 Measured on {datetime.date.today()} — {os.cpu_count()} cores ({cpu}), Linux {platform.release()},
 load average {os.environ.get('LOAD_BEFORE', '?')} before the run. Each trial is `cargo test -p ferrolb-tests
 --test cluster_l2` on a fresh cluster of three real nodes (kubelet 1.34, containerd, runc,
-kube-proxy nftables, each in a network namespace) with ferrolb's release image installed from
+kube-proxy nftables, each in a network namespace) with an earlier build of ferrolb
+(`{sys.argv[4]}`, from `tests/setup/previous-image.sh`) installed from that commit's
+`install.yaml`, then upgraded to this checkout's release image by applying
 `manifests/install.yaml`; a client on the LAN sends a UDP request every 10 ms through an
 `externalTrafficPolicy: Local` IP (one echo pod per node, so the answering node is the
 announcer) — {int(sum(sent))} requests in all. A request is lost when no answer came back.

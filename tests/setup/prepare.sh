@@ -88,6 +88,7 @@ fi
 stage tests -                "building kube-apiserver v1.28 and v1.31 (for the compatibility tests; cold: ~12 min)" bash tests/setup/old-apiserver.sh
 stage lab   -                "building ferrolb's binaries (cargo build --workspace --bins; cold: ~15 min)" cargo build --workspace --bins --locked
 stage lab   FERROLB_IMAGES   "building the images (pause, echo, ferrolb from static musl binaries; cold: ~10 min)" bash tests/setup/images.sh
+stage tests FERROLB_PREVIOUS_DIR "building an earlier commit's ferrolb image (for the upgrade tests; cold: ~8 min)" bash tests/setup/previous-image.sh
 stage tests FERROLB_HELM_BIN "building helm (cold: ~3 min)" bash tests/setup/helm.sh
 stage tests -                "building MetalLB's speaker and controller from its Go module (side-by-side test; cold: ~5 min)" bash tests/setup/metallb.sh
 if [ "${FERROLB_FUZZ_SECONDS:-45}" -gt 0 ]; then

@@ -23,6 +23,7 @@
 pub mod ferrolb;
 pub mod metallb;
 mod node;
+pub mod previous;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -1,8 +1,9 @@
 //! ferrolb's layer 2 through the events of a real cluster's life (`ferrolb_tests::cluster`),
 //! with a client on the LAN sending a request every 10 ms through the LoadBalancer IP:
 //!
-//! 1. a rolling upgrade of the speaker DaemonSet and the controller Deployment to another tag
-//!    of the image;
+//! 1. a rolling upgrade of the speaker DaemonSet and the controller Deployment from an earlier
+//!    build (`ferrolb_tests::cluster::previous`, installed from that build's `install.yaml`) to
+//!    this checkout's, by applying this checkout's `manifests/install.yaml`;
 //! 2. `kubectl cordon` of the node announcing the IP, then `kubectl uncordon`: the IP moves
 //!    away and back without a lost request;
 //! 3. `kubectl drain` of the node announcing the IP;
@@ -25,17 +26,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use ferrolb_tests::cluster::Cluster;
 use ferrolb_tests::cluster::ferrolb::{
-    NAMESPACE, POOL, echo, ferrolb_image, last_answerer, longest_outage, lost, skip_without_root,
+    NAMESPACE, POOL, echo, last_answerer, longest_outage, lost, skip_without_root,
 };
+use ferrolb_tests::cluster::previous::PreviousBuild;
 use ferrolb_tests::fixtures::repo_path;
-use ferrolb_tests::image::FERROLB_IMAGE;
 use ferrolb_tests::l2cluster::{Probe, failover_gap, wait_for};
 use ferrolb_tests::stats::ms;
 
 const NODES: usize = 3;
 const INTERVAL: Duration = Duration::from_millis(10);
-/// The tag the upgrade goes to.
-const NEXT_TAG: &str = "0.1.1";
 /// A rolling upgrade never interrupts the IP this long (a dead node is replaced in well under
 /// it).
 const UPGRADE_OUTAGE_BOUND: Duration = Duration::from_secs(3);
@@ -82,13 +81,20 @@ async fn the_lb_ip_keeps_serving_through_upgrade_drain_and_node_death_and_uninst
     if skip_without_root() {
         return Ok(());
     }
-    let mut cluster = Cluster::builder(NODES).start().await?;
-    cluster.install_ferrolb().await.context("step install")?;
+    let previous = PreviousBuild::build().context("the earlier build to upgrade from")?;
+    let mut cluster = Cluster::builder(NODES)
+        .image(&previous.archive)
+        .start()
+        .await?;
+    cluster
+        .install_ferrolb_from(&previous.install)
+        .await
+        .context("step install")?;
     cluster
         .kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(POOL))
         .await?;
     cluster
-        .wait_ferrolb_running(2, None)
+        .wait_ferrolb_running(2, Some(&previous.image))
         .await
         .context("step install")?;
     cluster
@@ -144,11 +150,10 @@ async fn the_lb_ip_keeps_serving_through_upgrade_drain_and_node_death_and_uninst
     Ok(())
 }
 
-/// The speaker DaemonSet and the controller Deployment roll to another tag of the image, pod
-/// after pod, while the prober runs.
+/// The speaker DaemonSet and the controller Deployment roll from the earlier build to this
+/// checkout's, pod after pod, while the prober runs.
 async fn rolling_upgrade_keeps_the_ip_serving(cluster: &Cluster, ip: IpAddr) -> anyhow::Result<()> {
-    let next = ferrolb_image(NEXT_TAG);
-    cluster.tag_image(FERROLB_IMAGE, &next)?;
+    let before = cluster.ferrolb_image_ids().await?;
     let probing_since = SystemTime::now();
     let prober = cluster.start_prober(ip, INTERVAL)?;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -157,7 +162,7 @@ async fn rolling_upgrade_keeps_the_ip_serving(cluster: &Cluster, ip: IpAddr) -> 
     let done = std::sync::atomic::AtomicBool::new(false);
     let logs = std::sync::Mutex::new(std::collections::BTreeSet::new());
     let rollout = async {
-        let result = cluster.roll_ferrolb(&next).await;
+        let result = cluster.upgrade_ferrolb().await;
         done.store(true, std::sync::atomic::Ordering::SeqCst);
         result
     };
@@ -173,6 +178,11 @@ async fn rolling_upgrade_keeps_the_ip_serving(cluster: &Cluster, ip: IpAddr) -> 
     let (rolled_out, ()) = tokio::join!(rollout, collect);
     rolled_out?;
     let rolled = started.elapsed();
+    let after = cluster.ferrolb_image_ids().await?;
+    anyhow::ensure!(
+        !before.is_empty() && before.is_disjoint(&after),
+        "the upgrade ran no other build: before {before:?}, after {after:?}"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let probes = prober.finish()?;
     report(

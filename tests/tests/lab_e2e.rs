@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ferrolb_tests::cluster::CLIENT;
-use ferrolb_tests::cluster::ferrolb::{echo_in_pool, ferrolb_image, longest_outage, lost};
+use ferrolb_tests::cluster::ferrolb::{echo_in_pool, longest_outage, lost};
+use ferrolb_tests::cluster::previous::PreviousBuild;
+use ferrolb_tests::fixtures::repo_path;
 use ferrolb_tests::image::FERROLB_IMAGE;
 use ferrolb_tests::l2cluster::{Prober, wait_for};
 use ferrolb_tests::lab::{self, ClusterLab, LabState};
@@ -534,14 +536,15 @@ async fn bgp_ips_reach_pods_from_behind_the_router(router: RouterKind) {
     .expect("the IP goes quiet");
 }
 
-/// A rolling upgrade of ferrolb (speakers and controllers, to another tag of the image: a new
-/// pod on every node in turn) while the client behind the router sends a UDP request every
-/// 10 ms through a BGP IP: not one is lost. Each departing speaker first re-advertises its
-/// path with GRACEFUL_SHUTDOWN (65535:0) and AS-path prepends, so BIRD stops using it while it
-/// still forwards, and withdraws it only after the drain time (issue #15); the router keeps
-/// the flow on the other nodes' paths meanwhile (issue #12, the BGP prober).
+/// A rollback of ferrolb to an earlier build and the upgrade back to this checkout's
+/// (speakers and controllers: a new pod on every node in turn, each by `kubectl apply
+/// --server-side` of that build's `install.yaml`) while the client behind the router sends a UDP
+/// request every 10 ms through a BGP IP: not one is lost either way. Each departing speaker first
+/// re-advertises its path with GRACEFUL_SHUTDOWN (65535:0) and AS-path prepends, so BIRD stops
+/// using it while it still forwards, and withdraws it only after the drain time (issue #15); the
+/// router keeps the flow on the other nodes' paths meanwhile (issue #12, the BGP prober).
 #[tokio::test]
-async fn a_rolling_upgrade_loses_no_request_through_a_bgp_ip() {
+async fn a_rollback_and_an_upgrade_lose_no_request_through_a_bgp_ip() {
     let Some(lab) = lab().await else { return };
     let state = lab.state().clone();
     let cluster = lab.cluster();
@@ -576,68 +579,91 @@ async fn a_rolling_upgrade_loses_no_request_through_a_bgp_ip() {
     .await
     .expect("the echo pods answer");
 
-    let next = ferrolb_image("upgrade");
+    let previous = PreviousBuild::build().expect("the earlier build to roll back to");
     cluster
-        .tag_image(FERROLB_IMAGE, &next)
-        .expect("the image tagged");
-    let prober = Prober::start(&external, ip, INTERVAL).expect("the prober");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let started = std::time::Instant::now();
-    // Meanwhile, which nodes' paths the router had out of use at some point (withdrawn, or
-    // marked 65535:0 while draining): each node must have been, or the rollout moved no flow.
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let rollout = async {
-        let result = cluster.roll_ferrolb(&next).await;
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
-        result
-    };
-    let watch_paths = async {
-        let mut out_of_use = BTreeSet::new();
-        let prefix = ipnet::IpNet::from(ip);
-        while !done.load(std::sync::atomic::Ordering::SeqCst) {
-            if let Ok(routes) = lab.router().routes() {
-                let in_use: BTreeSet<IpAddr> = routes
-                    .iter()
-                    .filter(|r| r.prefix == prefix && !r.communities.contains("65535:0"))
-                    .map(|r| r.next_hop)
-                    .collect();
-                out_of_use.extend(node_ips.difference(&in_use).copied());
+        .import_image(&previous.archive)
+        .expect("the earlier build's image imported");
+    let current = repo_path("manifests/install.yaml");
+    for (event, install, image) in [
+        (
+            "rollback",
+            previous.install.as_path(),
+            previous.image.as_str(),
+        ),
+        ("upgrade", current.as_path(), FERROLB_IMAGE),
+    ] {
+        let before = cluster
+            .ferrolb_image_ids()
+            .await
+            .expect("the running build");
+        let prober = Prober::start(&external, ip, INTERVAL).expect("the prober");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let started = std::time::Instant::now();
+        // Meanwhile, which nodes' paths the router had out of use at some point (withdrawn, or
+        // marked 65535:0 while draining): each node must have been, or the rollout moved no
+        // flow.
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let rollout = async {
+            let result = cluster.roll_ferrolb_to(install, image).await;
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            result
+        };
+        let watch_paths = async {
+            let mut out_of_use = BTreeSet::new();
+            let prefix = ipnet::IpNet::from(ip);
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok(routes) = lab.router().routes() {
+                    let in_use: BTreeSet<IpAddr> = routes
+                        .iter()
+                        .filter(|r| r.prefix == prefix && !r.communities.contains("65535:0"))
+                        .map(|r| r.next_hop)
+                        .collect();
+                    out_of_use.extend(node_ips.difference(&in_use).copied());
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        out_of_use
-    };
-    let (rolled_out, out_of_use) = tokio::join!(rollout, watch_paths);
-    rolled_out.expect("the rollout");
-    let rolled = started.elapsed();
-    assert_eq!(
-        out_of_use, node_ips,
-        "not every node's path was drained during the rollout"
-    );
-    every_path().await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let probes = prober.finish().expect("the prober's record");
-    let lost = lost(&probes);
-    eprintln!(
-        "lab-bgp: upgrade sent={} lost={lost} outage_ms={} rollout_s={:.1}",
-        probes.len(),
-        longest_outage(&probes).as_millis(),
-        rolled.as_secs_f64()
-    );
-    let answered_by: BTreeSet<&str> = probes
-        .iter()
-        .filter_map(|p| p.answer.as_ref().map(|(pod, _)| pod.as_str()))
-        .collect();
-    assert!(
-        probes.len() > 1000,
-        "the prober ran only {} requests",
-        probes.len()
-    );
-    assert_eq!(
-        lost,
-        0,
-        "{lost} of {} requests lost during the rolling upgrade (answered by {answered_by:?})\n{}",
-        probes.len(),
-        lab.router().describe()
-    );
+            out_of_use
+        };
+        let (rolled_out, out_of_use) = tokio::join!(rollout, watch_paths);
+        rolled_out.unwrap_or_else(|e| panic!("the {event}: {e:#}"));
+        let rolled = started.elapsed();
+        let after = cluster
+            .ferrolb_image_ids()
+            .await
+            .expect("the running build");
+        assert!(
+            !before.is_empty() && before.is_disjoint(&after),
+            "the {event} ran no other build: before {before:?}, after {after:?}"
+        );
+        assert_eq!(
+            out_of_use, node_ips,
+            "not every node's path was drained during the {event}"
+        );
+        every_path().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let probes = prober.finish().expect("the prober's record");
+        let lost = lost(&probes);
+        eprintln!(
+            "lab-bgp: {event} sent={} lost={lost} outage_ms={} rollout_s={:.1}",
+            probes.len(),
+            longest_outage(&probes).as_millis(),
+            rolled.as_secs_f64()
+        );
+        let answered_by: BTreeSet<&str> = probes
+            .iter()
+            .filter_map(|p| p.answer.as_ref().map(|(pod, _)| pod.as_str()))
+            .collect();
+        assert!(
+            probes.len() > 1000,
+            "the prober ran only {} requests",
+            probes.len()
+        );
+        assert_eq!(
+            lost,
+            0,
+            "{lost} of {} requests lost during the {event} (answered by {answered_by:?})\n{}",
+            probes.len(),
+            lab.router().describe()
+        );
+    }
 }

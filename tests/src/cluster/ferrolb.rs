@@ -12,7 +12,6 @@ use kube::Api;
 use kube::api::ListParams;
 
 use super::{CLIENT, Cluster};
-use crate::image::FERROLB_IMAGE;
 use crate::l2cluster::{Probe, Prober, http_get, wait_for};
 use crate::netns::Neighbour;
 
@@ -100,14 +99,6 @@ spec:
 "#,
         echo = crate::image::ECHO_IMAGE,
     )
-}
-
-/// The ferrolb image with another tag (`ghcr.io/ferrolb/ferrolb:<tag>`).
-pub fn ferrolb_image(tag: &str) -> String {
-    let repository = FERROLB_IMAGE
-        .rsplit_once(':')
-        .map_or(FERROLB_IMAGE, |(r, _)| r);
-    format!("{repository}:{tag}")
 }
 
 /// Whether the tests can run here; without root they say so and pass.
@@ -234,7 +225,13 @@ impl Cluster {
     /// `kubectl apply --server-side -f manifests/install.yaml`, then waits until its CRDs are
     /// established.
     pub async fn install_ferrolb(&self) -> anyhow::Result<()> {
-        let install = crate::fixtures::repo_path("manifests/install.yaml");
+        self.install_ferrolb_from(&crate::fixtures::repo_path("manifests/install.yaml"))
+            .await
+    }
+
+    /// [`Self::install_ferrolb`] from another install bundle (an earlier build's, see
+    /// [`super::previous`]).
+    pub async fn install_ferrolb_from(&self, install: &std::path::Path) -> anyhow::Result<()> {
         self.kubectl_ok(
             &["apply", "--server-side", "-f", &install.to_string_lossy()],
             None,
@@ -253,33 +250,6 @@ impl Cluster {
         )
         .await
         .map(drop)
-    }
-
-    /// A rolling upgrade of ferrolb to `image`: the speaker DaemonSet and the controller
-    /// Deployment are set to it (`kubectl set image`) and rolled out pod after pod, as
-    /// Kubernetes does it; returns once every pod runs `image`.
-    pub async fn roll_ferrolb(&self, image: &str) -> anyhow::Result<()> {
-        for (object, container) in [
-            ("daemonset/ferrolb-speaker", "speaker"),
-            ("deployment/ferrolb-controller", "controller"),
-        ] {
-            let to = format!("{container}={image}");
-            self.kubectl_ok(&["set", "image", "-n", NAMESPACE, object, &to], None)
-                .await?;
-        }
-        for object in ["daemonset/ferrolb-speaker", "deployment/ferrolb-controller"] {
-            let args = [
-                "rollout",
-                "status",
-                "-n",
-                NAMESPACE,
-                object,
-                "--timeout=240s",
-            ];
-            self.kubectl_ok(&args, None).await?;
-        }
-        self.wait_ferrolb_running(2, Some(image)).await?;
-        Ok(())
     }
 
     /// Waits until ferrolb's pods are Running and ready: `controllers` controller replicas and
@@ -422,28 +392,6 @@ impl Cluster {
                 _ => {}
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        Ok(())
-    }
-
-    /// Tags the image `from` as `to` in every live node's containerd, as a registry push of a
-    /// new tag followed by a pull would leave it.
-    pub fn tag_image(&self, from: &str, to: &str) -> anyhow::Result<()> {
-        for node in self.nodes.iter().filter(|n| !n.is_killed()) {
-            let socket = node.containerd_socket();
-            let output = std::process::Command::new("ctr")
-                .arg("--address")
-                .arg(&socket)
-                .args(["-n", "k8s.io", "images", "tag", "--force", from, to])
-                .output()
-                .with_context(|| format!("running ctr images tag on {}", node.name()))?;
-            if !output.status.success() {
-                bail!(
-                    "ctr images tag {from} {to} on {} failed: {}",
-                    node.name(),
-                    String::from_utf8_lossy(&output.stderr).trim()
-                );
-            }
         }
         Ok(())
     }
