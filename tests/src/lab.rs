@@ -34,7 +34,9 @@ use crate::routers::{Neighbor, Router, RouterConfig, RouterKind};
 mod health;
 mod real;
 
-pub use real::{ClusterLab, DEMO_SERVICES, DemoService, apply_demo, demo_service};
+pub use real::{
+    ClusterLab, DEMO_SERVICES, DemoService, LoadBalancer, METALLB_CONFIG, apply_demo, demo_service,
+};
 
 pub use health::{
     Check, HealthError, Missing, missing_prerequisites, missing_prerequisites_on, state_health,
@@ -203,6 +205,7 @@ fn start_router(
     nodes: &[Ipv4Addr],
     external: &OwnedNetns,
     kind: RouterKind,
+    bfd: bool,
 ) -> anyhow::Result<(Router, RouterInfo)> {
     let ns = &host.ns;
     ns.sysctl("net.ipv4.ip_forward", "1")?;
@@ -247,7 +250,7 @@ fn start_router(
         .iter()
         .map(|ip| {
             let mut neighbor = Neighbor::passive(IpAddr::V4(*ip), NODE_AS);
-            neighbor.bfd = kind != RouterKind::Gobgp;
+            neighbor.bfd = bfd && kind != RouterKind::Gobgp;
             neighbor.bfd_timers = neighbor.bfd.then_some(crate::routers::BfdTimers {
                 receive_interval: Duration::from_millis(300),
                 transmit_interval: Duration::from_millis(300),

@@ -13,15 +13,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ferrolb_tests::cluster::Cluster;
-use ferrolb_tests::cluster::ferrolb::{
-    NAMESPACE, POOL, echo, running_and_ready, skip_without_root,
-};
+use ferrolb_tests::cluster::ferrolb::{NAMESPACE, POOL, echo, skip_without_root};
 use ferrolb_tests::cluster::metallb::{self, Metallb};
 use ferrolb_tests::fixtures::repo_path;
-use ferrolb_tests::l2cluster::wait_for;
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
-use kube::api::ListParams;
 
 const NODES: usize = 2;
 const CLASS: &str = "ferrolb.io/ferrolb";
@@ -38,47 +32,6 @@ spec:
   ports:
     - {name: http, port: 80, targetPort: 8080, protocol: TCP}
 "#;
-
-/// Waits until MetalLB's controller and a speaker on every node are Running and ready; returns
-/// `kubectl get pods -o wide`.
-async fn wait_metallb_running(cluster: &Cluster) -> anyhow::Result<String> {
-    let pods: Api<Pod> = Api::namespaced(cluster.client(), metallb::NAMESPACE);
-    let waited = wait_for(
-        "MetalLB's controller and a speaker per node Running and ready",
-        Duration::from_secs(180),
-        || {
-            let pods = pods.clone();
-            async move {
-                let list = pods.list(&ListParams::default()).await?;
-                let ready = |component: &str| {
-                    list.items
-                        .iter()
-                        .filter(|p| {
-                            p.metadata
-                                .labels
-                                .as_ref()
-                                .and_then(|l| l.get("component"))
-                                .is_some_and(|c| c == component)
-                        })
-                        .filter(|p| running_and_ready(p))
-                        .count()
-                };
-                Ok((ready("controller") == 1 && ready("speaker") == NODES).then_some(()))
-            }
-        },
-    )
-    .await;
-    let table = cluster
-        .kubectl_ok(
-            &["get", "pods", "-n", metallb::NAMESPACE, "-o", "wide"],
-            None,
-        )
-        .await?;
-    match waited {
-        Ok(()) => Ok(table),
-        Err(e) => Err(cluster.failure(&format!("{e:#}\n{table}")).await),
-    }
-}
 
 /// The ports a node's host network listens on (`ss -Hlntu`: protocol, local address:port).
 fn listening(cluster: &Cluster, node: &str) -> anyhow::Result<Vec<(String, u16)>> {
@@ -109,26 +62,7 @@ async fn metallb_and_ferrolb_run_side_by_side_and_each_serves_its_own_services()
     let mut cluster = builder.start().await?;
 
     // MetalLB as it runs today: its manifest, a pool, the workload's Service without a class.
-    let manifest = metallb.manifest();
-    cluster
-        .kubectl_ok(&["apply", "-f", &manifest.to_string_lossy()], None)
-        .await
-        .context("kubectl apply -f metallb-native.yaml")?;
-    // The test cluster's apiserver runs on the host's network, which has no route to the pods
-    // (the lab never touches the host's routes): it could not call MetalLB's validating webhook,
-    // and would resolve the webhook Service's name through the host's DNS. So the webhook goes,
-    // as with MetalLB's `--webhook-mode=disabled`; nothing else of the manifest changes.
-    cluster
-        .kubectl_ok(
-            &[
-                "delete",
-                "validatingwebhookconfiguration",
-                "metallb-webhook-configuration",
-            ],
-            None,
-        )
-        .await?;
-    let table = wait_metallb_running(&cluster).await?;
+    let table = cluster.install_metallb(&metallb).await?;
     eprintln!("MetalLB v{} Running:\n{table}", metallb::VERSION);
     cluster
         .kubectl_ok(&["apply", "-f", "-"], Some(metallb::POOL))

@@ -4,11 +4,18 @@
 //! manifest names (so no registry is asked). For the migration test: ferrolb beside it.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::ListParams;
 
+use super::Cluster;
+use super::ferrolb::running_and_ready;
 use crate::apiserver::run_setup_script_lines;
 use crate::image;
+use crate::l2cluster::wait_for;
 
 /// The MetalLB release the setup script builds.
 pub const VERSION: &str = "0.16.1";
@@ -76,4 +83,75 @@ impl Metallb {
             })
             .collect()
     }
+}
+
+impl Cluster {
+    /// Installs MetalLB as its users do — `kubectl apply -f metallb-native.yaml` — and waits
+    /// until its controller and a speaker on every live node are Running and ready; returns
+    /// `kubectl get pods -o wide`. The cluster must hold MetalLB's images
+    /// ([`Metallb::images`]).
+    ///
+    /// One change: its validating webhook goes. The test apiserver runs on the host's network,
+    /// which has no route to the pods (the tests never touch the host's routes): it could not
+    /// call the webhook, and would resolve the webhook Service's name through the host's DNS.
+    /// This is MetalLB's `--webhook-mode=disabled`; nothing else of the manifest changes.
+    pub async fn install_metallb(&self, metallb: &Metallb) -> anyhow::Result<String> {
+        let manifest = metallb.manifest();
+        self.kubectl_ok(&["apply", "-f", &manifest.to_string_lossy()], None)
+            .await
+            .context("kubectl apply -f metallb-native.yaml")?;
+        self.kubectl_ok(
+            &[
+                "delete",
+                "validatingwebhookconfiguration",
+                "metallb-webhook-configuration",
+            ],
+            None,
+        )
+        .await?;
+        self.wait_metallb_running().await
+    }
+
+    /// Waits until MetalLB's controller and a speaker on every live node are Running and
+    /// ready; returns `kubectl get pods -o wide`.
+    pub async fn wait_metallb_running(&self) -> anyhow::Result<String> {
+        let pods: Api<Pod> = Api::namespaced(self.client(), NAMESPACE);
+        let nodes = self.nodes().iter().filter(|n| !n.is_killed()).count();
+        let waited = wait_for(
+            "MetalLB's controller and a speaker per node Running and ready",
+            Duration::from_secs(180),
+            || {
+                let pods = pods.clone();
+                async move {
+                    let list = pods.list(&ListParams::default()).await?;
+                    let ready = |component: &str| {
+                        list.items
+                            .iter()
+                            .filter(|p| component_of(p) == Some(component))
+                            .filter(|p| p.metadata.deletion_timestamp.is_none())
+                            .filter(|p| running_and_ready(p))
+                            .count()
+                    };
+                    Ok((ready("controller") == 1 && ready("speaker") == nodes).then_some(()))
+                }
+            },
+        )
+        .await;
+        let table = self
+            .kubectl_ok(&["get", "pods", "-n", NAMESPACE, "-o", "wide"], None)
+            .await?;
+        match waited {
+            Ok(()) => Ok(table),
+            Err(e) => Err(self.failure(&format!("{e:#}\n{table}")).await),
+        }
+    }
+}
+
+/// A MetalLB pod's `component` label (`speaker`, `controller`).
+pub fn component_of(pod: &Pod) -> Option<&str> {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("component"))
+        .map(String::as_str)
 }

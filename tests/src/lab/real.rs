@@ -27,6 +27,7 @@ use super::{
     start_router,
 };
 use crate::cluster::ferrolb::running_and_ready;
+use crate::cluster::metallb::Metallb;
 use crate::cluster::{CLIENT, Cluster};
 use crate::image::ECHO_IMAGE;
 use crate::l2cluster::wait_for;
@@ -61,6 +62,46 @@ spec:
             periodSeconds: 1
 "#;
 
+/// MetalLB's configuration in the lab, the same as ferrolb's: the `lan` pool (IPv4) with an
+/// L2Advertisement, and the `bgp` pool (not auto-assigned) advertised to the router
+/// (`{router}`) with the same community, AS numbers and hold time. No BFD: MetalLB's native
+/// speaker has none.
+pub const METALLB_CONFIG: &str = r#"
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan, namespace: metallb-system}
+spec: {addresses: ["192.0.2.200-192.0.2.239"]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: lan, namespace: metallb-system}
+spec: {ipAddressPools: [lan]}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: bgp, namespace: metallb-system}
+spec: {addresses: ["198.51.100.10-198.51.100.250"], autoAssign: false}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: bgp, namespace: metallb-system}
+spec: {ipAddressPools: [bgp], communities: ["64512:100"]}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: router, namespace: metallb-system}
+spec: {myASN: 64512, peerASN: 64500, peerAddress: {router}, holdTime: {hold}}
+"#;
+
+/// The load balancer a lab runs.
+#[derive(Clone, Debug)]
+pub enum LoadBalancer {
+    /// ferrolb, from `manifests/install.yaml` (with BFD to BIRD and FRR).
+    Ferrolb,
+    /// MetalLB, from its own `metallb-native.yaml` ([`METALLB_CONFIG`]), for comparisons.
+    Metallb(Metallb),
+}
+
 /// A running lab on a real cluster; dropping it tears everything down.
 #[derive(Debug)]
 pub struct ClusterLab {
@@ -70,6 +111,8 @@ pub struct ClusterLab {
     _external: OwnedNetns,
     cluster: Cluster,
     state: LabState,
+    load_balancer: LoadBalancer,
+    _images: Option<tempfile::TempDir>,
 }
 
 impl ClusterLab {
@@ -81,20 +124,53 @@ impl ClusterLab {
         router: RouterKind,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let cluster = Cluster::builder(nodes).extra_host(ROUTER).start().await?;
+        Self::start_with(nodes, router, timeout, LoadBalancer::Ferrolb).await
+    }
+
+    /// [`Self::start`] with `load_balancer` installed instead of ferrolb.
+    pub async fn start_with(
+        nodes: usize,
+        router: RouterKind,
+        timeout: Duration,
+        load_balancer: LoadBalancer,
+    ) -> anyhow::Result<Self> {
+        let mut builder = Cluster::builder(nodes).extra_host(ROUTER);
+        let mut images = None;
+        if let LoadBalancer::Metallb(metallb) = &load_balancer {
+            let dir = tempfile::tempdir()?;
+            for archive in metallb.images(dir.path())? {
+                builder = builder.image(&archive);
+            }
+            images = Some(dir);
+        }
+        let cluster = builder.start().await?;
         let external = OwnedNetns::create("external")?;
         let router_host = cluster.host(ROUTER);
         let node_ips: Vec<Ipv4Addr> = cluster.nodes().iter().map(|n| n.ip()).collect();
-        let (rtr, router_info) = start_router(router_host, &node_ips, &external, router)?;
+        let bfd = matches!(load_balancer, LoadBalancer::Ferrolb);
+        let (rtr, router_info) = start_router(router_host, &node_ips, &external, router, bfd)?;
         for node in cluster.nodes() {
             route_outside(&cluster.host(node.name()).ns, router_host)?;
         }
 
         // As the README says: one command, then the pools.
         let cp = cluster.control_plane();
-        cluster.install_ferrolb().await?;
-        cp.apply_yaml(crate::l2cluster::BASE_CONFIG).await?;
-        cp.apply_yaml(&bgp_config(router_host.ipv4, router)).await?;
+        match &load_balancer {
+            LoadBalancer::Ferrolb => {
+                cluster.install_ferrolb().await?;
+                cp.apply_yaml(crate::l2cluster::BASE_CONFIG).await?;
+                cp.apply_yaml(&bgp_config(router_host.ipv4, router)).await?;
+            }
+            LoadBalancer::Metallb(metallb) => {
+                cluster.install_metallb(metallb).await?;
+                cp.apply_yaml(
+                    &METALLB_CONFIG
+                        .replace("{router}", &router_host.ipv4.to_string())
+                        .replace("{hold}", super::BGP_HOLD_TIME),
+                )
+                .await?;
+            }
+        }
         cp.apply_yaml(&ECHO.replace("{ECHO_IMAGE}", ECHO_IMAGE))
             .await?;
 
@@ -131,16 +207,21 @@ impl ClusterLab {
             _external: external,
             cluster,
             state,
+            load_balancer,
+            _images: images,
         };
         lab.state.pods = lab.wait_pods(timeout).await?;
         Ok(lab)
     }
 
     /// Waits until ferrolb's two controller replicas and a speaker on every node are Running
-    /// and ready ([`Cluster::wait_ferrolb_running`]), then an echo pod on every node (at most
-    /// `timeout`); returns the echo pods.
+    /// and ready ([`Cluster::wait_ferrolb_running`]; MetalLB's pods if it runs instead), then
+    /// an echo pod on every node (at most `timeout`); returns the echo pods.
     async fn wait_pods(&mut self, timeout: Duration) -> anyhow::Result<Vec<PodInfo>> {
-        self.cluster.wait_ferrolb_running(2, None).await?;
+        match self.load_balancer {
+            LoadBalancer::Ferrolb => drop(self.cluster.wait_ferrolb_running(2, None).await?),
+            LoadBalancer::Metallb(_) => drop(self.cluster.wait_metallb_running().await?),
+        }
         let pods: Api<Pod> = Api::namespaced(self.cluster.client(), "default");
         let nodes = self.state.nodes.len();
         let echo = wait_for(
@@ -188,6 +269,16 @@ impl ClusterLab {
     /// The BGP router.
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// The cluster underneath, to kill nodes.
+    pub fn cluster_mut(&mut self) -> &mut Cluster {
+        &mut self.cluster
+    }
+
+    /// The load balancer it runs.
+    pub fn load_balancer(&self) -> &LoadBalancer {
+        &self.load_balancer
     }
 }
 
