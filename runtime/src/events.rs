@@ -1,17 +1,32 @@
 //! Kubernetes Events, published by a background task so a slow or absent apiserver never holds
 //! up a decision.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::mpsc;
 
+/// Whether an Event queued under it may still be published (see [`EventSink::gated`]).
+pub type Gate = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Queues Events for publication.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EventSink {
-    tx: mpsc::UnboundedSender<(ObjectReference, Event)>,
+    tx: mpsc::UnboundedSender<(ObjectReference, Event, Option<Gate>)>,
     action: &'static str,
+    gate: Option<Gate>,
+}
+
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSink")
+            .field("action", &self.action)
+            .field("gated", &self.gate.is_some())
+            .finish()
+    }
 }
 
 impl EventSink {
@@ -23,7 +38,7 @@ impl EventSink {
         instance: Option<String>,
         action: &'static str,
     ) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(ObjectReference, Event)>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(ObjectReference, Event, Option<Gate>)>();
         let recorder = Recorder::new(
             client,
             Reporter {
@@ -32,13 +47,30 @@ impl EventSink {
             },
         );
         tokio::spawn(async move {
-            while let Some((reference, event)) = rx.recv().await {
+            while let Some((reference, event, gate)) = rx.recv().await {
+                if gate.is_some_and(|open| !open()) {
+                    tracing::debug!(reason = %event.reason, "event dropped: its gate closed");
+                    continue;
+                }
                 if let Err(e) = recorder.publish(&event, &reference).await {
                     tracing::debug!(error = %e, reason = %event.reason, "cannot publish event");
                 }
             }
         });
-        Self { tx, action }
+        Self {
+            tx,
+            action,
+            gate: None,
+        }
+    }
+
+    /// The same sink, whose Events are published only if `gate` still says yes when their turn
+    /// comes (a controller's term of leadership: a deposed leader's queued Events are dropped).
+    pub fn gated(&self, gate: Gate) -> Self {
+        Self {
+            gate: Some(gate),
+            ..self.clone()
+        }
     }
 
     /// Records an Event about `object`.
@@ -53,6 +85,8 @@ impl EventSink {
             action: self.action.into(),
             secondary: None,
         };
-        let _ = self.tx.send((object.object_ref(&()), event));
+        let _ = self
+            .tx
+            .send((object.object_ref(&()), event, self.gate.clone()));
     }
 }

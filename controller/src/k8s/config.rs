@@ -160,6 +160,7 @@ impl Core {
 
     fn publish_report(&self, snapshot: &Snapshot) {
         let mut report = Report {
+            term: self.writer.term(),
             absent_pools: self.absent.keys().map(ToString::to_string).collect(),
             pool_grace: self.pool_grace,
             ..Report::default()

@@ -127,6 +127,7 @@ pub async fn run(
         client.clone(),
         settings.namespace.clone(),
         report_rx,
+        leader.clone(),
     ));
     let writer = StatusWriter::start(
         client.clone(),
@@ -189,7 +190,10 @@ pub async fn run(
             pools: Vec::new(),
             pending: Default::default(),
             writer: writer.for_term(term),
-            events: events.clone(),
+            events: events.gated({
+                let leader = leader.clone();
+                Arc::new(move || leader.borrow().allows(term, tokio::time::Instant::now()))
+            }),
             metrics: metrics.clone(),
             report: report_tx.clone(),
             outcome: Default::default(),

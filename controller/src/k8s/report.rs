@@ -1,6 +1,12 @@
 //! Reports the configuration's health where users look: a `Valid` condition on every ferrolb
 //! object, counters on every IPAddressPool, and the `controller` ConfigurationState. Writes are
 //! coalesced (the newest report wins, at most a few per second) and skipped when nothing changed.
+//!
+//! A report belongs to the term of leadership that made it, and each write goes out only while
+//! that term is on: a leader that lost its lease (or whose renewals hang past the term's end)
+//! writes nothing more, so a report it made earlier cannot land over its successor's. A new
+//! term writes everything again, whatever an earlier one wrote. What this cannot fence is a
+//! request already on the wire when the term ends.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,12 +23,15 @@ use kube::{Api, Client, Resource};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use super::lease::Leadership;
 use super::writer::FIELD_MANAGER;
 use crate::allocator::PoolUsage;
 
 /// What the configuration looks like now.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Report {
+    /// The term of leadership that made it.
+    pub term: u64,
     /// Every object of the configuration (valid or not) with its problems.
     pub objects: BTreeMap<(ObjectKind, String), Vec<ConfigError>>,
     /// Usage of every usable pool.
@@ -68,11 +77,17 @@ fn valid_condition(errors: &[ConfigError]) -> (&'static str, &'static str, Strin
     ("False", reason, message)
 }
 
-/// Runs until `rx` closes, writing each new report.
-pub(crate) async fn run(client: Client, namespace: String, mut rx: watch::Receiver<Arc<Report>>) {
+/// Runs until `rx` closes, writing each new report while its term lasts (`leader`).
+pub(crate) async fn run(
+    client: Client,
+    namespace: String,
+    mut rx: watch::Receiver<Arc<Report>>,
+    leader: watch::Receiver<Leadership>,
+) {
     // (kind, name) -> the status body last written, and when its condition last changed.
     let mut written: BTreeMap<(ObjectKind, String), (Value, String, Timestamp)> = BTreeMap::new();
     let mut state_written: Option<Value> = None;
+    let mut term = None;
     loop {
         if rx.changed().await.is_err() {
             return;
@@ -80,6 +95,17 @@ pub(crate) async fn run(client: Client, namespace: String, mut rx: watch::Receiv
         // Coalesce bursts: wait a moment and take the newest.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let report = rx.borrow_and_update().clone();
+        if term != Some(report.term) {
+            // Another replica may have written since this one last did.
+            written.clear();
+            state_written = None;
+            term = Some(report.term);
+        }
+        let leads = || {
+            leader
+                .borrow()
+                .allows(report.term, tokio::time::Instant::now())
+        };
         for ((kind, name), errors) in &report.objects {
             let (status, reason, message) = valid_condition(errors);
             let key = (*kind, name.clone());
@@ -111,6 +137,9 @@ pub(crate) async fn run(client: Client, namespace: String, mut rx: watch::Receiv
             }
             if written.get(&key).is_some_and(|(b, _, _)| *b == body) {
                 continue;
+            }
+            if !leads() {
+                break;
             }
             match patch_object_status(&client, &namespace, *kind, name, body.clone()).await {
                 Ok(()) => {
@@ -172,9 +201,10 @@ pub(crate) async fn run(client: Client, namespace: String, mut rx: watch::Receiv
                 && w["errorSummary"] == state["errorSummary"]
                 && w["conditions"][1]["message"] == state["conditions"][1]["message"]
         });
-        if !same {
-            match write_configuration_state(&client, &namespace, &state).await {
-                Ok(()) => state_written = Some(state),
+        if !same && leads() {
+            match write_configuration_state(&client, &namespace, &state, leads).await {
+                Ok(true) => state_written = Some(state),
+                Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot write ConfigurationState"),
             }
         }
@@ -228,11 +258,14 @@ async fn patch_object_status(
     }
 }
 
+/// Writes the `controller` ConfigurationState (the object, then its status) while `leads`;
+/// whether the status was written.
 async fn write_configuration_state(
     client: &Client,
     namespace: &str,
     status: &Value,
-) -> Result<(), kube::Error> {
+    leads: impl Fn() -> bool,
+) -> Result<bool, kube::Error> {
     let api: Api<ConfigurationState> = Api::namespaced(client.clone(), namespace);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let object = json!({
@@ -246,9 +279,12 @@ async fn write_configuration_state(
     });
     api.patch("controller", &params, &Patch::Apply(&object))
         .await?;
+    if !leads() {
+        return Ok(false);
+    }
     let mut with_status = object;
     with_status["status"] = status.clone();
     api.patch_status("controller", &params, &Patch::Apply(&with_status))
         .await?;
-    Ok(())
+    Ok(true)
 }

@@ -268,6 +268,85 @@ async fn a_stopped_leader_lands_its_queued_writes_before_it_gives_the_lease_up()
     Ok(())
 }
 
+/// The `controller` ConfigurationState's result, once written.
+async fn configuration_result(c: &Cluster) -> anyhow::Result<Option<ConfigurationResult>> {
+    let states: Api<ConfigurationState> = Api::namespaced(c.client.clone(), NAMESPACE);
+    Ok(states
+        .get_opt("controller")
+        .await?
+        .and_then(|s| s.status)
+        .and_then(|s| s.result))
+}
+
+async fn wait_configuration_result(c: &Cluster, want: ConfigurationResult) -> anyhow::Result<()> {
+    eventually(
+        &format!("the ConfigurationState says {want:?}"),
+        WAIT,
+        || async {
+            let now = configuration_result(c).await?;
+            ensure!(now == Some(want), "it says {now:?}");
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// The configuration report is fenced by the term as the Service writes are: a leader whose
+/// requests hang reports a change, loses the lease, and when its link comes back its report
+/// must not land over what the new leader reported since.
+#[tokio::test]
+async fn a_deposed_leader_does_not_overwrite_the_configuration_state() -> anyhow::Result<()> {
+    let c = Cluster::start().await?;
+    c.pool("lan", &[LAN]).await?;
+    let proxy = Proxy::start(c.cp.address())?;
+    let a = c
+        .controller_as("replica-a", Some(&proxy), test_settings("replica-a"))
+        .await?;
+    a.wait_leading(WAIT).await?;
+    let b = c.controller("replica-b")?;
+    b.wait_ready(WAIT).await?;
+    wait_configuration_result(&c, ConfigurationResult::Valid).await?;
+
+    // The leader's requests hang while its watches deliver: it sees a pool that overlaps
+    // `lan`, reports the configuration Invalid, and that report stays on the wire. Its lease
+    // renewals hang too, so the standby takes over (seconds later; the report goes out 200 ms
+    // after the change) and reports the same.
+    proxy.set_mode(Mode::HoldRequests);
+    c.pool("clash", &[LAN]).await?;
+    b.wait_leading(WAIT).await?;
+    wait_configuration_result(&c, ConfigurationResult::Invalid).await?;
+    // Fixed under the new leader.
+    c.pools().delete("clash", &DeleteParams::default()).await?;
+    wait_configuration_result(&c, ConfigurationResult::Valid).await?;
+
+    // The old leader's link comes back.
+    proxy.set_mode(Mode::Pass);
+    eventually(
+        "the apiserver answered every held request",
+        WAIT,
+        || async {
+            let n = proxy.unanswered();
+            ensure!(n == 0, "{n} not answered yet");
+            Ok(())
+        },
+    )
+    .await?;
+    // Whatever the old leader does next, it does within this: the report is written in two
+    // requests, the second right after the first (the held one) is answered.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let now = configuration_result(&c).await?;
+        assert_eq!(
+            now,
+            Some(ConfigurationResult::Valid),
+            "the deposed leader's report landed over the new leader's"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.stop()?;
+    Ok(())
+}
+
 fn revision(meta: &kube::api::ObjectMeta) -> anyhow::Result<u64> {
     meta.resource_version
         .as_deref()

@@ -171,6 +171,11 @@ impl StatusWriter {
         }
     }
 
+    /// The term of leadership this writer's writes belong to.
+    pub(crate) fn term(&self) -> u64 {
+        self.term
+    }
+
     /// The same writer, for the writes of term `term`.
     pub(crate) fn for_term(&self, term: u64) -> Self {
         Self {
