@@ -268,6 +268,68 @@ async fn a_stopped_leader_lands_its_queued_writes_before_it_gives_the_lease_up()
     Ok(())
 }
 
+/// Events are fenced by the term too: a leader whose requests hang decides on new Services and
+/// queues an Event for each; once its successor has taken over and its link is back, at most
+/// the one Event that was already on the wire reaches the apiserver.
+#[tokio::test]
+async fn a_deposed_leader_publishes_no_more_events() -> anyhow::Result<()> {
+    let c = Cluster::start().await?;
+    c.pool("lan", &[LAN]).await?;
+    let proxy = Proxy::start(c.cp.address())?;
+    let a = c
+        .controller_as("replica-a", Some(&proxy), test_settings("replica-a"))
+        .await?;
+    a.wait_leading(WAIT).await?;
+    let b = c.controller("replica-b")?;
+    b.wait_ready(WAIT).await?;
+
+    proxy.set_mode(Mode::HoldRequests);
+    let names: Vec<String> = (0..3).map(|i| format!("held-{i}")).collect();
+    for name in &names {
+        c.create(lb(name, &[80])).await?;
+    }
+    eventually("the leader decided every Service", WAIT, || async {
+        let n = allocations(&a, "allocated");
+        ensure!(n >= 3, "{n} so far");
+        Ok(())
+    })
+    .await?;
+    b.wait_leading(WAIT).await?;
+    for name in &names {
+        c.wait_ips(name, 1).await?;
+    }
+
+    proxy.set_mode(Mode::Pass);
+    eventually(
+        "the apiserver answered every held request",
+        WAIT,
+        || async {
+            let n = proxy.unanswered();
+            ensure!(n == 0, "{n} not answered yet");
+            Ok(())
+        },
+    )
+    .await?;
+    // The queued Events go out one after another, each right after the one before is
+    // answered: within this, if at all.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut from_a = Vec::new();
+    for name in &names {
+        for event in c.events(name).await? {
+            if event.reporting_instance.as_deref() == Some("replica-a") {
+                from_a.push(format!("{name}: {}", event.reason.unwrap_or_default()));
+            }
+        }
+    }
+    assert!(
+        from_a.len() <= 1,
+        "the deposed leader published {} Events: {from_a:?}",
+        from_a.len()
+    );
+    b.stop()?;
+    Ok(())
+}
+
 /// The `controller` ConfigurationState's result, once written.
 async fn configuration_result(c: &Cluster) -> anyhow::Result<Option<ConfigurationResult>> {
     let states: Api<ConfigurationState> = Api::namespaced(c.client.clone(), NAMESPACE);
