@@ -456,6 +456,101 @@ async fn sigterm_hands_the_ip_over_without_losing_a_request() {
     );
 }
 
+/// A planned departure of the node announcing an IP (issue #15).
+#[derive(Clone, Copy, Debug)]
+enum Departure {
+    /// `kubectl cordon` (and so `kubectl drain`).
+    Cordon,
+    /// The `node.kubernetes.io/exclude-from-external-load-balancers` label.
+    ExcludeLabel,
+    /// The cluster autoscaler's `ToBeDeletedByClusterAutoscaler` taint.
+    ScaleDown,
+    /// A `NoExecute` taint.
+    NoExecute,
+}
+
+impl Departure {
+    async fn set(self, cluster: &L2Cluster, node: &str, on: bool) -> anyhow::Result<()> {
+        match self {
+            Self::Cordon => cluster.cordon_node(node, on).await,
+            Self::ExcludeLabel => {
+                cluster
+                    .label_node(
+                        node,
+                        "node.kubernetes.io/exclude-from-external-load-balancers",
+                        on.then_some(""),
+                    )
+                    .await
+            }
+            Self::ScaleDown => {
+                cluster
+                    .taint_node(node, "ToBeDeletedByClusterAutoscaler", "NoSchedule", on)
+                    .await
+            }
+            Self::NoExecute => {
+                cluster
+                    .taint_node(node, "ferrolb.io/maintenance", "NoExecute", on)
+                    .await
+            }
+        }
+    }
+}
+
+/// Every planned-departure trigger hands the IP over before the node stops answering: under a
+/// prober at 10 ms, the announcing node is cordoned, labelled out of load balancers, marked for
+/// scale-down and tainted NoExecute in turn; each time another node claims the IP and not one
+/// request is lost; the trigger is then taken back and the IP returns to the election's owner.
+#[tokio::test]
+async fn every_planned_departure_trigger_hands_the_ip_over_without_a_lost_request() {
+    let Some(cluster) = cluster().await else {
+        return;
+    };
+    let vip = ip("192.0.2.207");
+    cluster
+        .create_service(&TestService::new("departing", &["192.0.2.207"], "node-1"))
+        .await
+        .expect("created");
+    cluster.start_echo(vip).expect("echo responders");
+    for departure in [
+        Departure::Cordon,
+        Departure::ExcludeLabel,
+        Departure::ScaleDown,
+        Departure::NoExecute,
+    ] {
+        cluster
+            .settle_owner(vip, SETTLE)
+            .await
+            .expect("the election's owner announces");
+        let first = cluster.owner_now(vip, SETTLE).await.expect("an owner");
+        let prober = cluster
+            .start_prober(vip, Duration::from_millis(10))
+            .expect("prober");
+        tokio::time::sleep(Duration::from_millis(300)).await; // requests flowing before
+        departure
+            .set(&cluster, &first, true)
+            .await
+            .unwrap_or_else(|e| panic!("{departure:?} on {first}: {e:#}"));
+        let second = owner(&cluster, vip, &all(&cluster)).await;
+        assert_ne!(second, first, "{departure:?}: the election keeps {first}");
+        cluster
+            .wait_neighbour_mac(vip, &cluster.mac(&second), MOVE)
+            .await
+            .unwrap_or_else(|e| panic!("{departure:?}: the IP stays on {first}: {e:#}"));
+        tokio::time::sleep(Duration::from_millis(300)).await; // requests flowing after
+        let probes = finish_without_loss(prober);
+        let (new, _) = failover_gap(&probes, &first).expect("answers from both nodes");
+        assert_eq!(new, second, "{departure:?}");
+        departure
+            .set(&cluster, &first, false)
+            .await
+            .unwrap_or_else(|e| panic!("{departure:?} off {first}: {e:#}"));
+        cluster
+            .wait_neighbour_mac(vip, &cluster.mac(&first), MOVE)
+            .await
+            .unwrap_or_else(|e| panic!("{departure:?}: the IP does not come back: {e:#}"));
+    }
+}
+
 #[tokio::test]
 async fn a_foreign_mac_claiming_an_ip_is_reported_as_split_brain() {
     let Some(cluster) = cluster().await else {
