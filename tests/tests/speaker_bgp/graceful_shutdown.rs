@@ -27,7 +27,8 @@ async fn wait_routes(
     })
 }
 
-/// RFC 8326 on a real router: a node on its way out — cordoned, or its speaker stopping —
+/// RFC 8326 on a real router: a node on its way out — cordoned, marked for scale-down, tainted
+/// NoExecute, or its speaker stopping —
 /// advertises its routes again with GRACEFUL_SHUTDOWN (65535:0) and a longer AS path, so the
 /// router prefers the other node's path while the leaving node's still exists (traffic moves
 /// first); an uncordoned node gets its plain routes back; a stopping speaker withdraws only
@@ -80,33 +81,45 @@ async fn graceful_shutdown_moves_traffic_before_the_routes_go(kind: RouterKind) 
             && !kept.communities.contains(GSHUT)
     };
 
-    // Cordoned: marked, still there, not preferred.
-    bed.cluster
-        .cordon_node(leaving, true)
-        .await
-        .expect("cordoned");
-    wait_routes(
-        &bed,
-        prefix,
-        &format!("{kind} prefers {staying} while cordoned {leaving} still advertises, marked"),
-        moved_off,
-    )
-    .await;
-    // Uncordoned: the plain route again.
-    bed.cluster
-        .cordon_node(leaving, false)
-        .await
-        .expect("uncordoned");
-    wait_routes(
-        &bed,
-        prefix,
-        &format!("{kind} holds {leaving}'s plain route again"),
-        |paths| {
-            path_of(paths, leaving_ip)
-                .is_some_and(|p| !p.communities.contains(GSHUT) && p.as_path == vec![NODE_AS])
-        },
-    )
-    .await;
+    // Cordoned, marked for scale-down by the cluster autoscaler, or tainted NoExecute: marked,
+    // still there, not preferred; the trigger taken back, the plain route again.
+    for trigger in ["cordon", "ToBeDeletedByClusterAutoscaler", "NoExecute"] {
+        let set = |on: bool| {
+            let cluster = &bed.cluster;
+            async move {
+                match trigger {
+                    "cordon" => cluster.cordon_node(leaving, on).await,
+                    "NoExecute" => {
+                        cluster
+                            .taint_node(leaving, "ferrolb.io/maintenance", "NoExecute", on)
+                            .await
+                    }
+                    taint => cluster.taint_node(leaving, taint, "NoSchedule", on).await,
+                }
+            }
+        };
+        set(true).await.expect("the trigger set");
+        wait_routes(
+            &bed,
+            prefix,
+            &format!(
+                "{kind} prefers {staying} while {leaving} ({trigger}) still advertises, marked"
+            ),
+            moved_off,
+        )
+        .await;
+        set(false).await.expect("the trigger taken back");
+        wait_routes(
+            &bed,
+            prefix,
+            &format!("{kind} holds {leaving}'s plain route again after {trigger}"),
+            |paths| {
+                path_of(paths, leaving_ip)
+                    .is_some_and(|p| !p.communities.contains(GSHUT) && p.as_path == vec![NODE_AS])
+            },
+        )
+        .await;
+    }
 
     // SIGTERM: marked first, withdrawn after the drain time, then the speaker exits.
     let stopped_at = std::time::Instant::now();
