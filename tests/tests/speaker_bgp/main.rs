@@ -11,6 +11,7 @@
 mod dead_router;
 mod graceful_restart;
 mod graceful_shutdown;
+mod next_hop;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

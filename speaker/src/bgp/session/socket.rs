@@ -14,7 +14,9 @@ pub(super) fn is_link_local(a: Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80
 }
 
-/// The first IPv4 and first global IPv6 address of the interface that holds `local`.
+/// The first IPv4 and the lowest global IPv6 address of the interface that holds `local`; the
+/// IPv6 one stable if the interface has one (not temporary, deprecated, tentative or
+/// duplicated: a next hop routers keep using must stay).
 pub(super) fn interface_addresses(local: IpAddr) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
         return (None, None);
@@ -38,11 +40,36 @@ pub(super) fn interface_addresses(local: IpAddr) -> (Option<Ipv4Addr>, Option<Ip
         IpAddr::V4(a) => Some(a),
         IpAddr::V6(_) => None,
     });
-    let v6 = on_interface.filter_map(|ip| match ip {
-        IpAddr::V6(a) if !is_link_local(a) && !a.is_loopback() => Some(a),
-        _ => None,
-    });
-    (v4, v6.min())
+    let v6: Vec<Ipv6Addr> = on_interface
+        .filter_map(|ip| match ip {
+            IpAddr::V6(a) if !is_link_local(a) && !a.is_loopback() => Some(a),
+            _ => None,
+        })
+        .collect();
+    let unfit = std::fs::read_to_string("/proc/net/if_inet6")
+        .map(|text| unfit_ipv6_addresses(&text))
+        .unwrap_or_default();
+    let stable = v6.iter().filter(|a| !unfit.contains(a)).min();
+    (v4, stable.or(v6.iter().min()).copied())
+}
+
+/// The addresses `/proc/net/if_inet6` (address, ifindex, prefix length, scope, flags, name)
+/// flags as temporary (privacy), duplicated, deprecated or tentative.
+fn unfit_ipv6_addresses(if_inet6: &str) -> std::collections::BTreeSet<Ipv6Addr> {
+    const TEMPORARY: u32 = 0x01;
+    const DADFAILED: u32 = 0x08;
+    const DEPRECATED: u32 = 0x20;
+    const TENTATIVE: u32 = 0x40;
+    if_inet6
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let address = u128::from_str_radix(fields.first()?, 16).ok()?;
+            let flags = u32::from_str_radix(fields.get(4)?, 16).ok()?;
+            (flags & (TEMPORARY | DADFAILED | DEPRECATED | TENTATIVE) != 0)
+                .then(|| Ipv6Addr::from(address))
+        })
+        .collect()
 }
 
 /// Turns on TCP keepalive with `settings`: the liveness check of a session whose hold time is
@@ -81,6 +108,32 @@ pub(super) async fn connect(config: SessionConfig) -> io::Result<TcpStream> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temporary_deprecated_tentative_and_duplicated_addresses_are_unfit_next_hops() {
+        let text = "\
+20010db8000000010000000000000001 02 40 00 80     eth0
+20010db8000000000000000000000099 02 40 00 a0     eth0
+20010db8000000010000000000000abc 02 40 00 01     eth0
+20010db8000000010000000000000def 02 40 00 40     eth0
+20010db8000000010000000000000bad 02 40 00 08     eth0
+fe8000000000000000fc00fffe000001 02 40 20 80     eth0
+garbage
+";
+        let unfit = unfit_ipv6_addresses(text);
+        let addr = |s: &str| s.parse::<Ipv6Addr>().expect("an address");
+        assert_eq!(
+            unfit,
+            [
+                addr("2001:db8::99"),
+                addr("2001:db8:0:1::abc"),
+                addr("2001:db8:0:1::def"),
+                addr("2001:db8:0:1::bad"),
+            ]
+            .into_iter()
+            .collect()
+        );
+    }
 
     #[tokio::test]
     async fn a_session_without_hold_time_gets_the_kernel_to_probe_the_peer() {
