@@ -141,13 +141,7 @@ async fn a_write_that_reaches_the_apiserver_after_its_leader_was_deposed_does_no
     let c = Cluster::start_from(audit.configure(ControlPlane::builder())).await?;
     let history = IpHistory::start(c.client.clone());
     c.pool("lan", &[LAN]).await?;
-    let proxy = Proxy::start(c.cp.address())?;
-    let a = c
-        .controller_as("replica-a", Some(&proxy), test_settings("replica-a"))
-        .await?;
-    a.wait_leading(WAIT).await?;
-    let b = c.controller("replica-b")?;
-    b.wait_ready(WAIT).await?;
+    let (proxy, a, b) = leader_behind_proxy(&c).await?;
     c.create(lb("web", &[80])).await?;
     c.wait_exact_ips("web", &[ip("192.0.2.200")]).await?;
 
@@ -167,17 +161,7 @@ async fn a_write_that_reaches_the_apiserver_after_its_leader_was_deposed_does_no
     c.wait_exact_ips("web", &[ip("192.0.2.220")]).await?;
 
     // The link comes back: whatever the old leader sent reaches the apiserver, late.
-    proxy.set_mode(Mode::Pass);
-    eventually(
-        "the apiserver answered every held request",
-        WAIT,
-        || async {
-            let n = proxy.unanswered();
-            ensure!(n == 0, "{n} not answered yet");
-            Ok(())
-        },
-    )
-    .await?;
+    release(&proxy).await?;
     // The apiserver refused the late write: web had changed since it was decided.
     let answers = eventually(
         "the apiserver logged its answer to the late write",
@@ -275,13 +259,7 @@ async fn a_stopped_leader_lands_its_queued_writes_before_it_gives_the_lease_up()
 async fn a_deposed_leader_publishes_no_more_events() -> anyhow::Result<()> {
     let c = Cluster::start().await?;
     c.pool("lan", &[LAN]).await?;
-    let proxy = Proxy::start(c.cp.address())?;
-    let a = c
-        .controller_as("replica-a", Some(&proxy), test_settings("replica-a"))
-        .await?;
-    a.wait_leading(WAIT).await?;
-    let b = c.controller("replica-b")?;
-    b.wait_ready(WAIT).await?;
+    let (proxy, a, b) = leader_behind_proxy(&c).await?;
 
     proxy.set_mode(Mode::HoldRequests);
     let names: Vec<String> = (0..3).map(|i| format!("held-{i}")).collect();
@@ -299,17 +277,7 @@ async fn a_deposed_leader_publishes_no_more_events() -> anyhow::Result<()> {
         c.wait_ips(name, 1).await?;
     }
 
-    proxy.set_mode(Mode::Pass);
-    eventually(
-        "the apiserver answered every held request",
-        WAIT,
-        || async {
-            let n = proxy.unanswered();
-            ensure!(n == 0, "{n} not answered yet");
-            Ok(())
-        },
-    )
-    .await?;
+    release(&proxy).await?;
     // The queued Events go out one after another, each right after the one before is
     // answered: within this, if at all.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -360,13 +328,7 @@ async fn wait_configuration_result(c: &Cluster, want: ConfigurationResult) -> an
 async fn a_deposed_leader_does_not_overwrite_the_configuration_state() -> anyhow::Result<()> {
     let c = Cluster::start().await?;
     c.pool("lan", &[LAN]).await?;
-    let proxy = Proxy::start(c.cp.address())?;
-    let a = c
-        .controller_as("replica-a", Some(&proxy), test_settings("replica-a"))
-        .await?;
-    a.wait_leading(WAIT).await?;
-    let b = c.controller("replica-b")?;
-    b.wait_ready(WAIT).await?;
+    let (proxy, _a, b) = leader_behind_proxy(&c).await?;
     wait_configuration_result(&c, ConfigurationResult::Valid).await?;
 
     // The leader's requests hang while its watches deliver: it sees a pool that overlaps
@@ -382,17 +344,7 @@ async fn a_deposed_leader_does_not_overwrite_the_configuration_state() -> anyhow
     wait_configuration_result(&c, ConfigurationResult::Valid).await?;
 
     // The old leader's link comes back.
-    proxy.set_mode(Mode::Pass);
-    eventually(
-        "the apiserver answered every held request",
-        WAIT,
-        || async {
-            let n = proxy.unanswered();
-            ensure!(n == 0, "{n} not answered yet");
-            Ok(())
-        },
-    )
-    .await?;
+    release(&proxy).await?;
     // Whatever the old leader does next, it does within this: the report is written in two
     // requests, the second right after the first (the held one) is answered.
     let until = Instant::now() + Duration::from_secs(3);
@@ -407,6 +359,36 @@ async fn a_deposed_leader_does_not_overwrite_the_configuration_state() -> anyhow
     }
     b.stop()?;
     Ok(())
+}
+
+/// A leader (`replica-a`) whose requests go through a proxy, and a standby (`replica-b`): the
+/// set-up of the tests in which the leader's link hangs.
+async fn leader_behind_proxy(
+    c: &Cluster,
+) -> anyhow::Result<(Proxy, RunningController, RunningController)> {
+    let proxy = Proxy::start(c.cp.address())?;
+    let a = c
+        .controller_as("replica-a", Some(&proxy), test_settings("replica-a"))
+        .await?;
+    a.wait_leading(WAIT).await?;
+    let b = c.controller("replica-b")?;
+    b.wait_ready(WAIT).await?;
+    Ok((proxy, a, b))
+}
+
+/// The held link comes back: returns once the apiserver answered every request it held.
+async fn release(proxy: &Proxy) -> anyhow::Result<()> {
+    proxy.set_mode(Mode::Pass);
+    eventually(
+        "the apiserver answered every held request",
+        WAIT,
+        || async {
+            let n = proxy.unanswered();
+            ensure!(n == 0, "{n} not answered yet");
+            Ok(())
+        },
+    )
+    .await
 }
 
 fn revision(meta: &kube::api::ObjectMeta) -> anyhow::Result<u64> {
