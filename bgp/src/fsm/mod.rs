@@ -367,6 +367,11 @@ impl TcpKeepalive {
             probes: 3,
         }
     }
+
+    /// How long a dead peer takes to be noticed: the idle time, then every probe unanswered.
+    pub fn detection(&self) -> Duration {
+        self.idle + self.interval * self.probes
+    }
 }
 
 /// The end of a session or of an attempt at one.

@@ -15,12 +15,13 @@ const SILENCE: &str = "table inet ferrolb_silence {
 /// and a margin for the machine.
 const KEEPALIVE_DETECTION: Duration = Duration::from_secs(80);
 
-/// With holdTime 0 no KEEPALIVE flows, so only TCP keepalive can tell that the peer is gone.
-/// The router's link is cut and its daemon dies behind the cut: each speaker must declare its
-/// session down while the router is still unreachable (nothing but its own timers can tell
-/// it), and when the router is back, set the session up again and advertise the paths anew.
-/// Without TCP keepalive the speakers would hold the dead session, and the router no path, for
-/// ever.
+/// With holdTime 0 no KEEPALIVE flows, so only TCP's own timers can tell that the peer is gone.
+/// The router's link is cut and its daemon dies behind the cut; then a Service only node-1
+/// advertises appears, so node-1 has an UPDATE in flight that nobody acknowledges, while
+/// node-2's session stays idle. Each speaker must declare its session down while the router is
+/// still unreachable — node-2 by TCP keepalive, node-1 by its unacknowledged data timing out
+/// (TCP_USER_TIMEOUT: without it, retransmissions go on for about 15 minutes) — and when the
+/// router is back, set the session up again and advertise the paths anew.
 async fn a_silently_dead_router_is_noticed_without_bgp_keepalives(kind: RouterKind) {
     if !is_root() {
         eprintln!("skipped: needs root for network namespaces");
@@ -49,6 +50,14 @@ async fn a_silently_dead_router_is_noticed_without_bgp_keepalives(kind: RouterKi
         .expect("the router's BGP traffic cut");
     let cut = std::time::Instant::now();
     bed.router.stop();
+    let local = TestService {
+        local: true,
+        ..TestService::new("only-node-1", &["198.51.100.17"], "node-1")
+    };
+    bed.cluster
+        .create_service(&local)
+        .await
+        .expect("a Service only node-1 advertises");
     for node in ["node-1", "node-2"] {
         wait_for(
             &format!("{node} declares the session to the silent router down"),

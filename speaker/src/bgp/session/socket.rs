@@ -73,13 +73,18 @@ fn unfit_ipv6_addresses(if_inet6: &str) -> std::collections::BTreeSet<Ipv6Addr> 
 }
 
 /// Turns on TCP keepalive with `settings`: the liveness check of a session whose hold time is
-/// zero (no BGP KEEPALIVEs).
+/// zero (no BGP KEEPALIVEs). Keepalive probes only an idle connection; one with data in flight
+/// (an UPDATE sent as the peer died) would retransmit for about 15 minutes, so
+/// TCP_USER_TIMEOUT bounds how long sent data may stay unacknowledged by the same time the
+/// probes take (and, with keepalive on, when unanswered probes end the connection).
 pub(super) fn set_tcp_keepalive(stream: &TcpStream, settings: TcpKeepalive) -> io::Result<()> {
     let keepalive = socket2::TcpKeepalive::new()
         .with_time(settings.idle)
         .with_interval(settings.interval)
         .with_retries(settings.probes);
-    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
+    let socket = socket2::SockRef::from(stream);
+    socket.set_tcp_keepalive(&keepalive)?;
+    socket.set_tcp_user_timeout(Some(settings.detection()))
 }
 
 /// Opens the connection: source address, TTL, TCP MD5, then `connect`.
@@ -158,6 +163,10 @@ garbage
         assert_eq!(
             sock.tcp_keepalive_retries().expect("TCP_KEEPCNT"),
             settings.probes
+        );
+        assert_eq!(
+            sock.tcp_user_timeout().expect("TCP_USER_TIMEOUT"),
+            Some(settings.detection())
         );
     }
 }
