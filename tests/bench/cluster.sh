@@ -27,11 +27,8 @@ bash tests/setup/packages.sh
 [ -n "${FERROLB_IMAGES:-}" ] || FERROLB_IMAGES=$(bash tests/setup/images.sh | tail -n 1)
 [ -n "${FERROLB_PREVIOUS_DIR:-}" ] || FERROLB_PREVIOUS_DIR=$(bash tests/setup/previous-image.sh | tail -n 1)
 export FERROLB_K8S_BIN FERROLB_IMAGES FERROLB_PREVIOUS_DIR
-# The test binary is built once and copied: the trials run that copy, so sources edited while
-# the benchmark runs change nothing in it.
-built=$(cargo test -q --locked --no-run -p ferrolb-tests --test cluster_l2 --message-format=json 2>/dev/null \
-  | python3 -c 'import json, sys; print(next(m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable") and m["target"]["kind"] == ["test"] and m["target"]["name"] == "cluster_l2"))')
-cp "$built" "$work/cluster_l2"
+. tests/bench/test-binary.sh
+copy_test_binary cluster_l2 "$work/cluster_l2"
 for i in $(seq 1 "$TRIALS"); do
   echo "== trial $i/$TRIALS" >&2
   if ! (cd tests && "$work/cluster_l2" --nocapture) > "$work/trial.log" 2>&1; then

@@ -21,11 +21,8 @@ bash tests/setup/packages.sh
 [ -n "${FERROLB_IMAGES:-}" ] || FERROLB_IMAGES=$(bash tests/setup/images.sh | tail -n 1)
 bash tests/setup/metallb.sh > /dev/null
 export FERROLB_K8S_BIN FERROLB_IMAGES
-# The test binary is built once and copied: the trials run that copy, so sources edited while
-# the benchmark runs change nothing in it.
-built=$(cargo test -q --locked --no-run -p ferrolb-tests --test maintenance --message-format=json 2>/dev/null \
-  | python3 -c 'import json, sys; print(next(m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable") and m["target"]["kind"] == ["test"] and m["target"]["name"] == "maintenance"))')
-cp "$built" "$work/maintenance"
+. tests/bench/test-binary.sh
+copy_test_binary maintenance "$work/maintenance"
 for i in $(seq 1 "$TRIALS"); do
   for test in ferrolb_loses_no_request_in_drains_rolling_updates_and_shutdowns metallb_goes_through_the_same_events; do
     echo "== trial $i/$TRIALS: $test" >&2

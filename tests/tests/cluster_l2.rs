@@ -282,18 +282,7 @@ async fn drain_moves_the_ip(cluster: &Cluster, ip: IpAddr) -> anyhow::Result<Str
     let probing_since = SystemTime::now();
     let prober = cluster.start_prober(ip, INTERVAL)?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    cluster
-        .kubectl_ok(
-            &[
-                "drain",
-                &node,
-                "--ignore-daemonsets",
-                "--delete-emptydir-data",
-                "--timeout=120s",
-            ],
-            None,
-        )
-        .await?;
+    cluster.drain_node(&node).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let probes = prober.finish()?;
     report("drain", &probes, &format!(" node={node}"));

@@ -162,24 +162,9 @@ where
 async fn drain(lab: &ClusterLab, lb: &Speakers, path: &Path) -> anyhow::Result<Vec<Probe>> {
     let cluster = lab.cluster();
     let node = path.node().await?;
-    let ((), mut probes) = probed(&[path], || async {
-        cluster
-            .kubectl_ok(
-                &[
-                    "drain",
-                    &node,
-                    "--ignore-daemonsets",
-                    "--delete-emptydir-data",
-                    "--force",
-                    "--timeout=120s",
-                ],
-                None,
-            )
-            .await
-            .map(drop)
-    })
-    .await
-    .with_context(|| format!("draining {node}"))?;
+    let ((), mut probes) = probed(&[path], || async { cluster.drain_node(&node).await })
+        .await
+        .with_context(|| format!("draining {node}"))?;
     let probes = probes.remove(0);
     report(lb.name, "drain", path, &probes, &node);
     cluster.kubectl_ok(&["uncordon", &node], None).await?;

@@ -396,6 +396,18 @@ impl Cluster {
         Ok(())
     }
 
+    /// `kubectl drain` of `node` (DaemonSet pods stay, as kubectl leaves them; at most 120 s).
+    pub async fn drain_node(&self, node: &str) -> anyhow::Result<()> {
+        let args = [
+            "drain",
+            node,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=120s",
+        ];
+        self.kubectl_ok(&args, None).await.map(drop)
+    }
+
     /// Kills node `name` (see [`super::ClusterNode::kill`]).
     pub fn kill_node(&mut self, name: &str) -> anyhow::Result<()> {
         let node = self
