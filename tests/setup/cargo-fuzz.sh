@@ -25,9 +25,10 @@ fi
 
 start=$(date +%s)
 log "installing cargo-fuzz $VERSION into $ROOT (cold: a few minutes)"
-# Its own target directory, so the build neither reuses nor pollutes the workspace's.
+# Its own target directory, so the build neither reuses nor pollutes the workspace's. All cores
+# (prepare.sh runs one stage at a time); FERROLB_JOBS limits it.
 CARGO_TARGET_DIR="$CACHE/cargo-fuzz-build" \
-  cargo install cargo-fuzz --version "=$VERSION" --locked --root "$ROOT" -j "${FERROLB_JOBS:-1}" >&2
+  cargo install cargo-fuzz --version "=$VERSION" --locked --root "$ROOT" -j "${FERROLB_JOBS:-$(nproc)}" >&2
 rm -rf "$CACHE/cargo-fuzz-build"
 [ -x "$BIN" ] || { log "install finished but $BIN is missing"; exit 1; }
 log "installed in $(( $(date +%s) - start ))s"

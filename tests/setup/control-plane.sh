@@ -11,7 +11,7 @@
 # published go.mod and point every staging module at its published tag v0.34.x.
 set -euo pipefail
 
-K8S_VERSION=${FERROLB_K8S_VERSION:-1.34.4}
+K8S_VERSION=${FERROLB_K8S_VERSION:-1.37.2}
 ETCD_VERSION=${FERROLB_ETCD_VERSION:-3.6.16}
 . "$(dirname "$0")/go-env.sh"
 BIN="$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"

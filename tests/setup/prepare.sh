@@ -19,16 +19,9 @@ case "$FOR" in
   lab | tests) ;;
   *) echo "usage: $0 [lab|tests]" >&2; exit 2 ;;
 esac
-# The lab runs the newest Kubernetes release the Go module proxy serves that works on this
-# machine's cgroup v1; the test suite runs on the version its harness was built around, and
-# CI also runs the real-cluster tests on the lab's (FERROLB_K8S_BIN_LAB, see tests/run.sh).
-LAB_K8S_VERSION=1.37.2
-HARNESS_K8S_VERSION=1.34.4
-if [ "$FOR" = lab ]; then
-  K8S_VERSION=${FERROLB_K8S_VERSION:-$LAB_K8S_VERSION}
-else
-  K8S_VERSION=${FERROLB_K8S_VERSION:-$HARNESS_K8S_VERSION}
-fi
+# The lab and the tests run one Kubernetes release: the newest the Go module proxy serves that
+# works on this machine's cgroup v1. (The compatibility tests add older kube-apiservers.)
+K8S_VERSION=${FERROLB_K8S_VERSION:-1.37.2}
 ETCD_VERSION=${FERROLB_ETCD_VERSION:-3.6.16}
 HEARTBEAT=${FERROLB_SETUP_HEARTBEAT:-30}
 LOGS=$(mktemp -d "${TMPDIR:-/tmp}/ferrolb-setup.XXXXXX")
@@ -81,10 +74,7 @@ stage() {
 
 # One line per stage; add a stage here and both README commands run it.
 stage lab   -                "Debian packages (nftables, conntrack, bird2, frr, gobgpd, …)" bash tests/setup/packages.sh
-stage lab   FERROLB_K8S_BIN  "building Kubernetes v$K8S_VERSION and etcd v$ETCD_VERSION (cold: ~6 min)" env FERROLB_K8S_VERSION="$K8S_VERSION" bash tests/setup/control-plane.sh
-if [ "$K8S_VERSION" != "$LAB_K8S_VERSION" ]; then
-  stage tests FERROLB_K8S_BIN_LAB "building the lab's Kubernetes v$LAB_K8S_VERSION too (cold: ~6 min)" env FERROLB_K8S_VERSION="$LAB_K8S_VERSION" bash tests/setup/control-plane.sh
-fi
+stage lab   FERROLB_K8S_BIN  "building Kubernetes v$K8S_VERSION and etcd v$ETCD_VERSION (cold: ~8 min)" env FERROLB_K8S_VERSION="$K8S_VERSION" bash tests/setup/control-plane.sh
 stage tests -                "building kube-apiserver v1.28 and v1.31 (for the compatibility tests; cold: ~12 min)" bash tests/setup/old-apiserver.sh
 stage lab   -                "building ferrolb's binaries (cargo build --workspace --bins; cold: ~15 min)" cargo build --workspace --bins --locked
 stage lab   FERROLB_IMAGES   "building the images (pause, echo, ferrolb from static musl binaries; cold: ~10 min)" bash tests/setup/images.sh

@@ -11,8 +11,8 @@
 # it before the speaker's status writer was rewritten, so the two builds write differently. Its
 # source comes from this clone's history (`git archive`); it is built in a directory of its own
 # that is removed afterwards, and the result is cached by commit under
-# $FERROLB_CACHE/previous (default ~/.cache/ferrolb/previous). Cold: a release musl build
-# (~5-10 min on 2 cores); warm: nothing.
+# $FERROLB_CACHE/previous (default ~/.cache/ferrolb/previous). Cold: a release musl build of
+# the workspace's own crates (minutes on 2 cores); warm: nothing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PREVIOUS=${FERROLB_PREVIOUS:-c958f0e5cb4acdf67decd46b032c4d10ee2a3a1a}
@@ -44,6 +44,18 @@ mkdir -p "$work/src"
 git archive "$commit" | tar -x -C "$work/src"
 if ! rustup target list --installed 2>/dev/null | grep -qx "$MUSL"; then
   rustup target add "$MUSL" >&2
+fi
+# The dependencies both commits share need not be compiled twice: start from a copy of this
+# checkout's release build for the same target (tests/setup/images.sh runs before this) and of
+# the build scripts and proc macros it compiled for the host; cargo reuses every crate whose
+# version and features match. Only the copy is written to.
+here=${CARGO_TARGET_DIR:-$PWD/target}
+if [ -d "$here/$MUSL/release/deps" ] && [ -d "$here/release/deps" ]; then
+  log "starting from a copy of $here/{release,$MUSL/release} (the dependencies both builds share)"
+  mkdir -p "$work/target/$MUSL" "$work/target/release"
+  cp -a --reflink=auto "$here/$MUSL/release" "$work/target/$MUSL/"
+  for d in build deps .fingerprint; do cp -a --reflink=auto "$here/release/$d" "$work/target/release/"; done
+  rm -f "$work/target/$MUSL/release/ferrolb-controller" "$work/target/$MUSL/release/ferrolb-speaker"
 fi
 (cd "$work/src" && CARGO_TARGET_DIR="$work/target" cargo build --release --locked \
   --target "$MUSL" -p ferrolb-controller -p ferrolb-speaker \
