@@ -186,10 +186,12 @@ impl Cluster {
         self.node_infos()
             .iter()
             .map(|(name, info)| {
+                // The label's age is unknown here: a labelled node counts as fully excluded.
                 let node = advertise::Node {
                     name,
                     info,
                     ignore_exclude_label: false,
+                    exclude_label_age: None,
                 };
                 (name.clone(), advertise::plan(config, &node, &services))
             })

@@ -24,10 +24,15 @@
 //! A node on its way out (cordoned, draining, marked for scale-down, tainted `NoExecute`) keeps
 //! its routes but marks them for a graceful shutdown ([`graceful_shutdown`], RFC 8326) on each
 //! peer that has it on: routers move the traffic to other nodes while this one still serves.
+//! A node newly labelled exclude-from-external-load-balancers goes the same way first: on each
+//! peer with graceful shutdown on, its routes stay, marked, for that peer's drain time after the
+//! label appeared ([`Node::exclude_label_age`]), and only then are withdrawn; on the others they
+//! are withdrawn at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use ferrolb_config::{
     BgpAdvertisement, BgpCommunity, Config, Family, GracefulShutdown, NodeName, PeerName, PoolName,
@@ -99,6 +104,46 @@ pub struct Node<'a> {
     pub info: &'a NodeInfo,
     /// Advertise even when the node carries the exclude label.
     pub ignore_exclude_label: bool,
+    /// How long ago the exclude label appeared on the node, as far as the caller saw it appear;
+    /// `None` when it did not see that (the label was there when it started): as long ago.
+    pub exclude_label_age: Option<Duration>,
+}
+
+impl Node<'_> {
+    /// The node carries the exclude label and it is not ignored.
+    fn labelled_excluded(&self) -> bool {
+        !self.ignore_exclude_label && self.info.labels.contains_key(EXCLUDE_LABEL)
+    }
+
+    /// For a node that carries the exclude label: the peers whose drain time has not yet
+    /// passed since the label appeared, with their graceful-shutdown settings. Empty when the
+    /// node is not excluded, or every peer's drain is over.
+    fn draining_peers<'c>(
+        &self,
+        config: &'c Config,
+    ) -> BTreeMap<&'c PeerName, &'c GracefulShutdown> {
+        if !self.labelled_excluded() {
+            return BTreeMap::new();
+        }
+        let Some(age) = self.exclude_label_age else {
+            return BTreeMap::new();
+        };
+        config
+            .peers
+            .values()
+            .filter_map(|p| Some((&p.name, p.graceful_shutdown.as_ref()?)))
+            .filter(|(_, shutdown)| age < shutdown.drain_time)
+            .collect()
+    }
+
+    /// When the exclude label next withdraws routes from a peer (from now), if it will.
+    pub fn next_exclusion_step(&self, config: &Config) -> Option<Duration> {
+        let age = self.exclude_label_age?;
+        self.draining_peers(config)
+            .values()
+            .map(|shutdown| shutdown.drain_time.saturating_sub(age))
+            .min()
+    }
 }
 
 /// What this node advertises.
@@ -138,9 +183,29 @@ pub fn plan(config: &Config, node: &Node<'_>, services: &[LbService]) -> BgpPlan
             by_ip.entry(*ip).or_default().push(service);
         }
     }
+    // Newly excluded by the label: the routes the node had, kept only towards the peers that
+    // are still draining (and marked below); when none is, the label withdraws everything.
+    let draining = node.draining_peers(config);
+    let as_if_not_labelled = Node {
+        ignore_exclude_label: true,
+        ..node.clone()
+    };
+    let node = if draining.is_empty() {
+        node
+    } else {
+        &as_if_not_labelled
+    };
     for (ip, users) in by_ip {
         match routes_for_ip(config, node, &peers, ip, &users) {
-            Ok((routes, served)) => {
+            Ok((mut routes, served)) => {
+                if !draining.is_empty() {
+                    routes.retain(|(peer, _, _)| draining.contains_key(peer));
+                    if routes.is_empty() {
+                        out.not_advertised
+                            .insert(ip, NotAdvertised::ExcludedByLabel);
+                        continue;
+                    }
+                }
                 for (peer, prefix, attrs) in routes {
                     merge(out.routes.entry(peer.clone()).or_default(), prefix, attrs);
                     for user in &served {
@@ -156,7 +221,7 @@ pub fn plan(config: &Config, node: &Node<'_>, services: &[LbService]) -> BgpPlan
             }
         }
     }
-    if node.info.departing.is_some() {
+    if node.info.departing.is_some() || !draining.is_empty() {
         for (peer, routes) in &mut out.routes {
             if let Some(shutdown) = config
                 .peers
@@ -278,7 +343,7 @@ fn ads_serving<'a>(
     if node.info.network_unavailable {
         return Err(NotAdvertised::NetworkUnavailable);
     }
-    if !node.ignore_exclude_label && node.info.labels.contains_key(EXCLUDE_LABEL) {
+    if node.labelled_excluded() {
         return Err(NotAdvertised::ExcludedByLabel);
     }
     let without_endpoints = user.info.announce_without_endpoints

@@ -2,35 +2,90 @@
 //! sessions report turned into ServiceBGPStatus, BGPSessionState, Events and logs.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use ferrolb_api::{BGPPeer, BGPSessionStateStatus};
 use ferrolb_config::{NodeName, PeerName};
 use kube::runtime::events::EventType;
+use tokio::time::Instant;
 
 use super::{Speaker, bgp, status, view};
 use crate::bgp::advertise;
-use crate::election::NodeInfo;
+use crate::election::{EXCLUDE_LABEL, NodeInfo};
 use crate::plan;
+
+/// When this speaker saw the exclude label appear on its own node: the routes it had drain
+/// away from that moment ([`advertise::Node::exclude_label_age`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum ExcludeLabel {
+    /// Nothing decided yet.
+    #[default]
+    Unknown,
+    /// The node does not carry it.
+    Absent,
+    /// It was there when the speaker started: there is nothing left to drain.
+    AtStart,
+    /// It appeared at this moment.
+    Since(Instant),
+}
+
+impl ExcludeLabel {
+    /// Records whether the node carries the label at `now`; true when it just appeared.
+    pub(super) fn observe(&mut self, labelled: bool, now: Instant) -> bool {
+        let before = *self;
+        *self = match (before, labelled) {
+            (_, false) => Self::Absent,
+            (Self::Unknown, true) => Self::AtStart,
+            (Self::Absent, true) => Self::Since(now),
+            (seen, true) => seen,
+        };
+        matches!((before, *self), (Self::Absent, Self::Since(_)))
+    }
+
+    /// How long ago it appeared, when this speaker saw it appear.
+    pub(super) fn age(self, now: Instant) -> Option<Duration> {
+        match self {
+            Self::Since(at) => Some(now.saturating_duration_since(at)),
+            Self::Unknown | Self::Absent | Self::AtStart => None,
+        }
+    }
+}
 
 impl Speaker {
     /// BGP needs no election: every eligible node advertises, and the routers spread the
     /// traffic. Nor does it wait for the membership: a dead node's sessions die with it.
+    ///
+    /// Returns when to decide again: when a peer's drain time after the exclude label
+    /// appeared on this node runs out.
     pub(super) fn decide_bgp(
         &mut self,
         nodes: &BTreeMap<NodeName, NodeInfo>,
         services: &[plan::LbService],
-    ) {
+        now: Instant,
+    ) -> Option<Instant> {
         let me = self.settings.node.clone();
         let unknown = NodeInfo::default();
-        let plan = advertise::plan(
-            self.serving.config(),
-            &advertise::Node {
-                name: &me,
-                info: nodes.get(&me).unwrap_or(&unknown),
-                ignore_exclude_label: self.settings.ignore_exclude_label,
-            },
-            services,
-        );
+        let info = nodes.get(&me).unwrap_or(&unknown);
+        if self
+            .exclude_label
+            .observe(info.labels.contains_key(EXCLUDE_LABEL), now)
+            && !self.settings.ignore_exclude_label
+        {
+            tracing::info!(
+                label = EXCLUDE_LABEL,
+                "this node was labelled to be excluded: its routes stay, marked GRACEFUL_SHUTDOWN (65535:0), for each peer's drain time, then are withdrawn"
+            );
+        }
+        let node = advertise::Node {
+            name: &me,
+            info,
+            ignore_exclude_label: self.settings.ignore_exclude_label,
+            exclude_label_age: self.exclude_label.age(now),
+        };
+        let plan = advertise::plan(self.serving.config(), &node, services);
+        let next_step = node
+            .next_exclusion_step(self.serving.config())
+            .map(|d| now + d);
         let node_ips = self
             .stores
             .nodes
@@ -106,6 +161,7 @@ impl Speaker {
             true
         });
         self.bgp_plan = plan;
+        next_step
     }
 
     /// Logs a session change, raises an Event on the BGPPeer, and keeps the metrics.

@@ -212,6 +212,7 @@ pub async fn run(
         peer_events,
         bgp_announced_tx,
         bgp_plan: BgpPlan::default(),
+        exclude_label: decide_bgp::ExcludeLabel::default(),
         sessions_tx,
         held: BTreeMap::new(),
         settled_at: None,
@@ -307,8 +308,11 @@ struct Speaker {
     ages: EndpointAges,
     /// IPs kept on their node while a new endpoint settles.
     held: BTreeMap<IpAddr, settle::Hold>,
-    /// When the next settling endpoint settles: decide again then.
+    /// When the next settling endpoint settles, or the next peer's drain after the exclude
+    /// label runs out: decide again then.
     settled_at: Option<Instant>,
+    /// When the exclude label appeared on this node.
+    exclude_label: decide_bgp::ExcludeLabel,
 }
 
 impl Speaker {
@@ -441,9 +445,15 @@ impl Speaker {
         self.ages.observe(&services, now);
         let (bgp_services, bgp_settled) =
             settle::hold_bgp(&services, &self.settings.node, &self.ages, now);
-        self.decide_bgp(&nodes, &bgp_services);
+        let exclusion_step = self.decide_bgp(&nodes, &bgp_services, now);
         self.decide_layer2(&nodes, &services, now);
-        self.settled_at = self.held.values().map(|h| h.until).chain(bgp_settled).min();
+        self.settled_at = self
+            .held
+            .values()
+            .map(|h| h.until)
+            .chain(bgp_settled)
+            .chain(exclusion_step)
+            .min();
     }
 
     /// The layer-2 election, and this node's share of it to the announcer.

@@ -129,6 +129,7 @@ fn plan_for(node: &str, info: &NodeInfo, services: &[LbService]) -> BgpPlan {
             name: &node_name,
             info,
             ignore_exclude_label: false,
+            exclude_label_age: None,
         },
         services,
     )
@@ -204,6 +205,99 @@ fn a_departing_node_keeps_its_routes_marked_for_graceful_shutdown() {
         assert_eq!(kept.as_path_prepend, 0);
     }
     assert_eq!(leaving.services, staying.services);
+}
+
+#[test]
+fn a_newly_excluded_node_drains_each_peer_for_its_drain_time_then_withdraws() {
+    let extra = r#"
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPPeer
+metadata: {name: slow, namespace: ferrolb-system}
+spec: {myASN: 64512, peerASN: 64515, peerAddress: 192.0.2.4, gracefulShutdown: {drainTime: 30s}}
+"#;
+    let config = crate::test_support::valid_config(&format!("{CONFIG}{extra}"));
+    let services = [
+        service("web/a", &["198.51.100.10"]),
+        service("web/b", &["198.51.100.11"]),
+    ];
+    let ip: IpAddr = "198.51.100.10".parse().expect("ip");
+    let prefix = net("198.51.100.10/32");
+    let node_name = name("n1");
+    let labelled = info(&[("rack", "2"), (EXCLUDE_LABEL, "")]);
+    let at = |age: Option<Duration>| Node {
+        name: &node_name,
+        info: &labelled,
+        ignore_exclude_label: false,
+        exclude_label_age: age,
+    };
+    let staying_info = info(&[("rack", "2")]);
+    let staying = plan(
+        &config,
+        &Node {
+            name: &node_name,
+            info: &staying_info,
+            ignore_exclude_label: false,
+            exclude_label_age: None,
+        },
+        &services,
+    );
+    let all: BTreeSet<PeerName> = ["tor-a", "tor-b", "rack2-only", "slow"]
+        .into_iter()
+        .map(peer)
+        .collect();
+    assert_eq!(staying.services["web/a"], all);
+
+    // Just labelled: every peer with graceful shutdown on keeps the routes, marked; rack2-only
+    // (off) loses them at once.
+    let fresh = plan(&config, &at(Some(Duration::ZERO)), &services);
+    for to in ["tor-a", "tor-b", "slow"] {
+        let route = &fresh.routes[&peer(to)][&prefix];
+        assert!(
+            route.communities.contains(&Community::GRACEFUL_SHUTDOWN),
+            "{to}"
+        );
+    }
+    assert_eq!(fresh.routes[&peer("tor-a")][&prefix].local_pref, Some(0));
+    assert!(fresh.routes[&peer("rack2-only")].is_empty());
+    let draining: BTreeSet<PeerName> = ["tor-a", "tor-b", "slow"].into_iter().map(peer).collect();
+    assert_eq!(fresh.services["web/a"], draining);
+    assert!(!fresh.not_advertised.contains_key(&ip));
+    assert_eq!(
+        at(Some(Duration::ZERO)).next_exclusion_step(&config),
+        Some(Duration::from_secs(10))
+    );
+
+    // After the default 10 s, only `slow` (30 s) still has them.
+    let later = plan(&config, &at(Some(Duration::from_secs(10))), &services);
+    assert!(later.routes[&peer("tor-a")].is_empty());
+    assert!(later.routes[&peer("tor-b")].is_empty());
+    assert!(
+        later.routes[&peer("slow")][&prefix]
+            .communities
+            .contains(&Community::GRACEFUL_SHUTDOWN)
+    );
+    assert_eq!(
+        at(Some(Duration::from_secs(12))).next_exclusion_step(&config),
+        Some(Duration::from_secs(18))
+    );
+
+    // After 30 s, and for a label the caller did not see appear, nothing is left.
+    for age in [Some(Duration::from_secs(30)), None] {
+        let done = plan(&config, &at(age), &services);
+        assert!(done.routes.values().all(BTreeMap::is_empty), "{age:?}");
+        assert!(done.services.is_empty());
+        assert_eq!(done.not_advertised[&ip], NotAdvertised::ExcludedByLabel);
+        assert_eq!(at(age).next_exclusion_step(&config), None);
+    }
+
+    // Ignored, the label changes nothing.
+    let ignored = Node {
+        ignore_exclude_label: true,
+        ..at(Some(Duration::ZERO))
+    };
+    assert_eq!(plan(&config, &ignored, &services), staying);
+    assert_eq!(ignored.next_exclusion_step(&config), None);
 }
 
 #[test]
@@ -294,6 +388,7 @@ fn eligibility_follows_traffic_policy_and_node_state() {
             name: &node_name,
             info: &labelled,
             ignore_exclude_label: true,
+            exclude_label_age: None,
         },
         &services,
     );
@@ -345,6 +440,7 @@ spec:
             name: &node_name,
             info: &node_info,
             ignore_exclude_label: false,
+            exclude_label_age: None,
         },
         &[gold, service("web/b", &["198.51.100.11"])],
     );
