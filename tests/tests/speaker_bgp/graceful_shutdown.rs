@@ -28,11 +28,11 @@ async fn wait_routes(
 }
 
 /// RFC 8326 on a real router: a node on its way out — cordoned, marked for scale-down, tainted
-/// NoExecute, or its speaker stopping —
+/// NoExecute, labelled exclude-from-external-load-balancers, or its speaker stopping —
 /// advertises its routes again with GRACEFUL_SHUTDOWN (65535:0) and a longer AS path, so the
 /// router prefers the other node's path while the leaving node's still exists (traffic moves
-/// first); an uncordoned node gets its plain routes back; a stopping speaker withdraws only
-/// after the BGPPeer's drain time, then exits.
+/// first); an uncordoned node gets its plain routes back; a labelled node and a stopping
+/// speaker withdraw only after the BGPPeer's drain time (and the speaker then exits).
 async fn graceful_shutdown_moves_traffic_before_the_routes_go(kind: RouterKind) {
     if !is_root() {
         eprintln!("skipped: needs root for network namespaces");
@@ -120,6 +120,43 @@ async fn graceful_shutdown_moves_traffic_before_the_routes_go(kind: RouterKind) 
         )
         .await;
     }
+
+    // Labelled exclude-from-external-load-balancers: marked at once, still there, not
+    // preferred; withdrawn only after the drain time; unlabelled, the plain route again.
+    const EXCLUDE: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+    let labelled_at = std::time::Instant::now();
+    bed.cluster
+        .label_node(leaving, EXCLUDE, Some(""))
+        .await
+        .expect("label");
+    wait_routes(
+        &bed,
+        prefix,
+        &format!("{kind} prefers {staying} while {leaving} (excluded) still advertises, marked"),
+        moved_off,
+    )
+    .await;
+    let marked_after = labelled_at.elapsed();
+    bed.wait_paths(prefix, &[staying_ip]).await;
+    let withdrawn_after = labelled_at.elapsed();
+    assert!(
+        marked_after < DRAIN && withdrawn_after >= DRAIN - Duration::from_millis(500),
+        "excluded: marked after {marked_after:?}, withdrawn after {withdrawn_after:?}: the route must stay, marked, for the {DRAIN:?} drain"
+    );
+    bed.cluster
+        .label_node(leaving, EXCLUDE, None)
+        .await
+        .expect("unlabel");
+    wait_routes(
+        &bed,
+        prefix,
+        &format!("{kind} holds {leaving}'s plain route again after the exclude label"),
+        |paths| {
+            path_of(paths, leaving_ip)
+                .is_some_and(|p| !p.communities.contains(GSHUT) && p.as_path == vec![NODE_AS])
+        },
+    )
+    .await;
 
     // SIGTERM: marked first, withdrawn after the drain time, then the speaker exits.
     let stopped_at = std::time::Instant::now();
