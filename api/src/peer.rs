@@ -204,6 +204,15 @@ pub struct BGPPeerSpec {
     #[serde(default)]
     pub ebgp_multi_hop: bool,
 
+    /// GTSM (RFC 5082; Calico's field): the peer is at most this many hops away. The session
+    /// is sent with TTL 255 and the kernel drops any of its packets that arrive with a TTL
+    /// below 256 − ttlSecurity, so a spoofed packet from farther away never reaches BGP. The
+    /// router must have it on too (FRR `ttl-security hops`, BIRD `ttl security on`, GoBGP
+    /// `ttl-security`). 1 for a directly connected peer; unset or 0: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 254))]
+    pub ttl_security: Option<u8>,
+
     /// The VRF (a Linux VRF device) to open the session in. Empty means the default VRF.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 15))]

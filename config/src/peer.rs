@@ -19,6 +19,10 @@ pub const DEFAULT_DRAIN_TIME: Duration = Duration::from_secs(10);
 /// The longest drain a BGPPeer may ask for.
 pub const MAX_DRAIN_TIME: Duration = Duration::from_secs(300);
 
+/// The greatest `ttlSecurity`: 254 hops (the TTL 255 a GTSM packet leaves with, less one per
+/// hop, must stay at least 1).
+pub const MAX_TTL_SECURITY_HOPS: u8 = 254;
+
 /// What a peer's routes become before they go away on purpose (RFC 8326), defaults filled in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GracefulShutdown {
@@ -97,6 +101,8 @@ pub struct Peer {
     pub graceful_restart: bool,
     /// Multi-hop eBGP.
     pub ebgp_multi_hop: bool,
+    /// GTSM (RFC 5082): the peer's greatest distance in hops; `None`: off.
+    pub ttl_security: Option<u8>,
     /// VRF, if any.
     pub vrf: Option<String>,
     /// Negotiate both unicast families regardless of the address family.
@@ -387,6 +393,19 @@ fn parse_peer(
             "invalid ebgp-multihop parameter set for an ibgp peer",
         );
     }
+    let ttl_security = match spec.ttl_security {
+        None | Some(0) => None,
+        Some(hops @ 1..=MAX_TTL_SECURITY_HOPS) => Some(hops),
+        Some(hops) => {
+            problems.error(
+                "spec.ttlSecurity",
+                format!(
+                    "ttlSecurity is a number of hops from 1 to {MAX_TTL_SECURITY_HOPS}, not {hops}"
+                ),
+            );
+            None
+        }
+    };
     let password = match (&spec.password, &spec.password_secret) {
         (Some(_), Some(_)) => {
             problems.error("spec", "password and passwordSecret are mutually exclusive");
@@ -515,6 +534,7 @@ fn parse_peer(
         bfd_profile: spec.bfd_profile.clone(),
         graceful_restart: spec.enable_graceful_restart,
         ebgp_multi_hop: spec.ebgp_multi_hop,
+        ttl_security,
         vrf: spec.vrf.clone().filter(|v| !v.is_empty()),
         dual_stack_address_family: spec.dual_stack_address_family,
         graceful_shutdown,

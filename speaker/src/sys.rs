@@ -284,3 +284,35 @@ pub fn set_tcp_md5sig(socket: &impl AsRawFd, peer: std::net::IpAddr, key: &[u8])
         Err(io::Error::last_os_error())
     }
 }
+
+/// `IP_MINTTL` and `IPV6_MINHOPCOUNT` (Linux's `in.h` and `in6.h`).
+const IP_MINTTL: libc::c_int = 21;
+const IPV6_MINHOPCOUNT: libc::c_int = 73;
+
+/// GTSM (RFC 5082) on a TCP socket: the kernel drops every packet for it that arrives with a
+/// TTL (hop limit) below `min` — including the handshake's, so a connection from or to a peer
+/// farther away never forms. `ipv6`: the socket is an IPv6 one.
+pub fn set_min_ttl(socket: &impl AsRawFd, ipv6: bool, min: u8) -> io::Result<()> {
+    let (level, name) = if ipv6 {
+        (libc::IPPROTO_IPV6, IPV6_MINHOPCOUNT)
+    } else {
+        (libc::IPPROTO_IP, IP_MINTTL)
+    };
+    let value = libc::c_int::from(min);
+    // SAFETY: the descriptor is open for the borrow of `socket`; `value` is an initialised
+    // `int` that outlives the call, which only reads `size_of::<c_int>()` octets of it.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast::<libc::c_void>(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -85,6 +85,8 @@ pub struct Neighbor {
     /// Act as a graceful-restart helper for it (RFC 4724): keep its routes as stale while it
     /// restarts. BIRD and FRR do this by default; GoBGP needs it configured.
     pub graceful_restart: bool,
+    /// GTSM (RFC 5082) for a directly connected neighbor: send with TTL 255, accept only 255.
+    pub ttl_security: bool,
 }
 
 impl Neighbor {
@@ -98,6 +100,7 @@ impl Neighbor {
             bfd: false,
             bfd_timers: None,
             graceful_restart: false,
+            ttl_security: false,
         }
     }
 }
@@ -261,6 +264,11 @@ impl Router {
             if n.graceful_restart {
                 toml.push_str("  [neighbors.graceful-restart.config]\n    enabled = true\n");
             }
+            if n.ttl_security {
+                toml.push_str(
+                    "  [neighbors.ttl-security.config]\n    enabled = true\n    ttl-min = 255\n",
+                );
+            }
             for family in ["ipv4-unicast", "ipv6-unicast"] {
                 toml.push_str(&format!(
                     "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{family}\"\n"
@@ -310,6 +318,9 @@ impl Router {
             if n.bfd {
                 conf.push_str("  bfd on;\n");
             }
+            if n.ttl_security {
+                conf.push_str("  ttl security on;\n");
+            }
             conf.push_str(
                 "  ipv4 { import all; export none; };\n  ipv6 { import all; export none; };\n}\n",
             );
@@ -342,6 +353,9 @@ impl Router {
             }
             if n.bfd {
                 conf.push_str(&bfd::frr_neighbor(n));
+            }
+            if n.ttl_security {
+                conf.push_str(&format!(" neighbor {} ttl-security hops 1\n", n.address));
             }
         }
         for family in ["ipv4", "ipv6"] {

@@ -35,14 +35,22 @@ struct Bed {
 
 impl Bed {
     fn start(kind: RouterKind, router_as: u32, password: Option<&str>) -> Self {
+        Self::start_with(kind, router_as, |n| {
+            n.password = password.map(str::to_owned)
+        })
+    }
+
+    /// The same, with the router's side of the session set by `neighbor`.
+    fn start_with(kind: RouterKind, router_as: u32, neighbor: impl FnOnce(&mut Neighbor)) -> Self {
         let lan = Lan::builder()
             .host("speaker")
             .host("router")
             .build()
             .expect("LAN");
         let (speaker, router) = (lan.host("speaker").clone(), lan.host("router").clone());
-        let mut neighbor = Neighbor::passive(IpAddr::V4(speaker.ipv4), SPEAKER_AS);
-        neighbor.password = password.map(str::to_owned);
+        let mut router_side = Neighbor::passive(IpAddr::V4(speaker.ipv4), SPEAKER_AS);
+        neighbor(&mut router_side);
+        let neighbor = router_side;
         let rtr = Router::start(
             kind,
             &router.ns,
@@ -398,6 +406,93 @@ async fn md5_password_must_match(kind: RouterKind) {
         &[],
     )
     .await;
+}
+
+/// GTSM (RFC 5082) on an eBGP session between directly connected hosts: with it on at the
+/// router, a speaker with `ttlSecurity: 1` gets a session and advertises, and after it closed
+/// one without it (TTL 1, as for any single-hop eBGP peer) does not; with it off at the router
+/// (which then sends TTL 1), the speaker's own minimum TTL of 255 keeps the session from
+/// forming. (Run the other way round, FRR with `ttl-security hops 1` once accepted a first
+/// session from a speaker sending TTL 1 when no GTSM session had come before: the router's
+/// side, not ours.)
+async fn gtsm_must_be_on_at_both_ends(kind: RouterKind) {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let routes: RouteSet = [(net("198.51.100.41/32"), RouteAttrs::default())]
+        .into_iter()
+        .collect();
+    let gtsm = |bed: &Bed, on: bool| {
+        let mut config = bed.session_config(ROUTER_AS, None);
+        config.ttl_security = on.then_some(1);
+        config
+    };
+
+    // With it on at the router: a speaker with it establishes and advertises, then (after a
+    // clean close, whose FIN the router accepts at TTL 255) one without it never does.
+    let bed = Bed::start_with(kind, ROUTER_AS, |n| n.ttl_security = true);
+    let mut with = SpeakerSession::start(&bed.speaker, gtsm(&bed, true), routes.clone());
+    bed.wait_established(&format!("{kind} establishes with GTSM at both ends"), &with)
+        .await;
+    bed.wait_routes(
+        &format!("{kind} holds the route over a GTSM session"),
+        &["198.51.100.41/32"],
+        &[],
+    )
+    .await;
+    with.shutdown();
+    bed.wait_down(&with).await;
+    let mut without = SpeakerSession::start(&bed.speaker, gtsm(&bed, false), routes.clone());
+    let speaker_ip = bed.speaker_ip();
+    let outcome = wait_for("a session without GTSM", Duration::from_secs(8), || async {
+        Ok((bed.rtr.established(speaker_ip)? || without.state().is_established()).then_some(()))
+    })
+    .await;
+    assert!(
+        outcome.is_err(),
+        "{kind} with GTSM on established with a speaker sending TTL 1: {:?}\n{}",
+        without.state(),
+        bed.shutdown_report()
+    );
+    without.shutdown();
+    drop(bed);
+
+    let bed = Bed::start(kind, ROUTER_AS, None);
+    let mut only_ours = SpeakerSession::start(&bed.speaker, gtsm(&bed, true), routes);
+    let speaker_ip = bed.speaker_ip();
+    let outcome = wait_for(
+        "a GTSM session with a router sending TTL 1",
+        Duration::from_secs(8),
+        || async {
+            Ok(
+                (bed.rtr.established(speaker_ip)? || only_ours.state().is_established())
+                    .then_some(()),
+            )
+        },
+    )
+    .await;
+    assert!(
+        outcome.is_err(),
+        "the speaker with GTSM established with {kind} sending TTL 1: {:?}",
+        only_ours.state()
+    );
+    only_ours.shutdown();
+}
+
+#[tokio::test]
+async fn gobgp_runs_gtsm_only_when_both_ends_do() {
+    gtsm_must_be_on_at_both_ends(RouterKind::Gobgp).await;
+}
+
+#[tokio::test]
+async fn bird_runs_gtsm_only_when_both_ends_do() {
+    gtsm_must_be_on_at_both_ends(RouterKind::Bird).await;
+}
+
+#[tokio::test]
+async fn frr_runs_gtsm_only_when_both_ends_do() {
+    gtsm_must_be_on_at_both_ends(RouterKind::Frr).await;
 }
 
 #[tokio::test]

@@ -133,6 +133,21 @@ fn peer_rules() {
             ],
         ),
         (
+            "ttlSecurity beyond 254 hops",
+            object(
+                "BGPPeer",
+                "p",
+                "{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, ttlSecurity: 255}",
+            ),
+            vec![(
+                BGPPeer,
+                "p",
+                "spec.ttlSecurity",
+                "from 1 to 254, not 255",
+                E,
+            )],
+        ),
+        (
             "keepalive alone implies hold = 3x keepalive",
             object(
                 "BGPPeer",

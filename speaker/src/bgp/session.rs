@@ -81,6 +81,9 @@ pub struct SessionConfig {
     pub password: Option<String>,
     /// The peer is more than one hop away (`ebgpMultiHop`): keep the default TTL on eBGP.
     pub ebgp_multihop: bool,
+    /// GTSM (RFC 5082, `ttlSecurity`): the peer is at most this many hops away; sent with TTL
+    /// 255, its packets accepted only with a TTL of at least 256 − hops. `None`: off.
+    pub ttl_security: Option<u8>,
     /// The next hop of IPv6 routes on an IPv4 session (and of IPv6 routes on an IPv6 session,
     /// overriding the local address). `None`: found from the local interface.
     pub ipv6_next_hop: Option<Ipv6Addr>,
@@ -101,6 +104,7 @@ impl SessionConfig {
             source_address: None,
             password: None,
             ebgp_multihop: false,
+            ttl_security: None,
             ipv6_next_hop: None,
             ipv4_next_hop: None,
             bfd: None,

@@ -401,6 +401,7 @@ pub fn session_config(
     cfg.source_address = peer.source_address;
     cfg.password = peer.password.clone();
     cfg.ebgp_multihop = peer.ebgp_multi_hop;
+    cfg.ttl_security = peer.ttl_security;
     cfg.bfd = peer
         .bfd_profile
         .as_ref()

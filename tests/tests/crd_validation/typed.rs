@@ -137,6 +137,7 @@ pub(crate) fn typed_peer() -> BGPPeer {
                 as_path_prepend: Some(2),
             }),
             ebgp_multi_hop: true,
+            ttl_security: Some(2),
             vrf: Some("red".to_owned()),
             disable_mp: true,
             dual_stack_address_family: true,

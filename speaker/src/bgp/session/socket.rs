@@ -87,7 +87,13 @@ pub(super) fn set_tcp_keepalive(stream: &TcpStream, settings: TcpKeepalive) -> i
     socket.set_tcp_user_timeout(Some(settings.detection()))
 }
 
-/// Opens the connection: source address, TTL, TCP MD5, then `connect`.
+/// The least TTL a GTSM peer `hops` away can arrive with (RFC 5082 §3: 255 less one per
+/// router in between).
+pub(super) fn gtsm_min_ttl(hops: u8) -> u8 {
+    255 - hops.clamp(1, 255) + 1
+}
+
+/// Opens the connection: source address, TTL (GTSM's or eBGP's), TCP MD5, then `connect`.
 pub(super) async fn connect(config: SessionConfig) -> io::Result<TcpStream> {
     let peer = config.peer;
     let socket = match peer {
@@ -97,8 +103,16 @@ pub(super) async fn connect(config: SessionConfig) -> io::Result<TcpStream> {
     if let Some(source) = config.source_address {
         socket.bind(SocketAddr::new(source, 0))?;
     }
-    if config.is_ebgp() && !config.ebgp_multihop {
-        let sock = socket2::SockRef::from(&socket);
+    let sock = socket2::SockRef::from(&socket);
+    if let Some(hops) = config.ttl_security {
+        // GTSM: sent with the greatest TTL, accepted only from within `hops`.
+        let min = gtsm_min_ttl(hops);
+        match peer {
+            SocketAddr::V4(_) => sock.set_ttl_v4(255)?,
+            SocketAddr::V6(_) => sock.set_unicast_hops_v6(255)?,
+        }
+        sys::set_min_ttl(&socket, peer.is_ipv6(), min)?;
+    } else if config.is_ebgp() && !config.ebgp_multihop {
         match peer {
             SocketAddr::V4(_) => sock.set_ttl_v4(1)?,
             SocketAddr::V6(_) => sock.set_unicast_hops_v6(1)?,
@@ -113,6 +127,16 @@ pub(super) async fn connect(config: SessionConfig) -> io::Result<TcpStream> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gtsm_accepts_exactly_the_ttls_a_peer_within_its_hops_arrives_with() {
+        // Sent with 255, a directly connected peer's packets arrive with 255; each router in
+        // between takes one off.
+        assert_eq!(gtsm_min_ttl(1), 255);
+        assert_eq!(gtsm_min_ttl(2), 254);
+        assert_eq!(gtsm_min_ttl(254), 2);
+        assert_eq!(gtsm_min_ttl(255), 1);
+    }
 
     #[test]
     fn temporary_deprecated_tentative_and_duplicated_addresses_are_unfit_next_hops() {
