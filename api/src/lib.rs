@@ -20,6 +20,7 @@ mod crds;
 mod l2_advertisement;
 mod peer;
 mod pool;
+mod reference;
 mod schema;
 pub mod service;
 mod status;
@@ -31,6 +32,7 @@ pub use crds::{all_crds, render_crd_yaml, render_kustomization};
 pub use l2_advertisement::{L2Advertisement, L2AdvertisementSpec, PreferredNodeSelector};
 pub use peer::{BGPPeer, BGPPeerSpec, DynamicAsnMode, GracefulShutdown, SecretReference};
 pub use pool::{IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation};
+pub use reference::render_reference;
 pub use schema::{AddressEntry, CommunityOrAlias, CommunityValue};
 pub use status::{
     BGPSessionState, BGPSessionStateSpec, BGPSessionStateStatus, ConfigStatus, ConfigurationResult,

@@ -1,4 +1,5 @@
-//! The CRD YAML committed under `manifests/crds/` is exactly what the types generate.
+//! The CRD YAML committed under `manifests/crds/`, and the reference in `docs/reference.md`, are
+//! exactly what the types generate.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -33,6 +34,16 @@ fn committed_crd_yaml_matches_the_types() {
     assert_eq!(
         present, expected_files,
         "manifests/crds holds a CRD no type generates"
+    );
+}
+
+#[test]
+fn committed_reference_matches_the_types() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/reference.md");
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == ferrolb_api::render_reference(),
+        "docs/reference.md is out of date: run `cargo run -p ferrolb-api --bin ferrolb-crdgen` and commit"
     );
 }
 

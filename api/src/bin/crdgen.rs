@@ -1,5 +1,6 @@
 //! Writes the CRD YAML of every ferrolb kind into a directory (default `manifests/crds`), one
-//! file per CRD. `ferrolb-crdgen --check` exits 1 if the committed files differ.
+//! file per CRD, and the API reference `docs/reference.md` rendered from the same CRDs.
+//! `ferrolb-crdgen --check` exits 1 if the committed files differ.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +51,18 @@ fn main() -> ExitCode {
     } else if let Err(e) = std::fs::write(&path, kustomization) {
         eprintln!("ferrolb-crdgen: cannot write {}: {e}", path.display());
         return ExitCode::FAILURE;
+    }
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/reference.md"));
+    let reference = ferrolb_api::render_reference();
+    if check {
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(reference.as_str()) {
+            stale.push(path.display().to_string());
+        }
+    } else if let Err(e) = std::fs::write(&path, reference) {
+        eprintln!("ferrolb-crdgen: cannot write {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    } else {
+        println!("wrote {}", path.display());
     }
     if stale.is_empty() {
         ExitCode::SUCCESS
