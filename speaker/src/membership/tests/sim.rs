@@ -29,6 +29,8 @@ pub struct SimNode {
     pub swim: Option<Swim>,
     /// Its next deadline, cached after each call.
     deadline: Option<Instant>,
+    /// When its timers run next, as held in [`Sim::timers`].
+    timer: Option<Instant>,
     /// Frozen until then: datagrams to it wait in its socket, its timers wait, and on waking it
     /// reads what waited before it runs its timers (as the speaker's driver does).
     pub paused_until: Option<Instant>,
@@ -86,8 +88,12 @@ pub struct Sim {
     pub jitter: BTreeMap<usize, Duration>,
     /// Every datagram sent, if set: (from node, to node, bytes).
     pub capture: Option<Vec<(usize, usize, Vec<u8>)>>,
+    /// Bytes of every datagram sent (lost or not).
+    pub bytes_sent: u64,
     rng: StdRng,
     by_addr: BTreeMap<SocketAddr, usize>,
+    /// Every running node's next timer (so the next one is found without looking at all).
+    timers: BTreeSet<(Instant, usize)>,
     in_flight: BTreeMap<(Instant, u64), InFlight>,
     next_flight: u64,
 }
@@ -120,6 +126,7 @@ impl Sim {
                     key: KEY.to_vec(),
                     swim: None,
                     deadline: None,
+                    timer: None,
                     paused_until: None,
                     sent: BTreeMap::new(),
                     events: Vec::new(),
@@ -135,8 +142,10 @@ impl Sim {
             blocked: BTreeSet::new(),
             jitter: BTreeMap::new(),
             capture: None,
+            bytes_sent: 0,
             rng: StdRng::seed_from_u64(seed),
             by_addr,
+            timers: BTreeSet::new(),
             in_flight: BTreeMap::new(),
             next_flight: 0,
         }
@@ -194,6 +203,7 @@ impl Sim {
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].swim = None;
         self.nodes[i].deadline = None;
+        self.reindex(i);
     }
 
     /// Freezes node `i` for `duration` from now (a SIGSTOP, or a CPU quota spent).
@@ -201,6 +211,7 @@ impl Sim {
         let until = self.now + duration;
         let node = &mut self.nodes[i];
         node.paused_until = Some(node.paused_until.map_or(until, |u| u.max(until)));
+        self.reindex(i);
     }
 
     /// Cuts node `i` off from everyone, both ways.
@@ -244,6 +255,7 @@ impl Sim {
     fn process(&mut self, i: usize, outputs: Vec<Output>) {
         let node = &mut self.nodes[i];
         node.deadline = node.swim.as_ref().map(Swim::next_deadline);
+        self.reindex(i);
         for output in outputs {
             let event = match output {
                 Output::Send { to, bytes, kind } => {
@@ -265,6 +277,7 @@ impl Sim {
         let Some(&j) = self.by_addr.get(&to) else {
             return;
         };
+        self.bytes_sent += bytes.len() as u64;
         if let Some(capture) = self.capture.as_mut() {
             capture.push((from, j, bytes.clone()));
         }
@@ -297,12 +310,23 @@ impl Sim {
         Some(node.paused_until.map_or(deadline, |u| deadline.max(u)))
     }
 
+    /// Brings node `i`'s entry in [`Sim::timers`] up to date.
+    fn reindex(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let timer = Self::timer_of(node);
+        if timer == node.timer {
+            return;
+        }
+        if let Some(old) = std::mem::replace(&mut node.timer, timer) {
+            self.timers.remove(&(old, i));
+        }
+        if let Some(new) = timer {
+            self.timers.insert((new, i));
+        }
+    }
+
     fn next_timer(&self) -> Option<(Instant, usize)> {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| Self::timer_of(n).map(|d| (d, i)))
-            .min()
+        self.timers.first().copied()
     }
 
     /// Runs one event; returns false if nothing is left to run before `end`.
@@ -332,6 +356,7 @@ impl Sim {
                     return true;
                 }
                 self.nodes[flight.to].paused_until = None;
+                self.reindex(flight.to);
             }
             if let Some(swim) = self.nodes[flight.to].swim.as_mut() {
                 let out = swim.handle_packet(flight.from, &flight.bytes, now);
@@ -345,6 +370,7 @@ impl Sim {
             let now = self.now;
             if self.nodes[i].paused_until.is_some_and(|u| u <= now) {
                 self.nodes[i].paused_until = None;
+                self.reindex(i);
             }
             if let Some(swim) = self.nodes[i].swim.as_mut() {
                 let out = swim.handle_tick(now);
@@ -396,6 +422,17 @@ impl Sim {
             .filter(|(j, _)| *j != i)
             .filter_map(|(_, n)| n.swim.as_ref())
             .all(|s| !s.is_live(name))
+    }
+
+    /// Whether every running node other than `i` sees `i` as live.
+    pub fn everyone_sees(&self, i: usize) -> bool {
+        let name = &self.nodes[i].name;
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .filter_map(|(_, n)| n.swim.as_ref())
+            .all(|s| s.is_live(name))
     }
 
     pub fn random_index(&mut self, n: usize) -> usize {
