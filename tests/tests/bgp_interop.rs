@@ -412,9 +412,9 @@ async fn md5_password_must_match(kind: RouterKind) {
 /// router, a speaker with `ttlSecurity: 1` gets a session and advertises, and after it closed
 /// one without it (TTL 1, as for any single-hop eBGP peer) does not; with it off at the router
 /// (which then sends TTL 1), the speaker's own minimum TTL of 255 keeps the session from
-/// forming. (Run the other way round, FRR with `ttl-security hops 1` once accepted a first
-/// session from a speaker sending TTL 1 when no GTSM session had come before: the router's
-/// side, not ours.)
+/// forming. With FRR the speaker-without-GTSM half is skipped: FRR's `ttl-security hops 1` let
+/// an OPEN sent at TTL 1 through on a connection it had just accepted (the router's side, not
+/// ours).
 async fn gtsm_must_be_on_at_both_ends(kind: RouterKind) {
     if !is_root() {
         eprintln!("skipped: needs root for network namespaces");
@@ -443,19 +443,27 @@ async fn gtsm_must_be_on_at_both_ends(kind: RouterKind) {
     .await;
     with.shutdown();
     bed.wait_down(&with).await;
-    let mut without = SpeakerSession::start(&bed.speaker, gtsm(&bed, false), routes.clone());
-    let speaker_ip = bed.speaker_ip();
-    let outcome = wait_for("a session without GTSM", Duration::from_secs(8), || async {
-        Ok((bed.rtr.established(speaker_ip)? || without.state().is_established()).then_some(()))
-    })
-    .await;
-    assert!(
-        outcome.is_err(),
-        "{kind} with GTSM on established with a speaker sending TTL 1: {:?}\n{}",
-        without.state(),
-        bed.shutdown_report()
-    );
-    without.shutdown();
+    // FRR's bgpd sets the minimum TTL on a connection it accepted only after it read from it:
+    // an OPEN sent at TTL 1 right after the handshake got through (seen in 2 of 3 runs here),
+    // so this half proves nothing about us with FRR and is run with the other two.
+    if kind != RouterKind::Frr {
+        let mut without = SpeakerSession::start(&bed.speaker, gtsm(&bed, false), routes.clone());
+        let speaker_ip = bed.speaker_ip();
+        let outcome = wait_for("a session without GTSM", Duration::from_secs(8), || async {
+            Ok(
+                (bed.rtr.established(speaker_ip)? || without.state().is_established())
+                    .then_some(()),
+            )
+        })
+        .await;
+        assert!(
+            outcome.is_err(),
+            "{kind} with GTSM on established with a speaker sending TTL 1: {:?}\n{}",
+            without.state(),
+            bed.shutdown_report()
+        );
+        without.shutdown();
+    }
     drop(bed);
 
     let bed = Bed::start(kind, ROUTER_AS, None);
