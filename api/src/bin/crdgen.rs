@@ -19,50 +19,40 @@ fn main() -> ExitCode {
         }
     }
     let mut stale = Vec::new();
+    let mut files = Vec::new();
     for crd in ferrolb_api::all_crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();
-        let yaml = match ferrolb_api::render_crd_yaml(&crd) {
-            Ok(yaml) => yaml,
+        match ferrolb_api::render_crd_yaml(&crd) {
+            Ok(yaml) => files.push((dir.join(format!("{name}.yaml")), yaml)),
             Err(e) => {
                 eprintln!("ferrolb-crdgen: cannot render {name}: {e}");
                 return ExitCode::FAILURE;
             }
-        };
-        let path = dir.join(format!("{name}.yaml"));
+        }
+    }
+    files.push((
+        dir.join("kustomization.yaml"),
+        ferrolb_api::render_kustomization(),
+    ));
+    files.push((
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/reference.md")),
+        ferrolb_api::render_reference(),
+    ));
+    for (path, text) in files {
         if check {
-            if std::fs::read_to_string(&path).ok().as_deref() != Some(yaml.as_str()) {
+            if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
                 stale.push(path.display().to_string());
             }
-        } else if let Err(e) =
-            std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, yaml))
+        } else if let Err(e) = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, text))
         {
             eprintln!("ferrolb-crdgen: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
         } else {
             println!("wrote {}", path.display());
         }
-    }
-    let path = dir.join("kustomization.yaml");
-    let kustomization = ferrolb_api::render_kustomization();
-    if check {
-        if std::fs::read_to_string(&path).ok().as_deref() != Some(kustomization.as_str()) {
-            stale.push(path.display().to_string());
-        }
-    } else if let Err(e) = std::fs::write(&path, kustomization) {
-        eprintln!("ferrolb-crdgen: cannot write {}: {e}", path.display());
-        return ExitCode::FAILURE;
-    }
-    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/reference.md"));
-    let reference = ferrolb_api::render_reference();
-    if check {
-        if std::fs::read_to_string(&path).ok().as_deref() != Some(reference.as_str()) {
-            stale.push(path.display().to_string());
-        }
-    } else if let Err(e) = std::fs::write(&path, reference) {
-        eprintln!("ferrolb-crdgen: cannot write {}: {e}", path.display());
-        return ExitCode::FAILURE;
-    } else {
-        println!("wrote {}", path.display());
     }
     if stale.is_empty() {
         ExitCode::SUCCESS

@@ -415,24 +415,23 @@ impl Sim {
 
     /// Whether no running node other than `i` sees `i` as live.
     pub fn nobody_sees(&self, i: usize) -> bool {
-        let name = &self.nodes[i].name;
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .filter_map(|(_, n)| n.swim.as_ref())
-            .all(|s| !s.is_live(name))
+        self.others_running(i)
+            .all(|s| !s.is_live(&self.nodes[i].name))
     }
 
     /// Whether every running node other than `i` sees `i` as live.
     pub fn everyone_sees(&self, i: usize) -> bool {
-        let name = &self.nodes[i].name;
+        self.others_running(i)
+            .all(|s| s.is_live(&self.nodes[i].name))
+    }
+
+    /// The running members other than node `i`.
+    fn others_running(&self, i: usize) -> impl Iterator<Item = &Swim> {
         self.nodes
             .iter()
             .enumerate()
-            .filter(|(j, _)| *j != i)
+            .filter(move |(j, _)| *j != i)
             .filter_map(|(_, n)| n.swim.as_ref())
-            .all(|s| s.is_live(name))
     }
 
     pub fn random_index(&mut self, n: usize) -> usize {
