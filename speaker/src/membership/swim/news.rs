@@ -2,6 +2,7 @@
 //! members, correcting peers that are behind, and merging what peers say into the table.
 
 use std::net::SocketAddr;
+use std::ops::Bound::{Excluded, Unbounded};
 
 use rand::seq::SliceRandom;
 use tracing::{debug, info, trace, warn};
@@ -9,6 +10,12 @@ use tracing::{debug, info, trace, warn};
 use super::{DownReason, Output, Swim};
 use crate::membership::members::Member;
 use crate::membership::wire::{Entry, MAX_ENTRIES, Message, Packet, State, entry_len};
+
+/// How many live members a newcomer is told of in the reply to its first datagram.
+const NEWCOMER_HINT: usize = 32;
+
+/// News that did not fit, in a row, after which a datagram is taken as full.
+const MISFITS_BEFORE_FULL: usize = 8;
 
 impl Swim {
     /// What this node says of itself.
@@ -44,16 +51,7 @@ impl Swim {
 
     /// Seals and queues a datagram: `entries` first, then corrections owed to `to`, then as much
     /// queued gossip as fits.
-    pub(super) fn send(&mut self, to: SocketAddr, message: Message, mut entries: Vec<Entry>) {
-        if let Some(subjects) = self.corrections.remove(&to) {
-            for subject in subjects {
-                if !entries.iter().any(|e| e.name == subject)
-                    && let Some(entry) = self.entry_of(&subject)
-                {
-                    entries.push(entry);
-                }
-            }
-        }
+    pub(super) fn send(&mut self, to: SocketAddr, message: Message, entries: Vec<Entry>) {
         let mut packet = Packet {
             sender: self.settings.node_name.clone(),
             incarnation: self.incarnation,
@@ -70,25 +68,64 @@ impl Swim {
                 packet.gossip.push(entry);
             }
         }
-        let limit = self.retransmit_limit();
+        if let Some(subjects) = self.corrections.remove(&to) {
+            let mut misfits = 0;
+            for subject in subjects {
+                if packet.gossip.len() >= MAX_ENTRIES || misfits >= MISFITS_BEFORE_FULL {
+                    break;
+                }
+                if packet.gossip.iter().any(|e| e.name == subject) {
+                    continue;
+                }
+                let Some(entry) = self.entry_of(&subject) else {
+                    continue;
+                };
+                let entry_len = entry_len(&entry);
+                if len + entry_len > self.settings.max_packet_size {
+                    misfits += 1;
+                    continue;
+                }
+                misfits = 0;
+                len += entry_len;
+                packet.gossip.push(entry);
+            }
+        }
+        // Queued news, least sent first, while it fits; a few that do not fit in a row mean the
+        // datagram is full (the queue can hold every member's name while many join).
+        // The queue's names are distinct: only those already in the datagram can repeat.
+        let already = packet.gossip.len();
+        let mut taken = Vec::new();
+        let mut unknown = Vec::new();
+        let mut misfits = 0;
         for name in self.gossip.by_least_sent() {
-            if packet.gossip.len() >= MAX_ENTRIES {
+            if packet.gossip.len() >= MAX_ENTRIES || misfits >= MISFITS_BEFORE_FULL {
                 break;
             }
-            if packet.gossip.iter().any(|e| e.name == name) {
+            if packet.gossip[..already].iter().any(|e| e.name == name) {
                 continue;
             }
-            let Some(entry) = self.entry_of(&name) else {
-                self.gossip.remove(&name);
+            let Some(entry) = self.entry_of(name) else {
+                unknown.push(name.to_owned());
                 continue;
             };
             let entry_len = entry_len(&entry);
             if len + entry_len > self.settings.max_packet_size {
+                misfits += 1;
                 continue;
             }
+            misfits = 0;
             len += entry_len;
+            taken.push(entry.name.clone());
             packet.gossip.push(entry);
-            self.gossip.sent(&name, limit);
+        }
+        for name in unknown {
+            self.gossip.remove(&name);
+        }
+        if !taken.is_empty() {
+            let limit = self.retransmit_limit();
+            for name in taken {
+                self.gossip.sent(&name, limit);
+            }
         }
         self.seq += 1;
         let kind = packet.message.kind();
@@ -183,15 +220,16 @@ impl Swim {
                 m.replay.check(incarnation, seq);
                 self.members.insert(name.to_owned(), m);
                 self.came_up(name, from, incarnation);
-                // A newcomer is told who is live (as much as fits in the reply), in case its
-                // seeds were incomplete.
-                let live: Vec<String> = self
-                    .members
-                    .iter()
-                    .filter(|(other, m)| m.state.is_live() && other.as_str() != name)
+                // A newcomer is told of a few live members (those after it in name order), in
+                // case its seeds were incomplete; gossip and its own probes bring it the rest.
+                let after = self.members.range::<str, _>((Excluded(name), Unbounded));
+                let told: Vec<String> = after
+                    .chain(self.members.range::<str, _>((Unbounded, Excluded(name))))
+                    .filter(|(_, m)| m.state.is_live())
+                    .take(NEWCOMER_HINT)
                     .map(|(other, _)| other.clone())
                     .collect();
-                for other in live {
+                for other in told {
                     self.correct(from, &other);
                 }
             }
