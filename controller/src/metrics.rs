@@ -59,6 +59,15 @@ pub struct Metrics {
     pub config_valid: Gauge,
     /// Changes seen by the watches that the decision loop has not taken yet.
     pub queued_triggers: Gauge,
+    /// Services of ours waiting for IPs, by why (an allocation error's kind).
+    pub services_pending: Family<ReasonLabels, Gauge>,
+}
+
+/// Labels of the pending Services gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why they wait (`PoolExhausted`, `UnknownPool`, …).
+    pub reason: String,
 }
 
 impl Metrics {
@@ -76,6 +85,7 @@ impl Metrics {
             leader: Gauge::default(),
             config_valid: Gauge::default(),
             queued_triggers: Gauge::default(),
+            services_pending: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("ferrolb_controller");
         r.register(
@@ -109,6 +119,11 @@ impl Metrics {
             "config_valid",
             "1 while every configuration object is valid",
             m.config_valid.clone(),
+        );
+        r.register(
+            "services_pending",
+            "Services waiting for IPs, by why",
+            m.services_pending.clone(),
         );
         r.register(
             "queued_triggers",

@@ -229,3 +229,25 @@ pub enum AllocError {
         tried: Vec<PoolName>,
     },
 }
+
+impl AllocError {
+    /// A short name of the kind of failure (the `reason` label of
+    /// `ferrolb_controller_services_pending`): one per variant, a bounded set.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AllocError::NoPools => "NoPools",
+            AllocError::NoClusterIp => "NoClusterIP",
+            AllocError::NotEnoughClusterIps(_) => "NotEnoughClusterIPs",
+            AllocError::UnknownPool(_) => "UnknownPool",
+            AllocError::PoolDeleted(_) => "PoolDeleted",
+            AllocError::PoolNotAllowed { .. } => "PoolNotAllowed",
+            AllocError::NotInAnyPool(_) => "NotInAnyPool",
+            AllocError::DifferentPools(..) => "DifferentPools",
+            AllocError::NotInRequestedPool { .. } => "NotInRequestedPool",
+            AllocError::FamilyMismatch { .. } => "FamilyMismatch",
+            AllocError::BuggyIp { .. } => "BuggyIP",
+            AllocError::Conflict { .. } => "SharingConflict",
+            AllocError::Exhausted { .. } => "PoolExhausted",
+        }
+    }
+}

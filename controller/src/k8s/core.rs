@@ -17,11 +17,12 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::events::EventSink;
+use super::pending::Pending;
 use super::report::Report;
 use super::watch::Stores;
 use super::writer::{StatusWrite, StatusWriter, body};
 use crate::allocator::{AllocError, Allocator, Assignment, Note, ServiceKey};
-use crate::metrics::{Metrics, ResultLabels};
+use crate::metrics::{Metrics, ReasonLabels, ResultLabels};
 use crate::service::{self, BadRequest};
 
 /// The type of the condition the controller keeps on each Service it handles.
@@ -33,8 +34,8 @@ pub(crate) struct Core {
     pub stores: Stores,
     pub allocator: Allocator,
     pub pools: Vec<Pool>,
-    /// Services of ours that want IPs and have none.
-    pub pending: BTreeSet<ServiceKey>,
+    /// Services of ours that want IPs and have none, with why.
+    pub pending: Pending,
     pub writer: StatusWriter,
     pub events: EventSink,
     pub metrics: Arc<Metrics>,
@@ -98,6 +99,7 @@ impl Core {
             self.reconcile(&key, None);
         }
         self.pending.retain(|k| present.contains(k));
+        self.export_pending();
         // First every Service that may keep the IPs its status shows registers them; only
         // then may anyone move or get new IPs (which could otherwise be a later holder's).
         for svc in &services {
@@ -142,7 +144,7 @@ impl Core {
 
     /// Re-examines the Services waiting for IPs (after something was released).
     pub fn reprocess_pending(&mut self) {
-        let waiting: Vec<ServiceKey> = self.pending.iter().cloned().collect();
+        let waiting: Vec<ServiceKey> = self.pending.keys().cloned().collect();
         for key in waiting {
             self.reconcile_key(&key);
         }
@@ -162,6 +164,7 @@ impl Core {
     pub fn reconcile(&mut self, key: &ServiceKey, svc: Option<&Service>) -> bool {
         let started = Instant::now();
         let (result, released) = self.reconcile_inner(key, svc);
+        self.export_pending();
         self.metrics
             .reconciles
             .get_or_create(&ResultLabels::of(result))
@@ -177,6 +180,18 @@ impl Core {
                 .inc();
         }
         released
+    }
+
+    /// Sets the pending Services gauge, per reason (a handful of them).
+    fn export_pending(&self) {
+        for (reason, n) in self.pending.counts() {
+            self.metrics
+                .services_pending
+                .get_or_create(&ReasonLabels {
+                    reason: reason.to_owned(),
+                })
+                .set(n);
+        }
     }
 
     fn reconcile_inner(&mut self, key: &ServiceKey, svc: Option<&Service>) -> (&'static str, bool) {
@@ -328,11 +343,13 @@ impl Core {
                 }
             }
             None => {
-                self.pending.insert(key.clone());
-                let message = converged.notes.iter().rev().find_map(|n| match n {
-                    Note::AllocationFailed(e) => Some(e.to_string()),
+                let error = converged.notes.iter().rev().find_map(|n| match n {
+                    Note::AllocationFailed(e) => Some(e),
                     _ => None,
                 });
+                self.pending
+                    .insert(key.clone(), error.map_or("NotAssigned", AllocError::reason));
+                let message = error.map(ToString::to_string);
                 Desired {
                     ips: vec![],
                     pool: None,

@@ -5,6 +5,7 @@ mod config;
 mod core;
 mod events;
 mod lease;
+mod pending;
 mod report;
 mod watch;
 mod writer;

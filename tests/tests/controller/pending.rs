@@ -57,3 +57,58 @@ async fn a_pending_service_is_warned_once_however_many_ips_are_released_elsewher
     c.wait_event("wait-1", "IPAllocated").await?;
     Ok(())
 }
+
+/// The value of `ferrolb_controller_services_pending{reason="…"}` in `/metrics`' text, if the
+/// series is there.
+fn pending_gauge(metrics: &str, reason: &str) -> Option<i64> {
+    let series = format!("ferrolb_controller_services_pending{{reason=\"{reason}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn the_pending_gauge_counts_the_services_waiting_for_each_reason() -> anyhow::Result<()> {
+    let c = Cluster::start().await?;
+    c.pool("tiny", &["192.0.2.200/32"]).await?;
+    let controller = c.controller("ctl")?;
+    c.create(lb("holder", &[80])).await?;
+    c.wait_ips("holder", 1).await?;
+    for name in ["wait-1", "wait-2"] {
+        c.create(lb(name, &[80])).await?;
+        c.wait_condition(name, "False", "AllocationFailed").await?;
+    }
+    c.create(lb("lost", &[80]).annotate("ferrolb.io/address-pool", "nope"))
+        .await?;
+    c.wait_condition("lost", "False", "AllocationFailed")
+        .await?;
+    let gauges = |text: &str| {
+        (
+            pending_gauge(text, "PoolExhausted"),
+            pending_gauge(text, "UnknownPool"),
+        )
+    };
+    eventually("2 exhausted and 1 unknown pool", WAIT, || async {
+        let text = controller.metrics_text()?;
+        anyhow::ensure!(gauges(&text) == (Some(2), Some(1)), "{:?}", gauges(&text));
+        Ok(())
+    })
+    .await?;
+
+    // The holder goes: wait-1 gets its IP; the Service of the unknown pool goes too.
+    c.services()
+        .delete("holder", &DeleteParams::default())
+        .await?;
+    c.services()
+        .delete("lost", &DeleteParams::default())
+        .await?;
+    c.wait_condition("wait-1", "True", "Allocated").await?;
+    eventually("1 exhausted and none for an unknown pool", WAIT, || async {
+        let text = controller.metrics_text()?;
+        anyhow::ensure!(gauges(&text) == (Some(1), Some(0)), "{:?}", gauges(&text));
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
