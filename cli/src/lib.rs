@@ -1,5 +1,5 @@
 //! `kubectl ferrolb`: explains what ferrolb decided and why, simulates what a change would move,
-//! migrates MetalLB configuration, and shows status. Every decision it shows comes from the same
+//! migrates MetalLB configuration, and shows status and versions. Every decision it shows comes from the same
 //! pure code the binaries run (the controller's allocator through [`ferrolb_controller::replay`],
 //! the speaker's election and plan) — never a re-implementation. [`cluster`] reads the inputs
 //! once; the subcommands are pure functions of them.
@@ -9,6 +9,7 @@ pub mod explain;
 pub mod migrate;
 pub mod simulate;
 pub mod status;
+pub mod version;
 
 /// How results are printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

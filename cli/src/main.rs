@@ -1,4 +1,4 @@
-//! `kubectl-ferrolb`, a kubectl plugin: `kubectl ferrolb explain|simulate|migrate|status`.
+//! `kubectl-ferrolb`, a kubectl plugin: `kubectl ferrolb explain|simulate|migrate|status|version`.
 //! Reads the cluster with the usual kubeconfig (KUBECONFIG, --kubeconfig via kubectl's
 //! environment), computes with the binaries' own pure code, prints text or `-o json|yaml`.
 
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use ferrolb_cli::cluster::Cluster;
-use ferrolb_cli::{Format, explain, print, simulate, status};
+use ferrolb_cli::{Format, explain, print, simulate, status, version};
 
 /// Explains, simulates and migrates ferrolb configuration.
 #[derive(Parser, Debug)]
@@ -57,6 +57,12 @@ enum Command {
     },
     /// Pools with their usage, peers, and what each node announces.
     Status,
+    /// This plugin's version and the images ferrolb runs in the cluster.
+    Version {
+        /// Only the plugin's own version (no cluster needed).
+        #[arg(long)]
+        client: bool,
+    },
 }
 
 fn service_name(target: &str) -> anyhow::Result<&str> {
@@ -128,6 +134,21 @@ async fn run(args: Args) -> anyhow::Result<String> {
             let cluster = cluster(&args).await?;
             let s = status::status(&cluster);
             print(args.output, &s, status::render)
+        }
+        Command::Version { client } => {
+            let cluster = if *client {
+                None
+            } else {
+                let kube = kube::Client::try_default()
+                    .await
+                    .context("cannot reach the cluster (KUBECONFIG or in-cluster config); --client shows the plugin's version alone")?;
+                Some(version::fetch(&kube, &args.ferrolb_namespace).await?)
+            };
+            let v = version::Versions {
+                client: version::CLIENT.to_owned(),
+                cluster,
+            };
+            print(args.output, &v, version::render)
         }
     }
 }

@@ -16,6 +16,28 @@ pub const NAMESPACE: &str = ferrolb_api::DEFAULT_NAMESPACE;
 /// How long freshly applied CRDs may take to be established and served.
 pub const CRD_ESTABLISH_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A binary of the workspace next to the test executable (`target/<profile>/`, built by `cargo
+/// build --workspace --bins`, which tests/setup/prepare.sh runs for `./lab` and the tests).
+pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the test executable")?;
+    // Tests run from target/<profile>/deps/, binaries from target/<profile>/.
+    let candidates: Vec<PathBuf> = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(name))
+        .collect();
+    candidates
+        .iter()
+        .find(|bin| bin.is_file())
+        .cloned()
+        .with_context(|| {
+            format!(
+                "{name} is missing (looked at {candidates:?}): run `cargo build --workspace --bins` (`./lab` and tests/setup/prepare.sh do)"
+            )
+        })
+}
+
 /// A path relative to the root of the repository (the workspace).
 pub fn repo_path(relative: impl AsRef<Path>) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

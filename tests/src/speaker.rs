@@ -14,26 +14,9 @@ use crate::ControlPlane;
 use crate::apiserver::Process;
 use crate::forward::Forwarder;
 
-/// The `ferrolb-speaker` binary next to the test executable (`target/<profile>/`), built by
-/// `cargo test --workspace` (the speaker crate's own CLI test needs it) or `cargo build`.
+/// The `ferrolb-speaker` binary next to the test executable (`target/<profile>/`).
 pub fn binary() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("cannot find the test executable")?;
-    // Tests run from target/<profile>/deps/, binaries from target/<profile>/.
-    let candidates: Vec<PathBuf> = exe
-        .ancestors()
-        .skip(1)
-        .take(2)
-        .map(|dir| dir.join("ferrolb-speaker"))
-        .collect();
-    candidates
-        .iter()
-        .find(|bin| bin.is_file())
-        .cloned()
-        .ok_or_else(|| {
-            anyhow!(
-                "ferrolb-speaker is missing (looked at {candidates:?}): run `cargo build --workspace --bins` (`./lab` and tests/setup/prepare.sh do)"
-            )
-        })
+    crate::fixtures::workspace_binary("ferrolb-speaker")
 }
 
 /// What to run as a node's speaker: the program, its arguments and environment (the kubeconfig

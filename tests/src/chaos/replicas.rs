@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::Context as _;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
@@ -31,22 +31,7 @@ pub fn binary() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os(CONTROLLER_BIN_ENV) {
         return Ok(PathBuf::from(path));
     }
-    let exe = std::env::current_exe().context("cannot find the test executable")?;
-    let candidates: Vec<PathBuf> = exe
-        .ancestors()
-        .skip(1)
-        .take(2)
-        .map(|dir| dir.join("ferrolb-controller"))
-        .collect();
-    candidates
-        .iter()
-        .find(|bin| bin.is_file())
-        .cloned()
-        .ok_or_else(|| {
-            anyhow!(
-                "ferrolb-controller is missing (looked at {candidates:?}): run `cargo build -p ferrolb-controller` (tests/run.sh does)"
-            )
-        })
+    crate::fixtures::workspace_binary("ferrolb-controller")
 }
 
 /// One replica: its proxy, its process (absent between a kill and the restart) and whether
