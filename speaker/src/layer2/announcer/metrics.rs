@@ -107,6 +107,25 @@ impl L2Metrics {
         Arc::new(m)
     }
 
+    /// Creates every counter of `interface`, for both protocols, at 0: a series that appears
+    /// only with its first event cannot be rated or alerted on before it (a split brain's first
+    /// conflict would be the one a `rate()` misses).
+    pub fn init_interface(&self, interface: &str) {
+        for protocol in [Protocol::Arp, Protocol::Ndp] {
+            let labels = L2Labels::new(interface, protocol);
+            for family in [
+                &self.requests,
+                &self.replies,
+                &self.gratuitous,
+                &self.probes,
+                &self.malformed,
+                &self.conflicts,
+            ] {
+                let _ = family.get_or_create(&labels);
+            }
+        }
+    }
+
     /// The current value of `family` for `interface` and `protocol` (for tests and tools).
     pub fn value(family: &Family<L2Labels, Counter>, interface: &str, protocol: Protocol) -> u64 {
         family
@@ -136,5 +155,29 @@ mod tests {
             "{text}"
         );
         assert_eq!(L2Metrics::value(&metrics.replies, "eth0", Protocol::Ndp), 1);
+    }
+
+    #[test]
+    fn an_interface_has_every_counter_at_zero_before_its_first_event() {
+        let mut registry = Registry::default();
+        let metrics = L2Metrics::register(&mut registry);
+        metrics.init_interface("eth1");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        for name in [
+            "requests_received",
+            "replies_sent",
+            "gratuitous_sent",
+            "probes_sent",
+            "malformed_dropped",
+            "conflicts",
+        ] {
+            for protocol in ["arp", "ndp"] {
+                let series = format!(
+                    "ferrolb_speaker_layer2_{name}_total{{interface=\"eth1\",protocol=\"{protocol}\"}} 0"
+                );
+                assert!(text.contains(&series), "no {series} in:\n{text}");
+            }
+        }
     }
 }

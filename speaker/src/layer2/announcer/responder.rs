@@ -97,6 +97,7 @@ async fn recv(socket: Option<&PacketSocket>, buf: &mut [u8]) -> io::Result<Recei
 
 impl Responder {
     pub async fn run(mut self) {
+        self.outlets.metrics.init_interface(&self.name);
         let mut arp_buf = vec![0u8; BUFFER];
         let mut ndp_buf = vec![0u8; BUFFER];
         let mut published = BTreeSet::new();
