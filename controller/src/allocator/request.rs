@@ -231,6 +231,24 @@ pub enum AllocError {
 }
 
 impl AllocError {
+    /// Every [`AllocError::reason`], and `NotAssigned` (no IP and no error said why).
+    pub const REASONS: [&'static str; 14] = [
+        "NoPools",
+        "NoClusterIP",
+        "NotEnoughClusterIPs",
+        "UnknownPool",
+        "PoolDeleted",
+        "PoolNotAllowed",
+        "NotInAnyPool",
+        "DifferentPools",
+        "NotInRequestedPool",
+        "FamilyMismatch",
+        "BuggyIP",
+        "SharingConflict",
+        "PoolExhausted",
+        "NotAssigned",
+    ];
+
     /// A short name of the kind of failure (the `reason` label of
     /// `ferrolb_controller_services_pending`): one per variant, a bounded set.
     pub fn reason(&self) -> &'static str {

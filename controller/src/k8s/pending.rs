@@ -6,13 +6,23 @@
 
 use std::collections::BTreeMap;
 
-use crate::allocator::ServiceKey;
+use crate::allocator::{AllocError, ServiceKey};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Pending {
     reasons: BTreeMap<ServiceKey, &'static str>,
-    /// Per reason ever seen (kept at 0, so that the gauge goes back to 0).
+    /// Per reason, every known one from the start (at 0: a gauge series exists before the
+    /// first Service waits for that reason, and goes back to 0 after the last).
     counts: BTreeMap<&'static str, i64>,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Self {
+            reasons: BTreeMap::new(),
+            counts: AllocError::REASONS.iter().map(|r| (*r, 0)).collect(),
+        }
+    }
 }
 
 impl Pending {
@@ -62,8 +72,9 @@ mod tests {
         ServiceKey::new("default", name)
     }
 
+    /// The counts that are not 0.
     fn counts(p: &Pending) -> Vec<(&'static str, i64)> {
-        p.counts().collect()
+        p.counts().filter(|(_, n)| *n != 0).collect()
     }
 
     #[test]
@@ -80,7 +91,57 @@ mod tests {
         p.remove(&key("b"));
         p.remove(&key("nobody"));
         p.retain(|k| k.name != "c");
-        assert_eq!(counts(&p), [("PoolExhausted", 0), ("UnknownPool", 1)]);
+        assert_eq!(counts(&p), [("UnknownPool", 1)]);
+        let all: Vec<(&str, i64)> = p.counts().collect();
+        assert_eq!(
+            all.len(),
+            AllocError::REASONS.len(),
+            "every reason, at 0 or not"
+        );
         assert_eq!(p.keys().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["a"]);
+    }
+}
+
+#[cfg(test)]
+mod reasons {
+    use std::net::IpAddr;
+
+    use crate::allocator::{AllocError, ServiceKey, SharingConflict};
+
+    #[test]
+    fn every_error_has_a_reason_among_the_known_ones() {
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        let pool = || ferrolb_config::PoolName::from("p");
+        let errors = [
+            AllocError::NoPools,
+            AllocError::NoClusterIp,
+            AllocError::NotEnoughClusterIps(1),
+            AllocError::UnknownPool(pool()),
+            AllocError::PoolDeleted(pool()),
+            AllocError::PoolNotAllowed {
+                pool: pool(),
+                namespace: "n".into(),
+            },
+            AllocError::NotInAnyPool(ip),
+            AllocError::DifferentPools(ip, ip),
+            AllocError::NotInRequestedPool { ip, pool: pool() },
+            AllocError::FamilyMismatch {
+                ips: vec![ip],
+                families: vec![],
+            },
+            AllocError::BuggyIp { ip, pool: pool() },
+            AllocError::Conflict {
+                ip,
+                other: ServiceKey::new("n", "s"),
+                why: SharingConflict::Key,
+            },
+            AllocError::Exhausted { tried: vec![] },
+        ];
+        let mut seen: Vec<&str> = errors.iter().map(AllocError::reason).collect();
+        seen.push("NotAssigned");
+        seen.sort_unstable();
+        let mut known = AllocError::REASONS.to_vec();
+        known.sort_unstable();
+        assert_eq!(seen, known, "one reason per kind of error, all listed");
     }
 }
