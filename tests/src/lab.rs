@@ -320,6 +320,12 @@ pub fn external_get(state: &LabState, ip: IpAddr, port: u16) -> anyhow::Result<S
 
 /// One HTTP GET of `http://ip:port/` from namespace `netns`.
 fn http_get_from(netns: &str, ip: IpAddr, port: u16) -> anyhow::Result<String> {
+    http_get_path(netns, ip, port, "/")
+}
+
+/// One HTTP GET of `http://ip:port{path}` from namespace `netns`: the body.
+pub fn http_get_path(netns: &str, ip: IpAddr, port: u16, path: &str) -> anyhow::Result<String> {
+    let path = path.to_owned();
     Netns::existing(netns.to_owned()).run(move || -> anyhow::Result<String> {
         use std::io::{Read, Write};
         let addr = std::net::SocketAddr::new(ip, port);
@@ -328,7 +334,7 @@ fn http_get_from(netns: &str, ip: IpAddr, port: u16) -> anyhow::Result<String> {
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
         write!(
             stream,
-            "GET / HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n"
         )?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;

@@ -30,6 +30,7 @@ pub mod bgp_session;
 pub mod chaos;
 pub mod cluster;
 pub mod controller;
+pub mod dashboard;
 pub mod fixtures;
 pub mod forward;
 pub mod helm;

@@ -413,6 +413,44 @@ fn the_service_monitor_is_off_by_default_and_one_object_when_enabled() -> anyhow
 }
 
 #[test]
+fn the_grafana_dashboard_is_off_by_default_and_one_config_map_of_the_file_when_enabled()
+-> anyhow::Result<()> {
+    let default = rendered(&[])?;
+    let enabled = rendered(&[
+        "--set",
+        "grafanaDashboard.enabled=true",
+        "--set",
+        "grafanaDashboard.annotations.grafana_folder=Networking",
+    ])?;
+    let added: Vec<&Key> = enabled
+        .keys()
+        .filter(|k| !default.contains_key(*k))
+        .collect();
+    let config_map = key("v1", "ConfigMap", NS, "ferrolb-grafana-dashboard");
+    assert_eq!(
+        added,
+        vec![&config_map],
+        "grafanaDashboard.enabled=true adds exactly one ConfigMap"
+    );
+    assert_eq!(default.len() + 1, enabled.len());
+    let cm = &enabled[&config_map];
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], json!("1"));
+    assert_eq!(
+        cm["metadata"]["annotations"]["grafana_folder"],
+        json!("Networking")
+    );
+    // The very dashboard of the file (the one the lab test checks against live metrics).
+    let file = std::fs::read_to_string(repo_path("manifests/chart/dashboards/ferrolb.json"))?;
+    let shipped = cm["data"]["ferrolb.json"]
+        .as_str()
+        .context("the ConfigMap holds ferrolb.json")?;
+    assert_eq!(shipped, file.trim_end());
+    let parsed: Value = serde_json::from_str(shipped)?;
+    assert_eq!(parsed["uid"], json!("ferrolb"));
+    Ok(())
+}
+
+#[test]
 fn the_image_values_change_both_workloads_and_nothing_else() -> anyhow::Result<()> {
     let default = rendered(&[])?;
     for workload in [deployment_key(), daemonset_key()] {
