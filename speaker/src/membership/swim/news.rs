@@ -17,6 +17,50 @@ const NEWCOMER_HINT: usize = 32;
 /// News that did not fit, in a row, after which a datagram is taken as full.
 const MISFITS_BEFORE_FULL: usize = 8;
 
+/// A datagram being filled with entries up to its size and count limits.
+struct Fill {
+    packet: Packet,
+    len: usize,
+    max: usize,
+    /// Entries that did not fit, in a row.
+    misfits: usize,
+}
+
+impl Fill {
+    fn new(packet: Packet, max: usize) -> Self {
+        let len = packet.sealed_len();
+        Self {
+            packet,
+            len,
+            max,
+            misfits: 0,
+        }
+    }
+
+    /// No entry goes in any more: the count limit, or a few misfits in a row.
+    fn full(&self) -> bool {
+        self.packet.gossip.len() >= MAX_ENTRIES || self.misfits >= MISFITS_BEFORE_FULL
+    }
+
+    /// Whether one of the first `first` entries is news of `name`.
+    fn holds(&self, name: &str, first: usize) -> bool {
+        self.packet.gossip[..first].iter().any(|e| e.name == name)
+    }
+
+    /// Puts `entry` in if it fits; says whether it did.
+    fn offer(&mut self, entry: Entry) -> bool {
+        let entry_len = entry_len(&entry);
+        if self.packet.gossip.len() >= MAX_ENTRIES || self.len + entry_len > self.max {
+            self.misfits += 1;
+            return false;
+        }
+        self.misfits = 0;
+        self.len += entry_len;
+        self.packet.gossip.push(entry);
+        true
+    }
+}
+
 impl Swim {
     /// What this node says of itself.
     pub(super) fn self_entry(&self) -> Entry {
@@ -52,71 +96,49 @@ impl Swim {
     /// Seals and queues a datagram: `entries` first, then corrections owed to `to`, then as much
     /// queued gossip as fits.
     pub(super) fn send(&mut self, to: SocketAddr, message: Message, entries: Vec<Entry>) {
-        let mut packet = Packet {
-            sender: self.settings.node_name.clone(),
-            incarnation: self.incarnation,
-            seq: self.seq,
-            message,
-            gossip: Vec::new(),
-        };
-        let mut len = packet.sealed_len();
+        let mut fill = Fill::new(
+            Packet {
+                sender: self.settings.node_name.clone(),
+                incarnation: self.incarnation,
+                seq: self.seq,
+                message,
+                gossip: Vec::new(),
+            },
+            self.settings.max_packet_size,
+        );
         for entry in entries {
-            let entry_len = entry_len(&entry);
-            if len + entry_len <= self.settings.max_packet_size && packet.gossip.len() < MAX_ENTRIES
-            {
-                len += entry_len;
-                packet.gossip.push(entry);
-            }
+            fill.offer(entry);
         }
-        if let Some(subjects) = self.corrections.remove(&to) {
-            let mut misfits = 0;
-            for subject in subjects {
-                if packet.gossip.len() >= MAX_ENTRIES || misfits >= MISFITS_BEFORE_FULL {
-                    break;
-                }
-                if packet.gossip.iter().any(|e| e.name == subject) {
-                    continue;
-                }
-                let Some(entry) = self.entry_of(&subject) else {
-                    continue;
-                };
-                let entry_len = entry_len(&entry);
-                if len + entry_len > self.settings.max_packet_size {
-                    misfits += 1;
-                    continue;
-                }
-                misfits = 0;
-                len += entry_len;
-                packet.gossip.push(entry);
-            }
-        }
-        // Queued news, least sent first, while it fits; a few that do not fit in a row mean the
-        // datagram is full (the queue can hold every member's name while many join).
-        // The queue's names are distinct: only those already in the datagram can repeat.
-        let already = packet.gossip.len();
-        let mut taken = Vec::new();
-        let mut unknown = Vec::new();
-        let mut misfits = 0;
-        for name in self.gossip.by_least_sent() {
-            if packet.gossip.len() >= MAX_ENTRIES || misfits >= MISFITS_BEFORE_FULL {
+        for subject in self.corrections.remove(&to).into_iter().flatten() {
+            if fill.full() {
                 break;
             }
-            if packet.gossip[..already].iter().any(|e| e.name == name) {
+            if !fill.holds(&subject, fill.packet.gossip.len())
+                && let Some(entry) = self.entry_of(&subject)
+            {
+                fill.offer(entry);
+            }
+        }
+        // Queued news, least sent first, while it fits. The queue's names are distinct: only
+        // those put in before it can repeat.
+        let before = fill.packet.gossip.len();
+        let mut taken = Vec::new();
+        let mut unknown = Vec::new();
+        for name in self.gossip.by_least_sent() {
+            if fill.full() {
+                break;
+            }
+            if fill.holds(name, before) {
                 continue;
             }
-            let Some(entry) = self.entry_of(name) else {
-                unknown.push(name.to_owned());
-                continue;
-            };
-            let entry_len = entry_len(&entry);
-            if len + entry_len > self.settings.max_packet_size {
-                misfits += 1;
-                continue;
+            match self.entry_of(name) {
+                Some(entry) => {
+                    if fill.offer(entry) {
+                        taken.push(name.to_owned());
+                    }
+                }
+                None => unknown.push(name.to_owned()),
             }
-            misfits = 0;
-            len += entry_len;
-            taken.push(entry.name.clone());
-            packet.gossip.push(entry);
         }
         for name in unknown {
             self.gossip.remove(&name);
@@ -127,6 +149,7 @@ impl Swim {
                 self.gossip.sent(&name, limit);
             }
         }
+        let packet = fill.packet;
         self.seq += 1;
         let kind = packet.message.kind();
         let bytes = packet.seal(self.keys.sealing(self.now));
