@@ -182,9 +182,12 @@ impl Core {
         released
     }
 
-    /// Sets the pending Services gauge, per reason (a handful of them).
-    fn export_pending(&self) {
-        for (reason, n) in self.pending.counts() {
+    /// Sets the pending Services gauge, per reason, when the counts changed.
+    fn export_pending(&mut self) {
+        let Some(counts) = self.pending.take_counts() else {
+            return;
+        };
+        for (reason, n) in counts {
             self.metrics
                 .services_pending
                 .get_or_create(&ReasonLabels {

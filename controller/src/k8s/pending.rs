@@ -14,6 +14,8 @@ pub(crate) struct Pending {
     /// Per reason, every known one from the start (at 0: a gauge series exists before the
     /// first Service waits for that reason, and goes back to 0 after the last).
     counts: BTreeMap<&'static str, i64>,
+    /// Whether the counts changed since [`Pending::take_counts`] last gave them.
+    changed: bool,
 }
 
 impl Default for Pending {
@@ -21,6 +23,7 @@ impl Default for Pending {
         Self {
             reasons: BTreeMap::new(),
             counts: AllocError::REASONS.iter().map(|r| (*r, 0)).collect(),
+            changed: true,
         }
     }
 }
@@ -28,26 +31,33 @@ impl Default for Pending {
 impl Pending {
     /// `key` waits, for `reason`.
     pub fn insert(&mut self, key: ServiceKey, reason: &'static str) {
-        if let Some(before) = self.reasons.insert(key, reason) {
+        let before = self.reasons.insert(key, reason);
+        if before == Some(reason) {
+            return;
+        }
+        if let Some(before) = before {
             *self.counts.entry(before).or_default() -= 1;
         }
         *self.counts.entry(reason).or_default() += 1;
+        self.changed = true;
     }
 
     /// `key` waits no more (it got IPs, or is gone).
     pub fn remove(&mut self, key: &ServiceKey) {
         if let Some(before) = self.reasons.remove(key) {
             *self.counts.entry(before).or_default() -= 1;
+            self.changed = true;
         }
     }
 
     /// Keeps only the keys `keep` accepts.
     pub fn retain(&mut self, mut keep: impl FnMut(&ServiceKey) -> bool) {
-        let counts = &mut self.counts;
+        let (counts, changed) = (&mut self.counts, &mut self.changed);
         self.reasons.retain(|key, reason| {
             let kept = keep(key);
             if !kept {
                 *counts.entry(*reason).or_default() -= 1;
+                *changed = true;
             }
             kept
         });
@@ -58,9 +68,15 @@ impl Pending {
         self.reasons.keys()
     }
 
-    /// How many wait for each reason seen so far (0 for those that no longer hold any).
+    /// How many wait for each reason (every known one).
     pub fn counts(&self) -> impl Iterator<Item = (&'static str, i64)> + '_ {
         self.counts.iter().map(|(reason, n)| (*reason, *n))
+    }
+
+    /// The counts if they changed since last taken (a reconcile that moved nothing exports
+    /// nothing).
+    pub fn take_counts(&mut self) -> Option<impl Iterator<Item = (&'static str, i64)> + '_> {
+        std::mem::take(&mut self.changed).then(|| self.counts())
     }
 }
 
