@@ -83,6 +83,14 @@ fn krew_install(
         .env("KREW_ARCH", "amd64"))
 }
 
+/// [`krew_install`] into `work/krew`, which must succeed: the KREW_ROOT.
+fn installed(krew: &Path, work: &Path, manifest: &Path, archive: &Path) -> anyhow::Result<PathBuf> {
+    let root = work.join("krew");
+    let output = krew_install(krew, &root, manifest, archive)?;
+    ensure!(output.status.success(), "krew install: {}", text(&output));
+    Ok(root)
+}
+
 /// kubectl with `args`, finding plugins in krew's bin directory under `root` only.
 fn kubectl_with_plugins(
     root: &Path,
@@ -121,13 +129,7 @@ fn the_release_passes_krews_validation_and_installs_a_plugin_kubectl_runs() -> a
         text(&validated)
     );
 
-    let root = work.path().join("krew");
-    let installed = krew_install(&krew, &root, &manifest, &archive)?;
-    assert!(
-        installed.status.success(),
-        "krew install: {}",
-        text(&installed)
-    );
+    let root = installed(&krew, work.path(), &manifest, &archive)?;
     let store = root.join(format!("store/ferrolb/v{VERSION}"));
     for file in ["kubectl-ferrolb", "LICENSE"] {
         assert!(
@@ -189,13 +191,7 @@ async fn version_names_the_images_install_yaml_runs() -> anyhow::Result<()> {
     let krew = krew_dir()?;
     let work = tempfile::tempdir()?;
     let (manifest, archive) = release(&work.path().join("release"))?;
-    let root = work.path().join("krew");
-    let installed = krew_install(&krew, &root, &manifest, &archive)?;
-    assert!(
-        installed.status.success(),
-        "krew install: {}",
-        text(&installed)
-    );
+    let root = installed(&krew, work.path(), &manifest, &archive)?;
 
     let cp = ControlPlane::start().await?;
     let kubeconfig = cp.kubeconfig_path().to_owned();

@@ -436,7 +436,7 @@ async fn bgp_ips_reach_pods_from_behind_the_router(router: RouterKind) {
     // Grafana dashboard finds its metrics and labels in what the speakers and controllers
     // export (issue #17: no dead panels).
     if router != RouterKind::Gobgp {
-        dashboard_queries_find_their_series(&lab)
+        ferrolb_tests::dashboard::check_lab(&lab)
             .await
             .expect("the dashboard's queries");
     }
@@ -543,69 +543,6 @@ async fn bgp_ips_reach_pods_from_behind_the_router(router: RouterKind) {
     })
     .await
     .expect("the IP goes quiet");
-}
-
-/// The metrics ports install.yaml gives the speaker (`--metrics-port`) and the controller.
-const SPEAKER_METRICS_PORT: u16 = 7948;
-const CONTROLLER_METRICS_PORT: u16 = 7472;
-
-/// Scrapes every speaker (on its node's address, from the LAN client) and every controller
-/// replica (on its pod's address, from node-1) and checks the dashboard against the union.
-async fn dashboard_queries_find_their_series(lab: &ClusterLab) -> anyhow::Result<()> {
-    use ferrolb_tests::dashboard;
-    use k8s_openapi::api::core::v1::Pod;
-    let state = lab.state();
-    let mut text = String::new();
-    for node in &state.nodes {
-        let body = lab::http_get_path(
-            &state.client_netns,
-            IpAddr::V4(node.ipv4),
-            SPEAKER_METRICS_PORT,
-            "/metrics",
-        )
-        .with_context(|| format!("the speaker's /metrics on {}", node.name))?;
-        text.push_str(&body);
-        text.push('\n');
-    }
-    let pods: Api<Pod> =
-        Api::namespaced(lab.cluster().client(), ferrolb_tests::fixtures::NAMESPACE);
-    let controllers = pods
-        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/component=controller"))
-        .await?;
-    anyhow::ensure!(!controllers.items.is_empty(), "no controller pod");
-    for pod in &controllers.items {
-        let ip: IpAddr = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.as_deref())
-            .context("a controller pod without an IP")?
-            .parse()?;
-        let body = lab::http_get_path(
-            &state.nodes[0].netns,
-            ip,
-            CONTROLLER_METRICS_PORT,
-            "/metrics",
-        )
-        .with_context(|| format!("the controller's /metrics at {ip}"))?;
-        text.push_str(&body);
-        text.push('\n');
-    }
-    let scraped = dashboard::exposition(&text);
-    let board = dashboard::load()?;
-    let queries = dashboard::queries(&board);
-    anyhow::ensure!(
-        queries.len() >= 20,
-        "only {} queries in the dashboard",
-        queries.len()
-    );
-    let dead = dashboard::dead_references(&board, &scraped);
-    anyhow::ensure!(dead.is_empty(), "dead panels:\n{}", dead.join("\n"));
-    eprintln!(
-        "the dashboard's {} queries all find their series among {} scraped",
-        queries.len(),
-        scraped.len()
-    );
-    Ok(())
 }
 
 /// A rollback of ferrolb to an earlier build and the upgrade back to this checkout's
