@@ -3,7 +3,7 @@
 #   1. prerequisites, by tests/setup/prepare.sh (the same entry point `./lab` uses): Debian
 #      packages, the real kube-apiserver, kube-proxy, kubectl and etcd built from their Go
 #      modules and cached under ~/.cache/ferrolb, ferrolb's binaries (the namespace tests run
-#      them as processes), helm, krew and cargo-fuzz — minutes the first time, seconds afterwards;
+#      them as processes), helm, krew, promtool and cargo-fuzz — minutes the first time, seconds afterwards;
 #   2. formatting and lints (cargo fmt --check, clippy -D warnings);
 #   3. every unit, property and integration test, including those against the real apiserver
 #      and those in network namespaces (root needed), which run the built binaries;
@@ -17,7 +17,7 @@ step() { printf '\n== %s\n' "$*"; }
 step "prerequisites"
 FUZZ_SECONDS=${FERROLB_FUZZ_SECONDS:-45}
 # Exports FERROLB_K8S_BIN, FERROLB_IMAGES, FERROLB_PREVIOUS_DIR,
-# FERROLB_HELM_BIN, FERROLB_KREW_BIN and (unless fuzzing is off) CARGO_FUZZ_BIN.
+# FERROLB_HELM_BIN, FERROLB_KREW_BIN, FERROLB_PROMETHEUS_BIN and (unless fuzzing is off) CARGO_FUZZ_BIN.
 prepared=$(FERROLB_FUZZ_SECONDS=$FUZZ_SECONDS bash tests/setup/prepare.sh tests)
 eval "$prepared"
 

@@ -81,6 +81,7 @@ stage lab   FERROLB_IMAGES   "building the images (pause, echo, ferrolb from sta
 stage tests FERROLB_PREVIOUS_DIR "building an earlier commit's ferrolb image (for the upgrade tests; cold: ~8 min)" bash tests/setup/previous-image.sh
 stage tests FERROLB_HELM_BIN "building helm (cold: ~3 min)" bash tests/setup/helm.sh
 stage tests FERROLB_KREW_BIN "building krew and its manifest validator (cold: ~1 min)" bash tests/setup/krew.sh
+stage tests FERROLB_PROMETHEUS_BIN "building promtool and prometheus (for the alert rules' tests; cold: ~8 min)" bash tests/setup/prometheus.sh
 stage tests -                "building MetalLB's speaker and controller from its Go module (side-by-side test; cold: ~5 min)" bash tests/setup/metallb.sh
 if [ "${FERROLB_FUZZ_SECONDS:-45}" -gt 0 ]; then
   stage tests CARGO_FUZZ_BIN "installing cargo-fuzz (cold: ~4 min)" bash -c 'dirname "$(bash tests/setup/cargo-fuzz.sh | tail -n 1)"'
