@@ -7,14 +7,10 @@
 //! `without (…)` and `label_values(…, label)`; that is all the dashboard uses.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 
-use anyhow::Context as _;
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
 use serde_json::Value;
 
-use crate::lab::{self, ClusterLab};
+use crate::lab::ClusterLab;
 
 /// Labels Prometheus adds to every scraped series (target labels of a ServiceMonitor or a
 /// Kubernetes scrape config), and the histogram bucket bound.
@@ -200,48 +196,21 @@ pub fn dead_references(
     problems
 }
 
-/// The metrics ports install.yaml gives the speaker (`--metrics-port`) and the controller.
-const SPEAKER_METRICS_PORT: u16 = 7948;
-const CONTROLLER_METRICS_PORT: u16 = 7472;
-
-/// Scrapes every speaker (on its node's address, from the LAN client) and every controller
-/// replica (on its pod's address, from node-1) and checks the dashboard against the union.
+/// Scrapes every speaker and controller replica ([`crate::scrape::lab_targets`]) and checks the
+/// dashboard against the union.
 pub async fn check_lab(lab: &ClusterLab) -> anyhow::Result<()> {
-    let state = lab.state();
-    let mut text = String::new();
-    for node in &state.nodes {
-        let body = lab::http_get_path(
-            &state.client_netns,
-            IpAddr::V4(node.ipv4),
-            SPEAKER_METRICS_PORT,
-            "/metrics",
-        )
-        .with_context(|| format!("the speaker's /metrics on {}", node.name))?;
-        text.push_str(&body);
-        text.push('\n');
-    }
-    let pods: Api<Pod> = Api::namespaced(lab.cluster().client(), crate::fixtures::NAMESPACE);
-    let controllers = pods
-        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/component=controller"))
-        .await?;
-    anyhow::ensure!(!controllers.items.is_empty(), "no controller pod");
-    for pod in &controllers.items {
-        let ip: IpAddr = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.as_deref())
-            .context("a controller pod without an IP")?
-            .parse()?;
-        let body = lab::http_get_path(
-            &state.nodes[0].netns,
-            ip,
-            CONTROLLER_METRICS_PORT,
-            "/metrics",
-        )
-        .with_context(|| format!("the controller's /metrics at {ip}"))?;
-        text.push_str(&body);
-        text.push('\n');
-    }
+    let targets = crate::scrape::lab_targets(lab).await?;
+    let speakers = targets.iter().filter(|t| t.job == "speaker").count();
+    anyhow::ensure!(
+        speakers == lab.state().nodes.len(),
+        "{speakers} of {} speakers answered on /metrics",
+        lab.state().nodes.len()
+    );
+    anyhow::ensure!(
+        targets.iter().any(|t| t.job == "controller"),
+        "no controller answered on /metrics"
+    );
+    let text: String = targets.iter().map(|t| format!("{}\n", t.text)).collect();
     let scraped = exposition(&text);
     let board = load()?;
     let queries = queries(&board);

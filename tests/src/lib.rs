@@ -24,6 +24,7 @@
 //!
 //! The integration suites themselves live in `tests/tests/`.
 
+pub mod alerts;
 pub mod apiserver;
 pub mod audit;
 pub mod bgp_session;
@@ -39,6 +40,7 @@ pub mod l2cluster;
 pub mod lab;
 pub mod netns;
 pub mod routers;
+pub mod scrape;
 pub mod speaker;
 pub mod stats;
 

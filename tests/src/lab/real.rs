@@ -271,6 +271,11 @@ impl ClusterLab {
         &self.router
     }
 
+    /// The BGP router, to stop and restart it.
+    pub fn router_mut(&mut self) -> &mut Router {
+        &mut self.router
+    }
+
     /// The cluster underneath, to kill nodes.
     pub fn cluster_mut(&mut self) -> &mut Cluster {
         &mut self.cluster
