@@ -1,11 +1,11 @@
-//! ferrolb installed with Helm on a real cluster (`ferrolb_tests::cluster`), the README's way
+//! ferrolb installed with Helm on a real cluster (`ferrolb_tests::cluster`), the operator guide's way
 //! ("Install with Helm"): a namespace labelled for the speaker's PodSecurity level, then
 //! `helm install ferrolb manifests/chart --set namespace.create=false`, the image being the one
 //! `tests/setup/images.sh` built and imported into every node (`image.pullPolicy=Never`: no
 //! registry is asked). The controller and a speaker per node run and are ready, and a client on
 //! the LAN reaches a container through the LoadBalancer IP. Then `helm uninstall`: every object
 //! of the release goes, and nobody answers ARP for the IP any more. The CRDs stay, as Helm
-//! keeps every chart's `crds/`; deleting them and the namespace as README.md's "Uninstall"
+//! keeps every chart's `crds/`; deleting them and the namespace as docs/operator-guide.md's "Uninstall"
 //! says leaves nothing of ferrolb.
 //!
 //! Needs root (namespaces, mounts, cgroups); without it the test says so and passes.
@@ -33,7 +33,7 @@ async fn helm_install_serves_the_lan_and_helm_uninstall_leaves_no_release_object
     }
     let mut cluster = Cluster::builder(NODES).start().await?;
 
-    // README.md, "Install with Helm".
+    // docs/operator-guide.md, "With Helm".
     let installing = Instant::now();
     cluster.create_helm_namespace().await?;
     let chart = repo_path("manifests/chart");
@@ -131,7 +131,7 @@ async fn helm_install_serves_the_lan_and_helm_uninstall_leaves_no_release_object
         "Helm keeps the chart's CRDs on uninstall: {crds:?}"
     );
 
-    // README.md, "Uninstall": what Helm keeps goes by hand.
+    // docs/operator-guide.md, "Uninstall": what Helm keeps goes by hand.
     cluster
         .kubectl_ok(&["delete", "crd", "-l", PART_OF, "--wait=true"], None)
         .await

@@ -2,7 +2,7 @@
 //! the same time, as during a switch. MetalLB is installed as its users have it — its own
 //! `metallb-native.yaml`, unmodified, from images built from its Go module — and serves the
 //! Services without a class, as it does by default. ferrolb is installed beside it with Helm and
-//! `--lb-class=ferrolb.io/ferrolb` (README.md, "Migrating from MetalLB"), so each serves its own
+//! `--lb-class=ferrolb.io/ferrolb` (docs/operator-guide.md, "Migrating from MetalLB"), so each serves its own
 //! Services while the user moves them. Both speakers run on the host network of every node;
 //! their ports must not clash, and the client on the LAN must reach a container through either
 //! implementation's IP.

@@ -12,7 +12,7 @@
 //! copies equal, byte for byte, to what that transformation gives.
 //!
 //! Further tests: `helm lint --strict` passes, helm refuses Kubernetes before 1.31, and on the
-//! real apiserver both the rendered chart applies server-side and `helm install` (the README's
+//! real apiserver both the rendered chart applies server-side and `helm install` (the operator guide's
 //! flow) succeeds. The values knobs are `helm_values.rs`'.
 
 use std::collections::BTreeMap;
@@ -191,7 +191,7 @@ async fn the_rendered_chart_applies_server_side() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// README.md's "Install with Helm": a labelled namespace, then `helm install` with
+/// docs/operator-guide.md's "With Helm": a labelled namespace, then `helm install` with
 /// `namespace.create=false` — CRDs from `crds/` first, then the templates.
 #[tokio::test]
 async fn helm_install_into_a_prepared_namespace_succeeds() -> anyhow::Result<()> {

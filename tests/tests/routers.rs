@@ -3,7 +3,8 @@
 //! routes read back through [`Router::routes`] must carry what was sent. This is what the BGP
 //! interop tests rely on to judge ferrolb's speaker.
 //!
-//! Needs root (network namespaces); skipped otherwise.
+//! Needs root (network namespaces); skipped otherwise. The last test checks the operator
+//! guide's FRR and BIRD configurations with the daemons' own parsers.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -130,4 +131,41 @@ async fn bird_receives_and_reports_routes_with_communities() {
 #[tokio::test]
 async fn frr_receives_and_reports_routes_with_communities() {
     routes_arrive_from_a_gobgp_speaker(RouterKind::Frr).await;
+}
+
+/// The router configurations of `docs/operator-guide.md` (its ```frr and ```bird blocks), as
+/// the daemons' own parsers read them: `vtysh --dryrun` and `bird -p`. A block the parser
+/// refuses fails here naming the parser's complaint. (The Debian packages the setup installs
+/// provide both; no root needed.)
+#[test]
+fn the_operator_guides_frr_and_bird_configurations_parse() {
+    let guide =
+        std::fs::read_to_string(ferrolb_tests::fixtures::repo_path("docs/operator-guide.md"))
+            .expect("the guide");
+    let work = tempfile::tempdir().expect("a temporary directory");
+    for (lang, parser) in [
+        ("frr", ["vtysh", "--dryrun", "-f"]),
+        ("bird", ["bird", "-p", "-c"]),
+    ] {
+        let fence = format!("```{lang}\n");
+        let start = guide
+            .find(&fence)
+            .unwrap_or_else(|| panic!("no {fence:?} block"))
+            + fence.len();
+        let end = start + guide[start..].find("```").expect("the block's end");
+        let file = work.path().join(format!("guide.{lang}"));
+        std::fs::write(&file, &guide[start..end]).expect("write");
+        let out = std::process::Command::new(parser[0])
+            .args(&parser[1..])
+            .arg(&file)
+            .output()
+            .unwrap_or_else(|e| panic!("{} (from the lab's Debian packages): {e}", parser[0]));
+        assert!(
+            out.status.success(),
+            "{} refuses the guide's {lang} configuration: {}{}",
+            parser[0],
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -196,7 +196,7 @@ impl Cluster {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
-    /// README.md, "Install with Helm": ferrolb's namespace, labelled for the speaker's
+    /// docs/operator-guide.md, "With Helm": ferrolb's namespace, labelled for the speaker's
     /// PodSecurity level, made before `helm install … --set namespace.create=false`.
     pub async fn create_helm_namespace(&self) -> anyhow::Result<()> {
         self.kubectl_ok(&["create", "namespace", NAMESPACE], None)
