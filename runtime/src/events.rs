@@ -47,13 +47,24 @@ impl EventSink {
             },
         );
         tokio::spawn(async move {
+            // The first failure says so where operators look; the rest would repeat it.
+            let mut warned = false;
             while let Some((reference, event, gate)) = rx.recv().await {
                 if gate.is_some_and(|open| !open()) {
                     tracing::debug!(reason = %event.reason, "event dropped: its gate closed");
                     continue;
                 }
                 if let Err(e) = recorder.publish(&event, &reference).await {
-                    tracing::debug!(error = %e, reason = %event.reason, "cannot publish event");
+                    if warned {
+                        tracing::debug!(error = %e, reason = %event.reason, "cannot publish event");
+                    } else {
+                        tracing::warn!(
+                            error = %e, reason = %event.reason,
+                            object = reference.name.as_deref().unwrap_or_default(),
+                            "cannot publish Kubernetes Events (check the RBAC for events.k8s.io create and patch); further failures are logged at debug"
+                        );
+                        warned = true;
+                    }
                 }
             }
         });

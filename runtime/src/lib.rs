@@ -25,7 +25,7 @@ where
     match runtime.block_on(main) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            tracing::error!("{binary} stops: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -24,7 +24,7 @@ use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::sys::AsyncSocket;
 use rtnetlink::{Handle, MulticastGroup};
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::layer2::arp::Mac;
 
@@ -163,11 +163,11 @@ impl Interfaces {
             Some(old) => {
                 new.addrs = std::mem::take(&mut old.addrs);
                 if (old.up, old.lower_up) != (new.up, new.lower_up) {
-                    info!(
+                    debug!(
                         interface = %new.name,
                         up = new.up,
-                        lower_up = new.lower_up,
-                        "link state changed"
+                        carrier = new.lower_up,
+                        "interface link state changed"
                     );
                 }
                 let changed = *old != new;
@@ -366,6 +366,28 @@ pub enum Ineligible {
     Excluded,
     /// Neither IPv4 broadcast nor IPv6 runs on it.
     NoFamily,
+}
+
+impl std::fmt::Display for Ineligible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Down => f.write_str("the interface is down"),
+            Self::NoCarrier => f.write_str("the interface has no carrier (link down)"),
+            Self::Loopback => f.write_str("it is the loopback interface"),
+            Self::NoArp => f.write_str("ARP is off on the interface (NOARP)"),
+            Self::NoMac => f.write_str("the interface has no Ethernet MAC address"),
+            Self::Enslaved(master) => write!(
+                f,
+                "the interface is a port of bond or bridge interface {master}, which answers instead"
+            ),
+            Self::Excluded => {
+                f.write_str("the interface's name is excluded (--exclude-interfaces)")
+            }
+            Self::NoFamily => f.write_str(
+                "the interface has neither an IPv4 broadcast domain nor an IPv6 link-local address",
+            ),
+        }
+    }
 }
 
 /// Whether `iface` may answer ARP/NDP, and for which families. Interfaces named by an

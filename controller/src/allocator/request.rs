@@ -155,16 +155,16 @@ pub enum SharingConflict {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AllocError {
     /// There is no usable pool at all.
-    #[error("no IPAddressPool is configured")]
+    #[error("no IPAddressPool is configured: create one in ferrolb's namespace")]
     NoPools,
     /// The Service has no cluster IP, so its family is unknown.
-    #[error("the Service has no cluster IP")]
+    #[error("the Service has no cluster IP (a headless Service cannot get a load-balancer IP)")]
     NoClusterIp,
     /// RequireDualStack with one cluster IP.
     #[error("RequireDualStack needs two cluster IPs, the Service has {0}")]
     NotEnoughClusterIps(usize),
     /// The named pool does not exist.
-    #[error("unknown pool {0}")]
+    #[error("unknown pool {0}: fix the address-pool annotation or create the pool")]
     UnknownPool(PoolName),
     /// The named pool was deleted; its holders keep their IPs for a grace period.
     #[error("pool {0} was deleted; it gives no IPs until it is created again")]
@@ -223,7 +223,7 @@ pub enum AllocError {
         why: SharingConflict,
     },
     /// No pool that may serve the Service has a free address of the needed families.
-    #[error("no available IPs{}", if .tried.is_empty() { ": no pool with autoAssign allows this Service".to_string() } else { format!(" in pools {}", list(.tried)) })]
+    #[error("no available IPs{}", if .tried.is_empty() { ": no pool with autoAssign allows this Service".to_string() } else { format!(" in pools {}: add addresses to one of them, or free some", list(.tried)) })]
     Exhausted {
         /// the pools that were tried
         tried: Vec<PoolName>,

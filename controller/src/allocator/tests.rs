@@ -80,7 +80,10 @@ fn services_get_addresses_in_order_and_a_released_one_is_not_reused_at_once() {
         ["192.0.2.200"]
     );
     let err = a.allocate(&svc("f")).expect_err("full");
-    assert_eq!(err.to_string(), "no available IPs in pools p");
+    assert_eq!(
+        err.to_string(),
+        "no available IPs in pools p: add addresses to one of them, or free some"
+    );
 }
 
 #[test]
@@ -564,10 +567,13 @@ fn every_allocation_error_and_note_reads_without_rust_debug_forms() {
         let text = e.to_string();
         assert_eq!(debug_forms(&text), Vec::<&str>::new(), "{text}");
     }
-    assert_eq!(errors[3].to_string(), "unknown pool nope");
+    assert_eq!(
+        errors[3].to_string(),
+        "unknown pool nope: fix the address-pool annotation or create the pool"
+    );
     assert_eq!(
         errors[11].to_string(),
-        "no available IPs in pools lan, spare"
+        "no available IPs in pools lan, spare: add addresses to one of them, or free some"
     );
 
     // The reasons converge gives when it takes IPs back.

@@ -80,15 +80,19 @@ impl Core {
         // Objects that turned invalid are served in their last valid version, as the speakers
         // serve them (one rule, in the config crate).
         self.outcome = self.serving.update(&snapshot);
-        for e in &self.outcome.errors {
-            tracing::warn!(kind = %e.kind, name = %e.name, field = %e.field, severity = ?e.severity, "configuration problem: {}", e.reason);
+        let errors: BTreeSet<ConfigError> = self.outcome.errors.iter().cloned().collect();
+        for e in errors.difference(&self.logged.0) {
+            tracing::warn!(kind = %e.kind, name = %e.name, field = %e.field, "invalid configuration: {e}; the object's status conditions say the same");
         }
+        self.logged.0 = errors;
         self.metrics
             .config_valid
             .set(i64::from(self.outcome.is_valid()));
-        for (kind, name) in self.serving.held_back() {
-            tracing::warn!(%kind, %name, "invalid now; still serving its last valid version");
+        let held = self.serving.held_back().clone();
+        for (kind, name) in held.difference(&self.logged.1) {
+            tracing::warn!(%kind, %name, "invalid now; still serving its last valid version until it is fixed");
         }
+        self.logged.1 = held;
         let pools = self.with_grace(&snapshot);
         let closed: BTreeSet<PoolName> = self.absent.keys().cloned().collect();
         let was_closed: BTreeSet<PoolName> = self
@@ -99,7 +103,11 @@ impl Core {
             .collect();
         let changed = pools != self.pools || closed != was_closed;
         if changed {
-            tracing::info!(pools = pools.len(), deleted = closed.len(), "pools changed");
+            tracing::info!(
+                pools = pools.len(),
+                deleted_in_grace = closed.len(),
+                "pools changed"
+            );
             let released = self.allocator.set_pools(pools.clone());
             self.allocator.set_closed(closed);
             for key in &released {
@@ -139,6 +147,7 @@ impl Core {
                 .allocator
                 .usage(&old.name)
                 .is_some_and(|u| u.assigned_v4 + u.assigned_v6 > 0);
+            let first = !self.absent.contains_key(&old.name);
             let until = *self
                 .absent
                 .entry(old.name.clone())
@@ -147,7 +156,9 @@ impl Core {
                 self.absent.remove(&old.name);
                 continue;
             }
-            tracing::warn!(pool = %old.name, grace_seconds = self.pool_grace.as_secs(), "pool deleted; its Services keep their IPs until the grace period ends or it is created again");
+            if first {
+                tracing::warn!(pool = %old.name, grace_seconds = self.pool_grace.as_secs(), "IPAddressPool deleted while Services hold its IPs: they keep them until it is created again or the grace period ends, then get IPs from another pool; re-create the pool to keep them");
+            }
             pools.insert(old.name.clone(), old.clone());
         }
         pools.into_values().collect()

@@ -51,6 +51,12 @@ pub(crate) struct Core {
     /// same state is not warned again at every reconcile (every release while a pool is
     /// exhausted re-examines every pending Service).
     pub warned: BTreeMap<ServiceKey, (&'static str, String)>,
+    /// The configuration problems and held-back objects last logged: every Node, Namespace
+    /// or Secret event re-reads the configuration, and only what is new is logged again.
+    pub logged: (
+        BTreeSet<ferrolb_config::ConfigError>,
+        BTreeSet<(ferrolb_config::ObjectKind, String)>,
+    ),
 }
 
 /// What a Service's status should say (compared with what it says, to skip needless writes).
@@ -230,7 +236,7 @@ impl Core {
                     svc,
                     EventType::Normal,
                     "ClearAssignment",
-                    "not a LoadBalancer Service of ours any more; IPs released".into(),
+                    "the Service is no longer of type LoadBalancer; its IPs were released".into(),
                 );
                 self.writer.write(
                     StatusWrite::new(
@@ -287,7 +293,7 @@ impl Core {
                     } else {
                         "Assigned IP"
                     };
-                    tracing::info!(service = %key, ips = ?assignment.ips, pool = %assignment.pool, "{what}");
+                    tracing::info!(service = %key, pool = %assignment.pool, "{what} {}", describe(assignment));
                     self.events.emit(
                         svc,
                         EventType::Normal,
@@ -296,7 +302,7 @@ impl Core {
                     );
                 }
                 Note::ClearAssignment { reason } => {
-                    tracing::info!(service = %key, "{reason}");
+                    tracing::info!(service = %key, "assignment cleared: {reason}");
                     self.events
                         .emit(svc, EventType::Normal, "ClearAssignment", reason.clone());
                 }
@@ -305,7 +311,6 @@ impl Core {
                         .allocations
                         .get_or_create(&ResultLabels::of("failed"))
                         .inc();
-                    tracing::warn!(service = %key, error = %e, "allocation failed");
                     let reason = match e {
                         AllocError::NotEnoughClusterIps(_) => "NotEnoughClusterIPs",
                         _ => "AllocationFailed",
@@ -402,6 +407,7 @@ impl Core {
             tracing::debug!(service = %key, reason, "still the same; not warned again");
             return;
         }
+        tracing::warn!(service = %key, reason, "{}", told.1);
         self.events
             .emit(svc, EventType::Warning, reason, told.1.clone());
         self.warned.insert(key.clone(), told);

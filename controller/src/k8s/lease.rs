@@ -378,10 +378,10 @@ fn publish(tx: &watch::Sender<Leadership>, now: Leadership, identity: &str) {
         }
         match (*was, now) {
             (Leadership::Following, Leadership::Leading(t)) => {
-                tracing::info!(identity, term = t.number, "took the leader lease");
+                tracing::debug!(identity, term = t.number, "took the leader lease");
             }
             (Leadership::Leading(t), Leadership::Following) => {
-                tracing::warn!(identity, term = t.number, "no longer hold the leader lease");
+                tracing::debug!(identity, term = t.number, "no longer hold the leader lease");
             }
             _ => {}
         }

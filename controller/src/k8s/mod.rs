@@ -159,7 +159,7 @@ pub async fn run(
         };
         metrics.leader.set(1);
         health.set_ready(false);
-        tracing::info!(identity = %settings.identity, term, "leading");
+        tracing::info!(identity = %settings.identity, term, "this replica now leads: it assigns the IPs");
 
         // Triggers that queued up while following are covered by the full pass below. Drop them
         // before listing, not after: a change made after the list must still be handled.
@@ -202,6 +202,7 @@ pub async fn run(
             pool_grace: settings.pool_grace,
             absent: Default::default(),
             warned: Default::default(),
+            logged: Default::default(),
         };
         core.apply_config();
         core.begin_term(services);
@@ -235,7 +236,10 @@ pub async fn run(
             return finish(&writer, campaign, &metrics).await;
         }
         metrics.leader.set(0);
-        tracing::warn!(term, "lost the leader lease; standing by");
+        tracing::warn!(
+            term,
+            "lost the leader lease (another replica leads, or the apiserver could not be reached in time); standing by"
+        );
     }
 }
 
@@ -354,7 +358,7 @@ async fn ensure_memberlist_secret(client: Client, namespace: String) {
         let key = match random_key() {
             Ok(key) => key,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read random bytes for the membership key");
+                tracing::error!(error = %e, secret = MEMBERLIST_SECRET, %namespace, "cannot generate the speakers' membership key: create the Secret yourself with a random `secretkey` (e.g. `openssl rand -hex 32`); the speakers announce nothing until it exists");
                 return;
             }
         };
@@ -370,13 +374,14 @@ async fn ensure_memberlist_secret(client: Client, namespace: String) {
             Ok(_) => {
                 tracing::info!(
                     secret = MEMBERLIST_SECRET,
+                    %namespace,
                     "created the speakers' membership key"
                 );
                 return;
             }
             Err(kube::Error::Api(e)) if e.code == 409 => return,
             Err(e) => {
-                tracing::warn!(error = %e, secret = MEMBERLIST_SECRET, "cannot create the membership key; retrying");
+                tracing::warn!(error = %e, secret = MEMBERLIST_SECRET, %namespace, "cannot create the membership key; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }

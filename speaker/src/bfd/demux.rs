@@ -165,7 +165,8 @@ async fn receive(socket: ReceiveSocket, shared: Arc<Shared>) {
         let datagram = match socket.recv(&mut buf).await {
             Ok(d) => d,
             Err(e) => {
-                warn!(error = %e, "BFD receive failed");
+                warn!(error = %e, "BFD receive failed; retrying in 100 ms");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
         };

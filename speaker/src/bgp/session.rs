@@ -41,7 +41,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, info, trace, warn};
+use tracing::{debug, trace, warn};
 
 use super::fsm::{self, ConfigError, Down, Fsm, Input, Negotiated, Output, State};
 use super::packet::{
@@ -371,7 +371,8 @@ impl Driver {
             Output::Established(negotiated) => {
                 self.counters.established.fetch_add(1, Ordering::Relaxed);
                 let local = self.conn.as_ref().map(|c| c.local);
-                info!(
+                // The BGPPeer-named line at info is the speaker's (decide_bgp).
+                debug!(
                     peer_asn = negotiated.peer_asn,
                     peer_router_id = %negotiated.peer_router_id,
                     hold_time = ?negotiated.hold_time,
@@ -405,7 +406,7 @@ impl Driver {
             }
             Output::Down(down) => {
                 if down.was_established() {
-                    warn!(reason = %down.reason, "BGP session down");
+                    debug!(reason = %down.reason, "BGP session down");
                 } else {
                     debug!(from = %down.from, reason = %down.reason, "BGP attempt failed");
                 }
@@ -550,7 +551,7 @@ impl Driver {
             warn!(
                 count = skipped.len(),
                 first = %skipped[0],
-                "skipping prefixes: family not negotiated or no next hop for it"
+                "not advertising these prefixes: the peer did not negotiate their address family, or this node has no address of that family for the next hop (set dualStackAddressFamily on the BGPPeer, or give the node such an address)"
             );
         }
         let withdrawn: Vec<IpNet> = self

@@ -129,7 +129,7 @@ impl Speaker {
                 routes,
                 services = plan.services.len(),
                 unadvertised = plan.not_advertised.len(),
-                "BGP plan changed"
+                "BGP advertisements of this node changed"
             );
             for (ip, why) in &plan.not_advertised {
                 if self.bgp_plan.not_advertised.get(ip) != Some(why) {

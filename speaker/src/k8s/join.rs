@@ -26,11 +26,15 @@ pub(super) async fn start(
     changed_rx: &mut mpsc::UnboundedReceiver<Changed>,
     shutdown: &mut Pin<&mut impl Future<Output = ()>>,
 ) -> anyhow::Result<Option<MembershipHandle>> {
+    let mut warned_address = false;
     let bind = loop {
         if let Some(addr) = bind_address(stores, &settings.node, config) {
             break addr;
         }
-        tracing::warn!(node = %settings.node, "this node has no InternalIP yet (or no Node object); waiting");
+        if !warned_address {
+            tracing::warn!(node = %settings.node, "waiting for this node's InternalIP (the Node's status.addresses; or give the membership a bind address): the speaker stays not ready and announces nothing until then");
+            warned_address = true;
+        }
         tokio::select! {
             _ = changed_rx.recv() => {}
             () = &mut *shutdown => return Ok(None),

@@ -504,8 +504,8 @@ impl Speaker {
         for (ip, hold) in held.iter().filter(|(ip, _)| !self.held.contains_key(*ip)) {
             tracing::info!(
                 %ip,
-                with = %hold.with,
-                preferred = %hold.instead_of,
+                serving_node = %hold.with,
+                preferred_node = %hold.instead_of,
                 wait_ms = hold.until.saturating_duration_since(now).as_millis() as u64,
                 "keeping the IP where it is served until the preferred node's new endpoint settles"
             );
@@ -550,7 +550,7 @@ impl Speaker {
                 announced = plan.ips.len(),
                 gained,
                 lost,
-                "layer-2 plan changed"
+                "layer-2 announcements of this node changed"
             );
             *current = plan;
             true
@@ -623,7 +623,7 @@ impl Speaker {
         tracing::warn!(
             ip = %conflict.ip, interface = %conflict.interface, ours = %conflict.ours,
             theirs = %conflict.theirs, we_lose = conflict.we_lose,
-            "another host answers for an IP this node announces"
+            "another host answers for an IP this node announces: remove the address from that host, or from the IPAddressPool"
         );
         let services = self
             .plans
@@ -637,7 +637,7 @@ impl Speaker {
                     EventType::Warning,
                     "SplitBrain",
                     format!(
-                        "{} is also answered by MAC {} on {} of node \"{}\" (ours: {}); {outcome}",
+                        "{} is also claimed by another host (MAC {}), seen on interface {} of node \"{}\" (this node's MAC: {}); {outcome}. Remove the address from that host, or from the IPAddressPool",
                         conflict.ip,
                         conflict.theirs,
                         conflict.interface,

@@ -373,7 +373,7 @@ async fn delete_all<K: StatusKind>(api: &Api<K>, batch: &[Delete]) -> bool {
                     }
                     Err(kube::Error::Api(e)) if e.code == 404 => true,
                     Err(e) => {
-                        tracing::warn!(name = %d.name, error = %e, "cannot remove {kind}");
+                        tracing::warn!(name = %d.name, about = %d.key, error = %e, "cannot remove {kind}");
                         false
                     }
                 }
@@ -400,7 +400,7 @@ async fn write_all<K: StatusKind>(
             async move {
                 let result = write::<K>(&api, &manager, &w, &node).await;
                 if let Err(e) = &result {
-                    tracing::warn!(key = %w.key, error = %e, "cannot write {}", K::kind(&()));
+                    tracing::warn!(name = %w.name, about = %w.key, error = %e, "cannot write {}", K::kind(&()));
                 }
                 (w, result.is_ok())
             }

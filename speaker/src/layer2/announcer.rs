@@ -404,7 +404,7 @@ impl Announcer {
             let why = interfaces.by_index.get(&index).map_or_else(
                 || "interface removed".to_owned(),
                 |i| match eligibility(i, &self.settings.exclude) {
-                    Err(why) => format!("{why:?}"),
+                    Err(why) => why.to_string(),
                     Ok(_) => "interface changed".to_owned(),
                 },
             );

@@ -258,7 +258,8 @@ impl Responder {
 
     fn conflict(&self, ip: IpAddr, theirs: Mac, we_lose: bool, protocol: Protocol) {
         self.count(&self.outlets.metrics.conflicts, protocol);
-        warn!(
+        // Logged at warn, with the node and the Event, where the report is received.
+        debug!(
             interface = %self.name,
             %ip,
             ours = %self.mac,
@@ -296,7 +297,7 @@ impl Responder {
                 info!(%interface, %ip, "stopped answering: the linger ended");
             }
             Change::HeldDown(winner) => {
-                warn!(%interface, %ip, %winner, "stopped answering: split brain lost to a lower MAC");
+                warn!(%interface, %ip, %winner, "stopped answering: another host with a lower MAC claims this IP too; probing again after the hold-down (see the SplitBrain Event on the Service)");
             }
             Change::Dropped => info!(%interface, %ip, "stopped answering"),
         }

@@ -364,7 +364,7 @@ impl Swim {
                     self.refute(inc, "an earlier run of this node is still known");
                 } else if self.duplicate != Some((entry.addr, inc)) {
                     self.duplicate = Some((entry.addr, inc));
-                    warn!(other = %entry.addr, incarnation = inc, "another node uses this node's name with a newer incarnation; it wins");
+                    warn!(other = %entry.addr, incarnation = inc, "another speaker uses this node's name and takes it over: every speaker's node name (FERROLB_NODE_NAME) must be its own Node's");
                 }
             }
             State::Alive => {
@@ -385,7 +385,11 @@ impl Swim {
     /// Beats `over` with a new incarnation and tells everyone at once.
     pub(super) fn refute(&mut self, over: u64, why: &'static str) {
         self.incarnation = over.saturating_add(1);
-        info!(incarnation = self.incarnation, why, "refuting");
+        info!(
+            incarnation = self.incarnation,
+            reason = why,
+            "telling the other speakers this node is alive"
+        );
         let me = self.settings.node_name.clone();
         self.gossip.push(&me);
         self.fan_out(&me);
