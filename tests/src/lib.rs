@@ -21,6 +21,9 @@
 //! - [`audit`] reads the apiserver's audit log to show which verbs a ServiceAccount used.
 //! - [`routers`] runs GoBGP, BIRD and FRR in namespaces and reads their routes (and BFD
 //!   sessions) back; [`bgp_session`] runs ferrolb's own BGP session inside a namespace.
+//! - [`scrape`] reads every speaker's and controller's `/metrics` in the lab as Prometheus
+//!   would; [`dashboard`] checks the Grafana dashboard's queries against it, [`alerts`] has
+//!   `promtool` evaluate the alert rules on it; [`plot`] draws the benchmarks' SVG charts.
 //!
 //! The integration suites themselves live in `tests/tests/`.
 
@@ -39,6 +42,7 @@ pub mod image;
 pub mod l2cluster;
 pub mod lab;
 pub mod netns;
+pub mod plot;
 pub mod routers;
 pub mod scrape;
 pub mod speaker;

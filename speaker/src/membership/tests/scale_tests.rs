@@ -205,3 +205,15 @@ fn five_thousand_members_at_one_percent_loss() {
     report(&s);
     assert_eq!(s.false_deaths, 0, "live members declared dead");
 }
+
+#[test]
+#[ignore = "run by tests/bench/membership-scale.sh for its chart, with FERROLB_MEMBERSHIP_MEMBERS"]
+fn members_at_the_size_the_bench_asks_for() {
+    let n: usize = std::env::var("FERROLB_MEMBERSHIP_MEMBERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let s = measure(n, 31, 0.01, Duration::from_secs(30), 20);
+    report(&s);
+    assert_eq!(s.false_deaths, 0, "live members declared dead");
+}
