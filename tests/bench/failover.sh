@@ -4,7 +4,7 @@
 # is stopped gracefully, TRIALS times each. Then the same on a fresh cluster running MetalLB's own
 # speaker (built by tests/setup/metallb.sh; skipped with a note if that fails). Rewrites the
 # "Layer-2 failover" section of docs/benchmarks.md (between the failover markers) with the
-# medians and p99s of this run.
+# medians and p99s of this run, and docs/plots/failover.svg with every trial's gap.
 # Usage: tests/bench/failover.sh         (TRIALS=20; override with FERROLB_BENCH_TRIALS)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,7 +24,8 @@ else
 fi
 export MB_NOTE
 cargo build -q --release -p ferrolb-speaker -p ferrolb-tests --bin ferrolb-speaker --bin bench-failover
-./target/release/bench-failover --trials "$TRIALS" "${metallb[@]}" > "$work/failover.md"
+mkdir -p docs/plots
+./target/release/bench-failover --trials "$TRIALS" "${metallb[@]}" --plot docs/plots/failover.svg > "$work/failover.md"
 
 python3 - "$OUT" "$work/failover.md" "$TRIALS" <<'PY'
 import datetime, os, platform, re, sys
@@ -38,6 +39,11 @@ section = f"""<!-- failover:begin -->
 Measured on {datetime.date.today()} — {os.cpu_count()} cores ({cpu}), Linux {platform.release()},
 real kernel in network namespaces, release build. Goal (issue #4): p99 ≤ 1 s after a hard node
 death, no gap for a graceful stop.
+
+![Every trial's gap per event, ferrolb beside MetalLB](plots/failover.svg)
+
+Each dot is a trial; the bar marks the median (for an even count the mean of the two middle
+trials, where the tables' p50 is the lower of them).
 
 {body}{note}<!-- failover:end -->
 """

@@ -14,7 +14,7 @@
 //! the ratio of the medians. A trial whose IP does not move in time is reported as failed.
 //!
 //! Prints a Markdown section on stdout. Needs root. Usage:
-//! `bench-failover [--trials 20] [--metallb DIR --metallb-crds DIR] [--no-ferrolb]`
+//! `bench-failover [--trials 20] [--metallb DIR --metallb-crds DIR] [--no-ferrolb] [--plot SVG]`
 //! (tests/bench/failover.sh runs it and updates the docs).
 
 use std::net::IpAddr;
@@ -24,6 +24,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use ferrolb_tests::l2cluster::metallb::MetallbSpeakers;
 use ferrolb_tests::l2cluster::{L2Cluster, TestService, failover_gap};
+use ferrolb_tests::plot;
 use ferrolb_tests::stats::ms;
 
 const INTERVAL: Duration = Duration::from_millis(10);
@@ -82,6 +83,8 @@ struct Args {
     metallb: Option<PathBuf>,
     metallb_crds: Option<PathBuf>,
     ferrolb: bool,
+    /// Where to write the chart of every trial's gap.
+    plot: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,6 +93,7 @@ fn main() -> anyhow::Result<()> {
         metallb: None,
         metallb_crds: None,
         ferrolb: true,
+        plot: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -101,6 +105,7 @@ fn main() -> anyhow::Result<()> {
             "--metallb" => parsed.metallb = Some(value()?.into()),
             "--metallb-crds" => parsed.metallb_crds = Some(value()?.into()),
             "--no-ferrolb" => parsed.ferrolb = false,
+            "--plot" => parsed.plot = Some(value()?.into()),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -126,6 +131,7 @@ struct Outcome {
 async fn run(args: Args, metallb: Option<MetallbSpeakers>) -> anyhow::Result<()> {
     let mut report = String::new();
     let mut ferrolb = None;
+    let mut theirs = None;
     if args.ferrolb {
         eprintln!("== ferrolb-speaker");
         let outcome = measure(|| L2Cluster::start(3, &[]), FERROLB, args.trials).await;
@@ -151,9 +157,51 @@ async fn run(args: Args, metallb: Option<MetallbSpeakers>) -> anyhow::Result<()>
         if let Some(ferrolb) = &ferrolb {
             report.push_str(&ratios(&ferrolb.results, &outcome.results));
         }
+        theirs = Some(outcome);
+    }
+    if let Some(path) = &args.plot {
+        let svg = chart(ferrolb.as_ref(), theirs.as_ref(), args.trials).svg();
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
     }
     print!("{report}");
     Ok(())
+}
+
+/// Every trial's gap per event, ferrolb's row above MetalLB's (failed trials have no dot; the
+/// tables count them).
+fn chart(ours: Option<&Outcome>, theirs: Option<&Outcome>, trials: usize) -> plot::Strip {
+    let gaps = |outcome: Option<&Outcome>, mode: Mode| -> Vec<f64> {
+        outcome
+            .and_then(|o| o.results.iter().find(|(m, _)| *m == mode))
+            .map(|(_, t)| {
+                t.iter()
+                    .filter_map(|t| t.gap)
+                    .map(|g| g.as_secs_f64() * 1e3)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut series = vec!["ferrolb".to_owned()];
+    if theirs.is_some() {
+        series.push("MetalLB v0.16".to_owned());
+    }
+    plot::Strip {
+        title: format!("Layer-2 failover: the gap of each of {trials} trials per event"),
+        axis: "gap between the old node's last answer and the new node's first (ms, log scale)"
+            .into(),
+        log: true,
+        series,
+        groups: MODES
+            .iter()
+            .map(|&mode| {
+                let mut rows = vec![gaps(ours, mode)];
+                if theirs.is_some() {
+                    rows.push(gaps(theirs, mode));
+                }
+                (mode.label().to_owned(), rows)
+            })
+            .collect(),
+    }
 }
 
 /// Starts a cluster and runs every event `trials` times on it. Never fails: a cluster that does
