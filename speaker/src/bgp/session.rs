@@ -364,7 +364,7 @@ impl Driver {
                 self.conn = None;
                 self.connecting = None;
                 self.established = None;
-                self.advertised.clear();
+                self.forget_advertised();
             }
             // The FSM keeps its own deadlines; `run` sleeps until the next one.
             Output::ArmTimer { .. } | Output::CancelTimer(_) => {}
@@ -394,7 +394,7 @@ impl Driver {
                     ipv4_next_hop,
                     ipv6_next_hop,
                 });
-                self.advertised.clear();
+                self.forget_advertised();
                 self.sync().await;
                 if let Some(est) = &self.established {
                     let families: Vec<Family> = est.negotiated.families.iter().collect();
@@ -411,7 +411,7 @@ impl Driver {
                     debug!(from = %down.from, reason = %down.reason, "BGP attempt failed");
                 }
                 self.established = None;
-                self.advertised.clear();
+                self.forget_advertised();
                 self.last_down = Some(down);
             }
             Output::UpdateReceived { update, looped } => {
@@ -586,6 +586,14 @@ impl Driver {
         self.counters
             .prefixes_advertised
             .store(self.advertised.len() as u64, Ordering::Relaxed);
+    }
+
+    /// The peer holds nothing from us (the session is gone, or starts over).
+    fn forget_advertised(&mut self) {
+        self.advertised.clear();
+        self.counters
+            .prefixes_advertised
+            .store(0, Ordering::Relaxed);
     }
 
     /// UPDATEs announcing `routes` on the established session.

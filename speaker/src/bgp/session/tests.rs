@@ -299,6 +299,8 @@ async fn a_peer_that_closes_takes_the_session_down_and_it_connects_again() {
     .expect("state");
     let down = handle.state.borrow().last_down.clone().expect("a down");
     assert!(down.was_established(), "{down:?}");
+    // The peer holds nothing from us any more (the dashboard's "prefixes announced").
+    assert_eq!(handle.counters.prefixes_advertised(), 0);
     tokio::time::timeout(Duration::from_secs(10), listener.accept())
         .await
         .expect("the session connects again after its backoff")
