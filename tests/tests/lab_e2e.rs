@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ferrolb_tests::cluster::CLIENT;
-use ferrolb_tests::cluster::ferrolb::{echo_in_pool, longest_outage, lost};
+use ferrolb_tests::cluster::ferrolb::{echo_in_pool, longest_outage, lost, service_event_notes};
 use ferrolb_tests::cluster::previous::PreviousBuild;
 use ferrolb_tests::fixtures::repo_path;
 use ferrolb_tests::image::FERROLB_IMAGE;
@@ -430,6 +430,15 @@ async fn bgp_ips_reach_pods_from_behind_the_router(router: RouterKind) {
     assert!(
         entries.len() >= 2,
         "30 connections all entered by one node: {seen:?}"
+    );
+    // One Event tells the Service who advertises it, not one per node (issue #14).
+    let told = service_event_notes(&client, "default", "web-bgp", "nodeAssigned")
+        .await
+        .expect("events");
+    assert_eq!(
+        told,
+        [r#"announcing from nodes "node-1", "node-2", "node-3" with protocol "bgp""#],
+        "nodeAssigned Events of web-bgp"
     );
 
     // With layer-2 and BGP traffic served and BFD up (BIRD and FRR run it), every query of the

@@ -397,5 +397,32 @@ fn merge(routes: &mut RouteSet, prefix: IpNet, attrs: RouteAttrs) {
     }
 }
 
+/// The nodes (of `nodes`, in name order) that advertise `service` to some peer, each judged as
+/// its own speaker would (labels, conditions, endpoints; an exclude label as long seen). So
+/// that a Service's BGP announcement is told once, by the first of them, listing them all,
+/// rather than once by every node.
+pub fn advertisers<'a>(
+    config: &Config,
+    nodes: impl IntoIterator<Item = (&'a NodeName, &'a NodeInfo)>,
+    ignore_exclude_label: bool,
+    service: &LbService,
+) -> Vec<&'a NodeName> {
+    nodes
+        .into_iter()
+        .filter(|(name, info)| {
+            let node = Node {
+                name,
+                info,
+                ignore_exclude_label,
+                exclude_label_age: None,
+            };
+            plan(config, &node, std::slice::from_ref(service))
+                .services
+                .contains_key(&service.info.key)
+        })
+        .map(|(name, _)| name)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

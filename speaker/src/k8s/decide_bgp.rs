@@ -142,26 +142,60 @@ impl Speaker {
             .iter()
             .map(|(svc, peers)| (svc.clone(), peers.iter().map(|p| p.to_string()).collect()))
             .collect();
-        let node = self.settings.node.to_string();
         self.bgp_announced_tx.send_if_modified(|current| {
             if *current == announced {
                 return false;
             }
             for service in announced.keys().filter(|s| !current.contains_key(*s)) {
-                if let Some(svc) = self.service(service) {
-                    self.events.emit(
-                        &svc,
-                        EventType::Normal,
-                        "nodeAssigned",
-                        format!("announcing from node \"{node}\" with protocol \"bgp\""),
-                    );
-                }
+                self.tell_bgp_advertisers(service, nodes, services);
             }
             *current = announced;
             true
         });
         self.bgp_plan = plan;
         next_step
+    }
+
+    /// One Event per Service newly advertised, not one per node: every node that starts
+    /// advertising it works out which nodes do (each judged by its own plan), and only the
+    /// first of them tells, naming them all. (MetalLB's reason and wording otherwise.)
+    fn tell_bgp_advertisers(
+        &self,
+        service: &str,
+        nodes: &BTreeMap<NodeName, NodeInfo>,
+        services: &[plan::LbService],
+    ) {
+        let Some(lb) = services.iter().find(|s| s.info.key == service) else {
+            return;
+        };
+        let live: Option<std::collections::BTreeSet<String>> =
+            self.membership.as_ref().map(|m| m.live.borrow().clone());
+        let candidates = nodes.iter().filter(|(name, _)| {
+            **name == self.settings.node || live.as_ref().is_none_or(|l| l.contains(name.as_str()))
+        });
+        let advertisers = advertise::advertisers(
+            self.serving.config(),
+            candidates,
+            self.settings.ignore_exclude_label,
+            lb,
+        );
+        if advertisers.first().copied() != Some(&self.settings.node) {
+            return;
+        }
+        let Some(svc) = self.service(service) else {
+            return;
+        };
+        let names: Vec<String> = advertisers.iter().map(|n| format!("\"{n}\"")).collect();
+        let (noun, list) = match names.as_slice() {
+            [one] => ("node", one.clone()),
+            many => ("nodes", many.join(", ")),
+        };
+        self.events.emit(
+            &svc,
+            EventType::Normal,
+            "nodeAssigned",
+            format!("announcing from {noun} {list} with protocol \"bgp\""),
+        );
     }
 
     /// Logs a session change, raises an Event on the BGPPeer, and keeps the metrics.

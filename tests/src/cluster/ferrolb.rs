@@ -506,3 +506,26 @@ impl Cluster {
         lines.join("\n")
     }
 }
+
+/// The notes of the Events (events.k8s.io) with `reason` regarding the Service `namespace/name`.
+pub async fn service_event_notes(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    reason: &str,
+) -> anyhow::Result<Vec<String>> {
+    use k8s_openapi::api::events::v1::Event;
+    let events = Api::<Event>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?;
+    Ok(events
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Service")
+        })
+        .filter_map(|e| e.note)
+        .collect())
+}

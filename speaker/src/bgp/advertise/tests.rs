@@ -507,3 +507,40 @@ fn a_sharer_no_advertisement_matches_does_not_withdraw_the_ip_of_the_others() {
         NotAdvertised::NoAdvertisement("other/b".into())
     );
 }
+
+#[test]
+fn the_advertisers_of_a_service_are_the_nodes_whose_own_plan_has_it() {
+    let mut local = service("web/local", &["198.51.100.20"]);
+    local.info.local = true;
+    local.info.endpoint_nodes = BTreeSet::from([name("n1"), name("n3")]);
+    let cluster = service("web/cluster", &["198.51.100.22"]);
+    let mut down = info(&[]);
+    down.network_unavailable = true;
+    let nodes: BTreeMap<NodeName, NodeInfo> = BTreeMap::from([
+        (name("n1"), info(&[])),
+        (name("n2"), info(&[])),
+        (name("n3"), info(&[(EXCLUDE_LABEL, "")])),
+        (name("n4"), down),
+    ]);
+    let names = |v: Vec<&NodeName>| v.into_iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    // Local: only nodes with an endpoint, and n3 is excluded by its label.
+    assert_eq!(names(advertisers(&config(), &nodes, false, &local)), ["n1"]);
+    assert_eq!(
+        names(advertisers(&config(), &nodes, true, &local)),
+        ["n1", "n3"]
+    );
+    // Cluster: every node that may advertise, in name order; n4's network is unavailable.
+    assert_eq!(
+        names(advertisers(&config(), &nodes, false, &cluster)),
+        ["n1", "n2"]
+    );
+    // Each agrees with that node's own plan.
+    for (n, i) in &nodes {
+        let own = plan_for(n.as_str(), i, std::slice::from_ref(&cluster));
+        assert_eq!(
+            own.services.contains_key("web/cluster"),
+            advertisers(&config(), &nodes, false, &cluster).contains(&n),
+            "{n}"
+        );
+    }
+}
