@@ -78,6 +78,11 @@ pub fn run_helm(args: &[&str]) -> anyhow::Result<String> {
         .args(args)
         .output()
         .context("running helm")?;
+    stdout_of(args, &output)
+}
+
+/// helm's stdout, or an error naming the command with its stderr when it failed.
+pub fn stdout_of(args: &[&str], output: &std::process::Output) -> anyhow::Result<String> {
     if !output.status.success() {
         bail!(
             "`helm {}` failed ({}): {}",

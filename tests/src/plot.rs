@@ -161,6 +161,19 @@ fn header(out: &mut String, height: f64, title: &str) {
     );
 }
 
+/// A vertical grid line at each of `axis`' ticks (placed by `x`), labelled under `bottom`.
+fn vertical_grid(out: &mut String, axis: &Axis, x: impl Fn(f64) -> f64, bottom: f64, colour: &str) {
+    for t in axis.ticks() {
+        let _ = writeln!(
+            out,
+            r#"<line x1="{0:.1}" y1="{TOP}" x2="{0:.1}" y2="{bottom}" stroke="{colour}"/><text x="{0:.1}" y="{1}" text-anchor="middle">{2}</text>"#,
+            x(t),
+            bottom + 16.0,
+            label(t)
+        );
+    }
+}
+
 /// Distributions side by side: per group (an event), one row of dots per series (an
 /// implementation), with the median marked and printed.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
@@ -199,15 +212,7 @@ impl Strip {
         header(&mut out, height, &self.title);
         let x = |v: f64| x0 + axis.frac(v) * plot_w;
         let bottom = TOP + plot_h;
-        for t in axis.ticks() {
-            let _ = writeln!(
-                out,
-                r##"<line x1="{0:.1}" y1="{TOP}" x2="{0:.1}" y2="{bottom}" stroke="#d0d7de"/><text x="{0:.1}" y="{1}" text-anchor="middle">{2}</text>"##,
-                x(t),
-                bottom + 16.0,
-                label(t)
-            );
-        }
+        vertical_grid(&mut out, &axis, x, bottom, "#d0d7de");
         let _ = writeln!(
             out,
             r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
@@ -295,9 +300,11 @@ pub struct Lines {
     pub y_axis: String,
     pub log_x: bool,
     pub log_y: bool,
-    /// Each series' name and points (x, y), drawn in order. A step in x more than 1.5 times
-    /// the series' smallest one is a gap (no samples there): the line breaks.
+    /// Each series' name and points (x, y), drawn in order.
     pub series: Vec<(String, Vec<(f64, f64)>)>,
+    /// Time series sampled at a fixed step: a step in x more than 1.5 times the series'
+    /// smallest one is a gap (no samples there), and the line breaks.
+    pub break_gaps: bool,
     /// Vertical markers: an x and a short label (an event).
     pub marks: Vec<(f64, String)>,
 }
@@ -324,15 +331,7 @@ impl Lines {
         let bottom = TOP + plot_h;
         let mut out = String::new();
         header(&mut out, height, &self.title);
-        for t in xs.ticks() {
-            let _ = writeln!(
-                out,
-                r##"<line x1="{0:.1}" y1="{TOP}" x2="{0:.1}" y2="{bottom}" stroke="#eaeef2"/><text x="{0:.1}" y="{1}" text-anchor="middle">{2}</text>"##,
-                x(t),
-                bottom + 16.0,
-                label(t)
-            );
-        }
+        vertical_grid(&mut out, &xs, x, bottom, "#eaeef2");
         for t in ys.ticks() {
             let _ = writeln!(
                 out,
@@ -383,7 +382,7 @@ impl Lines {
                 .fold(f64::INFINITY, f64::min);
             let mut runs: Vec<Vec<String>> = vec![Vec::new()];
             for (k, (a, b)) in visible.iter().enumerate() {
-                if k > 0 && a - visible[k - 1].0 > step * 1.5 {
+                if self.break_gaps && k > 0 && a - visible[k - 1].0 > step * 1.5 {
                     runs.push(Vec::new());
                 }
                 if let Some(run) = runs.last_mut() {
@@ -478,6 +477,7 @@ mod tests {
                 ("b".into(), vec![(1000.0, 2.0), (10_000.0, 20.0)]),
             ],
             marks: Vec::new(),
+            break_gaps: false,
         };
         let svg = lines.svg();
         assert_eq!(svg.matches("<polyline").count(), 2);
@@ -494,11 +494,18 @@ mod tests {
                 ],
             )],
             marks: vec![(30.0, "node-3 cut off".into())],
+            break_gaps: true,
             ..Lines::default()
         };
         let svg = gappy.svg();
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains("node-3 cut off"));
+        // Points of a sweep (unevenly spaced sizes) stay one line.
+        let sweep = Lines {
+            break_gaps: false,
+            ..gappy
+        };
+        assert_eq!(sweep.svg().matches("<polyline").count(), 1);
         for circle in svg.split("<circle").skip(1) {
             let attr = |name: &str| -> f64 {
                 let at = circle.find(&format!("{name}=\"")).expect("attribute") + name.len() + 2;

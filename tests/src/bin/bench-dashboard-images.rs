@@ -324,6 +324,7 @@ async fn run(prometheus_dir: &Path) -> anyhow::Result<()> {
             log_x: false,
             log_y: false,
             series,
+            break_gaps: true,
             marks: timeline
                 .events
                 .iter()

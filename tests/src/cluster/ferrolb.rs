@@ -185,15 +185,7 @@ impl Cluster {
             .output()
             .await
             .context("running helm")?;
-        if !output.status.success() {
-            bail!(
-                "`helm {}` failed ({}): {}",
-                args.join(" "),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        crate::helm::stdout_of(args, &output)
     }
 
     /// docs/operator-guide.md, "With Helm": ferrolb's namespace, labelled for the speaker's
