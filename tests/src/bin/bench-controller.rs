@@ -37,6 +37,10 @@ struct Args {
     ferrolb: PathBuf,
     metallb: Option<PathBuf>,
     metallb_crds: Option<PathBuf>,
+    /// Further Service counts each contender is timed at once, for the chart.
+    sweep: Vec<usize>,
+    /// Where to write the chart of time against Services.
+    plot: Option<PathBuf>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -49,6 +53,8 @@ fn parse_args() -> anyhow::Result<Args> {
         )),
         metallb: None,
         metallb_crds: None,
+        sweep: Vec::new(),
+        plot: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -59,6 +65,17 @@ fn parse_args() -> anyhow::Result<Args> {
             "--ferrolb" => args.ferrolb = value()?.into(),
             "--metallb" => args.metallb = Some(value()?.into()),
             "--metallb-crds" => args.metallb_crds = Some(value()?.into()),
+            "--sweep" => {
+                args.sweep = value()?
+                    .split(',')
+                    .map(|n| {
+                        n.trim()
+                            .parse()
+                            .context("--sweep takes counts like 1000,3000")
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+            }
+            "--plot" => args.plot = Some(value()?.into()),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -369,6 +386,53 @@ async fn main_inner() -> anyhow::Result<()> {
             fmt(cpu),
             fmt(rss),
             all.join(", ")
+        );
+    }
+    if let Some(path) = &args.plot {
+        // The main size's medians, and one run of each contender at every sweep size.
+        let mut points: Vec<Vec<(f64, f64)>> = rows
+            .iter()
+            .map(|(_, runs)| {
+                vec![(
+                    args.services as f64,
+                    median(runs.iter().map(|m| m.seconds).collect()),
+                )]
+            })
+            .collect();
+        for &n in args.sweep.iter().filter(|n| **n != args.services) {
+            eprintln!("sweep {n}: floor");
+            points[0].push((n as f64, run_floor(n).await?.seconds));
+            eprintln!("sweep {n}: ferrolb");
+            points[1].push((n as f64, run_ferrolb(n, &args.ferrolb).await?.seconds));
+            if let (Some(bin), Some(crds)) = (&args.metallb, &args.metallb_crds) {
+                eprintln!("sweep {n}: metallb");
+                points[2].push((n as f64, run_metallb(n, bin, crds).await?.seconds));
+            }
+        }
+        for p in &mut points {
+            p.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        let chart = ferrolb_tests::plot::Lines {
+            title: "Time to give every LoadBalancer Service an IP, from the controller's start"
+                .into(),
+            x_axis: "Services (log scale)".into(),
+            y_axis: "seconds (log scale)".into(),
+            log_x: true,
+            log_y: true,
+            series: rows
+                .iter()
+                .map(|(name, _)| (*name).to_owned())
+                .zip(points)
+                .collect(),
+            marks: Vec::new(),
+            break_gaps: false,
+        };
+        std::fs::write(path, chart.svg()).with_context(|| format!("writing {}", path.display()))?;
+        let sizes: Vec<String> = args.sweep.iter().map(usize::to_string).collect();
+        println!(
+            "\nThe chart's points at {} Services are single runs; at {} the medians above.",
+            sizes.join(", "),
+            args.services
         );
     }
     Ok(())
