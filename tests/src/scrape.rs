@@ -133,9 +133,11 @@ pub fn value(samples: &Samples, metric: &str, labels: &[(&str, &str)]) -> f64 {
         .filter(|(series, _)| {
             series.strip_prefix(metric).is_some_and(|rest| {
                 rest.starts_with('{')
-                    && labels
-                        .iter()
-                        .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+                    && labels.iter().all(|(k, v)| {
+                        // A whole label: `{k="v"` or `,k="v"`, not the end of another name.
+                        let pair = format!("{k}=\"{v}\"");
+                        rest.contains(&format!("{{{pair}")) || rest.contains(&format!(",{pair}"))
+                    })
             })
         })
         .map(|(_, v)| v)
@@ -168,6 +170,8 @@ mod tests {
         assert_eq!(value(&s, "ferrolb_b_total", &[]), 7.0);
         assert_eq!(value(&s, "ferrolb_a", &[("address", "192.0.2.6")]), 0.0);
         assert_eq!(value(&s, "ferrolb_c_bucket", &[("le", "+Inf")]), 3.0);
+        // A label is matched whole: `le` is not `e`.
+        assert_eq!(value(&s, "ferrolb_c_bucket", &[("e", "+Inf")]), 0.0);
         // `ferrolb_b` is not a prefix match for `ferrolb_b_total`.
         assert_eq!(value(&s, "ferrolb_b", &[]), 0.0);
     }

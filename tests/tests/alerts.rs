@@ -46,27 +46,25 @@ async fn scrape(lab: &ClusterLab) -> anyhow::Result<(Vec<Target>, Samples)> {
     Ok((targets, all))
 }
 
+/// The `instance` label of a series as [`samples`] names it.
+fn instance(series: &str) -> Option<String> {
+    let rest = &series[series.find("instance=\"")? + 10..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
 /// The controller replica that leads, by its `instance`.
 fn leader(s: &Samples) -> Option<String> {
     s.iter()
         .filter(|(k, v)| k.starts_with("ferrolb_controller_leader{") && **v == 1.0)
-        .find_map(|(k, _)| {
-            let rest = &k[k.find("instance=\"")? + 10..];
-            Some(rest[..rest.find('"')?].to_owned())
-        })
+        .find_map(|(k, _)| instance(k))
 }
 
+/// The speakers that answered, by their `instance` (sorted, as the samples are).
 fn speakers(s: &Samples) -> Vec<String> {
-    let mut out: Vec<String> = s
-        .keys()
+    s.keys()
         .filter(|k| k.starts_with("ferrolb_speaker_membership_members_alive{"))
-        .filter_map(|k| {
-            let rest = &k[k.find("instance=\"")? + 10..];
-            Some(rest[..rest.find('"')?].to_owned())
-        })
-        .collect();
-    out.sort();
-    out
+        .filter_map(|k| instance(k))
+        .collect()
 }
 
 /// Why the lab is not in the state every phase starts from (all 3 speakers up and members of
