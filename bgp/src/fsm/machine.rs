@@ -42,13 +42,21 @@ impl Fsm {
     fn idle(&mut self, input: Input, now: Instant, out: &mut Vec<Output>) {
         match input {
             Input::ManualStart => {
+                self.stopped = false;
                 self.next_delay = self.config.backoff.initial;
                 self.cancel(Timer::IdleHold, out);
                 self.start(now, out);
             }
             Input::TimerExpired(Timer::IdleHold) => self.start(now, out),
             // Not ours to take while stopped: refuse the peer's connection.
-            Input::TcpConnectionConfirmed => out.push(Output::Close),
+            Input::TcpConnectionConfirmed if self.stopped => out.push(Output::Close),
+            // Waiting to restart (or after losing a collision): the peer dialled us, which
+            // is an automatic start on its connection (RFC 4271 event 5) — the backoff is
+            // there to spare the peer our attempts, not to refuse its own.
+            Input::TcpConnectionConfirmed => {
+                self.cancel(Timer::IdleHold, out);
+                self.open_on_connection(now, out);
+            }
             _ => {}
         }
     }
@@ -83,9 +91,7 @@ impl Fsm {
             }
             Input::TcpConnectionConfirmed => {
                 self.cancel(Timer::ConnectRetry, out);
-                out.push(Output::Send(Message::Open(our_open(&self.config))));
-                self.arm(Timer::Hold, now + OPEN_HOLD_TIME, out);
-                self.state = State::OpenSent;
+                self.open_on_connection(now, out);
             }
             Input::TcpConnectionFails => {
                 self.down(DownReason::ConnectionFailed, None, Restart::Yes, now, out);
@@ -103,6 +109,13 @@ impl Fsm {
                 self.down(reason, None, Restart::Yes, now, out);
             }
         }
+    }
+
+    /// A connection is up: send our OPEN and wait for the peer's.
+    fn open_on_connection(&mut self, now: Instant, out: &mut Vec<Output>) {
+        out.push(Output::Send(Message::Open(our_open(&self.config))));
+        self.arm(Timer::Hold, now + OPEN_HOLD_TIME, out);
+        self.state = State::OpenSent;
     }
 
     fn open_sent(&mut self, input: Input, now: Instant, out: &mut Vec<Output>) {
@@ -256,6 +269,7 @@ impl Fsm {
         self.cancel_all(out);
         self.emit_down(DownReason::ManualStop, out);
         self.state = State::Idle;
+        self.stopped = true;
         self.negotiated = None;
         self.established_at = None;
         self.next_delay = self.config.backoff.initial;

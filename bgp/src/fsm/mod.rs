@@ -29,6 +29,9 @@
 //!   session ends after staying Established for [`Config::reset_backoff_after`] — so a peer
 //!   that resets every session at once is retried less and less often (up to the cap), not
 //!   every second with a full re-advertisement each time.
+//! - In Idle while waiting out that delay (or after losing a collision), a connection the peer
+//!   opened starts the session at once (RFC 4271's automatic start with passive TCP
+//!   establishment); only a session never started or stopped by hand refuses it.
 //! - `keepalive_time`, when set, is the KEEPALIVE interval, but never more than a third of the
 //!   negotiated hold time. With a hold time of zero (no KEEPALIVEs, no hold timer) the
 //!   session asks for TCP keepalives instead ([`Negotiated::tcp_keepalive`]), so a router that
@@ -477,6 +480,8 @@ pub struct Fsm {
     negotiated: Option<Negotiated>,
     /// When the current session reached Established.
     established_at: Option<Instant>,
+    /// Not started, or stopped by hand: the peer's connections are refused.
+    stopped: bool,
 }
 
 impl Fsm {
@@ -504,6 +509,7 @@ impl Fsm {
             timers: [None; 4],
             negotiated: None,
             established_at: None,
+            stopped: true,
         })
     }
 

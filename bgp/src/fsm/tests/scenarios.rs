@@ -513,3 +513,47 @@ fn a_peer_connection_while_idle_is_refused() {
     assert_eq!(p.feed(Input::TcpConnectionConfirmed), vec![Output::Close]);
     assert_eq!(p.state(), State::Idle);
 }
+
+#[test]
+fn a_peer_connecting_while_we_wait_to_retry_is_taken_at_once() {
+    // Our attempt failed and the next waits out the backoff; the router dials us meanwhile
+    // (as it does when it comes back from a restart): the session starts on its connection.
+    let mut p = Peer::new(config());
+    p.feed(Input::ManualStart);
+    p.feed(Input::TcpConnectionFails);
+    assert_eq!(p.state(), State::Idle);
+    assert!(p.fsm.deadline(Timer::IdleHold).is_some());
+    let out = p.feed(Input::TcpConnectionConfirmed);
+    assert_eq!(p.state(), State::OpenSent);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Send(Message::Open(_))))
+    );
+    assert!(out.contains(&Output::CancelTimer(Timer::IdleHold)));
+    assert!(!out.contains(&Output::Close));
+
+    // The same after losing a collision (no automatic restart is armed then).
+    let mut p = Peer::new(config());
+    p.feed(Input::ManualStart);
+    p.feed(Input::TcpConnectionConfirmed);
+    p.feed(Input::CollisionDump);
+    assert_eq!(p.state(), State::Idle);
+    p.feed(Input::TcpConnectionConfirmed);
+    assert_eq!(p.state(), State::OpenSent);
+}
+
+#[test]
+fn a_session_never_started_or_stopped_refuses_the_peers_connection() {
+    let mut p = Peer::new(config());
+    let out = p.feed(Input::TcpConnectionConfirmed);
+    assert_eq!(p.state(), State::Idle);
+    assert!(out.contains(&Output::Close));
+
+    p.feed(Input::ManualStart);
+    p.feed(Input::ManualStop {
+        message: "bye".into(),
+    });
+    let out = p.feed(Input::TcpConnectionConfirmed);
+    assert_eq!(p.state(), State::Idle);
+    assert!(out.contains(&Output::Close));
+}

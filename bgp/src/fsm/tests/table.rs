@@ -120,9 +120,9 @@ fn expected(from: State) -> [Row; 16] {
     let err = |code, sub| (from, Idle, Some((code, sub)), true);
     match from {
         Idle => [
-            (Idle, Connect, None, false), // ManualStart
-            stay,                         // ManualStop
-            (Idle, Idle, None, true),     // TcpConfirmed: refused
+            (Idle, Connect, None, false),  // ManualStart
+            stay,                          // ManualStop
+            (Idle, OpenSent, None, false), // TcpConfirmed: the peer dialled us
             stay,
             stay,
             stay,
