@@ -3,10 +3,13 @@
 //! - [`packet`] and [`fsm`] are the sans-IO codec and state machine of the `ferrolb-bgp` crate.
 //! - [`session`] runs one FSM per peer on tokio over a real TCP connection (TCP MD5, TTL,
 //!   source address) and keeps the peer's routes equal to a desired [`RouteSet`].
+//! - [`listener`] takes the connections routers open to this node and hands each to the
+//!   session of its peer.
 
 pub use ferrolb_bgp::{fsm, packet};
 
 pub mod advertise;
+pub mod listener;
 pub mod session;
 
 pub use session::{RouteAttrs, RouteSet, Session, SessionConfig, SessionHandle, SessionState};

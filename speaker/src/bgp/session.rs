@@ -36,10 +36,10 @@ use std::sync::atomic::Ordering;
 
 use ferrolb_config::BfdProfile;
 use ipnet::IpNet;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, trace, warn};
 
@@ -52,11 +52,14 @@ use crate::bfd::BfdStatus;
 mod adj_rib_out;
 mod bfd;
 mod counters;
+mod inbound;
 mod socket;
+mod waits;
 
 use adj_rib_out::{Established, sendable};
 pub use counters::Counters;
 use socket::{connect, interface_addresses, is_link_local};
+use waits::{maybe, read_some, sleep_until};
 
 /// The well-known BGP port.
 pub const BGP_PORT: u16 = 179;
@@ -167,6 +170,8 @@ pub struct SessionHandle {
     pub state: watch::Receiver<SessionState>,
     /// Its counters.
     pub counters: Arc<Counters>,
+    /// Where connections the peer opens are handed to the session ([`super::listener`]).
+    pub inbound: mpsc::Sender<TcpStream>,
     stop: oneshot::Sender<String>,
     task: JoinHandle<()>,
 }
@@ -204,6 +209,7 @@ impl Session {
             bfd: None,
         });
         let (stop_tx, stop_rx) = oneshot::channel();
+        let (inbound_tx, inbound) = mpsc::channel(4);
         let counters = Arc::new(Counters::default());
         let driver = Driver {
             config,
@@ -212,6 +218,8 @@ impl Session {
             routes_closed: false,
             conn: None,
             connecting: None,
+            inbound,
+            pending: None,
             established: None,
             advertised: RouteSet::new(),
             last_down: None,
@@ -225,6 +233,7 @@ impl Session {
         Ok(SessionHandle {
             state: state_rx,
             counters,
+            inbound: inbound_tx,
             stop: stop_tx,
             task,
         })
@@ -241,10 +250,26 @@ struct Connection {
     buf: Vec<u8>,
 }
 
+impl Connection {
+    fn new(stream: TcpStream) -> io::Result<Self> {
+        stream.set_nodelay(true)?;
+        let local = stream.local_addr()?;
+        let (read, write) = stream.into_split();
+        Ok(Self {
+            read,
+            write,
+            local,
+            buf: Vec::with_capacity(4096),
+        })
+    }
+}
+
 enum Event {
     Stop(String),
     Connected(io::Result<TcpStream>),
+    Inbound(TcpStream),
     Read(io::Result<usize>),
+    PendingRead(io::Result<usize>),
     Timer(fsm::Timer),
     RoutesChanged(bool),
     BfdChanged,
@@ -257,6 +282,10 @@ struct Driver {
     routes_closed: bool,
     conn: Option<Connection>,
     connecting: Option<Connecting>,
+    /// Connections the peer opened, from the listener.
+    inbound: mpsc::Receiver<TcpStream>,
+    /// The peer's connection while ours is in OpenSent: held until its OPEN says who wins.
+    pending: Option<Connection>,
     established: Option<Established>,
     /// What the peer holds from us (Established only).
     advertised: RouteSet,
@@ -279,6 +308,8 @@ impl Driver {
                 ),
                 result = maybe(self.connecting.as_mut()) => Event::Connected(result),
                 result = read_some(self.conn.as_mut()) => Event::Read(result),
+                Some(stream) = self.inbound.recv() => Event::Inbound(stream),
+                result = read_some(self.pending.as_mut()) => Event::PendingRead(result),
                 timer = sleep_until(deadline) => Event::Timer(timer),
                 changed = self.routes.changed(), if !self.routes_closed => {
                     Event::RoutesChanged(changed.is_ok())
@@ -308,6 +339,8 @@ impl Driver {
                     self.conn = None;
                     self.apply(Input::TcpConnectionFails).await;
                 }
+                Event::Inbound(stream) => self.inbound(stream).await,
+                Event::PendingRead(result) => self.pending_read(result).await,
                 Event::Read(Ok(_)) => self.process_frames().await,
                 Event::Read(Err(e)) => {
                     debug!(error = %e, "read failed");
@@ -330,6 +363,7 @@ impl Driver {
                     }
                 }
             }
+            self.settle_pending().await;
         }
     }
 
@@ -438,15 +472,7 @@ impl Driver {
     }
 
     fn attach(&mut self, stream: TcpStream) -> io::Result<()> {
-        stream.set_nodelay(true)?;
-        let local = stream.local_addr()?;
-        let (read, write) = stream.into_split();
-        self.conn = Some(Connection {
-            read,
-            write,
-            local,
-            buf: Vec::with_capacity(4096),
-        });
+        self.conn = Some(Connection::new(stream)?);
         Ok(())
     }
 
@@ -643,33 +669,6 @@ impl Driver {
                 true
             }
         });
-    }
-}
-
-/// Awaits the connect in progress, or never.
-async fn maybe(connecting: Option<&mut Connecting>) -> io::Result<TcpStream> {
-    match connecting {
-        Some(f) => f.await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Reads more of the stream into the connection's buffer, or never without a connection.
-async fn read_some(conn: Option<&mut Connection>) -> io::Result<usize> {
-    match conn {
-        Some(c) => c.read.read_buf(&mut c.buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Sleeps until the FSM's next deadline, or forever without one.
-async fn sleep_until(deadline: Option<(fsm::Timer, std::time::Instant)>) -> fsm::Timer {
-    match deadline {
-        Some((timer, at)) => {
-            tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-            timer
-        }
-        None => std::future::pending().await,
     }
 }
 

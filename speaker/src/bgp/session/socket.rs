@@ -124,6 +124,28 @@ pub(super) async fn connect(config: SessionConfig) -> io::Result<TcpStream> {
     socket.connect(peer).await
 }
 
+/// Sets up a connection the peer opened as [`connect`] sets up ours: GTSM's TTL and minimum
+/// (the handshake itself was sent with the listener's TTL 255 and not yet filtered), or TTL 1
+/// for single-hop eBGP. TCP MD5 was checked by the listener's key for the peer.
+pub(super) fn accepted(stream: &TcpStream, config: &SessionConfig) -> io::Result<()> {
+    let ipv6 = stream.peer_addr()?.is_ipv6();
+    let sock = socket2::SockRef::from(stream);
+    let ttl = if let Some(hops) = config.ttl_security {
+        sys::set_min_ttl(stream, ipv6, gtsm_min_ttl(hops))?;
+        255
+    } else if config.is_ebgp() && !config.ebgp_multihop {
+        1
+    } else {
+        // -1 (as the kernel reads it): back to the system's default TTL.
+        u32::MAX
+    };
+    if ipv6 {
+        sock.set_unicast_hops_v6(ttl)
+    } else {
+        sock.set_ttl_v4(ttl)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -361,3 +361,5 @@ async fn a_peer_that_stops_reading_is_dropped_instead_of_stalling_the_session() 
         "every UPDATE went out, so the writes never blocked and the test proves nothing"
     );
 }
+
+mod inbound;
