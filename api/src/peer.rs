@@ -213,6 +213,14 @@ pub struct BGPPeerSpec {
     #[schemars(range(max = 254))]
     pub ttl_security: Option<u8>,
 
+    /// Wait for the router to open the session instead of connecting to it (GoBGP's
+    /// passive-mode, FRR's `neighbor X passive`). The speaker listens on the BGP port of the
+    /// node (its `--bgp-listen-port`, 179 by default) and takes connections only from the
+    /// addresses of the BGPPeers that select the node. Routers that dial are taken in either
+    /// mode; with both ends dialling, RFC 4271 collision detection keeps one connection.
+    #[serde(default)]
+    pub passive: bool,
+
     /// The VRF (a Linux VRF device) to open the session in. Empty means the default VRF.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 15))]

@@ -103,6 +103,8 @@ pub struct Peer {
     pub ebgp_multi_hop: bool,
     /// GTSM (RFC 5082): the peer's greatest distance in hops; `None`: off.
     pub ttl_security: Option<u8>,
+    /// Wait for the router to connect; never dial it.
+    pub passive: bool,
     /// VRF, if any.
     pub vrf: Option<String>,
     /// Negotiate both unicast families regardless of the address family.
@@ -535,6 +537,7 @@ fn parse_peer(
         graceful_restart: spec.enable_graceful_restart,
         ebgp_multi_hop: spec.ebgp_multi_hop,
         ttl_security,
+        passive: spec.passive,
         vrf: spec.vrf.clone().filter(|v| !v.is_empty()),
         dual_stack_address_family: spec.dual_stack_address_family,
         graceful_shutdown,

@@ -96,6 +96,12 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     gratuitous_refresh_secs: u64,
 
+    /// TCP port to take BGP sessions on from the routers this node peers with (passive
+    /// BGPPeers need it; routers that dial are taken either way). Listened on only while the
+    /// node has BGP peers; 0: never. Below 1024 it needs CAP_NET_BIND_SERVICE.
+    #[arg(long, default_value_t = ferrolb_speaker::bgp::session::BGP_PORT)]
+    bgp_listen_port: u16,
+
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Plain)]
     log_format: LogFormat,
@@ -136,6 +142,7 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
         endpoint_settle,
         membership,
         announcer,
+        bgp_listen_port: args.bgp_listen_port,
     })
 }
 

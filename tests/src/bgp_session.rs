@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use ferrolb_speaker::bgp::listener::Listener;
 use ferrolb_speaker::bgp::session::Counters;
 use ferrolb_speaker::bgp::{RouteSet, Session, SessionConfig, SessionState};
 use tokio::sync::{oneshot, watch};
@@ -28,6 +29,21 @@ pub struct SpeakerSession {
 impl SpeakerSession {
     /// Starts the session in `host`'s namespace, advertising `routes`.
     pub fn start(host: &Host, config: SessionConfig, routes: RouteSet) -> Self {
+        Self::start_on(host, config, routes, None)
+    }
+
+    /// The same, with the speaker's listener on `port` of the host handing the router's
+    /// connections to the session, as the speaker binary does.
+    pub fn start_listening(
+        host: &Host,
+        config: SessionConfig,
+        routes: RouteSet,
+        port: u16,
+    ) -> Self {
+        Self::start_on(host, config, routes, Some(port))
+    }
+
+    fn start_on(host: &Host, config: SessionConfig, routes: RouteSet, listen: Option<u16>) -> Self {
         let (routes_tx, routes_rx) = watch::channel(routes);
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -39,7 +55,14 @@ impl SpeakerSession {
                     .build()
                     .expect("a runtime");
                 runtime.block_on(async move {
+                    let peer = config.peer.ip();
+                    let password = config.password.clone();
                     let handle = Session::spawn(config, routes_rx).expect("a valid config");
+                    let listener = listen.map(|port| Listener::bind(port).expect("listens"));
+                    let _inbound = listener.as_ref().map(|l| {
+                        l.register(peer, password.as_deref(), handle.inbound.clone())
+                            .expect("registers the peer")
+                    });
                     let _ = handle_tx.send((handle.state.clone(), Arc::clone(&handle.counters)));
                     let _ = stop_rx.await;
                     handle.shutdown(SHUTDOWN_MESSAGE).await;

@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
 use crate::bgp::fsm::{self, Backoff, GracefulRestartConfig};
+use crate::bgp::listener::{Listener, Registration};
 use crate::bgp::packet::Families;
 use crate::bgp::session::Counters;
 use crate::bgp::{RouteSet, Session, SessionConfig, SessionHandle, SessionState};
@@ -66,6 +67,8 @@ struct Peering {
     generation: u64,
     /// The last state seen, to report transitions once.
     last: Option<SessionState>,
+    /// Connections from the peer's address go to this session while it is held.
+    inbound: Option<Registration>,
 }
 
 /// The sessions of this node.
@@ -79,6 +82,11 @@ pub(crate) struct Sessions {
     stats: SharedStats,
     /// The first session to each peer since this process started sets the Restart State bit.
     restarted: std::collections::BTreeSet<PeerName>,
+    /// Routers' connections, while this node has peers (port 0: never).
+    listen_port: u16,
+    listener: Option<Listener>,
+    /// Why the listener could not be opened, as last logged.
+    listen_error: Option<String>,
 }
 
 /// What changed in the set of sessions, for the decision loop to report.
@@ -93,8 +101,12 @@ impl Sessions {
         node: NodeName,
         events: mpsc::UnboundedSender<PeerEvent>,
         stats: SharedStats,
+        listen_port: u16,
     ) -> Self {
         Self {
+            listen_port,
+            listener: None,
+            listen_error: None,
             node,
             peerings: BTreeMap::new(),
             refused: BTreeMap::new(),
@@ -159,6 +171,7 @@ impl Sessions {
                 tokio::spawn(async move { old.handle.shutdown(why).await });
             }
         }
+        self.listen(!desired.is_empty());
         for (name, mut cfg) in desired {
             let want = routes.get(name).cloned().unwrap_or_default();
             let shutdown = config
@@ -174,6 +187,14 @@ impl Sessions {
                 });
                 continue;
             }
+            if let (true, Some(why)) = (cfg.fsm.passive, &self.listen_error) {
+                let why = format!("the peer is passive, but {why}");
+                if self.refused.get(name) != Some(&why) {
+                    out.refused.push((name.clone(), why.clone()));
+                    self.refused.insert(name.clone(), why);
+                }
+                continue;
+            }
             if let Some(gr) = cfg.fsm.graceful_restart.as_mut() {
                 gr.restarting = self.restarted.insert(name.clone());
             }
@@ -181,6 +202,11 @@ impl Sessions {
             match Session::spawn(cfg.clone(), routes_rx) {
                 Ok(handle) => {
                     self.generation += 1;
+                    let inbound = self.listener.as_ref().and_then(|l| {
+                        l.register(cfg.peer.ip(), cfg.password.as_deref(), handle.inbound.clone())
+                            .inspect_err(|e| tracing::warn!(peer = %name, error = %e, "cannot take BGP connections from this peer; only ours will carry the session"))
+                            .ok()
+                    });
                     tracing::info!(peer = %name, address = %cfg.peer, "starting BGP session");
                     self.stats.lock().unwrap_or_else(|e| e.into_inner()).insert(
                         name.to_string(),
@@ -205,6 +231,7 @@ impl Sessions {
                             handle,
                             generation: self.generation,
                             last: None,
+                            inbound,
                         },
                     );
                 }
@@ -218,6 +245,47 @@ impl Sessions {
             }
         }
         out
+    }
+
+    /// Opens the listener when the node has peers to take connections from, and closes it
+    /// when it has none.
+    fn listen(&mut self, wanted: bool) {
+        if !wanted || self.listen_port == 0 {
+            self.listener = None;
+            return;
+        }
+        if self.listener.is_some() {
+            return;
+        }
+        match Listener::bind(self.listen_port) {
+            Ok(listener) => {
+                tracing::info!(
+                    port = self.listen_port,
+                    "taking BGP connections from this node's peers"
+                );
+                // Sessions started while the port could not be opened.
+                for p in self.peerings.values_mut() {
+                    p.inbound = p.inbound.take().or_else(|| {
+                        let (peer, password) = (p.config.peer.ip(), p.config.password.as_deref());
+                        listener
+                            .register(peer, password, p.handle.inbound.clone())
+                            .ok()
+                    });
+                }
+                self.listener = Some(listener);
+                self.listen_error = None;
+            }
+            Err(e) => {
+                let why = format!(
+                    "this node cannot listen for BGP on port {}: {e} (set --bgp-listen-port, or give the speaker CAP_NET_BIND_SERVICE)",
+                    self.listen_port
+                );
+                if self.listen_error.as_ref() != Some(&why) {
+                    tracing::warn!("{why}");
+                }
+                self.listen_error = Some(why);
+            }
+        }
     }
 
     /// Records a session's new state; returns the previous one when the event is current.
@@ -402,6 +470,7 @@ pub fn session_config(
     cfg.password = peer.password.clone();
     cfg.ebgp_multihop = peer.ebgp_multi_hop;
     cfg.ttl_security = peer.ttl_security;
+    cfg.fsm.passive = peer.passive;
     cfg.bfd = peer
         .bfd_profile
         .as_ref()
@@ -465,7 +534,7 @@ mod tests {
                 "{myASN: 4200000001, peerASN: 64513, localASN: 64999, peerAddress: '2001:db8::1', \
                  routerID: 10.0.0.1, sourceAddress: '2001:db8::11', holdTime: 9s, connectTime: 5s, \
                  password: s3cret, ebgpMultiHop: true, enableGracefulRestart: true, \
-                 dualStackAddressFamily: true}",
+                 dualStackAddressFamily: true, passive: true}",
             ),
             &BTreeMap::new(),
             &node(),
@@ -487,6 +556,44 @@ mod tests {
             Some("2001:db8::11".parse().expect("ip"))
         );
         assert!(cfg.ebgp_multihop);
+        assert!(cfg.fsm.passive);
+    }
+
+    #[tokio::test]
+    async fn a_passive_peer_is_refused_with_the_reason_when_the_port_cannot_be_opened() {
+        // Someone else holds the port on every address.
+        let holder = std::net::TcpListener::bind("0.0.0.0:0").expect("binds");
+        let port = holder.local_addr().expect("bound").port();
+        let text = "apiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {name: waits, namespace: ferrolb-system}\nspec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, passive: true}\n---\napiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {name: dials, namespace: ferrolb-system}\nspec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.2, peerPort: 9}\n";
+        let config = crate::test_support::valid_config(text);
+        let (events, _rx) = mpsc::unbounded_channel();
+        let mut sessions = Sessions::new(node(), events, SharedStats::default(), port);
+        let routes: BTreeMap<PeerName, RouteSet> = config
+            .peers
+            .keys()
+            .map(|name| (name.clone(), RouteSet::new()))
+            .collect();
+        let out = sessions.reconcile(&config, &routes, &["192.0.2.11".parse().expect("ip")]);
+        let refused: Vec<(&str, &str)> = out
+            .refused
+            .iter()
+            .map(|(name, why)| (name.as_str(), why.as_str()))
+            .collect();
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "waits");
+        assert!(
+            refused[0]
+                .1
+                .contains(&format!("cannot listen for BGP on port {port}")),
+            "{}",
+            refused[0].1
+        );
+        assert!(
+            sessions.address(&PeerName::from("dials")).is_some(),
+            "the active peer runs"
+        );
+        drop(holder);
+        sessions.stop("test over").await;
     }
 
     #[test]

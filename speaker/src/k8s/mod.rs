@@ -65,6 +65,9 @@ pub struct Settings {
     pub membership: Option<MembershipConfig>,
     /// The layer-2 announcer.
     pub announcer: AnnouncerSettings,
+    /// The port routers may open BGP sessions to (0: never listen). Listened on only while
+    /// this node has BGP peers.
+    pub bgp_listen_port: u16,
 }
 
 /// Where and how the membership runs.
@@ -180,6 +183,7 @@ pub async fn run(
         settings.node.clone(),
         peer_events_tx,
         metrics.bgp_stats.clone(),
+        settings.bgp_listen_port,
     );
     let events = EventSink::start(
         client,

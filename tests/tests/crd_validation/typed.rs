@@ -138,6 +138,7 @@ pub(crate) fn typed_peer() -> BGPPeer {
             }),
             ebgp_multi_hop: true,
             ttl_security: Some(2),
+            passive: true,
             vrf: Some("red".to_owned()),
             disable_mp: true,
             dual_stack_address_family: true,
