@@ -221,7 +221,9 @@ pub struct BGPPeerSpec {
     #[serde(default)]
     pub passive: bool,
 
-    /// The VRF (a Linux VRF device) to open the session in. Empty means the default VRF.
+    /// The VRF (a Linux VRF device) to open the session in: its socket, and the listener for
+    /// the router's connections, are bound to the device. Empty means the default VRF. A node
+    /// without the device refuses the peer with that reason; BFD in a VRF is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 15))]
     pub vrf: Option<String>,

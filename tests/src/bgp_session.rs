@@ -57,8 +57,12 @@ impl SpeakerSession {
                 runtime.block_on(async move {
                     let peer = config.peer.ip();
                     let password = config.password.clone();
+                    let vrf = config.vrf.clone();
                     let handle = Session::spawn(config, routes_rx).expect("a valid config");
-                    let listener = listen.map(|port| Listener::bind(port).expect("listens"));
+                    let listener = listen.map(|port| {
+                        Listener::bind(port, vrf.as_deref())
+                            .unwrap_or_else(|e| panic!("listens on {port} in {vrf:?}: {e}"))
+                    });
                     let _inbound = listener.as_ref().map(|l| {
                         l.register(peer, password.as_deref(), handle.inbound.clone())
                             .expect("registers the peer")

@@ -52,16 +52,16 @@ pub struct Listener {
 
 impl Listener {
     /// Listens on `port` (0: any free port, for tests) on every IPv4 and IPv6 address of this
-    /// network namespace. A family that cannot be bound (no IPv6 in the namespace) is left out;
-    /// an error only when neither can.
-    pub fn bind(port: u16) -> io::Result<Self> {
+    /// network namespace, or with `vrf` of that VRF device only. A family that cannot be bound
+    /// (no IPv6 in the namespace) is left out; an error only when neither can.
+    pub fn bind(port: u16, vrf: Option<&str>) -> io::Result<Self> {
         let table = Arc::new(Mutex::new(Table::default()));
         let refused = Arc::new(AtomicU64::new(0));
-        let v4 = listen(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port))?;
+        let v4 = listen(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port), vrf)?;
         // The IPv6 socket takes the IPv4 one's port when `port` was 0.
         let port = v4.local_addr()?.port();
         let mut sockets = vec![Arc::new(v4)];
-        match listen(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port)) {
+        match listen(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port), vrf) {
             Ok(v6) => sockets.push(Arc::new(v6)),
             Err(e) => debug!(error = %e, "no IPv6 BGP listener"),
         }
@@ -190,8 +190,12 @@ impl Drop for Registration {
     }
 }
 
-fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+fn listen(addr: SocketAddr, vrf: Option<&str>) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if let Some(vrf) = vrf {
+        // Connections arriving on the VRF's interfaces reach only sockets bound to it.
+        socket.bind_device(Some(vrf.as_bytes()))?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
         socket.set_unicast_hops_v6(255)?;
@@ -283,7 +287,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_goes_to_the_session_of_its_source_and_others_are_rejected() {
-        let listener = Listener::bind(0).expect("binds on loopback");
+        let listener = Listener::bind(0, None).expect("binds on loopback");
         let to = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listener.port());
 
         // Nobody registered 127.0.0.1: Cease/Connection Rejected.

@@ -96,6 +96,8 @@ pub struct SessionConfig {
     pub ipv4_next_hop: Option<Ipv4Addr>,
     /// Watch the path to the peer with BFD, with these timers.
     pub bfd: Option<BfdProfile>,
+    /// The VRF device the connection is bound to (`SO_BINDTODEVICE`); `None`: the default VRF.
+    pub vrf: Option<String>,
 }
 
 impl SessionConfig {
@@ -111,6 +113,7 @@ impl SessionConfig {
             ipv6_next_hop: None,
             ipv4_next_hop: None,
             bfd: None,
+            vrf: None,
         }
     }
 

@@ -9,7 +9,10 @@
 //! - The router ID is the peer's `routerID`, else the session's IPv4 source address, else this
 //!   node's first IPv4 InternalIP, else derived from the node's name (MetalLB hashes the name
 //!   with CRC32; we take SHA-256, so the fallback differs).
-//! - Not supported yet, and reported on the BGPPeer: unnumbered peers (`interface`) and VRFs.
+//! - A peer with `vrf` gets its session (and the routers' connections) on sockets bound to the
+//!   VRF device, so the VRF's routing table carries it; a node without the device, or BFD in
+//!   a VRF, is reported on the BGPPeer.
+//! - Not supported yet, and reported on the BGPPeer: unnumbered peers (`interface`).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -23,10 +26,13 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
 use crate::bgp::fsm::{self, Backoff, GracefulRestartConfig};
-use crate::bgp::listener::{Listener, Registration};
+use crate::bgp::listener::Registration;
+
+mod listeners;
 use crate::bgp::packet::Families;
 use crate::bgp::session::Counters;
 use crate::bgp::{RouteSet, Session, SessionConfig, SessionHandle, SessionState};
+use listeners::Listeners;
 
 /// Seconds a router keeps our routes while we restart, when graceful restart is on (RFC 4724
 /// §3; FRR's and MetalLB-FRR's default).
@@ -82,11 +88,8 @@ pub(crate) struct Sessions {
     stats: SharedStats,
     /// The first session to each peer since this process started sets the Restart State bit.
     restarted: std::collections::BTreeSet<PeerName>,
-    /// Routers' connections, while this node has peers (port 0: never).
-    listen_port: u16,
-    listener: Option<Listener>,
-    /// Why the listener could not be opened, as last logged.
-    listen_error: Option<String>,
+    /// Routers' connections, per VRF, while this node has peers there.
+    listeners: Listeners,
 }
 
 /// What changed in the set of sessions, for the decision loop to report.
@@ -104,9 +107,7 @@ impl Sessions {
         listen_port: u16,
     ) -> Self {
         Self {
-            listen_port,
-            listener: None,
-            listen_error: None,
+            listeners: Listeners::new(listen_port),
             node,
             peerings: BTreeMap::new(),
             refused: BTreeMap::new(),
@@ -171,7 +172,17 @@ impl Sessions {
                 tokio::spawn(async move { old.handle.shutdown(why).await });
             }
         }
-        self.listen(!desired.is_empty());
+        if self
+            .listeners
+            .reconcile(desired.values().map(|c| c.vrf.clone()).collect())
+        {
+            // Sessions started while their VRF's port could not be opened.
+            for p in self.peerings.values_mut() {
+                if p.inbound.is_none() {
+                    p.inbound = self.listeners.register(&p.config, &p.handle);
+                }
+            }
+        }
         for (name, mut cfg) in desired {
             let want = routes.get(name).cloned().unwrap_or_default();
             let shutdown = config
@@ -187,7 +198,7 @@ impl Sessions {
                 });
                 continue;
             }
-            if let (true, Some(why)) = (cfg.fsm.passive, &self.listen_error) {
+            if let (true, Some(why)) = (cfg.fsm.passive, self.listeners.error(&cfg.vrf)) {
                 let why = format!("the peer is passive, but {why}");
                 if self.refused.get(name) != Some(&why) {
                     out.refused.push((name.clone(), why.clone()));
@@ -202,11 +213,7 @@ impl Sessions {
             match Session::spawn(cfg.clone(), routes_rx) {
                 Ok(handle) => {
                     self.generation += 1;
-                    let inbound = self.listener.as_ref().and_then(|l| {
-                        l.register(cfg.peer.ip(), cfg.password.as_deref(), handle.inbound.clone())
-                            .inspect_err(|e| tracing::warn!(peer = %name, error = %e, "cannot take BGP connections from this peer; only ours will carry the session"))
-                            .ok()
-                    });
+                    let inbound = self.listeners.register(&cfg, &handle);
                     tracing::info!(peer = %name, address = %cfg.peer, "starting BGP session");
                     self.stats.lock().unwrap_or_else(|e| e.into_inner()).insert(
                         name.to_string(),
@@ -245,47 +252,6 @@ impl Sessions {
             }
         }
         out
-    }
-
-    /// Opens the listener when the node has peers to take connections from, and closes it
-    /// when it has none.
-    fn listen(&mut self, wanted: bool) {
-        if !wanted || self.listen_port == 0 {
-            self.listener = None;
-            return;
-        }
-        if self.listener.is_some() {
-            return;
-        }
-        match Listener::bind(self.listen_port) {
-            Ok(listener) => {
-                tracing::info!(
-                    port = self.listen_port,
-                    "taking BGP connections from this node's peers"
-                );
-                // Sessions started while the port could not be opened.
-                for p in self.peerings.values_mut() {
-                    p.inbound = p.inbound.take().or_else(|| {
-                        let (peer, password) = (p.config.peer.ip(), p.config.password.as_deref());
-                        listener
-                            .register(peer, password, p.handle.inbound.clone())
-                            .ok()
-                    });
-                }
-                self.listener = Some(listener);
-                self.listen_error = None;
-            }
-            Err(e) => {
-                let why = format!(
-                    "this node cannot listen for BGP on port {}: {e} (set --bgp-listen-port, or give the speaker CAP_NET_BIND_SERVICE)",
-                    self.listen_port
-                );
-                if self.listen_error.as_ref() != Some(&why) {
-                    tracing::warn!("{why}");
-                }
-                self.listen_error = Some(why);
-            }
-        }
     }
 
     /// Records a session's new state; returns the previous one when the event is current.
@@ -421,7 +387,16 @@ pub fn session_config(
         }
     };
     if let Some(vrf) = &peer.vrf {
-        return Err(format!("VRFs (spec.vrf {vrf:?}) are not supported yet"));
+        if nix::net::if_::if_nametoindex(vrf.as_str()).is_err() {
+            return Err(format!(
+                "this node has no VRF device {vrf:?} (spec.vrf); create it, or select only nodes that have it"
+            ));
+        }
+        if let Some(profile) = &peer.bfd_profile {
+            return Err(format!(
+                "BFD in a VRF (spec.vrf {vrf:?} with bfdProfile {profile:?}) is not supported yet"
+            ));
+        }
     }
     let router_id = peer
         .router_id
@@ -471,6 +446,7 @@ pub fn session_config(
     cfg.ebgp_multihop = peer.ebgp_multi_hop;
     cfg.ttl_security = peer.ttl_security;
     cfg.fsm.passive = peer.passive;
+    cfg.vrf = peer.vrf.clone();
     cfg.bfd = peer
         .bfd_profile
         .as_ref()
@@ -627,14 +603,27 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_peers_are_refused_with_a_reason() {
-        let err = session_config(
-            &peer("{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, vrf: red}"),
+    fn unusable_peers_are_refused_with_a_reason() {
+        let refused = |spec: &str| {
+            session_config(&peer(spec), &BTreeMap::new(), &node(), &[]).expect_err("refused")
+        };
+        let err =
+            refused("{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, vrf: no-such-vrf}");
+        assert!(err.contains("no VRF device \"no-such-vrf\""), "{err}");
+        let err = refused("{myASN: 64512, peerASN: 64513, interface: eth0}");
+        assert!(err.contains("unnumbered"), "{err}");
+    }
+
+    #[test]
+    fn a_vrf_peer_is_bound_to_its_device() {
+        // Every namespace has "lo"; the device's kind is not checked.
+        let cfg = session_config(
+            &peer("{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, vrf: lo}"),
             &BTreeMap::new(),
             &node(),
             &[],
         )
-        .expect_err("refused");
-        assert!(err.contains("VRF"), "{err}");
+        .expect("usable");
+        assert_eq!(cfg.vrf.as_deref(), Some("lo"));
     }
 }

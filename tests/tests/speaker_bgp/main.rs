@@ -594,8 +594,8 @@ async fn frr_drops_a_dead_nodes_paths_by_bfd() {
     bfd_drops_a_dead_nodes_paths_long_before_the_hold_time(RouterKind::Frr).await;
 }
 
-/// A BGPPeer that cannot run (a VRF) is refused with a Warning Event on it, and the rest of
-/// the configuration keeps working.
+/// A BGPPeer that cannot run here (a VRF the nodes do not have) is refused with a Warning Event
+/// on it that names the missing device, and the rest of the configuration keeps working.
 #[tokio::test]
 async fn an_unsupported_peer_is_reported_on_the_peer() -> anyhow::Result<()> {
     if !is_root() {
@@ -633,7 +633,7 @@ spec: {{myASN: {NODE_AS}, peerASN: 64501, peerAddress: 192.0.2.250, vrf: red}}
     )
     .await
     .with_context(|| bed.describe())?;
-    assert!(note.contains("VRF"), "{note}");
+    assert!(note.contains("no VRF device \"red\""), "{note}");
     // The good peer still gets routes.
     let app = TestService::new("app", &["198.51.100.12"], "node-1");
     bed.cluster.create_service(&app).await?;

@@ -93,17 +93,21 @@ pub(super) fn gtsm_min_ttl(hops: u8) -> u8 {
     255 - hops.clamp(1, 255) + 1
 }
 
-/// Opens the connection: source address, TTL (GTSM's or eBGP's), TCP MD5, then `connect`.
+/// Opens the connection: VRF, source address, TTL (GTSM's or eBGP's), TCP MD5, then `connect`.
 pub(super) async fn connect(config: SessionConfig) -> io::Result<TcpStream> {
     let peer = config.peer;
     let socket = match peer {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
+    let sock = socket2::SockRef::from(&socket);
+    if let Some(vrf) = &config.vrf {
+        // Routed by the VRF's table; the source address must be in the VRF too.
+        sock.bind_device(Some(vrf.as_bytes()))?;
+    }
     if let Some(source) = config.source_address {
         socket.bind(SocketAddr::new(source, 0))?;
     }
-    let sock = socket2::SockRef::from(&socket);
     if let Some(hops) = config.ttl_security {
         // GTSM: sent with the greatest TTL, accepted only from within `hops`.
         let min = gtsm_min_ttl(hops);
