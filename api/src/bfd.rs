@@ -65,7 +65,8 @@ pub struct BFDProfileSpec {
     #[schemars(range(min = 10, max = 60000))]
     pub echo_interval: Option<u32>,
 
-    /// Send BFD echo packets.
+    /// Send BFD echo packets. Not implemented by ferrolb: the session runs without echo, and
+    /// the speaker logs so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub echo_mode: Option<bool>,
 
@@ -73,7 +74,9 @@ pub struct BFDProfileSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passive_mode: Option<bool>,
 
-    /// For multi-hop sessions, the lowest TTL accepted on incoming packets (1-254).
+    /// For multi-hop sessions (BGPPeers with ebgpMultiHop, RFC 5883), the lowest TTL accepted
+    /// on incoming packets (1-254; default 254, FRR's). Routers that send multihop BFD with
+    /// their system's default TTL (BIRD: 64) need it at most that, less the hops between.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 254))]
     pub minimum_ttl: Option<u32>,

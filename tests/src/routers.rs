@@ -87,6 +87,8 @@ pub struct Neighbor {
     pub graceful_restart: bool,
     /// GTSM (RFC 5082) for a directly connected neighbor: send with TTL 255, accept only 255.
     pub ttl_security: bool,
+    /// eBGP multihop (TTL 255; FRR and BIRD then run multihop BFD, RFC 5883, with it).
+    pub multihop: bool,
 }
 
 impl Neighbor {
@@ -101,6 +103,7 @@ impl Neighbor {
             bfd_timers: None,
             graceful_restart: false,
             ttl_security: false,
+            multihop: false,
         }
     }
 }
@@ -269,6 +272,11 @@ impl Router {
                     "  [neighbors.ttl-security.config]\n    enabled = true\n    ttl-min = 255\n",
                 );
             }
+            if n.multihop {
+                toml.push_str(
+                    "  [neighbors.ebgp-multihop.config]\n    enabled = true\n    multihop-ttl = 2\n",
+                );
+            }
             for family in ["ipv4-unicast", "ipv6-unicast"] {
                 toml.push_str(&format!(
                     "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{family}\"\n"
@@ -302,8 +310,14 @@ impl Router {
             conf.push_str(&bfd::bird_protocol(config));
         }
         for (i, n) in config.neighbors.iter().enumerate() {
+            // BIRD's multihop BFD needs the session's local address (the router ID here).
+            let local = if n.multihop {
+                format!("{} ", config.router_id)
+            } else {
+                String::new()
+            };
             conf.push_str(&format!(
-                "protocol bgp n{i} {{\n  local as {};\n  neighbor {} as {};\n",
+                "protocol bgp n{i} {{\n  local {local}as {};\n  neighbor {} as {};\n",
                 config.asn, n.address, n.asn
             ));
             // After a session error BIRD waits 60 s (doubling to 300 s) before it accepts the
@@ -320,6 +334,11 @@ impl Router {
             }
             if n.ttl_security {
                 conf.push_str("  ttl security on;\n");
+            }
+            // Multihop routes are resolved recursively: BIRD holds them, unreachable without
+            // an IGP route to the next hop.
+            if n.multihop {
+                conf.push_str("  multihop 2;\n");
             }
             conf.push_str(
                 "  ipv4 { import all; export none; };\n  ipv6 { import all; export none; };\n}\n",
@@ -356,6 +375,9 @@ impl Router {
             }
             if n.ttl_security {
                 conf.push_str(&format!(" neighbor {} ttl-security hops 1\n", n.address));
+            }
+            if n.multihop {
+                conf.push_str(&format!(" neighbor {} ebgp-multihop 2\n", n.address));
             }
         }
         for family in ["ipv4", "ipv6"] {

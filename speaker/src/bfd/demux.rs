@@ -1,7 +1,9 @@
 //! The shared receive side: one [`ReceiveSocket`] per address family per network namespace,
 //! and the table that hands each packet to its session — by Your Discriminator, or, while
 //! that is 0 (the remote does not know us yet), by the source address (RFC 5880 §6.8.6,
-//! RFC 5881 §3). Packets whose TTL / hop limit is not 255 are dropped here (RFC 5881 §5).
+//! RFC 5881 §3). Packets whose TTL / hop limit is below the session's least are dropped here:
+//! 255 for single hop (RFC 5881 §5), `minimumTtl` for multihop (RFC 5883 §2, port 4784, a
+//! receiver of its own).
 //!
 //! Port 3784 can be bound once per namespace, so the receivers are kept in a process-wide map
 //! keyed by namespace (the inode of `/proc/thread-self/ns/net`) and family. The first session
@@ -24,7 +26,7 @@ use tracing::{debug, trace, warn};
 
 use super::packet::ControlPacket;
 use super::runner::{BfdError, Counters};
-use super::socket::{Family, ReceiveSocket, TTL};
+use super::socket::{Family, ReceiveSocket};
 
 /// Where one session's packets go.
 #[derive(Debug)]
@@ -33,6 +35,8 @@ pub(super) struct Route {
     pub tx: mpsc::Sender<ControlPacket>,
     /// The session's counters (drops are counted here when the session is known).
     pub counters: Arc<Counters>,
+    /// The least TTL its packets may arrive with.
+    pub min_ttl: u8,
 }
 
 #[derive(Debug, Default)]
@@ -79,8 +83,8 @@ impl Drop for Receiver {
 /// A network namespace, as the kernel identifies it.
 type NetnsId = (u64, u64);
 
-/// The receivers opened, by namespace and family.
-type Receivers = HashMap<(NetnsId, Family), Arc<Receiver>>;
+/// The receivers opened, by namespace, family and port (single-hop or multihop).
+type Receivers = HashMap<(NetnsId, Family, u16), Arc<Receiver>>;
 
 static RECEIVERS: LazyLock<Mutex<Receivers>> = LazyLock::new(Mutex::default);
 
@@ -115,11 +119,11 @@ impl Drop for Registration {
     }
 }
 
-/// Registers a session with `peer` on this namespace's receiver for the peer's family,
-/// opening the receiver if it is the first, and picks the session's discriminator.
-pub(super) fn register(peer: IpAddr, route: Route) -> Result<Registration, BfdError> {
+/// Registers a session with `peer` on this namespace's receiver for the peer's family and
+/// `port`, opening the receiver if it is the first, and picks the session's discriminator.
+pub(super) fn register(peer: IpAddr, port: u16, route: Route) -> Result<Registration, BfdError> {
     let family = Family::of(peer);
-    let key = (current_netns().map_err(BfdError::Receive)?, family);
+    let key = (current_netns().map_err(BfdError::Receive)?, family, port);
     let receiver = {
         let mut receivers = RECEIVERS.lock().unwrap_or_else(PoisonError::into_inner);
         // A finished task's runtime is gone, and its socket closed with it.
@@ -127,7 +131,7 @@ pub(super) fn register(peer: IpAddr, route: Route) -> Result<Registration, BfdEr
         match receivers.get(&key) {
             Some(receiver) => Arc::clone(receiver),
             None => {
-                let socket = ReceiveSocket::bind(family).map_err(BfdError::Receive)?;
+                let socket = ReceiveSocket::bind(family, port).map_err(BfdError::Receive)?;
                 let shared = Arc::new(Shared::default());
                 let task = tokio::spawn(receive(socket, Arc::clone(&shared)));
                 let receiver = Arc::new(Receiver { shared, task });
@@ -187,7 +191,7 @@ async fn receive(socket: ReceiveSocket, shared: Arc<Shared>) {
             );
             continue;
         };
-        if datagram.ttl != Some(TTL) {
+        if datagram.ttl.is_none_or(|ttl| ttl < route.min_ttl) {
             route.counters.dropped_ttl.fetch_add(1, Ordering::Relaxed);
             debug!(%from, ttl = ?datagram.ttl, "dropping a BFD packet that crossed a router");
             continue;

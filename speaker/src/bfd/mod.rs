@@ -1,11 +1,13 @@
-//! BFD (RFC 5880, asynchronous mode, over single-hop IP: RFC 5881): tells a BGP session within
+//! BFD (RFC 5880, asynchronous mode, over single-hop IP, RFC 5881, and multihop paths, RFC
+//! 5883): tells a BGP session within
 //! a second that the path to its router is gone, where the BGP hold timer takes 90 s.
 //!
 //! - [`packet`] is the Control packet codec, pure.
 //! - [`machine`] is the session state machine, sans-IO: time and jitter seed passed in.
 //! - [`runner`] runs one machine per peer on tokio ([`Bfd::spawn`]); `demux` shares one
-//!   receive socket per address family among them, and `socket` holds the UDP sockets of
-//!   RFC 5881 (port 3784, source ports 49152–65535, TTL 255 out and required in).
+//!   receive socket per address family and port among them, and `socket` holds the UDP
+//!   sockets of RFC 5881 (port 3784, source ports 49152–65535, TTL 255 out and required in)
+//!   and RFC 5883 (port 4784, TTL 255 out, at least the BFDProfile's `minimumTtl` in).
 //! - BGP sessions with a BFDProfile run one (`bgp::session`), and take the session down with
 //!   Cease/BFD Down when it reports a path failure: a fall from Up for any reason but the
 //!   peer's AdminDown (RFC 5882 §3.2). A session whose BFD never came up establishes anyway.
@@ -18,9 +20,6 @@
 //!   ignored.
 //! - Authentication (§6.7): packets with the A bit are refused.
 //! - Demand mode (§6.6) for ourselves: we never set D. A peer in Demand mode is honoured.
-//! - Multi-hop sessions (RFC 5883, port 4784) and with them a BFDProfile's `minimumTtl`. A
-//!   BGP session with `ebgpMultiHop` still runs single-hop BFD, which a peer more than one hop
-//!   away never answers: BFD then never comes Up, and never takes BGP down.
 
 mod demux;
 pub mod machine;
@@ -29,3 +28,4 @@ pub mod runner;
 mod socket;
 
 pub use runner::{Bfd, BfdConfig, BfdError, BfdHandle, BfdStatus, Counters};
+pub use socket::Hops;

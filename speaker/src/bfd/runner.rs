@@ -22,7 +22,7 @@ use tracing::{debug, info, trace, warn};
 use super::demux::{self, Registration, Route};
 use super::machine::{self, ConfigError, Input, Machine, Output, Snapshot, Timer, Transition};
 use super::packet::{ControlPacket, State};
-use super::socket::{SOURCE_PORTS, SendSocket};
+use super::socket::{Hops, SOURCE_PORTS, SendSocket};
 
 /// How many received packets may wait for a busy session.
 const INBOX: usize = 16;
@@ -36,24 +36,27 @@ pub struct BfdConfig {
     pub local: Option<IpAddr>,
     /// Send through this interface only (`SO_BINDTODEVICE`).
     pub interface: Option<String>,
+    /// Single-hop (RFC 5881) or multihop (RFC 5883).
+    pub hops: Hops,
     /// Timers and role.
     pub timers: machine::Config,
 }
 
 impl BfdConfig {
-    /// A session with `peer` using `profile`'s timers, from any local address.
+    /// A single-hop session with `peer` using `profile`'s timers, from any local address.
     pub fn new(peer: IpAddr, profile: &BfdProfile) -> Self {
         Self {
             peer,
             local: None,
             interface: None,
+            hops: Hops::Single,
             timers: timers(profile),
         }
     }
 }
 
-/// The machine's timers and role from a BFDProfile. Echo and minimum-TTL settings have no
-/// counterpart: echo mode and multi-hop are not implemented.
+/// The machine's timers and role from a BFDProfile. Echo settings have no counterpart (echo
+/// mode is not implemented); `minimumTtl` goes to [`BfdConfig::hops`].
 pub fn timers(profile: &BfdProfile) -> machine::Config {
     machine::Config {
         desired_min_tx: profile.transmit_interval,
@@ -75,8 +78,8 @@ pub enum BfdError {
         /// The peer.
         peer: IpAddr,
     },
-    /// Port 3784 could not be opened (another BFD daemon in this namespace?).
-    #[error("BFD receive socket on port 3784: {0}")]
+    /// Port 3784 (or 4784) could not be opened (another BFD daemon in this namespace?).
+    #[error("BFD receive socket: {0}")]
     Receive(io::Error),
     /// The session's sending socket could not be opened.
     #[error("BFD send socket: {0}")]
@@ -195,7 +198,7 @@ impl Bfd {
         config.timers.validate()?;
         let first_port = rand::random_range(SOURCE_PORTS);
         let socket = SendSocket::bind(
-            config.peer,
+            SocketAddr::new(config.peer, config.hops.port()),
             config.local,
             config.interface.as_deref(),
             first_port,
@@ -205,9 +208,11 @@ impl Bfd {
         let (tx, inbox) = mpsc::channel(INBOX);
         let registration = demux::register(
             config.peer,
+            config.hops.port(),
             Route {
                 tx,
                 counters: Arc::clone(&counters),
+                min_ttl: config.hops.min_ttl(),
             },
         )?;
         let machine = Machine::new(config.timers, registration.discriminator(), rand::random())?;

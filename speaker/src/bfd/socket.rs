@@ -22,6 +22,40 @@ use tokio::net::UdpSocket;
 /// Where BFD Control packets go (RFC 5881 §4).
 pub const CONTROL_PORT: u16 = 3784;
 
+/// The destination port of multihop BFD control packets (RFC 5883 §5).
+pub const MULTIHOP_CONTROL_PORT: u16 = 4784;
+
+/// Single-hop (RFC 5881) or multihop (RFC 5883) BFD: the port, and the least TTL a packet may
+/// arrive with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hops {
+    /// Directly connected: port 3784, TTL exactly 255.
+    Single,
+    /// Across routers: port 4784, TTL at least `min_ttl` (BFDProfile `minimumTtl`).
+    Multi {
+        /// The least TTL accepted.
+        min_ttl: u8,
+    },
+}
+
+impl Hops {
+    /// The destination (and receive) port.
+    pub fn port(self) -> u16 {
+        match self {
+            Hops::Single => CONTROL_PORT,
+            Hops::Multi { .. } => MULTIHOP_CONTROL_PORT,
+        }
+    }
+
+    /// The least TTL a packet may arrive with.
+    pub fn min_ttl(self) -> u8 {
+        match self {
+            Hops::Single => TTL,
+            Hops::Multi { min_ttl } => min_ttl,
+        }
+    }
+}
+
 /// The source ports a session may use (RFC 5881 §4).
 pub const SOURCE_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 
@@ -94,15 +128,15 @@ fn udp(family: Family) -> io::Result<Socket> {
 }
 
 impl ReceiveSocket {
-    /// Binds port 3784 on every address of `family`. Fails if something else in this network
-    /// namespace (another BFD daemon) holds it.
-    pub fn bind(family: Family) -> io::Result<Self> {
+    /// Binds `port` (3784 or 4784) on every address of `family`. Fails if something else in
+    /// this network namespace (another BFD daemon) holds it.
+    pub fn bind(family: Family, port: u16) -> io::Result<Self> {
         let socket = udp(family)?;
         match family {
             Family::V4 => setsockopt(&socket, sockopt::Ipv4RecvTtl, &true)?,
             Family::V6 => socket.set_recv_hoplimit_v6(true)?,
         }
-        socket.bind(&SocketAddr::new(family.unspecified(), CONTROL_PORT).into())?;
+        socket.bind(&SocketAddr::new(family.unspecified(), port).into())?;
         let socket = UdpSocket::from_std(socket.into())?;
         Ok(Self { socket })
     }
@@ -158,14 +192,16 @@ pub struct SendSocket {
 }
 
 impl SendSocket {
-    /// A socket sending to `peer`'s port 3784 from `local` (or the address the kernel picks)
-    /// and a free port in 49152–65535, starting the search at `first_try`.
+    /// A socket sending to `peer`'s `port` (3784, or 4784 for multihop) from `local` (or the
+    /// address the kernel picks) and a free port in 49152–65535, starting the search at
+    /// `first_try`. Both kinds send with TTL 255.
     pub fn bind(
-        peer: IpAddr,
+        peer: SocketAddr,
         local: Option<IpAddr>,
         interface: Option<&str>,
         first_try: u16,
     ) -> io::Result<Self> {
+        let (peer, dest_port) = (peer.ip(), peer.port());
         let family = Family::of(peer);
         let local = local.unwrap_or(family.unspecified());
         if Family::of(local) != family {
@@ -198,7 +234,7 @@ impl SendSocket {
                     let socket = UdpSocket::from_std(socket.into())?;
                     return Ok(Self {
                         socket,
-                        peer: SocketAddr::new(peer, CONTROL_PORT),
+                        peer: SocketAddr::new(peer, dest_port),
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = e,

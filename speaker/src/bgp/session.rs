@@ -423,7 +423,9 @@ impl Driver {
                     warn!(error = %e, "cannot set TCP keepalive on a session without hold time; a silently rebooted router will go unnoticed");
                 }
                 if let (Some(profile), Some(local)) = (&self.config.bfd, local) {
-                    self.bfd.attach(profile, self.config.peer.ip(), local.ip());
+                    let multihop = self.config.ebgp_multihop;
+                    self.bfd
+                        .attach(profile, self.config.peer.ip(), local.ip(), multihop);
                 }
                 let (ipv4_next_hop, ipv6_next_hop) = self.next_hops(local.map(|l| l.ip()));
                 self.established = Some(Established {

@@ -32,6 +32,8 @@ pub struct BfdSession {
     pub transmit_interval: Option<Duration>,
     /// How long the router waits for the peer before declaring it down.
     pub detection_time: Option<Duration>,
+    /// A multihop session (RFC 5883), when the router says (FRR does, BIRD does not).
+    pub multihop: Option<bool>,
 }
 
 impl BfdSession {
@@ -140,6 +142,7 @@ pub fn parse_frr_bfd_peers(json: &str) -> anyhow::Result<Vec<BfdSession>> {
                 .replace("shutdown", "admindown"),
             transmit_interval,
             detection_time,
+            multihop: peer["multihop"].as_bool(),
         });
     }
     Ok(sessions)
@@ -168,6 +171,7 @@ pub fn parse_bird_bfd_sessions(text: &str) -> anyhow::Result<Vec<BfdSession>> {
             state: state.to_lowercase(),
             transmit_interval: seconds(words.get(n.wrapping_sub(2))),
             detection_time: seconds(words.get(n.wrapping_sub(1))),
+            multihop: None,
         });
     }
     Ok(sessions)
@@ -197,6 +201,7 @@ mod tests {
                 // max(its 100, our 400); our 3 × max(its 100, our 200).
                 transmit_interval: Some(Duration::from_millis(400)),
                 detection_time: Some(Duration::from_millis(600)),
+                multihop: Some(false),
             }]
         );
         assert!(sessions[0].is_up());

@@ -9,6 +9,9 @@
 //! signals Down. A BFD session of ours already Up with the first would take that Down for a
 //! failure and reset the BGP session that had just come up.
 //!
+//! An `ebgpMultiHop` peer gets multihop BFD (RFC 5883: port 4784, packets accepted from
+//! `minimumTtl` up, 254 by default as in FRR); any other single-hop (RFC 5881).
+//!
 //! [`Input::BfdDown`]: crate::bgp::fsm::Input::BfdDown
 
 use std::net::IpAddr;
@@ -17,7 +20,10 @@ use ferrolb_config::BfdProfile;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::bfd::{Bfd, BfdConfig, BfdHandle, BfdStatus};
+use crate::bfd::{Bfd, BfdConfig, BfdHandle, BfdStatus, Hops};
+
+/// The least TTL multihop BFD accepts without a `minimumTtl`: FRR's default (one router).
+const DEFAULT_MULTIHOP_MIN_TTL: u8 = 254;
 
 /// The BFD side of one BGP session; inert without a profile.
 #[derive(Debug, Default)]
@@ -29,8 +35,8 @@ pub(super) struct Guard {
 }
 
 impl Guard {
-    /// Runs BFD with `peer` from `local`, unless it already does.
-    pub fn attach(&mut self, profile: &BfdProfile, peer: IpAddr, local: IpAddr) {
+    /// Runs BFD with `peer` from `local`, multihop if `multihop`, unless it already does.
+    pub fn attach(&mut self, profile: &BfdProfile, peer: IpAddr, local: IpAddr, multihop: bool) {
         if let Some(handle) = &self.handle {
             if handle.status().local.map(|l| l.ip()) == Some(local) {
                 return;
@@ -41,14 +47,22 @@ impl Guard {
                 tokio::spawn(old.shutdown());
             }
         }
-        if profile.echo_mode || profile.minimum_ttl.is_some() {
+        if profile.echo_mode {
             warn!(
                 profile = %profile.name,
-                "BFD echo mode and multi-hop minimum TTL are not implemented; ignored"
+                "BFD echo mode is not implemented; the session runs without echo"
             );
+        }
+        if profile.minimum_ttl.is_some() && !multihop {
+            debug!(profile = %profile.name, "minimumTtl applies to multihop BFD only");
         }
         let mut config = BfdConfig::new(peer, profile);
         config.local = Some(local);
+        if multihop {
+            config.hops = Hops::Multi {
+                min_ttl: profile.minimum_ttl.unwrap_or(DEFAULT_MULTIHOP_MIN_TTL),
+            };
+        }
         match Bfd::spawn(config) {
             Ok(handle) => {
                 self.reported = handle.status().path_failures;
