@@ -48,6 +48,12 @@ impl Fsm {
                 self.start(now, out);
             }
             Input::TimerExpired(Timer::IdleHold) => self.start(now, out),
+            // Waiting to retry: the retry is cancelled and the session stays down.
+            Input::ManualStop { .. } => {
+                self.cancel_all(out);
+                self.stopped = true;
+                self.next_delay = self.config.backoff.initial;
+            }
             // Not ours to take while stopped: refuse the peer's connection.
             Input::TcpConnectionConfirmed if self.stopped => out.push(Output::Close),
             // Waiting to restart (or after losing a collision): the peer dialled us, which

@@ -557,3 +557,27 @@ fn a_session_never_started_or_stopped_refuses_the_peers_connection() {
     assert_eq!(p.state(), State::Idle);
     assert!(out.contains(&Output::Close));
 }
+
+#[test]
+fn stopping_a_session_that_waits_to_retry_cancels_the_retry_and_refuses_the_peer() {
+    let mut p = Peer::new(config());
+    p.feed(Input::ManualStart);
+    let out = p.feed(Input::TcpConnectionFails);
+    assert!(armed(&out, Timer::IdleHold).is_some(), "waits to retry");
+    assert_eq!(p.state(), State::Idle);
+
+    let out = p.feed(Input::ManualStop {
+        message: "bye".into(),
+    });
+    assert!(
+        out.contains(&Output::CancelTimer(Timer::IdleHold)),
+        "{out:#?}"
+    );
+    assert_eq!(p.fsm.deadline(Timer::IdleHold), None, "no restart armed");
+    let out = p.feed(Input::TcpConnectionConfirmed);
+    assert_eq!(p.state(), State::Idle);
+    assert!(
+        out.contains(&Output::Close),
+        "a stopped session refuses the peer"
+    );
+}
