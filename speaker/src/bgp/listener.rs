@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -31,14 +31,46 @@ use crate::sys;
 struct Target {
     id: u64,
     inbound: mpsc::Sender<TcpStream>,
+    password: Option<String>,
 }
 
 #[derive(Default)]
 struct Table {
     by_peer: HashMap<IpAddr, Vec<Target>>,
+    /// The TCP MD5 key set on the listeners for each address, as the kernel holds it.
+    keys: HashMap<IpAddr, String>,
     next_id: u64,
-    /// Sources already logged as refused (each is logged once).
+    /// Sources already logged as refused (each is logged once, up to [`LOGGED_MAX`]).
     logged: BTreeSet<IpAddr>,
+}
+
+/// Refused sources remembered so as to log each once; past this, the oldest are forgotten
+/// (and logged again if they come back), so a scan cannot grow the set without bound.
+const LOGGED_MAX: usize = 1024;
+
+impl Table {
+    /// Sets the key of `peer`'s newest registration on `sockets` (or removes it when that one
+    /// has none), so the kernel checks the SYNs of the session that will get them.
+    fn sync_key(&mut self, peer: IpAddr, sockets: &[Arc<TcpListener>]) -> io::Result<()> {
+        let want = self
+            .by_peer
+            .get(&peer)
+            .and_then(|targets| targets.last())
+            .and_then(|t| t.password.clone());
+        if want.as_ref() == self.keys.get(&peer) {
+            return Ok(());
+        }
+        // An empty key removes the address's key.
+        let key = want.as_deref().unwrap_or("");
+        for s in sockets {
+            sys::set_tcp_md5sig(s.as_ref(), peer, key.as_bytes())?;
+        }
+        match want {
+            Some(key) => self.keys.insert(peer, key),
+            None => self.keys.remove(&peer),
+        };
+        Ok(())
+    }
 }
 
 /// The listening sockets and the sessions they feed.
@@ -52,8 +84,8 @@ pub struct Listener {
 
 impl Listener {
     /// Listens on `port` (0: any free port, for tests) on every IPv4 and IPv6 address of this
-    /// network namespace, or with `vrf` of that VRF device only. A family that cannot be bound
-    /// (no IPv6 in the namespace) is left out; an error only when neither can.
+    /// network namespace, or with `vrf` of that VRF device only. IPv6 is left out when it
+    /// cannot be bound (no IPv6 in the namespace); IPv4 must be.
     pub fn bind(port: u16, vrf: Option<&str>) -> io::Result<Self> {
         let table = Arc::new(Mutex::new(Table::default()));
         let refused = Arc::new(AtomicU64::new(0));
@@ -103,26 +135,25 @@ impl Listener {
         inbound: mpsc::Sender<TcpStream>,
     ) -> io::Result<Registration> {
         let peer = peer.to_canonical();
-        if let Some(password) = password {
-            for s in self.family_sockets(peer) {
-                sys::set_tcp_md5sig(s.as_ref(), peer, password.as_bytes())?;
-            }
-        }
+        let sockets: Vec<Arc<TcpListener>> = self.family_sockets(peer).cloned().collect();
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
         table.next_id += 1;
         let id = table.next_id;
-        table
-            .by_peer
-            .entry(peer)
-            .or_default()
-            .push(Target { id, inbound });
+        table.by_peer.entry(peer).or_default().push(Target {
+            id,
+            inbound,
+            password: password.map(str::to_string),
+        });
+        if let Err(e) = table.sync_key(peer, &sockets) {
+            remove_target(&mut table, peer, id, &sockets);
+            return Err(e);
+        }
         table.logged.remove(&peer);
         Ok(Registration {
             peer,
             id,
-            md5: password.is_some(),
             table: Arc::clone(&self.table),
-            sockets: self.family_sockets(peer).cloned().collect(),
+            sockets,
         })
     }
 
@@ -153,7 +184,6 @@ impl Drop for Listener {
 pub struct Registration {
     peer: IpAddr,
     id: u64,
-    md5: bool,
     table: Arc<Mutex<Table>>,
     sockets: Vec<Arc<TcpListener>>,
 }
@@ -169,24 +199,20 @@ impl std::fmt::Debug for Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        let left = match table.by_peer.get_mut(&self.peer) {
-            Some(targets) => {
-                targets.retain(|t| t.id != self.id);
-                targets.len()
-            }
-            None => 0,
-        };
-        if left == 0 {
-            table.by_peer.remove(&self.peer);
-            if self.md5 {
-                // An empty key removes the address's key.
-                for s in &self.sockets {
-                    if let Err(e) = sys::set_tcp_md5sig(s.as_ref(), self.peer, b"") {
-                        debug!(error = %e, peer = %self.peer, "cannot remove the TCP MD5 key from the BGP listener");
-                    }
-                }
-            }
+        remove_target(&mut table, self.peer, self.id, &self.sockets);
+    }
+}
+
+/// Forgets one registration and leaves the key of the address's remaining one, if any.
+fn remove_target(table: &mut Table, peer: IpAddr, id: u64, sockets: &[Arc<TcpListener>]) {
+    if let Some(targets) = table.by_peer.get_mut(&peer) {
+        targets.retain(|t| t.id != id);
+        if targets.is_empty() {
+            table.by_peer.remove(&peer);
         }
+    }
+    if let Err(e) = table.sync_key(peer, sockets) {
+        warn!(error = %e, %peer, "cannot update the TCP MD5 key on the BGP listener");
     }
 }
 
@@ -232,6 +258,9 @@ async fn accept_loop(
                 Some([]) | None => Err("no BGPPeer of this node has this address"),
                 Some(_) => Err("more than one BGPPeer of this node has this address"),
             };
+            if verdict.is_err() && table.logged.len() >= LOGGED_MAX {
+                table.logged.pop_first();
+            }
             let first = verdict.is_err() && table.logged.insert(peer);
             (verdict, first)
         };
@@ -253,12 +282,22 @@ async fn accept_loop(
     }
 }
 
-/// Closes a connection with Cease and `subcode`, giving the peer a second to read it.
+/// Closes a connection with Cease and `subcode`. Our side is shut after the NOTIFICATION and
+/// the connection held until the peer closes (at most a second): closing a socket with unread
+/// data resets it, and a reset can discard the NOTIFICATION before the peer reads it.
 pub(super) async fn refuse(mut stream: TcpStream, subcode: u8) {
     let message = Message::Notification(Notification::cease(subcode));
-    if let Ok(bytes) = message.encode(&SessionContext::default()) {
-        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&bytes)).await;
-    }
+    let Ok(bytes) = message.encode(&SessionContext::default()) else {
+        return;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(&bytes).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        io::Result::Ok(())
+    })
+    .await;
 }
 
 #[cfg(test)]
@@ -336,5 +375,36 @@ mod tests {
             Some(Message::Notification(_))
         ));
         assert_eq!(listener.refused(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_md5_key_follows_the_registrations_that_remain() {
+        let listener = Listener::bind(0, None).expect("binds on loopback");
+        let to = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listener.port());
+        let unsigned = || tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(to));
+
+        let (tx_signed, _rx_signed) = mpsc::channel(1);
+        let signed = listener
+            .register(Ipv4Addr::LOCALHOST.into(), Some("s3cret"), tx_signed)
+            .expect("registers");
+        assert!(
+            unsigned().await.is_err(),
+            "with a key set, the kernel drops SYNs without one"
+        );
+
+        // A second BGPPeer with the address and no password; the first goes away.
+        let (tx_plain, mut rx_plain) = mpsc::channel(1);
+        let _plain = listener
+            .register(Ipv4Addr::LOCALHOST.into(), None, tx_plain)
+            .expect("registers");
+        drop(signed);
+        let _client = unsigned()
+            .await
+            .expect("the key went with its registration")
+            .expect("connects");
+        tokio::time::timeout(Duration::from_secs(5), rx_plain.recv())
+            .await
+            .expect("handed over within 5 s")
+            .expect("a connection");
     }
 }
