@@ -124,6 +124,12 @@ impl SessionConfig {
             fsm::PeerAsn::External => true,
         }
     }
+
+    /// The peer may be more than one hop away (`ebgpMultiHop`, or GTSM allowing more than
+    /// one), so BFD runs multihop (RFC 5883) as FRR's bgpd decides it.
+    pub fn bfd_multihop(&self) -> bool {
+        self.ebgp_multihop || self.ttl_security.is_some_and(|hops| hops > 1)
+    }
 }
 
 /// The attributes of one advertised prefix.
@@ -251,10 +257,12 @@ struct Connection {
     write: OwnedWriteHalf,
     local: SocketAddr,
     buf: Vec<u8>,
+    /// The peer opened it (from the listener), rather than our connect.
+    from_peer: bool,
 }
 
 impl Connection {
-    fn new(stream: TcpStream) -> io::Result<Self> {
+    fn new(stream: TcpStream, from_peer: bool) -> io::Result<Self> {
         stream.set_nodelay(true)?;
         let local = stream.local_addr()?;
         let (read, write) = stream.into_split();
@@ -263,6 +271,7 @@ impl Connection {
             write,
             local,
             buf: Vec::with_capacity(4096),
+            from_peer,
         })
     }
 }
@@ -423,7 +432,7 @@ impl Driver {
                     warn!(error = %e, "cannot set TCP keepalive on a session without hold time; a silently rebooted router will go unnoticed");
                 }
                 if let (Some(profile), Some(local)) = (&self.config.bfd, local) {
-                    let multihop = self.config.ebgp_multihop;
+                    let multihop = self.config.bfd_multihop();
                     self.bfd
                         .attach(profile, self.config.peer.ip(), local.ip(), multihop);
                 }
@@ -477,7 +486,7 @@ impl Driver {
     }
 
     fn attach(&mut self, stream: TcpStream) -> io::Result<()> {
-        self.conn = Some(Connection::new(stream)?);
+        self.conn = Some(Connection::new(stream, false)?);
         Ok(())
     }
 

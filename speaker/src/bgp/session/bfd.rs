@@ -9,8 +9,9 @@
 //! signals Down. A BFD session of ours already Up with the first would take that Down for a
 //! failure and reset the BGP session that had just come up.
 //!
-//! An `ebgpMultiHop` peer gets multihop BFD (RFC 5883: port 4784, packets accepted from
-//! `minimumTtl` up, 254 by default as in FRR); any other single-hop (RFC 5881).
+//! A peer that may be farther than one hop (`ebgpMultiHop`, or GTSM allowing more than one)
+//! gets multihop BFD (RFC 5883: port 4784, packets accepted from `minimumTtl` up, 254 by
+//! default as in FRR); any other single-hop (RFC 5881).
 //!
 //! [`Input::BfdDown`]: crate::bgp::fsm::Input::BfdDown
 

@@ -20,7 +20,8 @@ use crate::bgp::packet::{Message, cease_subcode, frame_length};
 impl Driver {
     /// The listener handed over a connection from the peer.
     pub(super) async fn inbound(&mut self, stream: TcpStream) {
-        let conn = socket::accepted(&stream, &self.config).and_then(|()| Connection::new(stream));
+        let conn =
+            socket::accepted(&stream, &self.config).and_then(|()| Connection::new(stream, true));
         let conn = match conn {
             Ok(conn) => conn,
             Err(e) => {
@@ -28,8 +29,16 @@ impl Driver {
                 return;
             }
         };
+        let replaces_theirs = self.conn.as_ref().is_some_and(|c| c.from_peer);
         match self.fsm.state() {
             State::Idle | State::Connect | State::Active => self.adopt(conn).await,
+            // Both are the peer's, so there is no collision to decide: a router that dials
+            // again has given up on its first connection.
+            State::OpenSent | State::OpenConfirm if replaces_theirs => {
+                debug!("the peer opened another connection; closing its earlier one");
+                self.apply(Input::CollisionDump).await;
+                self.adopt(conn).await;
+            }
             State::OpenSent => {
                 debug!("the peer connected while our OPEN is out; waiting for its OPEN");
                 self.pending = Some(conn);
@@ -41,10 +50,10 @@ impl Driver {
                 });
                 match remote {
                     Some(remote) => self.collide(conn, remote).await,
-                    None => reject(conn).await,
+                    None => reject(conn),
                 }
             }
-            State::Established => reject(conn).await,
+            State::Established => reject(conn),
         }
     }
 
@@ -83,7 +92,7 @@ impl Driver {
         };
         match self.fsm.state() {
             State::Idle | State::Connect | State::Active => self.adopt(conn).await,
-            State::Established => reject(conn).await,
+            State::Established => reject(conn),
             State::OpenSent | State::OpenConfirm => self.pending = Some(conn),
         }
     }
@@ -95,13 +104,13 @@ impl Driver {
             asn: self.config.fsm.local_asn,
         };
         if self.fsm.state() == State::Established {
-            reject(theirs).await;
+            reject(theirs);
             return;
         }
         match resolve_collision(local, remote) {
             Keep::LocallyInitiated => {
                 debug!(peer_router_id = %remote.bgp_id, "collision: keeping our connection");
-                reject(theirs).await;
+                reject(theirs);
             }
             Keep::RemotelyInitiated => {
                 debug!(peer_router_id = %remote.bgp_id, "collision: keeping the peer's connection");
@@ -129,10 +138,16 @@ impl Driver {
     }
 }
 
-/// Closes the losing connection with Cease/Connection Collision Resolution.
-async fn reject(conn: Connection) {
+/// Closes the losing connection with Cease/Connection Collision Resolution, aside from the
+/// session (the close waits for the peer to read it).
+fn reject(conn: Connection) {
     match conn.read.reunite(conn.write) {
-        Ok(stream) => refuse(stream, cease_subcode::CONNECTION_COLLISION_RESOLUTION).await,
+        Ok(stream) => {
+            tokio::spawn(refuse(
+                stream,
+                cease_subcode::CONNECTION_COLLISION_RESOLUTION,
+            ));
+        }
         Err(e) => debug!(error = %e, "cannot close the losing connection cleanly"),
     }
 }

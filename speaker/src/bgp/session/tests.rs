@@ -363,3 +363,20 @@ async fn a_peer_that_stops_reading_is_dropped_instead_of_stalling_the_session() 
 }
 
 mod inbound;
+
+#[test]
+fn bfd_runs_multihop_when_the_peer_may_be_more_than_one_hop_away() {
+    let fsm = fsm::Config::new(OUR_AS, PeerAsn::Exact(PEER_AS), Ipv4Addr::new(10, 0, 0, 1));
+    let mut config = SessionConfig::new(fsm, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert!(!config.bfd_multihop(), "directly connected by default");
+    config.ttl_security = Some(1);
+    assert!(
+        !config.bfd_multihop(),
+        "GTSM with one hop: directly connected"
+    );
+    config.ttl_security = Some(3);
+    assert!(config.bfd_multihop(), "GTSM allowing three hops");
+    config.ttl_security = None;
+    config.ebgp_multihop = true;
+    assert!(config.bfd_multihop(), "ebgpMultiHop");
+}

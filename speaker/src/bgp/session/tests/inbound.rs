@@ -148,3 +148,32 @@ async fn a_collision_with_a_lower_identifier_keeps_our_connection() {
     assert_eq!(handle.state.borrow().state, State::Established);
     handle.shutdown("test over").await;
 }
+
+#[tokio::test]
+async fn a_second_connection_from_the_peer_replaces_its_first_whatever_the_identifiers() {
+    // A passive session on the peer's first connection, in OpenConfirm. The peer (a lower
+    // identifier than ours) dials again, as a router does after losing the first connection's
+    // state: both connections are the peer's, so no identifier rule applies — the new one wins.
+    let (_routes_tx, routes_rx) = watch::channel(routes());
+    let handle = Session::spawn(config(true, 9), routes_rx).expect("valid config");
+    state_becomes(&handle, State::Active).await;
+    let low = Ipv4Addr::new(10, 0, 0, 2);
+    let mut first = dial(&handle).await;
+    assert!(matches!(first.recv().await, Some(Message::Open(_))));
+    first.send(peer_open(low)).await;
+    assert_eq!(first.recv().await, Some(Message::Keepalive));
+    state_becomes(&handle, State::OpenConfirm).await;
+
+    let mut second = dial(&handle).await;
+    assert_eq!(
+        cease(first.recv().await),
+        Some((6, cease_subcode::CONNECTION_COLLISION_RESOLUTION)),
+        "the first connection is closed"
+    );
+    assert!(matches!(second.recv().await, Some(Message::Open(_))));
+    second.send(peer_open(low)).await;
+    assert_eq!(second.recv().await, Some(Message::Keepalive));
+    second.send(Message::Keepalive).await;
+    state_becomes(&handle, State::Established).await;
+    handle.shutdown("test over").await;
+}
