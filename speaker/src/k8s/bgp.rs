@@ -126,7 +126,8 @@ impl Sessions {
         routes: &BTreeMap<PeerName, RouteSet>,
         node_ips: &[IpAddr],
     ) -> Reconciled {
-        let mut out = Reconciled::default();
+        // Peers that cannot run, found afresh each time; only new reasons are reported.
+        let mut refused: BTreeMap<PeerName, String> = BTreeMap::new();
         let mut desired: BTreeMap<&PeerName, SessionConfig> = BTreeMap::new();
         for name in routes.keys() {
             let Some(peer) = config.peers.get(name) else {
@@ -134,18 +135,13 @@ impl Sessions {
             };
             match session_config(peer, &config.bfd_profiles, &self.node, node_ips) {
                 Ok(cfg) => {
-                    self.refused.remove(name);
                     desired.insert(name, cfg);
                 }
                 Err(why) => {
-                    if self.refused.get(name) != Some(&why) {
-                        out.refused.push((name.clone(), why.clone()));
-                        self.refused.insert(name.clone(), why);
-                    }
+                    refused.insert(name.clone(), why);
                 }
             }
         }
-        self.refused.retain(|name, _| routes.contains_key(name));
 
         let stale: Vec<PeerName> = self
             .peerings
@@ -179,7 +175,7 @@ impl Sessions {
             // Sessions started while their VRF's port could not be opened.
             for p in self.peerings.values_mut() {
                 if p.inbound.is_none() {
-                    p.inbound = self.listeners.register(&p.config, &p.handle);
+                    p.inbound = self.listeners.register(&p.config, &p.handle).ok();
                 }
             }
         }
@@ -199,11 +195,7 @@ impl Sessions {
                 continue;
             }
             if let (true, Some(why)) = (cfg.fsm.passive, self.listeners.error(&cfg.vrf)) {
-                let why = format!("the peer is passive, but {why}");
-                if self.refused.get(name) != Some(&why) {
-                    out.refused.push((name.clone(), why.clone()));
-                    self.refused.insert(name.clone(), why);
-                }
+                refused.insert(name.clone(), format!("the peer is passive, but {why}"));
                 continue;
             }
             if let Some(gr) = cfg.fsm.graceful_restart.as_mut() {
@@ -212,8 +204,18 @@ impl Sessions {
             let (routes_tx, routes_rx) = watch::channel(want);
             match Session::spawn(cfg.clone(), routes_rx) {
                 Ok(handle) => {
+                    let inbound = match self.listeners.register(&cfg, &handle) {
+                        Ok(registration) => Some(registration),
+                        Err(why) if cfg.fsm.passive => {
+                            // It would wait forever for a connection it cannot be given.
+                            let why = format!("the peer is passive, but {why}");
+                            tokio::spawn(async move { handle.shutdown("cannot listen").await });
+                            refused.insert(name.clone(), why);
+                            continue;
+                        }
+                        Err(_) => None,
+                    };
                     self.generation += 1;
-                    let inbound = self.listeners.register(&cfg, &handle);
                     tracing::info!(peer = %name, address = %cfg.peer, "starting BGP session");
                     self.stats.lock().unwrap_or_else(|e| e.into_inner()).insert(
                         name.to_string(),
@@ -243,14 +245,18 @@ impl Sessions {
                     );
                 }
                 Err(e) => {
-                    let why = format!("the session cannot start: {e}");
-                    if self.refused.get(name) != Some(&why) {
-                        out.refused.push((name.clone(), why.clone()));
-                        self.refused.insert(name.clone(), why);
-                    }
+                    refused.insert(name.clone(), format!("the session cannot start: {e}"));
                 }
             }
         }
+        let out = Reconciled {
+            refused: refused
+                .iter()
+                .filter(|(name, why)| self.refused.get(*name) != Some(*why))
+                .map(|(name, why)| (name.clone(), why.clone()))
+                .collect(),
+        };
+        self.refused = refused;
         out
     }
 
@@ -569,6 +575,75 @@ mod tests {
             "the active peer runs"
         );
         drop(holder);
+        sessions.stop("test over").await;
+    }
+
+    fn two_peers(port_note: &str) -> (Config, BTreeMap<PeerName, RouteSet>) {
+        let text = format!(
+            "apiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {{name: waits, namespace: ferrolb-system}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, passive: true}}\n---\napiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {{name: dials, namespace: ferrolb-system}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.2, peerPort: 9}}\n# {port_note}\n"
+        );
+        let config = crate::test_support::valid_config(&text);
+        let routes = config
+            .peers
+            .keys()
+            .map(|name| (name.clone(), RouteSet::new()))
+            .collect();
+        (config, routes)
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_reported_once_while_its_reason_stands() {
+        let holder = std::net::TcpListener::bind("0.0.0.0:0").expect("binds");
+        let port = holder.local_addr().expect("bound").port();
+        let (config, routes) = two_peers("port held");
+        let (events, _rx) = mpsc::unbounded_channel();
+        let mut sessions = Sessions::new(node(), events, SharedStats::default(), port);
+        let ips = ["192.0.2.11".parse().expect("ip")];
+        let first = sessions.reconcile(&config, &routes, &ips);
+        assert_eq!(first.refused.len(), 1, "{:?}", first.refused);
+        for _ in 0..3 {
+            let again = sessions.reconcile(&config, &routes, &ips);
+            assert!(
+                again.refused.is_empty(),
+                "reported again: {:?}",
+                again.refused
+            );
+        }
+        assert_eq!(
+            sessions.refused().count(),
+            1,
+            "still refused, for the status"
+        );
+        drop(holder);
+        sessions.stop("test over").await;
+    }
+
+    #[tokio::test]
+    async fn a_passive_peer_is_refused_when_the_speaker_does_not_listen() {
+        let (config, routes) = two_peers("--bgp-listen-port 0");
+        let (events, _rx) = mpsc::unbounded_channel();
+        let mut sessions = Sessions::new(node(), events, SharedStats::default(), 0);
+        let out = sessions.reconcile(&config, &routes, &["192.0.2.11".parse().expect("ip")]);
+        let refused: Vec<(&str, &str)> = out
+            .refused
+            .iter()
+            .map(|(name, why)| (name.as_str(), why.as_str()))
+            .collect();
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "waits");
+        assert!(
+            refused[0].1.contains("--bgp-listen-port 0"),
+            "{}",
+            refused[0].1
+        );
+        assert!(
+            sessions.address(&PeerName::from("waits")).is_none(),
+            "never started"
+        );
+        assert!(
+            sessions.address(&PeerName::from("dials")).is_some(),
+            "the active peer runs"
+        );
         sessions.stop("test over").await;
     }
 

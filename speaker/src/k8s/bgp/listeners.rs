@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::bgp::listener::{Listener, Registration};
 use crate::bgp::{SessionConfig, SessionHandle};
 
+const NOT_LISTENING: &str = "this speaker does not listen for BGP (--bgp-listen-port 0); set a port to take the router's connections";
+
 pub(super) struct Listeners {
     /// 0: never listen.
     port: u16,
@@ -69,22 +71,31 @@ impl Listeners {
     }
 
     /// Why a session in `vrf` cannot be taken from the router, if it cannot.
-    pub(super) fn error(&self, vrf: &Option<String>) -> Option<&String> {
-        self.errors.get(vrf)
+    pub(super) fn error(&self, vrf: &Option<String>) -> Option<String> {
+        if self.port == 0 {
+            return Some(NOT_LISTENING.to_string());
+        }
+        self.errors.get(vrf).cloned()
     }
 
-    /// Hands the router's connections for `config`'s peer to the session, if its VRF has a
-    /// listener.
+    /// Hands the router's connections for `config`'s peer to the session; the reason when its
+    /// VRF has no listener or the peer's key cannot be set on it.
     pub(super) fn register(
         &self,
         config: &SessionConfig,
         handle: &SessionHandle,
-    ) -> Option<Registration> {
-        let listener = self.open.get(&config.vrf)?;
+    ) -> Result<Registration, String> {
+        let Some(listener) = self.open.get(&config.vrf) else {
+            return Err(self
+                .error(&config.vrf)
+                .unwrap_or_else(|| "this node has no BGP listener for it".to_string()));
+        };
         let (peer, password) = (config.peer.ip(), config.password.as_deref());
         listener
             .register(peer, password, handle.inbound.clone())
-            .inspect_err(|e| tracing::warn!(%peer, error = %e, "cannot take BGP connections from this peer; only ours will carry the session"))
-            .ok()
+            .map_err(|e| {
+                tracing::warn!(%peer, error = %e, "cannot take BGP connections from this peer; only ours will carry the session");
+                format!("connections from {peer} cannot be taken: {e}")
+            })
     }
 }
