@@ -11,6 +11,9 @@
 //!   [`packet::UpdateBuilder`] packs many prefixes into as few UPDATEs as fit in 4096 bytes.
 //! - [`fsm`] is the RFC 4271 §8 finite state machine, sans-IO:
 //!   `Fsm::handle(Input, now) -> Vec<Output>`.
+//! - [`bmp`] encodes (and, for the tests and the fuzz target, decodes) the BGP Monitoring
+//!   Protocol messages (RFC 7854, Adj-RIB-Out per RFC 8671) a speaker sends a collector.
 
+pub mod bmp;
 pub mod fsm;
 pub mod packet;
