@@ -102,6 +102,12 @@ struct Args {
     #[arg(long, default_value_t = ferrolb_speaker::bgp::session::BGP_PORT)]
     bgp_listen_port: u16,
 
+    /// A BMP collector (`host:port`, RFC 7854) to send this node's BGP sessions and the
+    /// routes each advertises (Adj-RIB-Out, RFC 8671); repeat or separate with commas for
+    /// several. The speaker dials it and reconnects when it goes.
+    #[arg(long, value_delimiter = ',')]
+    bmp_collector: Vec<String>,
+
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Plain)]
     log_format: LogFormat,
@@ -143,6 +149,7 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
         membership,
         announcer,
         bgp_listen_port: args.bgp_listen_port,
+        bmp_collectors: args.bmp_collector.clone(),
     })
 }
 

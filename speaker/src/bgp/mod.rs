@@ -5,10 +5,12 @@
 //!   source address) and keeps the peer's routes equal to a desired [`RouteSet`].
 //! - [`listener`] takes the connections routers open to this node and hands each to the
 //!   session of its peer.
+//! - [`bmp`] exports the sessions and what they advertise to BMP collectors.
 
 pub use ferrolb_bgp::{fsm, packet};
 
 pub mod advertise;
+pub mod bmp;
 pub mod listener;
 pub mod session;
 

@@ -34,7 +34,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ferrolb_config::BfdProfile;
 use ipnet::IpNet;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -51,12 +50,15 @@ use crate::bfd::BfdStatus;
 
 mod adj_rib_out;
 mod bfd;
+mod config;
 mod counters;
 mod inbound;
+mod monitor;
 mod socket;
 mod waits;
 
 use adj_rib_out::{Established, sendable};
+pub use config::SessionConfig;
 pub use counters::Counters;
 use socket::{connect, interface_addresses, is_link_local};
 use waits::{maybe, read_some, sleep_until};
@@ -70,67 +72,6 @@ const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// LOCAL_PREF sent on iBGP sessions for routes that set none (the common default).
 pub const DEFAULT_LOCAL_PREF: u32 = 100;
-
-/// How to reach one peer and what to offer it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionConfig {
-    /// The FSM's configuration (ASNs, router ID, hold time, families, backoff).
-    pub fsm: fsm::Config,
-    /// The peer's address and port (usually [`BGP_PORT`]).
-    pub peer: SocketAddr,
-    /// Bind the connection to this local address (`sourceAddress`).
-    pub source_address: Option<IpAddr>,
-    /// TCP MD5 password (RFC 2385).
-    pub password: Option<String>,
-    /// The peer is more than one hop away (`ebgpMultiHop`): keep the default TTL on eBGP.
-    pub ebgp_multihop: bool,
-    /// GTSM (RFC 5082, `ttlSecurity`): the peer is at most this many hops away; sent with TTL
-    /// 255, its packets accepted only with a TTL of at least 256 − hops. `None`: off.
-    pub ttl_security: Option<u8>,
-    /// The next hop of IPv6 routes on an IPv4 session (and of IPv6 routes on an IPv6 session,
-    /// overriding the local address). `None`: found from the local interface.
-    pub ipv6_next_hop: Option<Ipv6Addr>,
-    /// The next hop of IPv4 routes, overriding the local address (needed on an IPv6 session
-    /// whose interface has no IPv4 address). `None`: the local address, or on an IPv6 session
-    /// the interface's IPv4 address.
-    pub ipv4_next_hop: Option<Ipv4Addr>,
-    /// Watch the path to the peer with BFD, with these timers.
-    pub bfd: Option<BfdProfile>,
-    /// The VRF device the connection is bound to (`SO_BINDTODEVICE`); `None`: the default VRF.
-    pub vrf: Option<String>,
-}
-
-impl SessionConfig {
-    /// A session to `peer` on port 179 with no password, no source address, single hop.
-    pub fn new(fsm: fsm::Config, peer: IpAddr) -> Self {
-        Self {
-            fsm,
-            peer: SocketAddr::new(peer, BGP_PORT),
-            source_address: None,
-            password: None,
-            ebgp_multihop: false,
-            ttl_security: None,
-            ipv6_next_hop: None,
-            ipv4_next_hop: None,
-            bfd: None,
-            vrf: None,
-        }
-    }
-
-    fn is_ebgp(&self) -> bool {
-        match self.fsm.peer_asn {
-            fsm::PeerAsn::Exact(asn) => asn != self.fsm.local_asn,
-            fsm::PeerAsn::Internal => false,
-            fsm::PeerAsn::External => true,
-        }
-    }
-
-    /// The peer may be more than one hop away (`ebgpMultiHop`, or GTSM allowing more than
-    /// one), so BFD runs multihop (RFC 5883) as FRR's bgpd decides it.
-    pub fn bfd_multihop(&self) -> bool {
-        self.ebgp_multihop || self.ttl_security.is_some_and(|hops| hops > 1)
-    }
-}
 
 /// The attributes of one advertised prefix.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -208,6 +149,16 @@ impl Session {
         config: SessionConfig,
         routes: watch::Receiver<RouteSet>,
     ) -> Result<SessionHandle, ConfigError> {
+        Self::spawn_monitored(config, routes, None)
+    }
+
+    /// [`Session::spawn`], reporting to BMP collectors through `monitor`.
+    pub fn spawn_monitored(
+        config: SessionConfig,
+        routes: watch::Receiver<RouteSet>,
+        monitor: Option<&Arc<super::bmp::Monitor>>,
+    ) -> Result<SessionHandle, ConfigError> {
+        let bmp = monitor.map(|m| m.tap(config.peer.ip(), config.vrf.as_deref()));
         let fsm = Fsm::new(config.fsm.clone())?;
         let (state_tx, state_rx) = watch::channel(SessionState {
             state: State::Idle,
@@ -236,6 +187,7 @@ impl Session {
             counters: Arc::clone(&counters),
             failed: false,
             bfd: bfd::Guard::default(),
+            bmp,
         };
         let span = tracing::info_span!("bgp_session", peer = %driver.config.peer.ip());
         let task = tokio::spawn(tracing::Instrument::instrument(driver.run(stop_rx), span));
@@ -307,6 +259,7 @@ struct Driver {
     /// A write failed during the current batch of outputs.
     failed: bool,
     bfd: bfd::Guard,
+    bmp: Option<super::bmp::Tap>,
 }
 
 impl Driver {
@@ -443,6 +396,7 @@ impl Driver {
                     ipv6_next_hop,
                 });
                 self.forget_advertised();
+                self.monitor_established();
                 self.sync().await;
                 if let Some(est) = &self.established {
                     let families: Vec<Family> = est.negotiated.families.iter().collect();
@@ -460,6 +414,7 @@ impl Driver {
                 }
                 self.established = None;
                 self.forget_advertised();
+                self.monitor_down(&down);
                 self.last_down = Some(down);
             }
             Output::UpdateReceived { update, looped } => {
@@ -513,6 +468,7 @@ impl Driver {
                     self.counters.received[Counters::index(message.kind())]
                         .fetch_add(1, Ordering::Relaxed);
                     trace!(kind = message.kind().label(), "received");
+                    self.monitor_received(&message, &frame);
                     Input::Received(message)
                 }
                 Err(e) => {
@@ -555,6 +511,7 @@ impl Driver {
             Ok(Ok(())) => {
                 self.counters.sent[Counters::index(message.kind())].fetch_add(1, Ordering::Relaxed);
                 trace!(kind = message.kind().label(), "sent");
+                self.monitor_sent(message, &bytes);
             }
             Ok(Err(e)) => {
                 debug!(error = %e, "write failed");
@@ -623,6 +580,7 @@ impl Driver {
             }
         }
         self.advertised = desired;
+        self.monitor_rib();
         self.counters
             .prefixes_advertised
             .store(self.advertised.len() as u64, Ordering::Relaxed);

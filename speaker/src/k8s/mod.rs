@@ -68,6 +68,8 @@ pub struct Settings {
     /// The port routers may open BGP sessions to (0: never listen). Listened on only while
     /// this node has BGP peers.
     pub bgp_listen_port: u16,
+    /// BMP collectors (`host:port`) to export the BGP sessions to.
+    pub bmp_collectors: Vec<String>,
 }
 
 /// Where and how the membership runs.
@@ -184,7 +186,8 @@ pub async fn run(
         peer_events_tx,
         metrics.bgp_stats.clone(),
         settings.bgp_listen_port,
-    );
+    )
+    .with_bmp(&settings.bmp_collectors);
     let events = EventSink::start(
         client,
         "ferrolb-speaker",

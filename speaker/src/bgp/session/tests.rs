@@ -93,6 +93,14 @@ fn routes() -> RouteSet {
 
 /// Starts a session to a listener on loopback and brings it to Established.
 async fn established(routes: RouteSet) -> (super::SessionHandle, Peer, watch::Sender<RouteSet>) {
+    established_monitored(routes, None).await
+}
+
+/// [`established`], reporting to BMP through `monitor`.
+async fn established_monitored(
+    routes: RouteSet,
+    monitor: Option<&std::sync::Arc<crate::bgp::bmp::Monitor>>,
+) -> (super::SessionHandle, Peer, watch::Sender<RouteSet>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let mut fsm = fsm::Config::new(OUR_AS, PeerAsn::Exact(PEER_AS), Ipv4Addr::new(10, 0, 0, 1));
@@ -102,7 +110,7 @@ async fn established(routes: RouteSet) -> (super::SessionHandle, Peer, watch::Se
     config.ipv4_next_hop = Some(V4_NEXT_HOP);
     config.ipv6_next_hop = Some(V6_NEXT_HOP);
     let (routes_tx, routes_rx) = watch::channel(routes);
-    let handle = Session::spawn(config, routes_rx).expect("valid config");
+    let handle = Session::spawn_monitored(config, routes_rx, monitor).expect("valid config");
     let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
         .await
         .expect("the session connects")
@@ -362,6 +370,7 @@ async fn a_peer_that_stops_reading_is_dropped_instead_of_stalling_the_session() 
     );
 }
 
+mod bmp;
 mod inbound;
 
 #[test]

@@ -1,0 +1,87 @@
+//! The session's reports to BMP ([`crate::bgp::bmp`]): the OPENs and NOTIFICATIONs it sends
+//! and receives, its coming up and going down, and every UPDATE it sends.
+
+use super::adj_rib_out::{announcements, sendable};
+use super::{Driver, RouteSet};
+use crate::bgp::bmp;
+use crate::bgp::fsm::{Down, DownReason};
+use crate::bgp::packet::{Message, Update};
+
+impl Driver {
+    /// `message` went to the peer as `bytes`.
+    pub(super) fn monitor_sent(&mut self, message: &Message, bytes: &[u8]) {
+        let Some(tap) = self.bmp.as_mut() else {
+            return;
+        };
+        match message {
+            Message::Open(_) => tap.open_sent(bytes),
+            Message::Update(_) => tap.update_sent(bytes),
+            Message::Notification(_) => tap.notification_sent(bytes),
+            _ => {}
+        }
+    }
+
+    /// `message` came from the peer as `frame`.
+    pub(super) fn monitor_received(&mut self, message: &Message, frame: &[u8]) {
+        if let (Some(tap), Message::Open(_)) = (self.bmp.as_mut(), message) {
+            tap.open_received(frame);
+        }
+    }
+
+    /// The session is Established (call once `self.established` is set).
+    pub(super) fn monitor_established(&mut self) {
+        let (Some(tap), Some(est), Some(conn)) = (self.bmp.as_mut(), &self.established, &self.conn)
+        else {
+            return;
+        };
+        let Ok(remote) = conn.read.peer_addr() else {
+            return;
+        };
+        let local_asn = self.config.fsm.local_asn;
+        let negotiated = est.negotiated.clone();
+        let est = est.clone();
+        let encode: bmp::RibEncoder = Box::new(move |rib: &RouteSet| {
+            let ctx = est.negotiated.context();
+            let carried: RouteSet = rib
+                .iter()
+                .filter(|(prefix, _)| sendable(&est, prefix))
+                .map(|(p, a)| (*p, a.clone()))
+                .collect();
+            let mut updates = announcements(&est, local_asn, &carried);
+            updates.extend(est.negotiated.families.iter().map(Update::end_of_rib));
+            updates
+                .into_iter()
+                .filter_map(|u| Message::Update(u).encode(&ctx).ok())
+                .collect()
+        });
+        tap.established(bmp::Established {
+            local: conn.local,
+            remote,
+            peer_asn: negotiated.peer_asn,
+            peer_bgp_id: negotiated.peer_router_id,
+            four_octet_as: negotiated.four_octet_as,
+            encode,
+        });
+    }
+
+    /// The peer now holds `self.advertised`.
+    pub(super) fn monitor_rib(&mut self) {
+        if let Some(tap) = self.bmp.as_mut() {
+            tap.rib(&self.advertised);
+        }
+    }
+
+    pub(super) fn monitor_down(&mut self, down: &Down) {
+        let ctx = self.fsm.session_context();
+        let Some(tap) = self.bmp.as_mut() else {
+            return;
+        };
+        let received = match &down.reason {
+            DownReason::NotificationReceived(n) => {
+                Message::Notification(n.clone()).encode(&ctx).ok()
+            }
+            _ => None,
+        };
+        tap.down(received, matches!(down.reason, DownReason::ManualStop));
+    }
+}
