@@ -9,9 +9,11 @@ set -euo pipefail
 # kube-proxy (nftables mode) needs inside the lab's node namespaces; containerd, runc,
 # containernetworking-plugins: the container runtime and CNI (bridge, host-local) of the real
 # cluster's nodes (tests/src/cluster), started inside node namespaces, never as host services;
-# musl-tools, gcc: the static binaries of the images (tests/setup/images.sh).
+# musl-tools, gcc: the static binaries of the images (tests/setup/images.sh); pmacct: its
+# pmbmpd is the real BMP collector the speaker's BMP export is tested against (started by the
+# test in a namespace).
 PACKAGES=(python3 iproute2 ca-certificates gobgpd bird2 frr nftables conntrack
-  containerd runc containernetworking-plugins musl-tools gcc libc6-dev)
+  containerd runc containernetworking-plugins musl-tools gcc libc6-dev pmacct)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

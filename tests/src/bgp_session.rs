@@ -5,6 +5,9 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use ferrolb_speaker::bgp::bmp::{self, Monitor};
 use ferrolb_speaker::bgp::listener::Listener;
 use ferrolb_speaker::bgp::session::Counters;
 use ferrolb_speaker::bgp::{RouteSet, Session, SessionConfig, SessionState};
@@ -29,7 +32,18 @@ pub struct SpeakerSession {
 impl SpeakerSession {
     /// Starts the session in `host`'s namespace, advertising `routes`.
     pub fn start(host: &Host, config: SessionConfig, routes: RouteSet) -> Self {
-        Self::start_on(host, config, routes, None)
+        Self::start_on(host, config, routes, None, None)
+    }
+
+    /// The same, exporting the session to the BMP collector at `collector` (`ip:port`) as the
+    /// speaker binary does with `--bmp-collector`.
+    pub fn start_exporting(
+        host: &Host,
+        config: SessionConfig,
+        routes: RouteSet,
+        collector: String,
+    ) -> Self {
+        Self::start_on(host, config, routes, None, Some(collector))
     }
 
     /// The same, with the speaker's listener on `port` of the host handing the router's
@@ -40,10 +54,16 @@ impl SpeakerSession {
         routes: RouteSet,
         port: u16,
     ) -> Self {
-        Self::start_on(host, config, routes, Some(port))
+        Self::start_on(host, config, routes, Some(port), None)
     }
 
-    fn start_on(host: &Host, config: SessionConfig, routes: RouteSet, listen: Option<u16>) -> Self {
+    fn start_on(
+        host: &Host,
+        config: SessionConfig,
+        routes: RouteSet,
+        listen: Option<u16>,
+        collector: Option<String>,
+    ) -> Self {
         let (routes_tx, routes_rx) = watch::channel(routes);
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -58,7 +78,13 @@ impl SpeakerSession {
                     let peer = config.peer.ip();
                     let password = config.password.clone();
                     let vrf = config.vrf.clone();
-                    let handle = Session::spawn(config, routes_rx).expect("a valid config");
+                    let monitor = collector.as_ref().map(|_| Monitor::new("speaker"));
+                    let export = monitor
+                        .as_ref()
+                        .zip(collector)
+                        .map(|(m, c)| tokio::spawn(bmp::export(Arc::clone(m), c)));
+                    let handle = Session::spawn_monitored(config, routes_rx, monitor.as_ref())
+                        .expect("a valid config");
                     let listener = listen.map(|port| {
                         Listener::bind(port, vrf.as_deref())
                             .unwrap_or_else(|e| panic!("listens on {port} in {vrf:?}: {e}"))
@@ -70,6 +96,10 @@ impl SpeakerSession {
                     let _ = handle_tx.send((handle.state.clone(), Arc::clone(&handle.counters)));
                     let _ = stop_rx.await;
                     handle.shutdown(SHUTDOWN_MESSAGE).await;
+                    if let (Some(monitor), Some(export)) = (monitor, export) {
+                        monitor.close();
+                        let _ = tokio::time::timeout(Duration::from_secs(2), export).await;
+                    }
                 });
             })
             .expect("a thread in the speaker's namespace");

@@ -31,6 +31,7 @@ pub mod alerts;
 pub mod apiserver;
 pub mod audit;
 pub mod bgp_session;
+pub mod bmp_collector;
 pub mod chaos;
 pub mod cluster;
 pub mod controller;
