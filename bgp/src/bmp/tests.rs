@@ -283,8 +283,8 @@ fn arb_header() -> impl Strategy<Value = PeerHeader> {
         any::<u8>(),
         any::<u64>(),
         prop_oneof![
-            any::<[u8; 4]>().prop_map(|o| IpAddr::from(o)),
-            any::<[u8; 16]>().prop_map(|o| IpAddr::from(o)),
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u8; 16]>().prop_map(IpAddr::from),
         ],
         any::<u32>(),
         any::<[u8; 4]>(),
