@@ -3,7 +3,10 @@
 //! runs, each on a fresh control plane with the same Services:
 //! - the apiserver floor: a minimal client that patches the same N statuses with the same
 //!   concurrency as ferrolb's status writer (what no controller can beat);
-//! - MetalLB's controller, built from its Go module (when `--metallb BIN` is given).
+//! - MetalLB's controller, built from its Go module (when `--metallb BIN` is given);
+//! - with `--apply-floor`, a second floor that writes what ferrolb writes the way it does: a
+//!   server-side apply of the status with its condition and the pool annotation, to tell what
+//!   the write itself costs from what the controller adds.
 //!
 //! Reports medians over `--runs` and the ratios to the floor, plus each controller process's
 //! CPU time and peak RSS. Run through `tests/bench/controller-10k.sh`, which also records the
@@ -41,6 +44,8 @@ struct Args {
     sweep: Vec<usize>,
     /// Where to write the chart of time against Services.
     plot: Option<PathBuf>,
+    /// Also time the floor writing ferrolb's body by server-side apply.
+    apply_floor: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -55,6 +60,7 @@ fn parse_args() -> anyhow::Result<Args> {
         metallb_crds: None,
         sweep: Vec::new(),
         plot: None,
+        apply_floor: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -76,6 +82,7 @@ fn parse_args() -> anyhow::Result<Args> {
                     .collect::<anyhow::Result<_>>()?;
             }
             "--plot" => args.plot = Some(value()?.into()),
+            "--apply-floor" => args.apply_floor = true,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -177,7 +184,13 @@ struct Measured {
     rss_mib: Option<f64>,
 }
 
+/// The floor: a merge patch of the status alone, or (`apply`) what ferrolb's writer sends — a
+/// forced server-side apply of ingress, a condition and the pool annotation.
 async fn run_floor(n: usize) -> anyhow::Result<Measured> {
+    run_floor_as(n, false).await
+}
+
+async fn run_floor_as(n: usize, apply: bool) -> anyhow::Result<Measured> {
     let cp = prepared(n).await?;
     let client = cp.client();
     let api: Api<Service> = Api::namespaced(client.clone(), NS);
@@ -195,10 +208,25 @@ async fn run_floor(n: usize) -> anyhow::Result<Measured> {
             let api = api.clone();
             async move {
                 let ip = format!("2001:db8:100::{:x}", i + 1);
-                let body =
-                    json!({"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}});
-                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
-                    .await
+                if apply {
+                    let body = json!({
+                        "apiVersion": "v1", "kind": "Service",
+                        "metadata": {"name": name, "namespace": NS,
+                            "annotations": {ferrolb_api::annotations::IP_ALLOCATED_FROM_POOL: "bench"}},
+                        "status": {
+                            "loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]},
+                            "conditions": [{"type": "ferrolb.io/IPAssigned", "status": "True",
+                                "reason": "Assigned", "message": format!("{ip} from pool bench"),
+                                "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}],
+                        },
+                    });
+                    let params = PatchParams::apply("bench-floor").force();
+                    api.patch_status(&name, &params, &Patch::Apply(&body)).await
+                } else {
+                    let body = json!({"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}});
+                    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+                        .await
+                }
             }
         })
         .buffer_unordered(CONCURRENCY)
@@ -349,6 +377,15 @@ async fn main_inner() -> anyhow::Result<()> {
     if args.metallb.is_some() {
         rows.push(("MetalLB controller v0.16.1", vec![]));
     }
+    if args.apply_floor {
+        if args.plot.is_some() {
+            bail!("--apply-floor is a row of the table only; leave out --plot");
+        }
+        rows.push((
+            "apiserver floor, ferrolb's write (server-side apply)",
+            vec![],
+        ));
+    }
     for run in 0..args.runs {
         // Interleave contenders so drift on a shared machine hits each alike.
         eprintln!("run {} of {}: floor", run + 1, args.runs);
@@ -360,6 +397,15 @@ async fn main_inner() -> anyhow::Result<()> {
         if let (Some(bin), Some(crds)) = (&args.metallb, &args.metallb_crds) {
             eprintln!("run {} of {}: metallb", run + 1, args.runs);
             rows[2].1.push(run_metallb(args.services, bin, crds).await?);
+        }
+        if args.apply_floor {
+            eprintln!(
+                "run {} of {}: floor with ferrolb's write",
+                run + 1,
+                args.runs
+            );
+            let last = rows.len() - 1;
+            rows[last].1.push(run_floor_as(args.services, true).await?);
         }
     }
     let floor = median(rows[0].1.iter().map(|m| m.seconds).collect());
