@@ -65,8 +65,8 @@ pub struct BFDProfileSpec {
     #[schemars(range(min = 10, max = 60000))]
     pub echo_interval: Option<u32>,
 
-    /// Send BFD echo packets. Not implemented by ferrolb: the session runs without echo, and
-    /// the speaker logs so.
+    /// Send BFD echo packets. Not implemented by ferrolb: the profile is used without echo
+    /// (asynchronous mode only), and its status carries a warning saying so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub echo_mode: Option<bool>,
 

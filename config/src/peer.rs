@@ -209,6 +209,14 @@ pub(crate) fn parse_bfd_profiles(
         let minimum_ttl = spec
             .minimum_ttl
             .map(|t| ranged(Some(t), "minimumTtl", 1, 254, 1));
+        if spec.echo_mode == Some(true) {
+            // MetalLB's FRR honours it; the profile stays usable so a migrated cluster keeps
+            // its BFD, and the status says what it does instead.
+            problems.warning(
+                "spec.echoMode",
+                "echo mode is not implemented: BFD runs in asynchronous mode only (failures detected from transmitInterval, receiveInterval and detectMultiplier), and echoInterval is not used",
+            );
+        }
         if problems.usable() {
             out.insert(
                 name.to_owned(),

@@ -233,6 +233,17 @@ fn peer_rules() {
                 ),
             ],
         ),
+        (
+            "BFD echo mode, which ferrolb's BFD does not run: used without echo, and said so",
+            object("BFDProfile", "echo", "{echoMode: true, echoInterval: 60}"),
+            vec![(
+                BFDProfile,
+                "echo",
+                "spec.echoMode",
+                "echo mode is not implemented: BFD runs in asynchronous mode only (failures detected from transmitInterval, receiveInterval and detectMultiplier), and echoInterval is not used",
+                W,
+            )],
+        ),
     ]);
 }
 

@@ -16,8 +16,8 @@
 //!
 //! Not implemented, on purpose:
 //! - Echo mode (§6.4): we advertise a Required Min Echo RX Interval of 0, so the peer sends
-//!   us no Echo packets, and we send none; a BFDProfile's `echoMode` and `echoInterval` are
-//!   ignored.
+//!   us no Echo packets, and we send none; a BFDProfile with `echoMode` is used without echo
+//!   and gets a warning on its status (`ferrolb-config`).
 //! - Authentication (§6.7): packets with the A bit are refused.
 //! - Demand mode (§6.6) for ourselves: we never set D. A peer in Demand mode is honoured.
 
