@@ -7,8 +7,9 @@
 #   2. formatting and lints (cargo fmt --check, clippy -D warnings);
 #   3. every unit, property and integration test, including those against the real apiserver
 #      and those in network namespaces (root needed), which run the built binaries;
-#   4. a short libFuzzer run of the BGP message decoder (bgp/fuzz, nightly + cargo-fuzz), failing
-#      on any crash; FERROLB_FUZZ_SECONDS sets its length (default 45, 0 skips it).
+#   4. short libFuzzer runs of the BGP message decoder and the BMP codec (bgp/fuzz, nightly +
+#      cargo-fuzz), failing on any crash; FERROLB_FUZZ_SECONDS sets the first's length (default
+#      45, 0 skips both), the BMP run gets a third of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,4 +42,10 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
   mkdir "$fuzz/corpus"
   (cd bgp/fuzz && PATH="$CARGO_FUZZ_BIN:$PATH" cargo +nightly fuzz run --sanitizer none \
     decode_message "$fuzz/corpus" "$fuzz/seeds" -- -max_total_time="$FUZZ_SECONDS" -print_final_stats=1)
+  bmp_seconds=$(( (FUZZ_SECONDS + 2) / 3 ))
+  step "fuzz: bmp_message for ${bmp_seconds}s"
+  # Its inputs build BMP messages as well as being decoded, so it needs no seeds.
+  mkdir "$fuzz/bmp"
+  (cd bgp/fuzz && PATH="$CARGO_FUZZ_BIN:$PATH" cargo +nightly fuzz run --sanitizer none \
+    bmp_message "$fuzz/bmp" -- -max_total_time="$bmp_seconds" -print_final_stats=1)
 fi
