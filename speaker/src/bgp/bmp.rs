@@ -5,12 +5,16 @@
 //!
 //! - The sessions report to one [`Monitor`] through a [`Tap`] each; the monitor keeps, per
 //!   session that is up, its Peer Up and its Adj-RIB-Out, so a collector that connects (or
-//!   reconnects) first gets Initiation, then every up session's Peer Up, its routes and an
-//!   End-of-RIB per family, then the live messages. The snapshot and the subscription are
-//!   taken under one lock, so nothing is missed or sent twice.
+//!   reconnects) first gets Initiation, then every up session's Peer Up, its routes and (once
+//!   the session sent them) an End-of-RIB per family, then the live messages.
+//! - A session's UPDATEs reach the collectors when it commits them: after a batch is written,
+//!   the batch is broadcast and the monitor's copy of the Adj-RIB-Out replaced under one lock,
+//!   and a collector subscribes under that lock too. So a collector's snapshot holds either the
+//!   table before a batch (and then gets the batch live) or after it, never half of it, and
+//!   nothing is missed or sent twice. The snapshot is encoded after the lock is let go.
 //! - The speaker dials the collector (RFC 7854 §3.2) and retries with a capped backoff; a
-//!   collector that falls behind by [`QUEUE`] messages is disconnected and, on reconnecting,
-//!   gets the table again rather than a gap.
+//!   collector that falls behind by [`QUEUE`] messages, or takes no data for [`WRITE_TIMEOUT`],
+//!   is disconnected and, on reconnecting, gets the table again rather than a gap.
 //! - A speaker without collectors has no monitor: the sessions pay nothing.
 //! - Sessions in a VRF are Local Instance peers (type 2) whose distinguisher is a hash of the
 //!   VRF's name, so the same address in two VRFs stays two peers.
@@ -27,13 +31,17 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-/// Live messages a collector may fall behind by before it is cut off and resynchronised.
-pub const QUEUE: usize = 16_384;
+/// Live messages a collector may fall behind by before it is cut off and resynchronised
+/// (at most 4 KiB each: 16 MiB).
+pub const QUEUE: usize = 4_096;
+
+/// How long a write to a collector may block before the connection counts as lost.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A message on the wire, shared by every collector.
 type Bytes = Arc<[u8]>;
 
-/// Encodes a session's routes as UPDATE PDUs (End-of-RIBs last), for a collector's snapshot.
+/// Encodes a session's routes as UPDATE PDUs, for a collector's snapshot.
 pub(crate) type RibEncoder = Box<dyn Fn(&super::RouteSet) -> Vec<Vec<u8>> + Send + Sync>;
 
 /// The sessions' state as the collectors see it.
@@ -57,8 +65,12 @@ struct Up {
     peer_up: Bytes,
     /// The header of its Route Monitoring messages (timestamp set when sent).
     header: PeerHeader,
-    rib: super::RouteSet,
-    encode: RibEncoder,
+    /// What the peer holds from us, as of the last commit.
+    rib: Arc<super::RouteSet>,
+    encode: Arc<RibEncoder>,
+    /// The End-of-RIB UPDATEs, one per family, once the session has sent them.
+    end_of_rib: Vec<Vec<u8>>,
+    end_of_rib_sent: bool,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -97,6 +109,7 @@ impl Monitor {
             received_open: None,
             notification_sent: None,
             up: None,
+            pending: Vec::new(),
         }
     }
 
@@ -104,10 +117,28 @@ impl Monitor {
     /// after them.
     fn subscribe(&self) -> Option<(Vec<Bytes>, mpsc::Receiver<Bytes>)> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let mut state = self.state();
-        if state.closed {
-            return None;
-        }
+        let sessions: Vec<Snapshot> = {
+            let mut state = self.state();
+            if state.closed {
+                return None;
+            }
+            state.collectors.push(tx);
+            state
+                .sessions
+                .values()
+                .map(|up| Snapshot {
+                    peer_up: Arc::clone(&up.peer_up),
+                    header: up.header.clone(),
+                    rib: Arc::clone(&up.rib),
+                    encode: Arc::clone(&up.encode),
+                    end_of_rib: if up.end_of_rib_sent {
+                        up.end_of_rib.clone()
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect()
+        };
         let mut snapshot = vec![encode(&Message::Initiation(vec![
             Tlv::text(
                 bmp::info::SYS_DESCR,
@@ -115,17 +146,22 @@ impl Monitor {
             ),
             Tlv::text(bmp::info::SYS_NAME, &self.node),
         ]))];
-        for up in state.sessions.values() {
-            snapshot.push(Arc::clone(&up.peer_up));
-            let header = stamped(&up.header);
-            for update in (up.encode)(&up.rib) {
+        for session in sessions {
+            snapshot.push(session.peer_up);
+            // RFC 8671 §4: the time a route was advertised; not kept, so 0 ("unavailable").
+            let header = PeerHeader {
+                seconds: 0,
+                microseconds: 0,
+                ..session.header
+            };
+            let updates = (session.encode)(&session.rib);
+            for update in updates.into_iter().chain(session.end_of_rib) {
                 snapshot.push(encode(&Message::RouteMonitoring {
                     peer: header.clone(),
                     update,
                 }));
             }
         }
-        state.collectors.push(tx);
         Some((snapshot, rx))
     }
 
@@ -152,6 +188,15 @@ impl Monitor {
     }
 }
 
+/// An up session as a collector's snapshot takes it.
+struct Snapshot {
+    peer_up: Bytes,
+    header: PeerHeader,
+    rib: Arc<super::RouteSet>,
+    encode: Arc<RibEncoder>,
+    end_of_rib: Vec<Vec<u8>>,
+}
+
 /// One session's reports to the monitor.
 pub(crate) struct Tap {
     monitor: Arc<Monitor>,
@@ -163,6 +208,8 @@ pub(crate) struct Tap {
     notification_sent: Option<Vec<u8>>,
     /// The Route Monitoring header while the session is up.
     up: Option<PeerHeader>,
+    /// UPDATEs written to the peer and not committed yet.
+    pending: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Tap {
@@ -179,6 +226,8 @@ pub(crate) struct Established {
     pub peer_bgp_id: Ipv4Addr,
     pub four_octet_as: bool,
     pub encode: RibEncoder,
+    /// One End-of-RIB UPDATE per negotiated family.
+    pub end_of_rib: Vec<Vec<u8>>,
 }
 
 impl Tap {
@@ -246,31 +295,47 @@ impl Tap {
             Up {
                 peer_up,
                 header,
-                rib: super::RouteSet::new(),
-                encode: est.encode,
+                rib: Arc::default(),
+                encode: Arc::new(est.encode),
+                end_of_rib: est.end_of_rib,
+                end_of_rib_sent: false,
             },
         );
     }
 
-    /// An UPDATE went to the peer.
+    /// An UPDATE went to the peer; collectors get it at the next [`Tap::commit`].
     pub fn update_sent(&mut self, pdu: &[u8]) {
+        if self.up.is_some() {
+            self.pending.push(pdu.to_vec());
+        }
+    }
+
+    /// The UPDATEs written since the last commit go to the collectors, and `rib` (when given)
+    /// becomes what the peer holds, in one step; `end_of_rib`: the session's End-of-RIBs were
+    /// among them.
+    pub fn commit(&mut self, rib: Option<Arc<super::RouteSet>>, end_of_rib: bool) {
         let Some(header) = &self.up else {
             return;
         };
-        let message = encode(&Message::RouteMonitoring {
-            peer: stamped(header),
-            update: pdu.to_vec(),
-        });
-        Monitor::broadcast(&mut self.monitor.state(), message);
-    }
-
-    /// What the peer now holds from us, for collectors that connect later.
-    pub fn rib(&mut self, rib: &super::RouteSet) {
-        if self.up.is_none() {
-            return;
+        let header = stamped(header);
+        let messages: Vec<Bytes> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|update| {
+                encode(&Message::RouteMonitoring {
+                    peer: header.clone(),
+                    update,
+                })
+            })
+            .collect();
+        let mut state = self.monitor.state();
+        for message in messages {
+            Monitor::broadcast(&mut state, message);
         }
-        if let Some(up) = self.monitor.state().sessions.get_mut(&self.id) {
-            up.rib.clone_from(rib);
+        if let Some(up) = state.sessions.get_mut(&self.id) {
+            if let Some(rib) = rib {
+                up.rib = rib;
+            }
+            up.end_of_rib_sent |= end_of_rib;
         }
     }
 
@@ -286,6 +351,7 @@ impl Tap {
         self.report_down(reason);
         self.sent_open = None;
         self.received_open = None;
+        self.pending.clear();
     }
 
     fn report_down(&mut self, reason: PeerDownReason) {
@@ -341,23 +407,29 @@ fn distinguisher(vrf: &str) -> u64 {
 /// How long to wait between attempts to reach a collector: doubling up to this.
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// Keeps a connection to the collector at `target` (`host:port`) for as long as the task
-/// runs, sending it the monitor's messages.
+/// A connection that lasted this long resets the backoff; shorter ones (a collector that
+/// accepts and closes) keep it growing, so it is not sent the whole table every second.
+const STABLE: Duration = Duration::from_secs(30);
+
+/// Keeps a connection to the collector at `target` (`host:port`) until the monitor closes,
+/// sending it the monitor's messages.
 pub async fn export(monitor: Arc<Monitor>, target: String) {
     let mut delay = Duration::from_secs(1);
     let mut failing = false;
-    loop {
+    while !monitor.state().closed {
         match connect(&target).await {
             Ok(stream) => {
                 info!(collector = %target, "BMP: connected; sending this node's sessions and routes");
                 failing = false;
-                delay = Duration::from_secs(1);
-                let why = serve(&monitor, stream).await;
-                match why {
+                let since = tokio::time::Instant::now();
+                match serve(&monitor, stream).await {
                     Ended::Closed => return,
                     Ended::Lost(why) => {
-                        warn!(collector = %target, reason = %why, "BMP: connection lost; reconnecting")
+                        warn!(collector = %target, reason = %why, "BMP: connection lost; reconnecting");
                     }
+                }
+                if since.elapsed() >= STABLE {
+                    delay = Duration::from_secs(1);
                 }
             }
             Err(e) => {
@@ -390,8 +462,8 @@ async fn serve(monitor: &Monitor, stream: TcpStream) -> Ended {
         return Ended::Closed;
     };
     for message in snapshot {
-        if let Err(e) = write.write_all(&message).await {
-            return Ended::Lost(e.to_string());
+        if let Err(why) = send(&mut write, &message).await {
+            return Ended::Lost(why);
         }
     }
     // The collector sends nothing (RFC 7854 §3.2); reading tells when it goes away.
@@ -400,8 +472,8 @@ async fn serve(monitor: &Monitor, stream: TcpStream) -> Ended {
         tokio::select! {
             message = live.recv() => match message {
                 Some(message) => {
-                    if let Err(e) = write.write_all(&message).await {
-                        return Ended::Lost(e.to_string());
+                    if let Err(why) = send(&mut write, &message).await {
+                        return Ended::Lost(why);
                     }
                 }
                 None => {
@@ -420,3 +492,15 @@ async fn serve(monitor: &Monitor, stream: TcpStream) -> Ended {
         }
     }
 }
+
+/// Writes one message, within [`WRITE_TIMEOUT`].
+async fn send(write: &mut tokio::net::tcp::OwnedWriteHalf, message: &[u8]) -> Result<(), String> {
+    match tokio::time::timeout(WRITE_TIMEOUT, write.write_all(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("the collector took nothing for {WRITE_TIMEOUT:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

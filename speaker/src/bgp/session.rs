@@ -404,6 +404,7 @@ impl Driver {
                         self.send(&Message::Update(Update::end_of_rib(family)))
                             .await;
                     }
+                    self.monitor_commit(false, true);
                 }
             }
             Output::Down(down) => {
@@ -436,6 +437,7 @@ impl Driver {
                 for update in self.announcements(&resend) {
                     self.send(&Message::Update(update)).await;
                 }
+                self.monitor_commit(false, false);
             }
         }
     }
@@ -580,7 +582,7 @@ impl Driver {
             }
         }
         self.advertised = desired;
-        self.monitor_rib();
+        self.monitor_commit(true, false);
         self.counters
             .prefixes_advertised
             .store(self.advertised.len() as u64, Ordering::Relaxed);

@@ -1,6 +1,8 @@
 //! The session's reports to BMP ([`crate::bgp::bmp`]): the OPENs and NOTIFICATIONs it sends
 //! and receives, its coming up and going down, and every UPDATE it sends.
 
+use std::sync::Arc;
+
 use super::adj_rib_out::{announcements, sendable};
 use super::{Driver, RouteSet};
 use crate::bgp::bmp;
@@ -47,13 +49,17 @@ impl Driver {
                 .filter(|(prefix, _)| sendable(&est, prefix))
                 .map(|(p, a)| (*p, a.clone()))
                 .collect();
-            let mut updates = announcements(&est, local_asn, &carried);
-            updates.extend(est.negotiated.families.iter().map(Update::end_of_rib));
-            updates
+            announcements(&est, local_asn, &carried)
                 .into_iter()
                 .filter_map(|u| Message::Update(u).encode(&ctx).ok())
                 .collect()
         });
+        let ctx = negotiated.context();
+        let end_of_rib = negotiated
+            .families
+            .iter()
+            .filter_map(|f| Message::Update(Update::end_of_rib(f)).encode(&ctx).ok())
+            .collect();
         tap.established(bmp::Established {
             local: conn.local,
             remote,
@@ -61,14 +67,18 @@ impl Driver {
             peer_bgp_id: negotiated.peer_router_id,
             four_octet_as: negotiated.four_octet_as,
             encode,
+            end_of_rib,
         });
     }
 
-    /// The peer now holds `self.advertised`.
-    pub(super) fn monitor_rib(&mut self) {
-        if let Some(tap) = self.bmp.as_mut() {
-            tap.rib(&self.advertised);
-        }
+    /// The UPDATEs written since the last commit go to the collectors; with `rib`, the peer
+    /// now holds `self.advertised`; with `end_of_rib`, the End-of-RIBs were among them.
+    pub(super) fn monitor_commit(&mut self, rib: bool, end_of_rib: bool) {
+        let Some(tap) = self.bmp.as_mut() else {
+            return;
+        };
+        let rib = rib.then(|| Arc::new(self.advertised.clone()));
+        tap.commit(rib, end_of_rib);
     }
 
     pub(super) fn monitor_down(&mut self, down: &Down) {
