@@ -44,8 +44,9 @@ struct Table {
     logged: BTreeSet<IpAddr>,
 }
 
-/// Refused sources remembered so as to log each once; past this, the oldest are forgotten
-/// (and logged again if they come back), so a scan cannot grow the set without bound.
+/// Refused sources remembered so as to log each once; when the set is full, one of them is
+/// forgotten for each new one (and logged again if it comes back), so a scan cannot grow the
+/// set without bound.
 const LOGGED_MAX: usize = 1024;
 
 impl Table {
@@ -258,7 +259,8 @@ async fn accept_loop(
                 Some([]) | None => Err("no BGPPeer of this node has this address"),
                 Some(_) => Err("more than one BGPPeer of this node has this address"),
             };
-            if verdict.is_err() && table.logged.len() >= LOGGED_MAX {
+            if verdict.is_err() && !table.logged.contains(&peer) && table.logged.len() >= LOGGED_MAX
+            {
                 table.logged.pop_first();
             }
             let first = verdict.is_err() && table.logged.insert(peer);

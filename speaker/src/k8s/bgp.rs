@@ -216,8 +216,10 @@ impl Sessions {
                 refused.insert(name.clone(), format!("the peer is passive, but {why}"));
                 continue;
             }
+            // The first session to the peer since this process started sets Restart State
+            // (RFC 4724 §4.1); the peer counts as served once a session is kept.
             if let Some(gr) = cfg.fsm.graceful_restart.as_mut() {
-                gr.restarting = self.restarted.insert(name.clone());
+                gr.restarting = !self.restarted.contains(name);
             }
             let (routes_tx, routes_rx) = watch::channel(want);
             let monitor = self.bmp.as_ref().map(|(m, _)| m);
@@ -234,6 +236,7 @@ impl Sessions {
                         }
                         Err(_) => None,
                     };
+                    self.restarted.insert(name.clone());
                     self.generation += 1;
                     tracing::info!(peer = %name, address = %cfg.peer, "starting BGP session");
                     self.stats.lock().unwrap_or_else(|e| e.into_inner()).insert(
@@ -321,8 +324,11 @@ impl Sessions {
         if let Some((monitor, exports)) = self.bmp {
             // The sessions' Peer Downs are queued; the Termination goes after them.
             monitor.close();
+            let aborts: Vec<_> = exports.iter().map(|e| e.abort_handle()).collect();
             let flushed = futures::future::join_all(exports);
-            let _ = tokio::time::timeout(BMP_FLUSH, flushed).await;
+            if tokio::time::timeout(BMP_FLUSH, flushed).await.is_err() {
+                aborts.iter().for_each(tokio::task::AbortHandle::abort);
+            }
         }
     }
 }
