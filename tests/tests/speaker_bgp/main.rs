@@ -5,9 +5,10 @@
 //! communities, IPv6 over the IPv4 session, `externalTrafficPolicy: Local` following the
 //! endpoints, a deleted Service withdrawn, a killed speaker's paths gone after the hold time
 //! (or kept, with graceful restart, until it is back), and a restarted router getting every
-//! session and route back. Graceful restart (RFC 4724) and
-//! graceful shutdown (RFC 8326) have files of their own.
+//! session and route back. Graceful restart (RFC 4724),
+//! graceful shutdown (RFC 8326) and BMP export have files of their own.
 
+mod bmp;
 mod dead_router;
 mod graceful_restart;
 mod graceful_shutdown;
@@ -32,10 +33,17 @@ const PASSWORD: &str = "bgp-test-s3cret";
 const ROUTER_HOST: &str = "client";
 
 struct Bed {
-    // Drop order: the router before the cluster (whose drop removes the namespaces).
+    // Drop order: the router and the collector before the cluster (whose drop removes the
+    // namespaces).
     router: Router,
+    /// pmbmpd on the "collector" host, which every speaker exports to (`Options::bmp`).
+    collector: Option<ferrolb_tests::bmp_collector::Pmbmpd>,
     cluster: L2Cluster,
 }
+
+/// The "collector" host's address: the LAN numbers hosts in order, and it comes after the two
+/// nodes and the client (checked when the bed starts).
+const COLLECTOR_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 4);
 
 /// How the bed's peering is set up beyond the basics.
 #[derive(Clone, Copy, Default)]
@@ -49,6 +57,8 @@ struct Options {
     drain_time: Option<&'static str>,
     /// The BGPPeer's holdTime (default [`HOLD`], or 90 s with `bfd`).
     hold: Option<&'static str>,
+    /// The speakers run with `--bmp-collector` to pmbmpd on a host of its own.
+    bmp: bool,
 }
 
 impl Bed {
@@ -57,7 +67,32 @@ impl Bed {
     }
 
     async fn start_with(kind: RouterKind, options: Options) -> Self {
-        let cluster = L2Cluster::start(2, &[]).await.expect("a cluster");
+        let collector = format!("{COLLECTOR_IP}:{}", ferrolb_tests::bmp_collector::PORT);
+        let (args, extra): (Vec<String>, &[&str]) = if options.bmp {
+            (
+                vec!["--bmp-collector".to_owned(), collector],
+                &["collector"],
+            )
+        } else {
+            (Vec::new(), &[])
+        };
+        let cluster = L2Cluster::start_on(
+            ferrolb_tests::ControlPlane::builder(),
+            2,
+            ferrolb_tests::l2cluster::Speakers::Ferrolb(args),
+            extra,
+        )
+        .await
+        .expect("a cluster");
+        let collector = options.bmp.then(|| {
+            let host = cluster.host("collector");
+            assert_eq!(
+                host.ipv4, COLLECTOR_IP,
+                "the collector's address as the speakers were told"
+            );
+            ferrolb_tests::bmp_collector::Pmbmpd::start(&host.ns, IpAddr::V4(host.ipv4))
+                .expect("pmbmpd starts")
+        });
         let router_host = cluster.host(ROUTER_HOST).clone();
         let neighbors = cluster
             .nodes()
@@ -143,7 +178,11 @@ spec: {{receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}}
             ))
             .await
             .expect("the BGP configuration applies");
-        Self { router, cluster }
+        Self {
+            router,
+            collector,
+            cluster,
+        }
     }
 
     fn node_ip(&self, node: &str, v6: bool) -> IpAddr {
