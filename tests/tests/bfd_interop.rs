@@ -25,7 +25,7 @@ use ferrolb_speaker::bgp::{RouteAttrs, RouteSet, SessionConfig};
 use ferrolb_tests::bgp_session::SpeakerSession;
 use ferrolb_tests::l2cluster::wait_for;
 use ferrolb_tests::netns::{Host, Lan, Netns, NsThread, is_root};
-use ferrolb_tests::routers::{BfdSession, BfdTimers, Neighbor, Router, RouterConfig, RouterKind};
+use ferrolb_tests::routers::{BfdSession, BfdTimers, PeeringLan, Router, RouterKind};
 use tokio::sync::{oneshot, watch};
 
 const SPEAKER_AS: u32 = 4_200_000_001;
@@ -80,26 +80,15 @@ struct Bed {
 
 impl Bed {
     fn start(kind: RouterKind, timers: Option<BfdTimers>) -> Self {
-        let lan = Lan::builder()
-            .host("speaker")
-            .host("router")
-            .build()
-            .expect("LAN");
-        let (speaker, router) = (lan.host("speaker").clone(), lan.host("router").clone());
-        let mut neighbor = Neighbor::passive(IpAddr::V4(speaker.ipv4), SPEAKER_AS);
-        neighbor.bfd = true;
-        neighbor.bfd_timers = timers;
-        let rtr = Router::start(
-            kind,
-            &router.ns,
-            &RouterConfig {
-                asn: ROUTER_AS,
-                router_id: router.ipv4,
-                neighbors: vec![neighbor],
-                multipath: false,
-            },
-        )
-        .expect("router starts");
+        let PeeringLan {
+            rtr,
+            speaker,
+            router,
+            lan,
+        } = PeeringLan::start(kind, (ROUTER_AS, SPEAKER_AS), &[], |n| {
+            n.bfd = true;
+            n.bfd_timers = timers;
+        });
         Self {
             lan,
             speaker,

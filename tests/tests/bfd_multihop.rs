@@ -18,7 +18,7 @@ use ferrolb_speaker::bgp::{RouteAttrs, RouteSet, SessionConfig};
 use ferrolb_tests::bgp_session::SpeakerSession;
 use ferrolb_tests::l2cluster::wait_for;
 use ferrolb_tests::netns::{Host, Lan, is_root};
-use ferrolb_tests::routers::{BfdSession, BfdTimers, Neighbor, Router, RouterConfig, RouterKind};
+use ferrolb_tests::routers::{BfdSession, BfdTimers, PeeringLan, Router, RouterKind};
 
 const SPEAKER_AS: u32 = 4_200_000_001;
 const ROUTER_AS: u32 = 64512;
@@ -39,31 +39,20 @@ struct Bed {
 
 impl Bed {
     fn start(kind: RouterKind, min_ttl: u8) -> Self {
-        let lan = Lan::builder()
-            .host("speaker")
-            .host("router")
-            .build()
-            .expect("LAN");
-        let (speaker, router) = (lan.host("speaker").clone(), lan.host("router").clone());
-        let mut neighbor = Neighbor::passive(IpAddr::V4(speaker.ipv4), SPEAKER_AS);
-        neighbor.bfd = true;
-        neighbor.multihop = true;
-        neighbor.bfd_timers = Some(BfdTimers {
-            receive_interval: ms(300),
-            transmit_interval: ms(300),
-            detect_multiplier: 3,
+        let PeeringLan {
+            rtr,
+            speaker,
+            router,
+            lan,
+        } = PeeringLan::start(kind, (ROUTER_AS, SPEAKER_AS), &[], |n| {
+            n.bfd = true;
+            n.multihop = true;
+            n.bfd_timers = Some(BfdTimers {
+                receive_interval: ms(300),
+                transmit_interval: ms(300),
+                detect_multiplier: 3,
+            });
         });
-        let rtr = Router::start(
-            kind,
-            &router.ns,
-            &RouterConfig {
-                asn: ROUTER_AS,
-                router_id: router.ipv4,
-                neighbors: vec![neighbor],
-                multipath: false,
-            },
-        )
-        .expect("router starts");
 
         let mut fsm = fsm::Config::new(SPEAKER_AS, PeerAsn::Exact(ROUTER_AS), speaker.ipv4);
         fsm.backoff = fsm::Backoff {

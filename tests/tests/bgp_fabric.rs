@@ -23,7 +23,7 @@ use ferrolb_speaker::bgp::{RouteAttrs, RouteSet, SessionConfig};
 use ferrolb_tests::bgp_session::SpeakerSession;
 use ferrolb_tests::l2cluster::wait_for;
 use ferrolb_tests::netns::{Host, Lan, is_root};
-use ferrolb_tests::routers::{Neighbor, Router, RouterConfig, RouterKind};
+use ferrolb_tests::routers::{PeeringLan, Router, RouterKind};
 
 const SPEAKER_AS: u32 = 4_200_000_001;
 const ROUTER_AS: u32 = 64512;
@@ -39,27 +39,12 @@ struct Bed {
 
 impl Bed {
     fn start(kind: RouterKind) -> Self {
-        let lan = Lan::builder()
-            .host("speaker")
-            .host("router")
-            .build()
-            .expect("LAN");
-        let (speaker, router) = (lan.host("speaker").clone(), lan.host("router").clone());
-        let neighbor = Neighbor {
-            passive: false,
-            ..Neighbor::passive(IpAddr::V4(speaker.ipv4), SPEAKER_AS)
-        };
-        let rtr = Router::start(
-            kind,
-            &router.ns,
-            &RouterConfig {
-                asn: ROUTER_AS,
-                router_id: router.ipv4,
-                neighbors: vec![neighbor],
-                multipath: false,
-            },
-        )
-        .expect("router starts");
+        let PeeringLan {
+            rtr,
+            speaker,
+            router,
+            lan,
+        } = PeeringLan::start(kind, (ROUTER_AS, SPEAKER_AS), &[], |n| n.passive = false);
         Self {
             _lan: lan,
             speaker,

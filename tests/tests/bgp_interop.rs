@@ -19,7 +19,7 @@ use ferrolb_speaker::bgp::{RouteAttrs, RouteSet, SessionConfig};
 use ferrolb_tests::bgp_session::{SHUTDOWN_MESSAGE, SpeakerSession};
 use ferrolb_tests::l2cluster::wait_for;
 use ferrolb_tests::netns::{Host, Lan, is_root};
-use ferrolb_tests::routers::{Neighbor, Route, Router, RouterConfig, RouterKind};
+use ferrolb_tests::routers::{Neighbor, PeeringLan, Route, Router, RouterKind};
 use ipnet::IpNet;
 
 const SPEAKER_AS: u32 = 4_200_000_001;
@@ -42,26 +42,12 @@ impl Bed {
 
     /// The same, with the router's side of the session set by `neighbor`.
     fn start_with(kind: RouterKind, router_as: u32, neighbor: impl FnOnce(&mut Neighbor)) -> Self {
-        let lan = Lan::builder()
-            .host("speaker")
-            .host("router")
-            .build()
-            .expect("LAN");
-        let (speaker, router) = (lan.host("speaker").clone(), lan.host("router").clone());
-        let mut router_side = Neighbor::passive(IpAddr::V4(speaker.ipv4), SPEAKER_AS);
-        neighbor(&mut router_side);
-        let neighbor = router_side;
-        let rtr = Router::start(
-            kind,
-            &router.ns,
-            &RouterConfig {
-                asn: router_as,
-                router_id: router.ipv4,
-                neighbors: vec![neighbor],
-                multipath: false,
-            },
-        )
-        .expect("router starts");
+        let PeeringLan {
+            rtr,
+            speaker,
+            router,
+            lan,
+        } = PeeringLan::start(kind, (router_as, SPEAKER_AS), &[], neighbor);
         Self {
             _lan: lan,
             speaker,

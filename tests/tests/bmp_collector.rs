@@ -12,8 +12,8 @@ use ferrolb_speaker::bgp::{RouteAttrs, RouteSet, SessionConfig};
 use ferrolb_tests::bgp_session::SpeakerSession;
 use ferrolb_tests::bmp_collector::{PORT, Pmbmpd};
 use ferrolb_tests::l2cluster::wait_for;
-use ferrolb_tests::netns::{Lan, is_root};
-use ferrolb_tests::routers::{Neighbor, Router, RouterConfig, RouterKind};
+use ferrolb_tests::netns::is_root;
+use ferrolb_tests::routers::{PeeringLan, RouterKind};
 use serde_json::Value;
 
 const SPEAKER_AS: u32 = 4_200_000_001;
@@ -26,29 +26,15 @@ async fn pmbmpd_logs_the_session_its_routes_and_their_end() {
         eprintln!("skipped: needs root for network namespaces");
         return;
     }
-    let lan = Lan::builder()
-        .host("speaker")
-        .host("router")
-        .host("collector")
-        .build()
-        .expect("LAN");
-    let (speaker, router, collector) = (
-        lan.host("speaker").clone(),
-        lan.host("router").clone(),
-        lan.host("collector").clone(),
-    );
-    let pmbmpd = Pmbmpd::start(&collector.ns, IpAddr::V4(collector.ipv4)).expect("pmbmpd");
-    let rtr = Router::start(
+    let bed = PeeringLan::start(
         RouterKind::Frr,
-        &router.ns,
-        &RouterConfig {
-            asn: ROUTER_AS,
-            router_id: router.ipv4,
-            neighbors: vec![Neighbor::passive(IpAddr::V4(speaker.ipv4), SPEAKER_AS)],
-            multipath: false,
-        },
-    )
-    .expect("FRR starts");
+        (ROUTER_AS, SPEAKER_AS),
+        &["collector"],
+        |_| {},
+    );
+    let (speaker, router, rtr) = (&bed.speaker, &bed.router, &bed.rtr);
+    let collector = bed.lan.host("collector");
+    let pmbmpd = Pmbmpd::start(&collector.ns, IpAddr::V4(collector.ipv4)).expect("pmbmpd");
 
     let fsm = fsm::Config::new(SPEAKER_AS, PeerAsn::Exact(ROUTER_AS), speaker.ipv4);
     let config = SessionConfig::new(fsm, IpAddr::V4(router.ipv4));
@@ -56,7 +42,7 @@ async fn pmbmpd_logs_the_session_its_routes_and_their_end() {
         .into_iter()
         .collect();
     let target = SocketAddr::new(IpAddr::V4(collector.ipv4), PORT).to_string();
-    let mut session = SpeakerSession::start_exporting(&speaker, config, routes, target);
+    let mut session = SpeakerSession::start_exporting(speaker, config, routes, target);
 
     let logged = |pred: &dyn Fn(&Value) -> bool| pmbmpd.messages().into_iter().find(|m| pred(m));
     let route = |log_type: &'static str| {
