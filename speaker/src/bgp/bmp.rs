@@ -60,7 +60,9 @@ struct State {
     closed: bool,
 }
 
-/// A session that is up: what a collector needs to be told about it when it connects.
+/// A session that is up: what a collector needs to be told about it when it connects (cheap
+/// to clone, so a snapshot is taken under the lock and encoded after).
+#[derive(Clone)]
 struct Up {
     peer_up: Bytes,
     /// The header of its Route Monitoring messages (timestamp set when sent).
@@ -117,27 +119,13 @@ impl Monitor {
     /// after them.
     fn subscribe(&self) -> Option<(Vec<Bytes>, mpsc::Receiver<Bytes>)> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let sessions: Vec<Snapshot> = {
+        let sessions: Vec<Up> = {
             let mut state = self.state();
             if state.closed {
                 return None;
             }
             state.collectors.push(tx);
-            state
-                .sessions
-                .values()
-                .map(|up| Snapshot {
-                    peer_up: Arc::clone(&up.peer_up),
-                    header: up.header.clone(),
-                    rib: Arc::clone(&up.rib),
-                    encode: Arc::clone(&up.encode),
-                    end_of_rib: if up.end_of_rib_sent {
-                        up.end_of_rib.clone()
-                    } else {
-                        Vec::new()
-                    },
-                })
-                .collect()
+            state.sessions.values().cloned().collect()
         };
         let mut snapshot = vec![encode(&Message::Initiation(vec![
             Tlv::text(
@@ -155,7 +143,12 @@ impl Monitor {
                 ..session.header
             };
             let updates = (session.encode)(&session.rib);
-            for update in updates.into_iter().chain(session.end_of_rib) {
+            let end_of_rib = if session.end_of_rib_sent {
+                session.end_of_rib
+            } else {
+                Vec::new()
+            };
+            for update in updates.into_iter().chain(end_of_rib) {
                 snapshot.push(encode(&Message::RouteMonitoring {
                     peer: header.clone(),
                     update,
@@ -188,15 +181,6 @@ impl Monitor {
     }
 }
 
-/// An up session as a collector's snapshot takes it.
-struct Snapshot {
-    peer_up: Bytes,
-    header: PeerHeader,
-    rib: Arc<super::RouteSet>,
-    encode: Arc<RibEncoder>,
-    end_of_rib: Vec<Vec<u8>>,
-}
-
 /// One session's reports to the monitor.
 pub(crate) struct Tap {
     monitor: Arc<Monitor>,
@@ -219,7 +203,7 @@ impl std::fmt::Debug for Tap {
 }
 
 /// What a session knows when it comes up.
-pub(crate) struct Established {
+pub(crate) struct SessionUp {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub peer_asn: u32,
@@ -231,13 +215,14 @@ pub(crate) struct Established {
 }
 
 impl Tap {
-    fn header(&self, flags: u8, peer_asn: u32, peer_bgp_id: Ipv4Addr) -> PeerHeader {
+    /// The per-peer header of this session, without flags or time.
+    fn header(&self, peer_asn: u32, peer_bgp_id: Ipv4Addr) -> PeerHeader {
         PeerHeader {
             peer_type: match self.distinguisher {
                 Some(_) => bmp::peer_type::LOCAL,
                 None => bmp::peer_type::GLOBAL,
             },
-            flags,
+            flags: 0,
             distinguisher: self.distinguisher.unwrap_or(0),
             address: self.peer,
             asn: peer_asn,
@@ -261,7 +246,7 @@ impl Tap {
     }
 
     /// The session is Established: Peer Up.
-    pub fn established(&mut self, est: Established) {
+    pub fn established(&mut self, est: SessionUp) {
         let (Some(sent_open), Some(received_open)) =
             (self.sent_open.clone(), self.received_open.clone())
         else {
@@ -273,7 +258,7 @@ impl Tap {
         } else {
             bmp::flag::LEGACY_AS_PATH
         };
-        let base = self.header(0, est.peer_asn, est.peer_bgp_id);
+        let base = self.header(est.peer_asn, est.peer_bgp_id);
         let peer_up = encode(&Message::PeerUp {
             peer: stamped(&base),
             local_address: est.local.ip().to_canonical(),

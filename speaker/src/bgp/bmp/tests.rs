@@ -16,7 +16,7 @@ fn up(monitor: &Arc<Monitor>) -> Tap {
     let mut tap = monitor.tap("192.0.2.1".parse().expect("ip"), None);
     tap.open_sent(&pdu("our OPEN"));
     tap.open_received(&pdu("their OPEN"));
-    tap.established(Established {
+    tap.established(SessionUp {
         local: "192.0.2.11:40000".parse().expect("addr"),
         remote: "192.0.2.1:179".parse().expect("addr"),
         peer_asn: 64513,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::adj_rib_out::{announcements, sendable};
+use super::adj_rib_out::announcements;
 use super::{Driver, RouteSet};
 use crate::bgp::bmp;
 use crate::bgp::fsm::{Down, DownReason};
@@ -42,14 +42,10 @@ impl Driver {
         let local_asn = self.config.fsm.local_asn;
         let negotiated = est.negotiated.clone();
         let est = est.clone();
+        // The table committed is `self.advertised`, which holds only what the session carries.
         let encode: bmp::RibEncoder = Box::new(move |rib: &RouteSet| {
             let ctx = est.negotiated.context();
-            let carried: RouteSet = rib
-                .iter()
-                .filter(|(prefix, _)| sendable(&est, prefix))
-                .map(|(p, a)| (*p, a.clone()))
-                .collect();
-            announcements(&est, local_asn, &carried)
+            announcements(&est, local_asn, rib)
                 .into_iter()
                 .filter_map(|u| Message::Update(u).encode(&ctx).ok())
                 .collect()
@@ -60,7 +56,7 @@ impl Driver {
             .iter()
             .filter_map(|f| Message::Update(Update::end_of_rib(f)).encode(&ctx).ok())
             .collect();
-        tap.established(bmp::Established {
+        tap.established(bmp::SessionUp {
             local: conn.local,
             remote,
             peer_asn: negotiated.peer_asn,

@@ -71,34 +71,46 @@ fn every_session_setting_is_carried_over() {
     assert!(cfg.fsm.passive);
 }
 
+/// A passive peer ("waits") and an active one ("dials"), with a route set each.
+fn two_peers() -> (Config, BTreeMap<PeerName, RouteSet>) {
+    let text = "apiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {name: waits, namespace: ferrolb-system}\nspec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, passive: true}\n---\napiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {name: dials, namespace: ferrolb-system}\nspec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.2, peerPort: 9}\n";
+    let config = crate::test_support::valid_config(text);
+    let routes = config
+        .peers
+        .keys()
+        .map(|name| (name.clone(), RouteSet::new()))
+        .collect();
+    (config, routes)
+}
+
+/// This node's sessions, listening on `port` (0: never).
+fn sessions_on(port: u16) -> Sessions {
+    let (events, _rx) = mpsc::unbounded_channel();
+    Sessions::new(node(), events, SharedStats::default(), port)
+}
+
+const NODE_IPS: [IpAddr; 1] = [IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11))];
+
+/// The one peer `out` reports refused, with the reason.
+fn the_refusal(out: &Reconciled) -> (&str, &str) {
+    assert_eq!(out.refused.len(), 1, "{:?}", out.refused);
+    let (name, why) = &out.refused[0];
+    (name.as_str(), why.as_str())
+}
+
 #[tokio::test]
 async fn a_passive_peer_is_refused_with_the_reason_when_the_port_cannot_be_opened() {
     // Someone else holds the port on every address.
     let holder = std::net::TcpListener::bind("0.0.0.0:0").expect("binds");
     let port = holder.local_addr().expect("bound").port();
-    let text = "apiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {name: waits, namespace: ferrolb-system}\nspec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, passive: true}\n---\napiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {name: dials, namespace: ferrolb-system}\nspec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.2, peerPort: 9}\n";
-    let config = crate::test_support::valid_config(text);
-    let (events, _rx) = mpsc::unbounded_channel();
-    let mut sessions = Sessions::new(node(), events, SharedStats::default(), port);
-    let routes: BTreeMap<PeerName, RouteSet> = config
-        .peers
-        .keys()
-        .map(|name| (name.clone(), RouteSet::new()))
-        .collect();
-    let out = sessions.reconcile(&config, &routes, &["192.0.2.11".parse().expect("ip")]);
-    let refused: Vec<(&str, &str)> = out
-        .refused
-        .iter()
-        .map(|(name, why)| (name.as_str(), why.as_str()))
-        .collect();
-    assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!(refused[0].0, "waits");
+    let (config, routes) = two_peers();
+    let mut sessions = sessions_on(port);
+    let out = sessions.reconcile(&config, &routes, &NODE_IPS);
+    let (name, why) = the_refusal(&out);
+    assert_eq!(name, "waits");
     assert!(
-        refused[0]
-            .1
-            .contains(&format!("cannot listen for BGP on port {port}")),
-        "{}",
-        refused[0].1
+        why.contains(&format!("cannot listen for BGP on port {port}")),
+        "{why}"
     );
     assert!(
         sessions.address(&PeerName::from("dials")).is_some(),
@@ -108,31 +120,15 @@ async fn a_passive_peer_is_refused_with_the_reason_when_the_port_cannot_be_opene
     sessions.stop("test over").await;
 }
 
-fn two_peers(port_note: &str) -> (Config, BTreeMap<PeerName, RouteSet>) {
-    let text = format!(
-        "apiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {{name: waits, namespace: ferrolb-system}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, passive: true}}\n---\napiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {{name: dials, namespace: ferrolb-system}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.2, peerPort: 9}}\n# {port_note}\n"
-    );
-    let config = crate::test_support::valid_config(&text);
-    let routes = config
-        .peers
-        .keys()
-        .map(|name| (name.clone(), RouteSet::new()))
-        .collect();
-    (config, routes)
-}
-
 #[tokio::test]
 async fn a_refusal_is_reported_once_while_its_reason_stands() {
     let holder = std::net::TcpListener::bind("0.0.0.0:0").expect("binds");
     let port = holder.local_addr().expect("bound").port();
-    let (config, routes) = two_peers("port held");
-    let (events, _rx) = mpsc::unbounded_channel();
-    let mut sessions = Sessions::new(node(), events, SharedStats::default(), port);
-    let ips = ["192.0.2.11".parse().expect("ip")];
-    let first = sessions.reconcile(&config, &routes, &ips);
-    assert_eq!(first.refused.len(), 1, "{:?}", first.refused);
+    let (config, routes) = two_peers();
+    let mut sessions = sessions_on(port);
+    the_refusal(&sessions.reconcile(&config, &routes, &NODE_IPS));
     for _ in 0..3 {
-        let again = sessions.reconcile(&config, &routes, &ips);
+        let again = sessions.reconcile(&config, &routes, &NODE_IPS);
         assert!(
             again.refused.is_empty(),
             "reported again: {:?}",
@@ -150,22 +146,12 @@ async fn a_refusal_is_reported_once_while_its_reason_stands() {
 
 #[tokio::test]
 async fn a_passive_peer_is_refused_when_the_speaker_does_not_listen() {
-    let (config, routes) = two_peers("--bgp-listen-port 0");
-    let (events, _rx) = mpsc::unbounded_channel();
-    let mut sessions = Sessions::new(node(), events, SharedStats::default(), 0);
-    let out = sessions.reconcile(&config, &routes, &["192.0.2.11".parse().expect("ip")]);
-    let refused: Vec<(&str, &str)> = out
-        .refused
-        .iter()
-        .map(|(name, why)| (name.as_str(), why.as_str()))
-        .collect();
-    assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!(refused[0].0, "waits");
-    assert!(
-        refused[0].1.contains("--bgp-listen-port 0"),
-        "{}",
-        refused[0].1
-    );
+    let (config, routes) = two_peers();
+    let mut sessions = sessions_on(0);
+    let out = sessions.reconcile(&config, &routes, &NODE_IPS);
+    let (name, why) = the_refusal(&out);
+    assert_eq!(name, "waits");
+    assert!(why.contains("--bgp-listen-port 0"), "{why}");
     assert!(
         sessions.address(&PeerName::from("waits")).is_none(),
         "never started"
