@@ -354,6 +354,13 @@ pub enum EncodeError {
         /// Its length.
         length: usize,
     },
+    /// A capability that must list at least one entry, with none (an empty
+    /// [`super::Capability::ExtendedNextHop`]): the peer would call it malformed.
+    #[error("capability {code} must list at least one entry")]
+    EmptyCapability {
+        /// Capability code.
+        code: u8,
+    },
     /// An [`super::UnknownAttribute`] with the type code of an attribute we model.
     #[error("attribute type {type_code} must not be sent as an unknown attribute")]
     KnownTypeAsUnknown {

@@ -53,7 +53,7 @@ pub use notification::{
     MAX_NOTIFICATION_DATA, MAX_SHUTDOWN_MESSAGE, Notification, cease_subcode, error_code,
     fsm_subcode, header_subcode, open_subcode, route_refresh_subcode, update_subcode,
 };
-pub use open::{Capability, GracefulRestart, GracefulRestartFamily, Open};
+pub use open::{Capability, ExtendedNextHop, GracefulRestart, GracefulRestartFamily, Open};
 pub use update::Update;
 
 use wire::Reader;

@@ -38,6 +38,7 @@ const PARAM_EXTENDED: u8 = 255;
 mod cap_code {
     pub const MULTIPROTOCOL: u8 = 1;
     pub const ROUTE_REFRESH: u8 = 2;
+    pub const EXTENDED_NEXT_HOP: u8 = 5;
     pub const GRACEFUL_RESTART: u8 = 64;
     pub const FOUR_OCTET_AS: u8 = 65;
     /// The pre-standard Cisco code for route refresh, still sent by some peers.
@@ -65,6 +66,9 @@ pub enum Capability {
     Multiprotocol(AfiSafi),
     /// Route refresh (code 2, RFC 2918), empty.
     RouteRefresh,
+    /// Extended next hop encoding (code 5, RFC 8950 §4): the NLRI families the sender takes
+    /// with a next hop of another address family. Never empty on the wire.
+    ExtendedNextHop(Vec<ExtendedNextHop>),
     /// Graceful restart (code 64, RFC 4724).
     GracefulRestart(GracefulRestart),
     /// Support for 4-octet AS numbers (code 65, RFC 6793), with the sender's ASN.
@@ -110,6 +114,48 @@ pub struct GracefulRestartFamily {
     pub afi_safi: AfiSafi,
     /// F: forwarding state was preserved across the restart.
     pub forwarding_preserved: bool,
+}
+
+/// One entry of the extended next hop capability (RFC 8950 §4): NLRI of this AFI/SAFI may
+/// carry a next hop of `next_hop_afi`. The value of the capability is a list of them.
+///
+/// ```text
+/// +-----------------------------------------------------+
+/// | NLRI AFI - 1 (2 octets)                             |
+/// +-----------------------------------------------------+
+/// | NLRI SAFI - 1 (2 octets)                            |
+/// +-----------------------------------------------------+
+/// | Nexthop AFI - 1 (2 octets)                          |
+/// +-----------------------------------------------------+
+/// | .....                                               |
+/// +-----------------------------------------------------+
+/// | NLRI AFI - N (2 octets)                             |
+/// | NLRI SAFI - N (2 octets)                            |
+/// | Nexthop AFI - N (2 octets)                          |
+/// +-----------------------------------------------------+
+/// ```
+///
+/// The SAFI takes two octets here, unlike in [`AfiSafi`], hence the plain numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExtendedNextHop {
+    /// The NLRI's Address Family Identifier (1 IPv4).
+    pub nlri_afi: u16,
+    /// The NLRI's Subsequent Address Family Identifier (1 unicast).
+    pub nlri_safi: u16,
+    /// The next hop's Address Family Identifier (2 IPv6).
+    pub next_hop_afi: u16,
+}
+
+impl ExtendedNextHop {
+    /// IPv4 unicast routes with IPv6 next hops: `<1, 1, 2>`.
+    pub const IPV4_UNICAST_OVER_IPV6: Self = Self {
+        nlri_afi: 1,
+        nlri_safi: 1,
+        next_hop_afi: 2,
+    };
+
+    /// Octets of one entry on the wire.
+    const LEN: usize = 6;
 }
 
 impl Open {
@@ -158,6 +204,17 @@ impl Open {
         self.capabilities.iter().any(|c| match c {
             Capability::RouteRefresh => true,
             Capability::Unknown { code, .. } => *code == cap_code::ROUTE_REFRESH_CISCO,
+            _ => false,
+        })
+    }
+
+    /// Whether the sender takes IPv4 unicast routes with IPv6 next hops (RFC 8950): one of its
+    /// extended next hop capabilities lists [`ExtendedNextHop::IPV4_UNICAST_OVER_IPV6`].
+    pub fn extended_next_hop(&self) -> bool {
+        self.capabilities.iter().any(|c| match c {
+            Capability::ExtendedNextHop(entries) => {
+                entries.contains(&ExtendedNextHop::IPV4_UNICAST_OVER_IPV6)
+            }
             _ => false,
         })
     }
@@ -288,6 +345,19 @@ fn decode_capabilities(buf: &[u8], out: &mut Vec<Capability>) -> Result<(), Deco
                 }
                 Capability::RouteRefresh
             }
+            cap_code::EXTENDED_NEXT_HOP => {
+                if value.is_empty() || !value.len().is_multiple_of(ExtendedNextHop::LEN) {
+                    return Err(malformed());
+                }
+                let entries = std::iter::from_fn(|| {
+                    Some(ExtendedNextHop {
+                        nlri_afi: v.u16()?,
+                        nlri_safi: v.u16()?,
+                        next_hop_afi: v.u16()?,
+                    })
+                });
+                Capability::ExtendedNextHop(entries.collect())
+            }
             cap_code::FOUR_OCTET_AS => {
                 if value.len() != 4 {
                     return Err(malformed());
@@ -332,6 +402,25 @@ impl Capability {
                 (cap_code::MULTIPROTOCOL, vec![x, y, 0, a.safi])
             }
             Capability::RouteRefresh => (cap_code::ROUTE_REFRESH, Vec::new()),
+            Capability::ExtendedNextHop(entries) => {
+                // An empty list is malformed (see the decoder): refuse rather than send it.
+                if entries.is_empty() {
+                    return Err(EncodeError::EmptyCapability {
+                        code: cap_code::EXTENDED_NEXT_HOP,
+                    });
+                }
+                let value = entries
+                    .iter()
+                    .flat_map(|e| {
+                        let mut b = [0u8; ExtendedNextHop::LEN];
+                        b[..2].copy_from_slice(&e.nlri_afi.to_be_bytes());
+                        b[2..4].copy_from_slice(&e.nlri_safi.to_be_bytes());
+                        b[4..].copy_from_slice(&e.next_hop_afi.to_be_bytes());
+                        b
+                    })
+                    .collect();
+                (cap_code::EXTENDED_NEXT_HOP, value)
+            }
             Capability::FourOctetAs(asn) => (cap_code::FOUR_OCTET_AS, asn.to_be_bytes().to_vec()),
             Capability::GracefulRestart(gr) => {
                 let mut head = gr.restart_time.min(0x0fff);

@@ -10,6 +10,7 @@ use super::*;
 
 mod builder;
 mod captured;
+mod extended_next_hop;
 mod malformed;
 mod oracle;
 mod props;

@@ -171,6 +171,18 @@ fn capability() -> impl Strategy<Value = Capability> {
     prop_oneof![
         family.prop_map(Capability::Multiprotocol),
         Just(Capability::RouteRefresh),
+        vec(any::<(u16, u16, u16)>(), 1..8).prop_map(|entries| {
+            Capability::ExtendedNextHop(
+                entries
+                    .into_iter()
+                    .map(|(nlri_afi, nlri_safi, next_hop_afi)| ExtendedNextHop {
+                        nlri_afi,
+                        nlri_safi,
+                        next_hop_afi,
+                    })
+                    .collect(),
+            )
+        }),
         any::<u32>().prop_map(Capability::FourOctetAs),
         (
             any::<bool>(),
@@ -187,7 +199,7 @@ fn capability() -> impl Strategy<Value = Capability> {
                 })
             }),
         (
-            any::<u8>().prop_filter("unknown", |c| ![1, 2, 64, 65].contains(c)),
+            any::<u8>().prop_filter("unknown", |c| ![1, 2, 5, 64, 65].contains(c)),
             vec(any::<u8>(), 0..20)
         )
             .prop_map(|(code, value)| Capability::Unknown { code, value }),

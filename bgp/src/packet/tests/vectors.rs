@@ -94,7 +94,7 @@ fn open_without_optional_parameters_means_ipv4_unicast_and_two_octet_asns() {
 /// GoBGP (3.x) puts every capability in one parameter: MP IPv4 unicast, route refresh,
 /// extended next hop (5) for IPv4 over IPv6, 4-octet AS, and FQDN (73) with its hostname.
 #[test]
-fn gobgp_open_with_extended_next_hop_and_fqdn_keeps_them_as_unknown_capabilities() {
+fn gobgp_open_with_extended_next_hop_and_fqdn_keeps_fqdn_as_an_unknown_capability() {
     let caps: &[u8] = &[
         1, 4, 0, 1, 0, 1, // MP IPv4 unicast
         2, 0, // route refresh
@@ -111,10 +111,7 @@ fn gobgp_open_with_extended_next_hop_and_fqdn_keeps_them_as_unknown_capabilities
         vec![
             Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
             Capability::RouteRefresh,
-            Capability::Unknown {
-                code: 5,
-                value: vec![0, 1, 0, 1, 0, 2],
-            },
+            Capability::ExtendedNextHop(vec![ExtendedNextHop::IPV4_UNICAST_OVER_IPV6]),
             Capability::FourOctetAs(65002),
             Capability::Unknown {
                 code: 73,
@@ -122,7 +119,8 @@ fn gobgp_open_with_extended_next_hop_and_fqdn_keeps_them_as_unknown_capabilities
             },
         ],
     );
-    both_ways(&message(1, &body), &Message::Open(open), &ctx4());
+    both_ways(&message(1, &body), &Message::Open(open.clone()), &ctx4());
+    assert!(open.extended_next_hop());
 }
 
 /// FRR sends each capability in its own Capabilities parameter, including the pre-standard

@@ -180,7 +180,7 @@ fn gobgp() -> Router {
                 ],
             }),
             // Extended next hop (RFC 8950): IPv4 unicast over an IPv6 next hop.
-            unknown(5, &[0, 1, 0, 1, 0, 2]),
+            Capability::ExtendedNextHop(vec![ExtendedNextHop::IPV4_UNICAST_OVER_IPV6]),
         ],
         open_in_one_parameter: true,
         // The session runs over IPv4 and GoBGP has no IPv6 address for it: it sends its IPv4
