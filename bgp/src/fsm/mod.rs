@@ -254,6 +254,9 @@ pub struct Config {
     pub families: Families,
     /// Advertise graceful restart.
     pub graceful_restart: Option<GracefulRestartConfig>,
+    /// Offer to take and send IPv4 unicast routes with IPv6 next hops (extended next hop
+    /// encoding, RFC 8950); offered only when `families` has IPv4 unicast.
+    pub extended_next_hop: bool,
     /// Wait for the peer to connect instead of connecting out.
     pub passive: bool,
     /// Delays between attempts.
@@ -268,7 +271,7 @@ pub struct Config {
 
 impl Config {
     /// A session with MetalLB's defaults: hold time 90 s, both families, active, no graceful
-    /// restart, 1 s → 60 s backoff started over after a session stable for 60 s, keepalives
+    /// restart, no extended next hop, 1 s → 60 s backoff started over after a session stable for 60 s, keepalives
     /// every third of the hold time.
     pub fn new(local_asn: u32, peer_asn: PeerAsn, router_id: Ipv4Addr) -> Self {
         Self {
@@ -278,6 +281,7 @@ impl Config {
             hold_time: 90,
             families: Families::BOTH,
             graceful_restart: None,
+            extended_next_hop: false,
             passive: false,
             backoff: Backoff::default(),
             reset_backoff_after: Duration::from_secs(60),
@@ -330,6 +334,10 @@ pub struct Negotiated {
     pub route_refresh: bool,
     /// The peer's graceful restart capability, when both sides advertise one.
     pub graceful_restart: Option<GracefulRestart>,
+    /// Both sides offered IPv4 unicast routes with IPv6 next hops (RFC 8950) and IPv4
+    /// unicast is a negotiated family: IPv4 routes may be sent in MP_REACH_NLRI with an IPv6
+    /// next hop ([`crate::packet::UpdateBuilder::ipv4_next_hop_ipv6`]).
+    pub extended_next_hop: bool,
 }
 
 impl Negotiated {

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::{Config, Negotiated, PeerAsn, TcpKeepalive};
 use crate::packet::{
-    Capability, GracefulRestart, GracefulRestartFamily, Notification, Open, error_code,
-    open_subcode,
+    Capability, ExtendedNextHop, Family, GracefulRestart, GracefulRestartFamily, Notification,
+    Open, error_code, open_subcode,
 };
 
 /// A peer OPEN we refuse: the NOTIFICATION to send and why, for the log.
@@ -24,11 +24,23 @@ fn multiprotocol(config: &Config) -> Vec<Capability> {
         .collect()
 }
 
+/// Whether our OPEN offers IPv4 unicast routes with IPv6 next hops (RFC 8950): configured,
+/// and IPv4 unicast is one of our families.
+fn offers_extended_next_hop(config: &Config) -> bool {
+    config.extended_next_hop && config.families.contains(Family::Ipv4Unicast)
+}
+
 /// The OPEN we send: our ASN (AS_TRANS when it needs four octets), hold time and router ID;
-/// MP-BGP for each family, route refresh, 4-octet AS, and graceful restart if configured.
+/// MP-BGP for each family, route refresh, extended next hop and graceful restart if
+/// configured, 4-octet AS.
 pub(super) fn our_open(config: &Config) -> Open {
     let mut caps = multiprotocol(config);
     caps.push(Capability::RouteRefresh);
+    if offers_extended_next_hop(config) {
+        caps.push(Capability::ExtendedNextHop(vec![
+            ExtendedNextHop::IPV4_UNICAST_OVER_IPV6,
+        ]));
+    }
     caps.push(Capability::FourOctetAs(config.local_asn));
     if let Some(gr) = config.graceful_restart {
         caps.push(Capability::GracefulRestart(GracefulRestart {
@@ -142,5 +154,8 @@ pub(super) fn negotiate(config: &Config, open: &Open) -> Result<Negotiated, Refu
         graceful_restart: config
             .graceful_restart
             .and(open.graceful_restart().cloned()),
+        extended_next_hop: offers_extended_next_hop(config)
+            && open.extended_next_hop()
+            && families.contains(Family::Ipv4Unicast),
     })
 }

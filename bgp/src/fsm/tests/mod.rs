@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::packet::{AfiSafi, Capability, Open};
 
+mod extended_next_hop;
 mod robustness;
 mod scenarios;
 mod table;

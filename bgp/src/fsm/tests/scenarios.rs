@@ -168,6 +168,7 @@ fn keepalive_in_open_confirm_establishes_with_the_negotiated_parameters() {
             families: Families::IPV4,
             route_refresh: false,
             graceful_restart: Some(gr),
+            extended_next_hop: false,
         }
     );
     assert_eq!(p.fsm.session_context(), n.context());
