@@ -5,8 +5,8 @@
 //!
 //! - [`packet`] encodes and decodes BGP-4 messages (RFC 4271) with the extensions a
 //!   LoadBalancer speaker meets: MP-BGP for IPv4/IPv6 unicast (RFC 4760), 4-octet ASNs
-//!   (RFC 6793), route refresh (RFC 2918), graceful restart (RFC 4724), communities (RFC 1997)
-//!   and large communities (RFC 8092). Every malformed input is a typed error that names the
+//!   (RFC 6793), route refresh (RFC 2918), graceful restart (RFC 4724), IPv4 routes with IPv6
+//!   next hops (RFC 8950), communities (RFC 1997) and large communities (RFC 8092). Every malformed input is a typed error that names the
 //!   NOTIFICATION it maps to (RFC 4271 §6) and, for UPDATE attributes, the RFC 7606 recovery.
 //!   [`packet::UpdateBuilder`] packs many prefixes into as few UPDATEs as fit in 4096 bytes.
 //! - [`fsm`] is the RFC 4271 §8 finite state machine, sans-IO:

@@ -164,3 +164,96 @@ fn attributes_too_large_to_leave_room_for_a_prefix_are_an_error() {
         .announce([net("10.0.0.0/8")]);
     assert!(matches!(result, Err(EncodeError::MessageTooLong { .. })));
 }
+
+/// A builder sending IPv4 routes with an IPv6 next hop (RFC 8950), without NEXT_HOP.
+fn ipv4_over_ipv6_builder(next_hop: MpNextHop) -> UpdateBuilder {
+    UpdateBuilder::new(&ctx4())
+        .attributes(PathAttributes {
+            next_hop: None,
+            ..attributes()
+        })
+        .ipv4_next_hop_ipv6(next_hop)
+}
+
+fn ipv6_next_hops() -> [MpNextHop; 2] {
+    let global = ip("2001:db8::1");
+    [
+        MpNextHop {
+            global,
+            link_local: None,
+        },
+        MpNextHop {
+            global,
+            link_local: Some(v6("fe80::1")),
+        },
+    ]
+}
+
+#[test]
+fn two_thousand_ipv4_host_routes_with_an_ipv6_next_hop_pack_into_mp_reach_without_next_hop() {
+    let routes: Vec<IpNet> = (0..2_000u32)
+        .map(|i| IpNet::from(IpAddr::V4(Ipv4Addr::from(0xc633_6400 + i))))
+        .collect();
+    for next_hop in ipv6_next_hops() {
+        let updates = ipv4_over_ipv6_builder(next_hop)
+            .announce(routes.iter().copied())
+            .expect("packs");
+        let decoded = wire_round_trip(&updates);
+        let announced: Vec<IpNet> = decoded
+            .iter()
+            .flat_map(|u| u.announced().copied())
+            .collect();
+        assert_eq!(announced, routes, "every prefix once, in order");
+        for u in &decoded {
+            assert_eq!(u.errors, vec![]);
+            assert_eq!(u.nlri, vec![], "nothing in the NLRI field");
+            assert_eq!(u.attributes.next_hop, None, "no NEXT_HOP");
+            let reach = u.attributes.mp_reach.as_ref().expect("MP_REACH_NLRI");
+            assert_eq!(
+                (reach.family, reach.next_hop),
+                (Family::Ipv4Unicast, next_hop)
+            );
+        }
+        // /32s take 5 octets: every UPDATE but the last is full to within one prefix.
+        let sizes: Vec<usize> = updates
+            .iter()
+            .map(|u| encode(&Message::Update(u.clone()), &ctx4()).len())
+            .collect();
+        let (last, full) = sizes.split_last().expect("some UPDATEs");
+        assert!(full.iter().all(|s| *s > MAX_MESSAGE_LEN - 5), "{sizes:?}");
+        assert!(*last <= MAX_MESSAGE_LEN);
+    }
+}
+
+#[test]
+fn ipv4_and_ipv6_routes_each_take_their_own_ipv6_next_hop_in_mp_reach() {
+    let [v4_hop, v6_hop] = ipv6_next_hops();
+    let updates = ipv4_over_ipv6_builder(v4_hop)
+        .ipv6_next_hop(v6_hop)
+        .announce([net("192.0.2.1/32"), net("2001:db8::1/128")])
+        .expect("packs");
+    let reach: Vec<(Family, MpNextHop)> = wire_round_trip(&updates)
+        .iter()
+        .map(|u| {
+            let r = u.attributes.mp_reach.as_ref().expect("MP_REACH_NLRI");
+            (r.family, r.next_hop)
+        })
+        .collect();
+    assert_eq!(
+        reach,
+        vec![(Family::Ipv4Unicast, v4_hop), (Family::Ipv6Unicast, v6_hop)]
+    );
+}
+
+#[test]
+fn ipv4_routes_announced_with_an_ipv6_next_hop_are_withdrawn_in_withdrawn_routes() {
+    let [next_hop, _] = ipv6_next_hops();
+    let updates = ipv4_over_ipv6_builder(next_hop).withdraw([net("192.0.2.1/32")]);
+    assert_eq!(
+        updates,
+        vec![Update {
+            withdrawn: vec![net("192.0.2.1/32")],
+            ..Update::default()
+        }]
+    );
+}
