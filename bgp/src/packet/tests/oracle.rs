@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use netgauze_bgp_pkt::BgpMessage;
+use netgauze_bgp_pkt::capabilities::BgpCapability;
 use netgauze_bgp_pkt::notification::{BgpNotificationMessage, CeaseError};
+use netgauze_bgp_pkt::path_attribute::{MpReach as TheirMpReach, PathAttributeValue};
 use netgauze_bgp_pkt::wire::deserializer::BgpParsingContext;
 use netgauze_parse_utils::WritablePdu;
 use netgauze_parse_utils::reader::SliceReader;
@@ -72,6 +74,94 @@ fn netgauze_reads_our_open_with_the_same_asn_hold_time_and_identifier() {
     assert_eq!(theirs.hold_time(), 90);
     assert_eq!(theirs.bgp_id(), v4("10.0.0.1"));
     assert_eq!(theirs.capabilities().len(), 5);
+}
+
+#[test]
+fn netgauze_reads_our_extended_next_hop_capability_as_ipv4_unicast_over_ipv6() {
+    let open = Open::new(
+        65001,
+        90,
+        v4("10.0.0.1"),
+        vec![
+            Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+            Capability::ExtendedNextHop(vec![ExtendedNextHop::IPV4_UNICAST_OVER_IPV6]),
+            Capability::FourOctetAs(65001),
+        ],
+    );
+    let BgpMessage::Open(theirs) = oracle_agrees(&ours(&Message::Open(open), &ctx4()), true) else {
+        panic!("not an OPEN");
+    };
+    let entries: Vec<(u16, u16, u16)> = theirs
+        .capabilities()
+        .into_iter()
+        .filter_map(|c| match c {
+            BgpCapability::ExtendedNextHopEncoding(e) => Some(e.encodings().to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .map(|e| {
+            let nlri = e.address_type();
+            (
+                u16::from(nlri.address_family()),
+                nlri.subsequent_address_family() as u16,
+                u16::from(e.next_hop_afi()),
+            )
+        })
+        .collect();
+    assert_eq!(entries, vec![(1, 1, 2)]);
+}
+
+#[test]
+fn netgauze_reads_our_ipv4_routes_in_mp_reach_with_16_and_32_octet_ipv6_next_hops() {
+    let prefixes = [net("192.0.2.10/32"), net("198.51.100.0/24")];
+    for link_local in [None, Some(v6("fe80::1"))] {
+        let updates = UpdateBuilder::new(&ctx4())
+            .attributes(PathAttributes {
+                origin: Some(Origin::Igp),
+                as_path: Some(AsPath::sequence([65001])),
+                ..PathAttributes::default()
+            })
+            .ipv4_next_hop_ipv6(MpNextHop {
+                global: ip("2001:db8::1"),
+                link_local,
+            })
+            .announce(prefixes)
+            .expect("fits");
+        let [update] = &updates[..] else {
+            panic!("one UPDATE expected: {updates:?}");
+        };
+        let bytes = ours(&Message::Update(update.clone()), &ctx4());
+        let BgpMessage::Update(theirs) = oracle_agrees(&bytes, true) else {
+            panic!("not an UPDATE");
+        };
+        assert!(theirs.nlri().is_empty(), "nothing in the NLRI field");
+        let values: Vec<&PathAttributeValue> =
+            theirs.path_attributes().iter().map(|a| a.value()).collect();
+        assert!(
+            !values
+                .iter()
+                .any(|v| matches!(v, PathAttributeValue::NextHop(_))),
+            "no NEXT_HOP: {values:?}"
+        );
+        let reach = values.iter().find_map(|v| match v {
+            PathAttributeValue::MpReach(TheirMpReach::Ipv4Unicast {
+                next_hop,
+                next_hop_local,
+                nlri,
+            }) => Some((*next_hop, *next_hop_local, nlri)),
+            _ => None,
+        });
+        let Some((next_hop, next_hop_local, nlri)) = reach else {
+            panic!("no IPv4 unicast MP_REACH_NLRI: {values:?}");
+        };
+        assert_eq!(next_hop, ip("2001:db8::1"));
+        assert_eq!(next_hop_local, link_local);
+        let nlri: Vec<IpNet> = nlri
+            .iter()
+            .map(|a| IpNet::V4(a.network().address()))
+            .collect();
+        assert_eq!(nlri, prefixes);
+    }
 }
 
 #[test]

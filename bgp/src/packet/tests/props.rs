@@ -80,20 +80,23 @@ fn unknown() -> impl Strategy<Value = Vec<UnknownAttribute>> {
     })
 }
 
+/// IPv6 routes, or IPv4 routes with an IPv6 next hop (RFC 8950), with or without a
+/// link-local next hop.
 fn mp_reach() -> impl Strategy<Value = MpReach> {
-    (
-        any::<u128>(),
-        proptest::option::of(any::<u128>()),
-        vec(ipv6_net(), 0..20),
-    )
-        .prop_map(|(g, ll, nlri)| MpReach {
-            family: Family::Ipv6Unicast,
+    let nlri = prop_oneof![
+        vec(ipv6_net(), 0..20).prop_map(|n| (Family::Ipv6Unicast, n)),
+        vec(ipv4_net(), 0..20).prop_map(|n| (Family::Ipv4Unicast, n)),
+    ];
+    (any::<u128>(), proptest::option::of(any::<u128>()), nlri).prop_map(
+        |(g, ll, (family, nlri))| MpReach {
+            family,
             next_hop: MpNextHop {
                 global: IpAddr::V6(Ipv6Addr::from(g)),
                 link_local: ll.map(Ipv6Addr::from),
             },
             nlri,
-        })
+        },
+    )
 }
 
 fn mp_unreach() -> impl Strategy<Value = MpUnreach> {
