@@ -1,7 +1,8 @@
 //! Writes the seed inputs of the `decode_message` fuzz target (`bgp/fuzz`): one valid message
 //! of each kind and shape the codec knows — the OPENs and UPDATEs ferrolb sends, RFC 6793
-//! fields on a 2-octet session, RFC 9072 extended OPEN parameters, End-of-RIB markers, a full
-//! 4096-octet UPDATE — plus a few of them back to back, as a TCP stream carries them, and every
+//! fields on a 2-octet session, RFC 9072 extended OPEN parameters, RFC 8950 extended next hops
+//! (the capability, and IPv4 routes in MP_REACH_NLRI with IPv6 next hops), End-of-RIB markers,
+//! a full 4096-octet UPDATE — plus a few of them back to back, as a TCP stream carries them, and every
 //! distinct message GoBGP, BIRD and FRR sent in the captured sessions of
 //! `src/packet/tests/captured/`. The first are built with the codec itself, so they stay valid
 //! as it changes, and no binary file is kept in the repository.
@@ -13,10 +14,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use ferrolb_bgp::packet::{
-    AfiSafi, Aggregator, AsPath, AsSegment, Capability, Community, Families, GracefulRestart,
-    GracefulRestartFamily, LargeCommunity, Message, MpNextHop, MpReach, MpUnreach, Notification,
-    Open, Origin, PathAttributes, RouteRefresh, SegmentKind, SessionContext, UnknownAttribute,
-    Update, UpdateBuilder,
+    AfiSafi, Aggregator, AsPath, AsSegment, Capability, Community, ExtendedNextHop, Families,
+    GracefulRestart, GracefulRestartFamily, LargeCommunity, Message, MpNextHop, MpReach, MpUnreach,
+    Notification, Open, Origin, PathAttributes, RouteRefresh, SegmentKind, SessionContext,
+    UnknownAttribute, Update, UpdateBuilder,
 };
 use ferrolb_bgp::packet::{EncodeError, Family};
 use ipnet::IpNet;
@@ -131,6 +132,25 @@ fn seeds() -> Result<Vec<(&'static str, Vec<u8>)>, EncodeError> {
             },
         ],
     ));
+    // IPv4 unicast over IPv6 next hops, as ferrolb offers it, and IPv4 VPN over IPv6 (RFC 8950).
+    let extended_next_hop_open = Message::Open(Open::new(
+        65001,
+        90,
+        id,
+        vec![
+            Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+            Capability::RouteRefresh,
+            Capability::ExtendedNextHop(vec![
+                ExtendedNextHop::IPV4_UNICAST_OVER_IPV6,
+                ExtendedNextHop {
+                    nlri_afi: 1,
+                    nlri_safi: 128,
+                    next_hop_afi: 2,
+                },
+            ]),
+            Capability::FourOctetAs(65001),
+        ],
+    ));
     // More than 253 octets of capabilities: RFC 9072's extended parameter length.
     let extended_open = Message::Open(Open::new(
         64512,
@@ -231,6 +251,22 @@ fn seeds() -> Result<Vec<(&'static str, Vec<u8>)>, EncodeError> {
         .map(Message::Update)
         .unwrap_or(Message::Keepalive);
 
+    // The builder's RFC 8950 UPDATE: a 16-octet IPv6 next hop, no NEXT_HOP.
+    let ipv4_over_v6_built = UpdateBuilder::new(&ctx4)
+        .attributes(PathAttributes {
+            next_hop: None,
+            ..attributes(AsPath::sequence([65001]))
+        })
+        .ipv4_next_hop_ipv6(MpNextHop {
+            link_local: None,
+            ..v6_next_hop
+        })
+        .announce([net("198.51.100.21/32"), net("203.0.113.0/25")])?
+        .into_iter()
+        .next()
+        .map(Message::Update)
+        .unwrap_or(Message::Keepalive);
+
     let encode = |m: &Message, ctx: &SessionContext| m.encode(ctx);
     let mut stream = encode(&open, &ctx4)?;
     stream.extend(encode(&Message::Keepalive, &ctx4)?);
@@ -244,6 +280,10 @@ fn seeds() -> Result<Vec<(&'static str, Vec<u8>)>, EncodeError> {
         ("keepalive", encode(&Message::Keepalive, &ctx4)?),
         ("open", encode(&open, &ctx4)?),
         ("open-extended-parameters", encode(&extended_open, &ctx4)?),
+        (
+            "open-extended-next-hop",
+            encode(&extended_next_hop_open, &ctx4)?,
+        ),
         ("update-ipv4", encode(&Message::Update(ipv4_update), &ctx4)?),
         ("update-ipv6", encode(&Message::Update(ipv6_update), &ctx4)?),
         (
@@ -255,6 +295,10 @@ fn seeds() -> Result<Vec<(&'static str, Vec<u8>)>, EncodeError> {
                 }),
                 &ctx4,
             )?,
+        ),
+        (
+            "update-ipv4-over-ipv6-builder",
+            encode(&ipv4_over_v6_built, &ctx4)?,
         ),
         (
             "update-as4-path",

@@ -2,7 +2,9 @@
 //! encodes within 4096 octets and decodes without an error, the UPDATEs announce (or withdraw)
 //! exactly the prefixes given, in order, and the UPDATEs of one family carry identical
 //! attributes. When the attributes alone leave no room for a prefix, the builder says so
-//! instead of building an oversized message.
+//! instead of building an oversized message. Some runs announce IPv4 routes with an IPv6 next
+//! hop (RFC 8950): then every IPv4 UPDATE carries them in MP_REACH_NLRI with that next hop,
+//! with no NEXT_HOP and nothing in the NLRI field.
 
 #![no_main]
 
@@ -24,6 +26,10 @@ struct Input {
     as_path: Vec<u32>,
     next_hop: [u8; 3],
     link_local: Option<u128>,
+    /// IPv4 routes with an IPv6 next hop: its global address (mapped into 2000::/3), its
+    /// link-local interface identifier, and whether NEXT_HOP stays in the attributes (it must
+    /// then be left out of every UPDATE).
+    ipv4_over_ipv6: Option<(u128, Option<u64>, bool)>,
     med: Option<u32>,
     local_pref: Option<u32>,
     communities: Vec<u32>,
@@ -68,9 +74,27 @@ fuzz_target!(|input: Input| {
         global: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
         link_local: input.link_local.map(Ipv6Addr::from),
     };
-    let builder = UpdateBuilder::new(&ctx)
-        .attributes(attributes.clone())
-        .ipv6_next_hop(ipv6_next_hop);
+    // A global unicast address (2000::/3: neither link-local nor multicast) and fe80::/64.
+    let ipv4_next_hop = input
+        .ipv4_over_ipv6
+        .map(|(global, link_local, keep_next_hop)| {
+            let global = (global & (u128::MAX >> 3)) | (1 << 125);
+            let link_local = link_local.map(|id| Ipv6Addr::from((0xfe80 << 112) | u128::from(id)));
+            let next_hop = MpNextHop {
+                global: IpAddr::V6(Ipv6Addr::from(global)),
+                link_local,
+            };
+            (next_hop, keep_next_hop)
+        });
+    let mut attributes = attributes;
+    let mut builder = UpdateBuilder::new(&ctx).ipv6_next_hop(ipv6_next_hop);
+    if let Some((next_hop, keep_next_hop)) = ipv4_next_hop {
+        if !keep_next_hop {
+            attributes.next_hop = None;
+        }
+        builder = builder.ipv4_next_hop_ipv6(next_hop);
+    }
+    let builder = builder.attributes(attributes.clone());
 
     match builder.announce(prefixes.iter().copied()) {
         Ok(updates) => {
@@ -81,6 +105,22 @@ fuzz_target!(|input: Input| {
                 .copied()
                 .collect();
             assert_eq!(announced, in_family_order(&prefixes));
+            if let Some((next_hop, _)) = ipv4_next_hop {
+                for u in decoded.iter().filter(|u| {
+                    u.announced()
+                        .next()
+                        .is_some_and(|p| Family::of(p) == Family::Ipv4Unicast)
+                }) {
+                    assert!(u.nlri.is_empty(), "IPv4 in the NLRI field");
+                    assert_eq!(u.attributes.next_hop, None, "NEXT_HOP sent");
+                    let reach = u
+                        .attributes
+                        .mp_reach
+                        .as_ref()
+                        .map(|r| (r.family, r.next_hop));
+                    assert_eq!(reach, Some((Family::Ipv4Unicast, next_hop)));
+                }
+            }
             for family in Family::ALL {
                 let mut of_family = decoded
                     .iter()
@@ -98,15 +138,20 @@ fuzz_target!(|input: Input| {
         Err(EncodeError::MessageTooLong { .. }) => {
             // Only when, for a family given, the attributes leave no room for its longest
             // prefix (17 octets, plus one for MP_REACH_NLRI's extended length).
-            let v6_attributes = PathAttributes {
+            let in_mp_reach = |family, next_hop| PathAttributes {
                 next_hop: None,
                 mp_reach: Some(MpReach {
-                    family: Family::Ipv6Unicast,
-                    next_hop: ipv6_next_hop,
+                    family,
+                    next_hop,
                     nlri: Vec::new(),
                 }),
                 ..attributes.clone()
             };
+            let v4_attributes = match ipv4_next_hop {
+                Some((next_hop, _)) => in_mp_reach(Family::Ipv4Unicast, next_hop),
+                None => attributes.clone(),
+            };
+            let v6_attributes = in_mp_reach(Family::Ipv6Unicast, ipv6_next_hop);
             let bare_len = |attributes: PathAttributes| {
                 let bare = Message::Update(Update {
                     attributes,
@@ -119,7 +164,7 @@ fuzz_target!(|input: Input| {
                     && len.saturating_add(18) > MAX_MESSAGE_LEN
             };
             assert!(
-                full(Family::Ipv4Unicast, bare_len(attributes))
+                full(Family::Ipv4Unicast, bare_len(v4_attributes))
                     || full(Family::Ipv6Unicast, bare_len(v6_attributes)),
                 "refused although a prefix fits"
             );
