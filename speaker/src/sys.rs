@@ -316,3 +316,124 @@ pub fn set_min_ttl(socket: &impl AsRawFd, ipv6: bool, min: u8) -> io::Result<()>
         Err(io::Error::last_os_error())
     }
 }
+
+/// `ICMP6_FILTER` (`netinet/icmp6.h`): which ICMPv6 types a raw socket is handed.
+const ICMP6_FILTER: libc::c_int = 1;
+
+/// A raw ICMPv6 socket on one interface, handed only the ICMPv6 types it asks for: how an
+/// unnumbered BGP peer is found (router advertisements, answers to an all-nodes echo). Sends
+/// with hop limit 255 (RFC 4861 §6.1.2 drops router discovery arriving with less); the kernel
+/// fills in the checksum.
+#[derive(Debug)]
+pub struct Icmpv6Socket {
+    fd: AsyncFd<Socket>,
+    ifindex: u32,
+}
+
+/// One ICMPv6 message read from an [`Icmpv6Socket`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Icmpv6Received {
+    /// Octets written to the buffer (the ICMPv6 message, without the IPv6 header).
+    pub len: usize,
+    /// The sender.
+    pub from: Ipv6Addr,
+    /// The hop limit it arrived with, if the kernel said.
+    pub hop_limit: Option<u8>,
+}
+
+impl Icmpv6Socket {
+    /// A socket bound to interface `name` (index `ifindex`), receiving the ICMPv6 messages of
+    /// `types` that arrive on it, and in the all-routers group (to hear solicitations).
+    pub fn bind(name: &str, ifindex: u32, types: &[u8]) -> io::Result<Self> {
+        let socket = Socket::new(
+            Domain::IPV6,
+            Type::RAW.nonblocking().cloexec(),
+            Some(Protocol::ICMPV6),
+        )?;
+        set_icmp6_filter(&socket, types)?;
+        socket.bind_device(Some(name.as_bytes()))?;
+        socket.set_multicast_if_v6(ifindex)?;
+        socket.set_multicast_hops_v6(255)?;
+        socket.set_unicast_hops_v6(255)?;
+        // Our own multicasts are not news.
+        socket.set_multicast_loop_v6(false)?;
+        socket.set_recv_hoplimit_v6(true)?;
+        socket.join_multicast_v6(&Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2), ifindex)?;
+        // SAFETY: as in `PacketSocket::open`: the `Socket` owns its descriptor until dropped
+        // with the `AsyncFd`.
+        let fd = unsafe { AsyncFd::register(socket) }?;
+        Ok(Self { fd, ifindex })
+    }
+
+    /// Waits for the next message and copies it into `buf`.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Icmpv6Received> {
+        use nix::sys::socket::{ControlMessageOwned, SockaddrIn6, recvmsg};
+        loop {
+            let mut guard = self.fd.readable().await?;
+            let fd = guard.get_inner().as_raw_fd();
+            let got = guard.try_io(|_| {
+                let mut iov = [io::IoSliceMut::new(buf)];
+                let mut control = nix::cmsg_space!(libc::c_int);
+                let msg =
+                    recvmsg::<SockaddrIn6>(fd, &mut iov, Some(&mut control), MsgFlags::empty())?;
+                let from = msg
+                    .address
+                    .map(|a| a.ip())
+                    .ok_or_else(|| io::Error::other("ICMPv6 message without a source"))?;
+                let hop_limit = msg.cmsgs().ok().and_then(|mut cmsgs| {
+                    cmsgs.find_map(|c| match c {
+                        ControlMessageOwned::Ipv6HopLimit(h) => u8::try_from(h).ok(),
+                        _ => None,
+                    })
+                });
+                Ok(Icmpv6Received {
+                    len: msg.bytes,
+                    from,
+                    hop_limit,
+                })
+            });
+            match got {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Sends one ICMPv6 message (checksum left zero) to `to` on the interface.
+    pub async fn send_to(&self, message: &[u8], to: Ipv6Addr) -> io::Result<()> {
+        let scope = if to.is_multicast() || to.segments()[0] & 0xffc0 == 0xfe80 {
+            self.ifindex
+        } else {
+            0
+        };
+        let addr = SockAddr::from(std::net::SocketAddrV6::new(to, 0, 0, scope));
+        self.fd
+            .async_io(Interest::WRITABLE, |socket| socket.send_to(message, &addr))
+            .await
+            .map(drop)
+    }
+}
+
+/// Lets only `types` through to `socket` (RFC 3542 §3.2: a set bit blocks its type).
+fn set_icmp6_filter(socket: &Socket, types: &[u8]) -> io::Result<()> {
+    let mut filter = [u32::MAX; 8];
+    for &t in types {
+        filter[usize::from(t >> 5)] &= !(1 << (t & 31));
+    }
+    // SAFETY: the descriptor is open for the borrow of `socket`; `filter` is the kernel's
+    // `struct icmp6_filter` (eight 32-bit words), initialised and outliving the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_ICMPV6,
+            ICMP6_FILTER,
+            filter.as_ptr().cast::<libc::c_void>(),
+            mem::size_of_val(&filter) as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -27,6 +27,44 @@ use tracing::{debug, info, warn};
 use super::packet::{Message, Notification, SessionContext, cease_subcode};
 use crate::sys;
 
+/// A peer as connections tell it: its address and, for a link-local one, the interface it is
+/// on (the same link-local address may be on every link of the node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerKey {
+    ip: IpAddr,
+    scope: u32,
+}
+
+impl From<IpAddr> for PeerKey {
+    fn from(ip: IpAddr) -> Self {
+        Self {
+            ip: ip.to_canonical(),
+            scope: 0,
+        }
+    }
+}
+
+impl From<SocketAddr> for PeerKey {
+    fn from(addr: SocketAddr) -> Self {
+        match addr {
+            SocketAddr::V6(v6) if crate::bgp::unnumbered::is_link_local(*v6.ip()) => Self {
+                ip: IpAddr::V6(*v6.ip()),
+                scope: v6.scope_id(),
+            },
+            other => Self::from(other.ip()),
+        }
+    }
+}
+
+impl std::fmt::Display for PeerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.scope {
+            0 => write!(f, "{}", self.ip),
+            scope => write!(f, "{}%{scope}", self.ip),
+        }
+    }
+}
+
 /// Where connections from one peer address go.
 struct Target {
     id: u64,
@@ -36,12 +74,13 @@ struct Target {
 
 #[derive(Default)]
 struct Table {
-    by_peer: HashMap<IpAddr, Vec<Target>>,
-    /// The TCP MD5 key set on the listeners for each address, as the kernel holds it.
+    by_peer: HashMap<PeerKey, Vec<Target>>,
+    /// The TCP MD5 key set on the listeners for each address, as the kernel holds it (the
+    /// kernel keys by address alone: a link-local address on two links shares one key).
     keys: HashMap<IpAddr, String>,
     next_id: u64,
     /// Sources already logged as refused (each is logged once, up to [`LOGGED_MAX`]).
-    logged: BTreeSet<IpAddr>,
+    logged: BTreeSet<PeerKey>,
 }
 
 /// Refused sources remembered so as to log each once; when the set is full, one of them is
@@ -50,14 +89,18 @@ struct Table {
 const LOGGED_MAX: usize = 1024;
 
 impl Table {
-    /// Sets the key of `peer`'s newest registration on `sockets` (or removes it when that one
-    /// has none), so the kernel checks the SYNs of the session that will get them.
-    fn sync_key(&mut self, peer: IpAddr, sockets: &[Arc<TcpListener>]) -> io::Result<()> {
+    /// Sets the key of the newest registration of `peer`'s address on `sockets` (or removes
+    /// it when that one has none), so the kernel checks the SYNs of the session that will get
+    /// them.
+    fn sync_key(&mut self, peer: PeerKey, sockets: &[Arc<TcpListener>]) -> io::Result<()> {
         let want = self
             .by_peer
-            .get(&peer)
-            .and_then(|targets| targets.last())
+            .iter()
+            .filter(|(k, _)| k.ip == peer.ip)
+            .flat_map(|(_, targets)| targets.iter())
+            .max_by_key(|t| t.id)
             .and_then(|t| t.password.clone());
+        let peer = peer.ip;
         if want.as_ref() == self.keys.get(&peer) {
             return Ok(());
         }
@@ -131,11 +174,11 @@ impl Listener {
     /// password, the listeners accept `peer`'s SYNs only when signed with it (TCP MD5).
     pub fn register(
         &self,
-        peer: IpAddr,
+        peer: impl Into<PeerKey>,
         password: Option<&str>,
         inbound: mpsc::Sender<TcpStream>,
     ) -> io::Result<Registration> {
-        let peer = peer.to_canonical();
+        let peer: PeerKey = peer.into();
         let sockets: Vec<Arc<TcpListener>> = self.family_sockets(peer).cloned().collect();
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
         table.next_id += 1;
@@ -158,10 +201,11 @@ impl Listener {
         })
     }
 
-    fn family_sockets(&self, peer: IpAddr) -> impl Iterator<Item = &Arc<TcpListener>> {
-        self.sockets
-            .iter()
-            .filter(move |s| s.local_addr().is_ok_and(|a| a.is_ipv6() == peer.is_ipv6()))
+    fn family_sockets(&self, peer: PeerKey) -> impl Iterator<Item = &Arc<TcpListener>> {
+        self.sockets.iter().filter(move |s| {
+            s.local_addr()
+                .is_ok_and(|a| a.is_ipv6() == peer.ip.is_ipv6())
+        })
     }
 }
 
@@ -183,7 +227,7 @@ impl Drop for Listener {
 
 /// A session's claim on the connections from its peer's address.
 pub struct Registration {
-    peer: IpAddr,
+    peer: PeerKey,
     id: u64,
     table: Arc<Mutex<Table>>,
     sockets: Vec<Arc<TcpListener>>,
@@ -205,7 +249,7 @@ impl Drop for Registration {
 }
 
 /// Forgets one registration and leaves the key of the address's remaining one, if any.
-fn remove_target(table: &mut Table, peer: IpAddr, id: u64, sockets: &[Arc<TcpListener>]) {
+fn remove_target(table: &mut Table, peer: PeerKey, id: u64, sockets: &[Arc<TcpListener>]) {
     if let Some(targets) = table.by_peer.get_mut(&peer) {
         targets.retain(|t| t.id != id);
         if targets.is_empty() {
@@ -251,7 +295,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        let peer = from.ip().to_canonical();
+        let peer = PeerKey::from(from);
         let verdict = {
             let mut table = table.lock().unwrap_or_else(|e| e.into_inner());
             let verdict = match table.by_peer.get(&peer).map(Vec::as_slice) {
@@ -344,7 +388,7 @@ mod tests {
         // Registered: the session gets the connection, from the address it expects.
         let (tx, mut rx) = mpsc::channel(1);
         let registration = listener
-            .register(Ipv4Addr::LOCALHOST.into(), None, tx)
+            .register(IpAddr::from(Ipv4Addr::LOCALHOST), None, tx)
             .expect("registers");
         let _client = TcpStream::connect(to).await.expect("connects");
         let taken = tokio::time::timeout(Duration::from_secs(5), rx.recv())
@@ -359,7 +403,7 @@ mod tests {
         // Two sessions with the same address: which one is meant cannot be told.
         let (tx2, _rx2) = mpsc::channel(1);
         let second = listener
-            .register(Ipv4Addr::LOCALHOST.into(), None, tx2)
+            .register(IpAddr::from(Ipv4Addr::LOCALHOST), None, tx2)
             .expect("registers");
         let mut ambiguous = TcpStream::connect(to).await.expect("connects");
         assert!(matches!(
@@ -387,7 +431,7 @@ mod tests {
 
         let (tx_signed, _rx_signed) = mpsc::channel(1);
         let signed = listener
-            .register(Ipv4Addr::LOCALHOST.into(), Some("s3cret"), tx_signed)
+            .register(IpAddr::from(Ipv4Addr::LOCALHOST), Some("s3cret"), tx_signed)
             .expect("registers");
         assert!(
             unsigned().await.is_err(),
@@ -397,7 +441,7 @@ mod tests {
         // A second BGPPeer with the address and no password; the first goes away.
         let (tx_plain, mut rx_plain) = mpsc::channel(1);
         let _plain = listener
-            .register(Ipv4Addr::LOCALHOST.into(), None, tx_plain)
+            .register(IpAddr::from(Ipv4Addr::LOCALHOST), None, tx_plain)
             .expect("registers");
         drop(signed);
         let _client = unsigned()

@@ -13,5 +13,6 @@ pub mod advertise;
 pub mod bmp;
 pub mod listener;
 pub mod session;
+pub mod unnumbered;
 
 pub use session::{RouteAttrs, RouteSet, Session, SessionConfig, SessionHandle, SessionState};

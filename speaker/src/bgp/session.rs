@@ -386,14 +386,25 @@ impl Driver {
                 }
                 if let (Some(profile), Some(local)) = (&self.config.bfd, local) {
                     let multihop = self.config.bfd_multihop();
-                    self.bfd
-                        .attach(profile, self.config.peer.ip(), local.ip(), multihop);
+                    let interface = self.config.interface.as_deref();
+                    self.bfd.attach(
+                        profile,
+                        self.config.peer.ip(),
+                        local.ip(),
+                        multihop,
+                        interface,
+                    );
                 }
                 let (ipv4_next_hop, ipv6_next_hop) = self.next_hops(local.map(|l| l.ip()));
+                let link_local = match local.map(|l| l.ip()) {
+                    Some(IpAddr::V6(a)) if is_link_local(a) => Some(a),
+                    _ => None,
+                };
                 self.established = Some(Established {
                     negotiated,
                     ipv4_next_hop,
                     ipv6_next_hop,
+                    link_local,
                 });
                 self.forget_advertised();
                 self.monitor_established();
@@ -605,7 +616,8 @@ impl Driver {
     }
 
     /// The next hops for each family: the local address for its own family, configured or
-    /// found on the same interface for the other.
+    /// found on the same interface for the other. An unnumbered session takes no IPv4 next
+    /// hop from its interface: the router has no route to it; IPv4 goes with IPv6 next hops.
     fn next_hops(&self, local: Option<IpAddr>) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
         let (mut v4, mut v6) = match local {
             Some(IpAddr::V4(a)) => (Some(a), None),
@@ -620,7 +632,9 @@ impl Driver {
         }
         if let (Some(local), true) = (local, v4.is_none() || v6.is_none()) {
             let (if_v4, if_v6) = interface_addresses(local);
-            v4 = v4.or(if_v4);
+            if self.config.interface.is_none() {
+                v4 = v4.or(if_v4);
+            }
             v6 = v6.or(if_v6);
         }
         (v4, v6)

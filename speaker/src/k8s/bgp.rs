@@ -12,7 +12,10 @@
 //! - A peer with `vrf` gets its session (and the routers' connections) on sockets bound to the
 //!   VRF device, so the VRF's routing table carries it; a node without the device, or BFD in
 //!   a VRF, is reported on the BGPPeer.
-//! - Not supported yet, and reported on the BGPPeer: unnumbered peers (`interface`).
+//! - An unnumbered peer (`interface`) is reached at the link-local address found on the link
+//!   ([`crate::bgp::unnumbered`]), with both families and IPv4 routes carried with an IPv6
+//!   next hop (RFC 8950); until the link shows one neighbour, the BGPPeer says what it waits
+//!   for. A new address found there restarts the session.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -29,10 +32,13 @@ use crate::bgp::bmp::{self, Monitor};
 use crate::bgp::fsm::{self, Backoff, GracefulRestartConfig};
 use crate::bgp::listener::Registration;
 
+mod links;
 mod listeners;
 use crate::bgp::packet::Families;
 use crate::bgp::session::Counters;
+use crate::bgp::unnumbered::Found;
 use crate::bgp::{RouteSet, Session, SessionConfig, SessionHandle, SessionState};
+use links::Links;
 use listeners::Listeners;
 
 /// Seconds a router keeps our routes while we restart, when graceful restart is on (RFC 4724
@@ -91,6 +97,8 @@ pub(crate) struct Sessions {
     restarted: std::collections::BTreeSet<PeerName>,
     /// Routers' connections, per VRF, while this node has peers there.
     listeners: Listeners,
+    /// The unnumbered peers' links.
+    links: Links,
     /// BMP export, with a task per collector, when collectors are given.
     bmp: Option<(Arc<Monitor>, Vec<tokio::task::JoinHandle<()>>)>,
 }
@@ -111,6 +119,7 @@ impl Sessions {
     ) -> Self {
         Self {
             listeners: Listeners::new(listen_port),
+            links: Links::new(),
             node,
             peerings: BTreeMap::new(),
             refused: BTreeMap::new(),
@@ -147,11 +156,21 @@ impl Sessions {
         // Peers that cannot run, found afresh each time; only new reasons are reported.
         let mut refused: BTreeMap<PeerName, String> = BTreeMap::new();
         let mut desired: BTreeMap<&PeerName, SessionConfig> = BTreeMap::new();
+        let peers = || routes.keys().filter_map(|name| config.peers.get(name));
+        self.links.reconcile(
+            peers()
+                .filter_map(|p| match &p.target {
+                    PeerTarget::Interface(name) => Some(name.clone()),
+                    PeerTarget::Address(_) => None,
+                })
+                .collect(),
+        );
+        let link = |interface: &str| self.links.found(interface);
         for name in routes.keys() {
             let Some(peer) = config.peers.get(name) else {
                 continue;
             };
-            match session_config(peer, &config.bfd_profiles, &self.node, node_ips) {
+            match session_config(peer, &config.bfd_profiles, &self.node, node_ips, &link) {
                 Ok(cfg) => {
                     desired.insert(name, cfg);
                 }
@@ -301,6 +320,11 @@ impl Sessions {
         Some(before)
     }
 
+    /// Resolves when an unnumbered link has found something new: reconcile again.
+    pub(crate) async fn links_changed(&self) {
+        self.links.changed().await;
+    }
+
     /// Peers that cannot run on this node, and why.
     pub(crate) fn refused(&self) -> impl Iterator<Item = (&PeerName, &String)> {
         self.refused.iter()
@@ -411,20 +435,28 @@ fn same_session(a: &SessionConfig, b: &SessionConfig) -> bool {
 }
 
 /// The session for `peer` from `node`, whose addresses are `node_ips`; the peer's BFD profile
-/// comes from `profiles` (the configuration keeps only peers whose profile exists).
+/// comes from `profiles` (the configuration keeps only peers whose profile exists), and an
+/// unnumbered peer's address from what `link` has found on its interface.
 pub fn session_config(
     peer: &Peer,
     profiles: &BTreeMap<String, BfdProfile>,
     node: &NodeName,
     node_ips: &[IpAddr],
+    link: &dyn Fn(&str) -> Found,
 ) -> Result<SessionConfig, String> {
-    let address = match &peer.target {
-        PeerTarget::Address(ip) => *ip,
-        PeerTarget::Interface(name) => {
-            return Err(format!(
-                "unnumbered BGP (spec.interface {name:?}) is not supported yet; set peerAddress"
-            ));
-        }
+    let (address, interface) = match &peer.target {
+        PeerTarget::Address(ip) => (SocketAddr::new(*ip, peer.port), None),
+        PeerTarget::Interface(name) => match link(name) {
+            Found::Peer(mut at) => {
+                at.set_port(peer.port);
+                (SocketAddr::V6(at), Some(name.clone()))
+            }
+            other => {
+                return Err(other
+                    .waiting_reason(name)
+                    .unwrap_or_else(|| format!("unnumbered: nothing found on {name:?}")));
+            }
+        },
     };
     if let Some(vrf) = &peer.vrf {
         if nix::net::if_::if_nametoindex(vrf.as_str()).is_err() {
@@ -459,7 +491,8 @@ pub fn session_config(
     let mut fsm = fsm::Config::new(peer.local_asn.unwrap_or(peer.my_asn), peer_asn, router_id);
     fsm.hold_time = u16::try_from(peer.hold_time.as_secs()).unwrap_or(u16::MAX);
     fsm.keepalive_time = (!peer.keepalive_time.is_zero()).then_some(peer.keepalive_time);
-    fsm.families = if peer.dual_stack_address_family {
+    fsm.families = if peer.dual_stack_address_family || interface.is_some() {
+        // An unnumbered link has no IPv4 transport: IPv4 goes with IPv6 next hops.
         Families::BOTH
     } else if address.is_ipv4() {
         Families::IPV4
@@ -479,8 +512,11 @@ pub fn session_config(
             max: every,
         };
     }
-    let mut cfg = SessionConfig::new(fsm, address);
-    cfg.peer.set_port(peer.port);
+    // RFC 8950: the only way IPv4 routes can cross an unnumbered link.
+    fsm.extended_next_hop = interface.is_some();
+    let mut cfg = SessionConfig::new(fsm, address.ip());
+    cfg.peer = address;
+    cfg.interface = interface;
     cfg.source_address = peer.source_address;
     cfg.password = peer.password.clone();
     cfg.ebgp_multihop = peer.ebgp_multi_hop;

@@ -389,6 +389,7 @@ impl Speaker {
                 }
                 Some(conflict) = self.announcer.conflicts.recv() => self.report_conflict(&conflict),
                 Some(event) = self.peer_events.recv() => self.report_session(&event),
+                () = self.sessions.links_changed() => self.decide(),
                 () = tokio::time::sleep(grace_left), if !self.converged => {
                     self.decide();
                 }

@@ -18,7 +18,38 @@ use crate::bgp::packet::{
 pub(super) struct Established {
     pub(super) negotiated: Negotiated,
     pub(super) ipv4_next_hop: Option<Ipv4Addr>,
+    /// The global IPv6 next hop.
     pub(super) ipv6_next_hop: Option<Ipv6Addr>,
+    /// Our link-local address, when the session runs over link-local addresses (unnumbered):
+    /// sent beside the global next hop (RFC 2545 §3), or alone when there is none.
+    pub(super) link_local: Option<Ipv6Addr>,
+}
+
+impl Established {
+    /// The next hop of routes in MP_REACH_NLRI with an IPv6 next hop.
+    fn mp_next_hop(&self) -> Option<MpNextHop> {
+        match (self.ipv6_next_hop, self.link_local) {
+            (Some(global), link_local) => Some(MpNextHop {
+                global: IpAddr::V6(global),
+                link_local,
+            }),
+            // No global address on an unnumbered link: the link-local one is all there is, in
+            // both fields as FRR sends it, so that routers reading either find it.
+            (None, Some(ll)) => Some(MpNextHop {
+                global: IpAddr::V6(ll),
+                link_local: Some(ll),
+            }),
+            (None, None) => None,
+        }
+    }
+
+    /// IPv4 routes go with an IPv6 next hop (RFC 8950): negotiated, and no IPv4 next hop.
+    fn ipv4_over_ipv6(&self) -> Option<MpNextHop> {
+        if self.ipv4_next_hop.is_some() || !self.negotiated.extended_next_hop {
+            return None;
+        }
+        self.mp_next_hop()
+    }
 }
 
 /// Whether the session can carry `prefix`: its family negotiated and a next hop for it.
@@ -26,8 +57,8 @@ pub(super) fn sendable(est: &Established, prefix: &IpNet) -> bool {
     let family = Family::of(prefix);
     est.negotiated.families.contains(family)
         && match family {
-            Family::Ipv4Unicast => est.ipv4_next_hop.is_some(),
-            Family::Ipv6Unicast => est.ipv6_next_hop.is_some(),
+            Family::Ipv4Unicast => est.ipv4_next_hop.is_some() || est.ipv4_over_ipv6().is_some(),
+            Family::Ipv6Unicast => est.mp_next_hop().is_some(),
         }
 }
 
@@ -59,11 +90,11 @@ pub(super) fn announcements(est: &Established, local_asn: u32, routes: &RouteSet
             large_communities: attrs.large_communities.iter().copied().collect(),
             ..PathAttributes::default()
         });
-        if let Some(global) = est.ipv6_next_hop {
-            builder = builder.ipv6_next_hop(MpNextHop {
-                global: IpAddr::V6(global),
-                link_local: None,
-            });
+        if let Some(next_hop) = est.mp_next_hop() {
+            builder = builder.ipv6_next_hop(next_hop);
+        }
+        if let Some(next_hop) = est.ipv4_over_ipv6() {
+            builder = builder.ipv4_next_hop_ipv6(next_hop);
         }
         match builder.announce(prefixes) {
             Ok(updates) => out.extend(updates),
@@ -71,4 +102,95 @@ pub(super) fn announcements(est: &Established, local_asn: u32, routes: &RouteSet
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::bgp::packet::Families;
+
+    const LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0xff, 0xfe00, 0xa);
+
+    fn established(extended_next_hop: bool, link_local: Option<Ipv6Addr>) -> Established {
+        Established {
+            negotiated: Negotiated {
+                peer_asn: 64512,
+                peer_router_id: Ipv4Addr::new(192, 0, 2, 1),
+                internal: false,
+                hold_time: Duration::from_secs(90),
+                keepalive: Some(Duration::from_secs(30)),
+                tcp_keepalive: None,
+                four_octet_as: true,
+                families: Families::BOTH,
+                route_refresh: true,
+                graceful_restart: None,
+                extended_next_hop,
+            },
+            ipv4_next_hop: None,
+            ipv6_next_hop: None,
+            link_local,
+        }
+    }
+
+    fn routes() -> RouteSet {
+        ["198.51.100.70/32", "2001:db8:70::1/128"]
+            .into_iter()
+            .map(|p| (p.parse().expect("a prefix"), RouteAttrs::default()))
+            .collect()
+    }
+
+    #[test]
+    fn on_an_unnumbered_link_both_families_go_with_our_link_local_address() {
+        let est = established(true, Some(LL));
+        let updates = announcements(&est, 4_200_000_001, &routes());
+        let reach: Vec<&crate::bgp::packet::MpReach> = updates
+            .iter()
+            .map(|u| u.attributes.mp_reach.as_ref().expect("MP_REACH_NLRI"))
+            .collect();
+        assert_eq!(reach.len(), 2, "{updates:?}");
+        for r in reach {
+            // Link-local in both halves, as FRR sends it; FRR, BIRD and GoBGP take it.
+            assert_eq!(
+                r.next_hop,
+                MpNextHop {
+                    global: IpAddr::V6(LL),
+                    link_local: Some(LL)
+                }
+            );
+        }
+        assert!(
+            updates
+                .iter()
+                .all(|u| u.nlri.is_empty() && u.attributes.next_hop.is_none())
+        );
+        assert!(routes().keys().all(|p| sendable(&est, p)));
+    }
+
+    #[test]
+    fn without_extended_next_hop_ipv4_cannot_cross_an_unnumbered_link() {
+        let est = established(false, Some(LL));
+        let v4: IpNet = "198.51.100.70/32".parse().expect("a prefix");
+        let v6: IpNet = "2001:db8:70::1/128".parse().expect("a prefix");
+        assert!(!sendable(&est, &v4), "no IPv4 next hop and no RFC 8950");
+        assert!(sendable(&est, &v6));
+    }
+
+    #[test]
+    fn a_global_ipv6_address_goes_first_with_the_link_local_beside_it() {
+        let mut est = established(true, Some(LL));
+        let global = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11);
+        est.ipv6_next_hop = Some(global);
+        assert_eq!(
+            est.ipv4_over_ipv6(),
+            Some(MpNextHop {
+                global: IpAddr::V6(global),
+                link_local: Some(LL)
+            })
+        );
+        // A numbered IPv4 next hop keeps IPv4 in the classic encoding.
+        est.ipv4_next_hop = Some(Ipv4Addr::new(192, 0, 2, 11));
+        assert_eq!(est.ipv4_over_ipv6(), None);
+    }
 }

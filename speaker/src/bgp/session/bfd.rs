@@ -37,7 +37,14 @@ pub(super) struct Guard {
 
 impl Guard {
     /// Runs BFD with `peer` from `local`, multihop if `multihop`, unless it already does.
-    pub fn attach(&mut self, profile: &BfdProfile, peer: IpAddr, local: IpAddr, multihop: bool) {
+    pub fn attach(
+        &mut self,
+        profile: &BfdProfile,
+        peer: IpAddr,
+        local: IpAddr,
+        multihop: bool,
+        interface: Option<&str>,
+    ) {
         if let Some(handle) = &self.handle {
             if handle.status().local.map(|l| l.ip()) == Some(local) {
                 return;
@@ -59,6 +66,8 @@ impl Guard {
         }
         let mut config = BfdConfig::new(peer, profile);
         config.local = Some(local);
+        // A link-local peer is reached out of its link only.
+        config.interface = interface.map(str::to_string);
         if multihop {
             config.hops = Hops::Multi {
                 min_ttl: profile.minimum_ttl.unwrap_or(DEFAULT_MULTIHOP_MIN_TTL),

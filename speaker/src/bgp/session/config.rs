@@ -34,6 +34,9 @@ pub struct SessionConfig {
     pub bfd: Option<BfdProfile>,
     /// The VRF device the connection is bound to (`SO_BINDTODEVICE`); `None`: the default VRF.
     pub vrf: Option<String>,
+    /// The link of an unnumbered peer (`peer` is a link-local address on it): IPv4 routes go
+    /// with IPv6 next hops, and BFD is sent out of it.
+    pub interface: Option<String>,
 }
 
 impl SessionConfig {
@@ -50,6 +53,7 @@ impl SessionConfig {
             ipv4_next_hop: None,
             bfd: None,
             vrf: None,
+            interface: None,
         }
     }
 

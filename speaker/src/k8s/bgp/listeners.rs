@@ -90,10 +90,11 @@ impl Listeners {
                 .error(&config.vrf)
                 .unwrap_or_else(|| "this node has no BGP listener for it".to_string()));
         };
-        let (peer, password) = (config.peer.ip(), config.password.as_deref());
+        let (peer, password) = (config.peer, config.password.as_deref());
         listener
             .register(peer, password, handle.inbound.clone())
             .map_err(|e| {
+                let peer = peer.ip();
                 tracing::warn!(%peer, error = %e, "cannot take BGP connections from this peer; only ours will carry the session");
                 format!("connections from {peer} cannot be taken: {e}")
             })

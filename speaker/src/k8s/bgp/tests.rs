@@ -13,6 +13,11 @@ fn peer(yaml_spec: &str) -> Peer {
         .expect("one peer")
 }
 
+/// No unnumbered link found anything.
+fn no_link(_: &str) -> Found {
+    Found::Nothing
+}
+
 fn node() -> NodeName {
     NodeName::from("node-1".to_owned())
 }
@@ -27,6 +32,7 @@ fn a_plain_peer_becomes_a_single_family_active_session() {
             "2001:db8::11".parse().expect("ip"),
             "192.0.2.11".parse().expect("ip"),
         ],
+        &no_link,
     )
     .expect("usable");
     assert_eq!(cfg.peer, "192.0.2.1:1179".parse().expect("addr"));
@@ -51,6 +57,7 @@ fn every_session_setting_is_carried_over() {
         &BTreeMap::new(),
         &node(),
         &[],
+        &no_link,
     )
     .expect("usable");
     assert_eq!(cfg.fsm.local_asn, 64999);
@@ -170,6 +177,7 @@ fn dynamic_asns_and_the_router_id_fallback() {
         &BTreeMap::new(),
         &node(),
         &["2001:db8::11".parse().expect("ip")],
+        &no_link,
     )
     .expect("usable");
     assert_eq!(cfg.fsm.peer_asn, fsm::PeerAsn::External);
@@ -186,7 +194,7 @@ fn the_peers_bfd_profile_is_carried_over() {
                 spec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, bfdProfile: fast}\n";
     let config = crate::test_support::valid_config(text);
     let peer = config.peers.values().next().expect("a peer");
-    let cfg = session_config(peer, &config.bfd_profiles, &node(), &[]).expect("usable");
+    let cfg = session_config(peer, &config.bfd_profiles, &node(), &[], &no_link).expect("usable");
     let bfd = cfg.bfd.expect("BFD on");
     assert_eq!(bfd.transmit_interval, Duration::from_millis(200));
     assert_eq!(bfd.receive_interval, Duration::from_millis(100));
@@ -196,12 +204,39 @@ fn the_peers_bfd_profile_is_carried_over() {
 #[test]
 fn unusable_peers_are_refused_with_a_reason() {
     let refused = |spec: &str| {
-        session_config(&peer(spec), &BTreeMap::new(), &node(), &[]).expect_err("refused")
+        session_config(&peer(spec), &BTreeMap::new(), &node(), &[], &no_link).expect_err("refused")
     };
     let err = refused("{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, vrf: no-such-vrf}");
     assert!(err.contains("no VRF device \"no-such-vrf\""), "{err}");
     let err = refused("{myASN: 64512, peerASN: 64513, interface: eth0}");
-    assert!(err.contains("unnumbered"), "{err}");
+    assert!(err.contains("no neighbour heard on \"eth0\""), "{err}");
+}
+
+#[test]
+fn an_unnumbered_peer_is_reached_at_the_link_local_address_found_on_its_link() {
+    let at = std::net::SocketAddrV6::new("fe80::1".parse().expect("ip"), 0, 0, 7);
+    let cfg = session_config(
+        &peer("{myASN: 64512, peerASN: 64513, interface: eth1}"),
+        &BTreeMap::new(),
+        &node(),
+        &[],
+        &|name: &str| {
+            assert_eq!(name, "eth1");
+            Found::Peer(at)
+        },
+    )
+    .expect("usable");
+    assert_eq!(
+        cfg.peer,
+        SocketAddr::V6(std::net::SocketAddrV6::new(*at.ip(), 179, 0, 7))
+    );
+    assert_eq!(cfg.interface.as_deref(), Some("eth1"));
+    assert_eq!(
+        cfg.fsm.families,
+        Families::BOTH,
+        "IPv4 rides on IPv6 next hops"
+    );
+    assert!(cfg.fsm.extended_next_hop, "RFC 8950 offered");
 }
 
 #[test]
@@ -212,6 +247,7 @@ fn a_vrf_peer_is_bound_to_its_device() {
         &BTreeMap::new(),
         &node(),
         &[],
+        &no_link,
     )
     .expect("usable");
     assert_eq!(cfg.vrf.as_deref(), Some("lo"));
