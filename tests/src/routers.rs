@@ -89,6 +89,12 @@ pub struct Neighbor {
     pub ttl_security: bool,
     /// eBGP multihop (TTL 255; FRR and BIRD then run multihop BFD, RFC 5883, with it).
     pub multihop: bool,
+    /// Unnumbered: the neighbour is at the other end of this interface, found there by FRR
+    /// (`neighbor <if> interface`, from its router advertisements) and GoBGP
+    /// (`neighbor-interface`, from the one link-local entry in the kernel's neighbour table
+    /// when it starts); BIRD cannot find it and is told `address` (its link-local) on the
+    /// interface. IPv4 routes then carry IPv6 next hops (RFC 8950).
+    pub interface: Option<String>,
 }
 
 impl Neighbor {
@@ -104,6 +110,7 @@ impl Neighbor {
             graceful_restart: false,
             ttl_security: false,
             multihop: false,
+            interface: None,
         }
     }
 }
@@ -301,9 +308,13 @@ impl Router {
             toml.push_str("[global.use-multiple-paths.config]\n  enabled = true\n");
         }
         for n in &config.neighbors {
+            let at = match &n.interface {
+                Some(interface) => format!("neighbor-interface = \"{interface}\""),
+                None => format!("neighbor-address = \"{}\"", n.address),
+            };
             toml.push_str(&format!(
-                "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n",
-                n.address, n.asn
+                "[[neighbors]]\n  [neighbors.config]\n    {at}\n    peer-as = {}\n",
+                n.asn
             ));
             if let Some(password) = &n.password {
                 toml.push_str(&format!("    auth-password = \"{password}\"\n"));
@@ -367,6 +378,9 @@ impl Router {
                 "protocol bgp n{i} {{\n  local {local}as {};\n  neighbor {} as {};\n",
                 config.asn, n.address, n.asn
             ));
+            if let Some(interface) = &n.interface {
+                conf.push_str(&format!("  interface \"{interface}\";\n"));
+            }
             // After a session error BIRD waits 60 s (doubling to 300 s) before it accepts the
             // peer again; a test that breaks a session on purpose wants it back at once.
             conf.push_str("  error wait time 1, 5;\n");
@@ -387,9 +401,14 @@ impl Router {
             if n.multihop {
                 conf.push_str("  multihop 2;\n");
             }
-            conf.push_str(
-                "  ipv4 { import all; export none; };\n  ipv6 { import all; export none; };\n}\n",
-            );
+            let extended = if n.interface.is_some() {
+                " extended next hop on;"
+            } else {
+                ""
+            };
+            conf.push_str(&format!(
+                "  ipv4 {{ import all; export none;{extended} }};\n  ipv6 {{ import all; export none; }};\n}}\n",
+            ));
         }
         let file = self.path("bird.conf");
         std::fs::write(&file, conf)?;
@@ -410,7 +429,15 @@ impl Router {
             conf.push_str(" bgp bestpath as-path multipath-relax\n");
         }
         for n in &config.neighbors {
-            conf.push_str(&format!(" neighbor {} remote-as {}\n", n.address, n.asn));
+            match &n.interface {
+                Some(interface) => {
+                    conf.push_str(&format!(
+                        " neighbor {interface} interface remote-as {}\n",
+                        n.asn
+                    ));
+                }
+                None => conf.push_str(&format!(" neighbor {} remote-as {}\n", n.address, n.asn)),
+            }
             if n.passive {
                 conf.push_str(&format!(" neighbor {} passive\n", n.address));
             }
@@ -430,7 +457,8 @@ impl Router {
         for family in ["ipv4", "ipv6"] {
             conf.push_str(&format!(" address-family {family} unicast\n"));
             for n in &config.neighbors {
-                conf.push_str(&format!("  neighbor {} activate\n", n.address));
+                let name = n.interface.clone().unwrap_or_else(|| n.address.to_string());
+                conf.push_str(&format!("  neighbor {name} activate\n"));
             }
             if config.multipath {
                 conf.push_str("  maximum-paths 16\n");
@@ -534,6 +562,37 @@ impl Router {
                 };
                 let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
                 Ok(v[neighbor.to_string()]["bgpState"].as_str() == Some("Established"))
+            }
+        }
+    }
+
+    /// Whether the session with the unnumbered neighbour on `interface` is Established.
+    pub fn established_on(&self, interface: &str) -> anyhow::Result<bool> {
+        match self.kind {
+            RouterKind::Gobgp => {
+                let Ok(json) = self.gobgp(&["neighbor", "-j"]) else {
+                    return Ok(false);
+                };
+                let v: serde_json::Value = serde_json::from_str(&json)?;
+                Ok(v.as_array().into_iter().flatten().any(|n| {
+                    n["state"]["session_state"].as_i64() == Some(6)
+                        || n["state"]["session_state"].as_str() == Some("established")
+                }))
+            }
+            RouterKind::Bird => {
+                let Ok(text) = self.birdc(&["show", "protocols"]) else {
+                    return Ok(false);
+                };
+                Ok(text
+                    .lines()
+                    .any(|l| l.starts_with("n0 ") && l.contains("Established")))
+            }
+            RouterKind::Frr => {
+                let Ok(json) = self.vtysh("show bgp neighbors json") else {
+                    return Ok(false);
+                };
+                let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+                Ok(v[interface]["bgpState"].as_str() == Some("Established"))
             }
         }
     }

@@ -90,15 +90,21 @@ pub fn parse_frr_prefix(prefix: &str, json: &str) -> anyhow::Result<Vec<Route>> 
     let prefix: IpNet = prefix.parse().with_context(|| format!("prefix {prefix}"))?;
     let mut routes = Vec::new();
     for path in v["paths"].as_array().into_iter().flatten() {
-        let next_hop = path["nexthops"]
+        let hops: Vec<IpAddr> = path["nexthops"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|n| n["ip"].as_str()?.parse().ok())
-            .find(|ip: &IpAddr| match ip {
+            .collect();
+        // The global next hop; on an unnumbered link the link-local one is all there is.
+        let next_hop = hops
+            .iter()
+            .find(|ip| match ip {
                 IpAddr::V6(v6) => !v6.is_unicast_link_local(),
                 IpAddr::V4(_) => true,
             })
+            .or(hops.first())
+            .copied()
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let words = |field: &str| -> BTreeSet<String> {
             path[field]["string"]
