@@ -132,9 +132,14 @@ fn session_to(at: SocketAddrV6) -> SessionConfig {
 }
 
 fn start_router(kind: RouterKind, link: &Link) -> Router {
+    start_router_with(kind, link, |_| {})
+}
+
+fn start_router_with(kind: RouterKind, link: &Link, more: impl FnOnce(&mut Neighbor)) -> Router {
     let mut neighbor = Neighbor::passive(IpAddr::V6(SPEAKER_LL), SPEAKER_AS);
     neighbor.passive = false;
     neighbor.interface = Some("eth0".to_owned());
+    more(&mut neighbor);
     Router::start(
         kind,
         link.router.ns(),
@@ -266,4 +271,65 @@ async fn bird_carries_the_services_ipv4_route_over_an_ipv6_only_link() {
 #[tokio::test(flavor = "multi_thread")]
 async fn gobgp_carries_the_services_ipv4_route_over_an_ipv6_only_link() {
     carries_the_services_ipv4_route_over_an_ipv6_only_link(RouterKind::Gobgp).await;
+}
+
+/// BFD to an unnumbered peer runs between the two link-local addresses, sent out of the link.
+async fn bfd_comes_up_over_the_unnumbered_link(kind: RouterKind) {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let link = link();
+    let timers = ferrolb_tests::routers::BfdTimers {
+        receive_interval: Duration::from_millis(300),
+        transmit_interval: Duration::from_millis(300),
+        detect_multiplier: 3,
+    };
+    let rtr = start_router_with(kind, &link, |n| {
+        n.bfd = true;
+        n.bfd_timers = Some(timers);
+    });
+    let with_bfd = |at| {
+        let mut config = session_to(at);
+        config.bfd = Some(ferrolb_config::BfdProfile {
+            name: "fast".to_owned(),
+            receive_interval: Duration::from_millis(300),
+            transmit_interval: Duration::from_millis(300),
+            detect_multiplier: 3,
+            echo_interval: Duration::from_millis(50),
+            echo_mode: false,
+            passive_mode: false,
+            minimum_ttl: None,
+        });
+        config
+    };
+    let session =
+        SpeakerSession::start_unnumbered(link.speaker.ns(), "eth0", with_bfd, routes(), BGP_PORT);
+    wait_for(
+        &format!("{kind} and the speaker bring BFD up between the link-local addresses"),
+        Duration::from_secs(60),
+        || async {
+            let theirs = rtr.bfd_session(IpAddr::V6(SPEAKER_LL)).unwrap_or_default();
+            let ours = session.state().bfd.as_ref().is_some_and(|b| b.is_up());
+            Ok((ours && theirs.is_some_and(|s| s.is_up())).then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e:#}\nour state: {:?}\n{}",
+            session.state(),
+            rtr.describe()
+        )
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn frr_brings_bfd_up_over_the_unnumbered_link() {
+    bfd_comes_up_over_the_unnumbered_link(RouterKind::Frr).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bird_brings_bfd_up_over_the_unnumbered_link() {
+    bfd_comes_up_over_the_unnumbered_link(RouterKind::Bird).await;
 }

@@ -63,13 +63,10 @@ pub(super) fn bird_protocol(config: &RouterConfig) -> String {
 
 /// FRR's `neighbor … bfd` line, naming the neighbor's profile when it has timers.
 pub(super) fn frr_neighbor(n: &Neighbor) -> String {
+    let name = n.interface.clone().unwrap_or_else(|| n.address.to_string());
     match n.bfd_timers {
-        None => format!(" neighbor {} bfd\n", n.address),
-        Some(_) => format!(
-            " neighbor {} bfd profile {}\n",
-            n.address,
-            frr_profile_name(n)
-        ),
+        None => format!(" neighbor {name} bfd\n"),
+        Some(_) => format!(" neighbor {name} bfd profile {}\n", frr_profile_name(n)),
     }
 }
 
