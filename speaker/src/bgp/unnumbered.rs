@@ -56,6 +56,9 @@ const FORGET: Duration = Duration::from_secs(6 * RA_INTERVAL.as_secs());
 const SOLICITED_GAP: Duration = Duration::from_secs(1);
 /// How long to wait before trying again when the interface cannot be used.
 const RETRY: Duration = Duration::from_secs(5);
+/// How long a new link may take to show its neighbour before the wait is worth reporting
+/// (our first echo is usually answered within milliseconds).
+pub const GRACE: Duration = Duration::from_secs(10);
 
 /// What the link has shown of its other end so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,27 +163,44 @@ impl Candidates {
 #[derive(Debug)]
 pub struct Link {
     found: watch::Receiver<Found>,
+    started: Instant,
     task: tokio::task::JoinHandle<()>,
+    grace: tokio::task::JoinHandle<()>,
 }
 
 impl Link {
     /// Starts advertising on and listening to `interface`; `changed` is notified each time
-    /// something new is found.
+    /// something new is found, and once when [`GRACE`] ends.
     pub fn start(interface: String, changed: Arc<Notify>) -> Self {
         let (tx, found) = watch::channel(Found::Nothing);
-        let task = tokio::spawn(run(interface, tx, changed));
-        Self { found, task }
+        let task = tokio::spawn(run(interface, tx, Arc::clone(&changed)));
+        let grace = tokio::spawn(async move {
+            tokio::time::sleep(GRACE).await;
+            changed.notify_one();
+        });
+        Self {
+            found,
+            started: Instant::now(),
+            task,
+            grace,
+        }
     }
 
     /// What has been found so far.
     pub fn found(&self) -> Found {
         self.found.borrow().clone()
     }
+
+    /// Nothing found yet, and the link started less than [`GRACE`] ago: not worth reporting.
+    pub fn starting(&self) -> bool {
+        self.started.elapsed() < GRACE && *self.found.borrow() == Found::Nothing
+    }
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
         self.task.abort();
+        self.grace.abort();
     }
 }
 

@@ -170,6 +170,12 @@ impl Sessions {
             let Some(peer) = config.peers.get(name) else {
                 continue;
             };
+            if let PeerTarget::Interface(interface) = &peer.target
+                && self.links.starting(interface)
+            {
+                // Its link is still looking; the wait is reported if it lasts.
+                continue;
+            }
             match session_config(peer, &config.bfd_profiles, &self.node, node_ips, &link) {
                 Ok(cfg) => {
                     desired.insert(name, cfg);

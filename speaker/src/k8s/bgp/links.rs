@@ -38,6 +38,11 @@ impl Links {
         self.open.get(interface).map_or(Found::Nothing, Link::found)
     }
 
+    /// Whether `interface`'s link started moments ago and has found nothing yet.
+    pub(super) fn starting(&self, interface: &str) -> bool {
+        self.open.get(interface).is_some_and(Link::starting)
+    }
+
     /// Resolves when a link has found something new since the last call.
     pub(super) async fn changed(&self) {
         self.changed.notified().await;

@@ -252,3 +252,31 @@ fn a_vrf_peer_is_bound_to_its_device() {
     .expect("usable");
     assert_eq!(cfg.vrf.as_deref(), Some("lo"));
 }
+
+#[tokio::test]
+async fn an_unnumbered_peer_on_a_missing_interface_is_reported_once_its_link_has_looked() {
+    let text = "apiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {name: spine, namespace: ferrolb-system}\nspec: {myASN: 64512, peerASN: 64600, interface: flb-none0}\n";
+    let config = crate::test_support::valid_config(text);
+    let routes: BTreeMap<PeerName, RouteSet> = config
+        .peers
+        .keys()
+        .map(|name| (name.clone(), RouteSet::new()))
+        .collect();
+    let mut sessions = sessions_on(0);
+    // The link has only just started looking: nothing to report yet.
+    let first = sessions.reconcile(&config, &routes, &NODE_IPS);
+    assert!(first.refused.is_empty(), "{:?}", first.refused);
+    // It finds the interface missing and says so; the next pass reports it.
+    tokio::time::timeout(Duration::from_secs(5), sessions.links_changed())
+        .await
+        .expect("the link reports within 5 s");
+    let out = sessions.reconcile(&config, &routes, &NODE_IPS);
+    let (name, why) = the_refusal(&out);
+    assert_eq!(name, "spine");
+    assert!(
+        why.contains("interface \"flb-none0\"") && why.contains("no interface"),
+        "{why}"
+    );
+    assert!(sessions.address(&PeerName::from("spine")).is_none());
+    sessions.stop("test over").await;
+}
