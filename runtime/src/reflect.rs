@@ -13,7 +13,23 @@ use serde::de::DeserializeOwned;
 /// Starts a reflector on `api` with `config`; `on_event` sees every watch event after the cache
 /// has applied it (return `false` to stop the watch). managedFields are dropped: nothing reads
 /// them and they are a large part of every object.
-pub fn spawn<K, F>(api: Api<K>, config: watcher::Config, mut on_event: F) -> Store<K>
+pub fn spawn<K, F>(api: Api<K>, config: watcher::Config, on_event: F) -> Store<K>
+where
+    K: Resource + kube::ResourceExt + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    <K as Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+    F: FnMut(&Event<K>) -> bool + Send + 'static,
+{
+    spawn_trimmed(api, config, |_| {}, on_event)
+}
+
+/// [`spawn`], with `trim` also applied to every object before the cache keeps it: a reader
+/// that needs a few fields of a large kind keeps only those.
+pub fn spawn_trimmed<K, F>(
+    api: Api<K>,
+    config: watcher::Config,
+    trim: fn(&mut K),
+    mut on_event: F,
+) -> Store<K>
 where
     K: Resource + kube::ResourceExt + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     <K as Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
@@ -23,7 +39,10 @@ where
     let kind = K::kind(&Default::default()).into_owned();
     let stream = watcher::watcher(api, config)
         .default_backoff()
-        .modify(|o: &mut K| o.managed_fields_mut().clear())
+        .modify(move |o: &mut K| {
+            o.managed_fields_mut().clear();
+            trim(o);
+        })
         .reflect(writer);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);

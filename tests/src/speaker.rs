@@ -14,8 +14,12 @@ use crate::ControlPlane;
 use crate::apiserver::Process;
 use crate::forward::Forwarder;
 
-/// The `ferrolb-speaker` binary next to the test executable (`target/<profile>/`).
+/// The `ferrolb-speaker` binary next to the test executable (`target/<profile>/`), or the one
+/// `FERROLB_SPEAKER_BIN` names (a benchmark of the image's static musl build, say).
 pub fn binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("FERROLB_SPEAKER_BIN") {
+        return Ok(PathBuf::from(path));
+    }
     crate::fixtures::workspace_binary("ferrolb-speaker")
 }
 

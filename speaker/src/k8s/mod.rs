@@ -11,6 +11,7 @@ mod decide_bgp;
 mod join;
 mod serving;
 pub mod status;
+mod trim;
 pub mod view;
 mod watch;
 

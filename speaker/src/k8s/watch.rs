@@ -15,6 +15,8 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
+use super::trim::Trim;
+
 /// What changed, as far as the decision loop cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Changed {
@@ -177,7 +179,8 @@ impl Stores {
     }
 }
 
-/// Runs a reflector for `api` in the background, sending `changed` on every change.
+/// Runs a reflector for `api` in the background, sending `changed` on every change; the cache
+/// keeps what [`Trim`] leaves of each object.
 fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -185,11 +188,19 @@ fn reflect<K>(
     changed: Changed,
 ) -> Store<K>
 where
-    K: Resource + kube::ResourceExt + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource
+        + kube::ResourceExt
+        + Trim
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
     <K as Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let tx = tx.clone();
-    ferrolb_runtime::reflect::spawn(api, config, move |ev| match ev {
+    ferrolb_runtime::reflect::spawn_trimmed(api, config, K::trim, move |ev| match ev {
         Event::Init | Event::InitApply(_) => true,
         _ => tx.send(changed).is_ok(),
     })
