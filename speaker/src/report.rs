@@ -182,7 +182,7 @@ mod tests {
             .map(|k| {
                 (
                     k.as_str(),
-                    writer(k, nodes.iter().map(String::as_str)).unwrap(),
+                    writer(k, nodes.iter().map(String::as_str)).expect("a writer"),
                 )
             })
             .collect();
@@ -201,7 +201,7 @@ mod tests {
             .filter(|n| *n != "node-3")
             .collect();
         for (key, was) in &before {
-            let now = writer(key, left.iter().copied()).unwrap();
+            let now = writer(key, left.iter().copied()).expect("a writer");
             if *was != "node-3" {
                 assert_eq!(now, *was, "{key} moved although its writer stayed");
             }
@@ -249,7 +249,7 @@ spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1}
                 endpoint_nodes: endpoints_on.iter().map(|n| NodeName::from(*n)).collect(),
                 ..ServiceInfo::default()
             },
-            ips: vec![ip.parse().unwrap()],
+            ips: vec![ip.parse().expect("an IP")],
             pool: None,
         }
     }
@@ -290,10 +290,10 @@ spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1}
             false,
             &service("198.51.100.1", true, &["node-2"]),
         )
-        .unwrap();
+        .expect("a BGP Service");
         assert_eq!(one.message, "advertised by node \"node-2\" to peer \"tor\"");
-        let none =
-            bgp_advertised(&config, &nodes, false, &service("198.51.100.1", true, &[])).unwrap();
+        let none = bgp_advertised(&config, &nodes, false, &service("198.51.100.1", true, &[]))
+            .expect("a BGP Service");
         assert_eq!(none.status(), "False");
         assert_eq!(none.reason, NOT_ADVERTISED);
         assert_eq!(
@@ -319,7 +319,7 @@ spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1}
             false,
             &service("198.51.100.1", false, &["node-1"]),
         )
-        .unwrap();
+        .expect("a BGP Service");
         assert_eq!(
             none.message,
             "no node advertises it over BGP: no live node runs a speaker"
