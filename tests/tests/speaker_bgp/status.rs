@@ -129,6 +129,17 @@ async fn the_service_condition_names_the_advertising_nodes_and_follows_a_dead_sp
     )
     .await;
     assert!(nobody.message.starts_with("no node advertises it over BGP"));
+    // `kubectl ferrolb explain` shows what the Service says.
+    let snapshot = ferrolb_cli::cluster::Cluster::fetch(&bed.cluster.client(), NAMESPACE, None)
+        .await
+        .expect("the plugin reads the cluster");
+    let explained =
+        ferrolb_cli::explain::explain(&snapshot, APP_NAMESPACE, "local").expect("found");
+    let text = ferrolb_cli::explain::render(&explained);
+    assert!(
+        text.contains("the speakers report: False NotAdvertised: no node advertises it over BGP"),
+        "{text}"
+    );
 
     // By default nobody writes the per-(Service, node) objects.
     assert!(
