@@ -309,12 +309,14 @@ async fn the_speaker_announces_with_only_its_service_account() -> anyhow::Result
     // Anything else is refused.
     let sa = ferrolb_tests::apiserver::client_from_kubeconfig(&kubeconfig).await?;
     let services: Api<Service> = Api::namespaced(sa.clone(), "web");
+    // It patches a Service's status (its ferrolb.io/BGPAdvertised condition), never the
+    // Service itself.
     assert!(forbidden(
         services
-            .patch_status(
+            .patch(
                 "app",
                 &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({"status": {"loadBalancer": {"ingress": []}}})),
+                &Patch::Merge(serde_json::json!({"metadata": {"labels": {"owned": "no"}}})),
             )
             .await
     ));
