@@ -136,6 +136,24 @@ pub fn bgp_advertised<'a>(
     })
 }
 
+/// The nodes an [`ADVERTISED`] condition's message names (at most [`MAX_NAMES`]: the rest are
+/// only counted), for tools that show them; empty for any other message.
+pub fn advertising_nodes(message: &str) -> Vec<String> {
+    let Some(rest) = message
+        .strip_prefix("advertised by nodes ")
+        .or_else(|| message.strip_prefix("advertised by node "))
+    else {
+        return Vec::new();
+    };
+    let nodes = rest.split(" to peer").next().unwrap_or_default();
+    nodes
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Why `nodes` do not advertise a Service, for someone who reads it on the Service.
 fn explain(why: &NotAdvertised, nodes: &[&str]) -> String {
     let on = counted("node", nodes);
@@ -278,6 +296,25 @@ spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1}
             condition.message,
             "advertised by nodes \"node-1\", \"node-2\" to peer \"tor\""
         );
+    }
+
+    #[test]
+    fn tools_read_the_nodes_back_from_the_message() {
+        let config = valid_config(CONFIG);
+        let nodes = nodes(&["node-2", "node-1"]);
+        let both = bgp_advertised(
+            &config,
+            &nodes,
+            false,
+            &service("198.51.100.1", false, &["node-1"]),
+        )
+        .expect("a BGP Service");
+        assert_eq!(advertising_nodes(&both.message), ["node-1", "node-2"]);
+        assert_eq!(
+            advertising_nodes("advertised by node \"n\" to peers \"a\", \"b\""),
+            ["n"]
+        );
+        assert!(advertising_nodes("no node advertises it over BGP: \"x\"").is_empty());
     }
 
     #[test]
