@@ -83,7 +83,8 @@ pub struct InterfaceName {
 }
 
 /// ServiceBGPStatus says which BGP peers a node advertises a Service to. Written by the
-/// speakers; one object per (Service, node).
+/// speakers only with --service-bgp-status (MetalLB compatibility); one object per (Service,
+/// node). The Service's ferrolb.io/BGPAdvertised condition says the same by default.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(
     group = "ferrolb.io",

@@ -39,7 +39,9 @@ pub struct Cluster {
     pub config: Snapshot,
     /// Which node announces what, as the speakers report it.
     pub l2_statuses: Vec<ServiceL2Status>,
-    /// Which nodes advertise what to which peers, as the speakers report it.
+    /// Which nodes advertise what to which peers, as the speakers report it with
+    /// `--service-bgp-status` (empty otherwise: the Services' `ferrolb.io/BGPAdvertised`
+    /// condition says it instead).
     pub bgp_statuses: Vec<ServiceBGPStatus>,
     /// Each node's BGP sessions, as the speakers report them.
     pub bgp_sessions: Vec<BGPSessionState>,

@@ -38,6 +38,9 @@ pub struct Explanation {
     pub layer2: Vec<Layer2>,
     /// Per node, whether it advertises the Service over BGP (empty when no BGPPeer exists).
     pub bgp: Vec<BgpNode>,
+    /// What the speakers report on the Service: its `ferrolb.io/BGPAdvertised` condition
+    /// (`status reason: message`), if it carries one.
+    pub speakers_say: Option<String>,
 }
 
 /// One node's BGP advertisement of the Service.
@@ -50,7 +53,8 @@ pub struct BgpNode {
     pub peers: Vec<String>,
     /// Why it does not advertise (one of the Service's IPs), if it does not.
     pub not_advertised: Option<String>,
-    /// The peers the node's speaker reports advertising to (ServiceBGPStatus), if it reports.
+    /// The peers the node's speaker reports advertising to, from its ServiceBGPStatus (written
+    /// only with the speakers' `--service-bgp-status`), if there is one.
     pub reported_peers: Option<Vec<String>>,
     /// The node's sessions with those peers, as its speaker reports them (`peer: state`).
     pub sessions: Vec<String>,
@@ -121,9 +125,10 @@ pub fn explain(cluster: &Cluster, namespace: &str, name: &str) -> Option<Explana
         pool: None,
         reason: String::new(),
         pool_order,
-        controller_says: controller_condition(svc),
+        controller_says: condition(svc, "ferrolb.io/IPAssigned"),
         layer2: Vec::new(),
         bgp: Vec::new(),
+        speakers_say: condition(svc, ferrolb_speaker::report::BGP_ADVERTISED),
     };
     match outcomes.get(&key) {
         None | Some(Outcome::NotOurs) => {
@@ -251,13 +256,14 @@ fn assigned_reason(
     }
 }
 
-fn controller_condition(svc: &k8s_openapi::api::core::v1::Service) -> Option<String> {
+/// The Service's condition of type `type_`, as `status reason: message`.
+fn condition(svc: &k8s_openapi::api::core::v1::Service, type_: &str) -> Option<String> {
     svc.status
         .as_ref()?
         .conditions
         .as_ref()?
         .iter()
-        .find(|c| c.type_ == "ferrolb.io/IPAssigned")
+        .find(|c| c.type_ == type_)
         .map(|c| format!("{} {}: {}", c.status, c.reason, c.message))
 }
 
@@ -375,8 +381,11 @@ pub fn render(e: &Explanation) -> String {
             let _ = writeln!(s, "  excluded {}: {}", x.node, x.reason);
         }
     }
-    if !e.bgp.is_empty() {
+    if !e.bgp.is_empty() || e.speakers_say.is_some() {
         let _ = writeln!(s, "\nBGP:");
+        if let Some(said) = &e.speakers_say {
+            let _ = writeln!(s, "  the speakers report: {said}");
+        }
         for n in &e.bgp {
             if n.peers.is_empty() {
                 let why = n.not_advertised.as_deref().unwrap_or("no peer");
@@ -442,5 +451,29 @@ mod tests {
         for (got, want) in cases {
             assert_eq!(got, want);
         }
+    }
+
+    /// The speakers' condition is read from the Service, next to the controller's.
+    #[test]
+    fn the_speakers_condition_is_read_from_the_service() {
+        let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "app", "namespace": "web"},
+            "status": {"conditions": [
+                {"type": "ferrolb.io/IPAssigned", "status": "True", "reason": "Assigned",
+                 "message": "198.51.100.1 from bgp", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+                {"type": "ferrolb.io/BGPAdvertised", "status": "True", "reason": "Advertised",
+                 "message": "advertised by node \"node-1\" to peer \"tor\"",
+                 "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            ]},
+        }))
+        .expect("a Service");
+        assert_eq!(
+            condition(&svc, ferrolb_speaker::report::BGP_ADVERTISED).as_deref(),
+            Some("True Advertised: advertised by node \"node-1\" to peer \"tor\"")
+        );
+        assert_eq!(
+            condition(&svc, "ferrolb.io/IPAssigned").as_deref(),
+            Some("True Assigned: 198.51.100.1 from bgp")
+        );
     }
 }

@@ -8,6 +8,8 @@
 //!   failover needs no apiserver.
 //! - [`settle`] keeps an `externalTrafficPolicy: Local` IP where it is served until a new
 //!   endpoint elsewhere has had time to be programmed (pure).
+//! - [`report`] picks the one speaker that writes about each Service (rendezvous hashing) and
+//!   words the Service's `ferrolb.io/BGPAdvertised` condition (pure).
 //! - [`k8s`] is the kube edge and the decision loop; [`metrics`] the `/metrics` and health
 //!   endpoints.
 //!
@@ -25,6 +27,7 @@ pub mod membership;
 pub mod metrics;
 pub mod netlink;
 pub mod plan;
+pub mod report;
 pub mod settle;
 pub mod sys;
 

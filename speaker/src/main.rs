@@ -108,6 +108,13 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     bmp_collector: Vec<String>,
 
+    /// Also write MetalLB's ServiceBGPStatus, one object per (Service, node) advertising it:
+    /// O(Services × nodes) objects. Without it, each BGP Service's ferrolb.io/BGPAdvertised
+    /// condition says which nodes advertise it, and this speaker removes the ServiceBGPStatus
+    /// objects its node wrote before.
+    #[arg(long)]
+    service_bgp_status: bool,
+
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Plain)]
     log_format: LogFormat,
@@ -150,6 +157,7 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
         announcer,
         bgp_listen_port: args.bgp_listen_port,
         bmp_collectors: args.bmp_collector.clone(),
+        service_bgp_status: args.service_bgp_status,
     })
 }
 

@@ -188,6 +188,7 @@ speaker:
     limits: {memory: 128Mi}
   excludeInterfaces: ["^eth1$", "^docker.*"]
   ignoreExcludeLB: true
+  serviceBGPStatus: true
   bmpCollectors: ["bmp.example.net:1790", "192.0.2.50:1790"]
   extraArgs: [--gratuitous-refresh-secs=30]
   nodeSelector: {kubernetes.io/os: linux}
@@ -227,6 +228,7 @@ speaker:
             "--metrics-port=7948",
             "--exclude-interfaces=^eth1$,^docker.*",
             "--ignore-exclude-lb",
+            "--service-bgp-status",
             "--bmp-collector=bmp.example.net:1790,192.0.2.50:1790",
             "--gratuitous-refresh-secs=30"
         ])

@@ -262,10 +262,12 @@ async fn the_speaker_announces_with_only_its_service_account() -> anyhow::Result
         return Ok(());
     }
     let audit = Audit::for_users(&[SPEAKER_USER])?;
+    // With --service-bgp-status, so that every permission the Role grants is exercised (the
+    // ServiceBGPStatus writes are opt-in).
     let mut cluster = L2Cluster::start_on(
         audit.configure(ControlPlane::builder()),
         2,
-        ferrolb_tests::l2cluster::Speakers::Ferrolb(Vec::new()),
+        ferrolb_tests::l2cluster::Speakers::Ferrolb(vec!["--service-bgp-status".to_owned()]),
         &[],
     )
     .await?;
@@ -307,12 +309,14 @@ async fn the_speaker_announces_with_only_its_service_account() -> anyhow::Result
     // Anything else is refused.
     let sa = ferrolb_tests::apiserver::client_from_kubeconfig(&kubeconfig).await?;
     let services: Api<Service> = Api::namespaced(sa.clone(), "web");
+    // It patches a Service's status (its ferrolb.io/BGPAdvertised condition), never the
+    // Service itself.
     assert!(forbidden(
         services
-            .patch_status(
+            .patch(
                 "app",
                 &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({"status": {"loadBalancer": {"ingress": []}}})),
+                &Patch::Merge(serde_json::json!({"metadata": {"labels": {"owned": "no"}}})),
             )
             .await
     ));
@@ -384,6 +388,28 @@ spec:
                 .filter_map(|st| st.node.clone())
                 .collect();
             Ok((nodes.len() == 2).then_some(()))
+        },
+    )
+    .await
+    .with_context(|| cluster.describe())?;
+    // And the Service says so itself (services/status).
+    wait_for(
+        "app-bgp carries the ferrolb.io/BGPAdvertised condition",
+        Duration::from_secs(20),
+        || async {
+            let svc = Api::<k8s_openapi::api::core::v1::Service>::namespaced(
+                cluster.client(),
+                ferrolb_tests::l2cluster::APP_NAMESPACE,
+            )
+            .get("app-bgp")
+            .await?;
+            let said = svc
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "ferrolb.io/BGPAdvertised");
+            Ok(said.then_some(()))
         },
     )
     .await

@@ -400,28 +400,63 @@ fn merge(routes: &mut RouteSet, prefix: IpNet, attrs: RouteAttrs) {
 /// The nodes (of `nodes`, in name order) that advertise `service` to some peer, each judged as
 /// its own speaker would (labels, conditions, endpoints; an exclude label as long seen). So
 /// that a Service's BGP announcement is told once, by the first of them, listing them all,
-/// rather than once by every node.
+/// rather than once by every node. The projection of [`advertising`], so the Event and the
+/// Service's `ferrolb.io/BGPAdvertised` condition always agree.
 pub fn advertisers<'a>(
     config: &Config,
     nodes: impl IntoIterator<Item = (&'a NodeName, &'a NodeInfo)>,
     ignore_exclude_label: bool,
     service: &LbService,
 ) -> Vec<&'a NodeName> {
+    advertising(config, nodes, ignore_exclude_label, service)
+        .into_iter()
+        .filter_map(|(name, outcome)| outcome.is_ok().then_some(name))
+        .collect()
+}
+
+/// Per node of `nodes` (in name order), the peers it advertises `service` to, or why it does
+/// not (the reason for the Service's first IP that is not advertised), each node judged as
+/// its own speaker would.
+pub fn advertising<'a>(
+    config: &Config,
+    nodes: impl IntoIterator<Item = (&'a NodeName, &'a NodeInfo)>,
+    ignore_exclude_label: bool,
+    service: &LbService,
+) -> BTreeMap<&'a NodeName, Result<BTreeSet<PeerName>, NotAdvertised>> {
     nodes
         .into_iter()
-        .filter(|(name, info)| {
+        .map(|(name, info)| {
             let node = Node {
                 name,
                 info,
                 ignore_exclude_label,
                 exclude_label_age: None,
             };
-            plan(config, &node, std::slice::from_ref(service))
-                .services
-                .contains_key(&service.info.key)
+            let mut plan = plan(config, &node, std::slice::from_ref(service));
+            let outcome = match plan.services.remove(&service.info.key) {
+                Some(peers) => Ok(peers),
+                None => Err(plan
+                    .not_advertised
+                    .into_values()
+                    .next()
+                    .unwrap_or(NotAdvertised::NoPeer)),
+            };
+            (name, outcome)
         })
-        .map(|(name, _)| name)
         .collect()
+}
+
+/// Whether some BGPAdvertisement covers the pool of one of `service`'s IPs: a BGP Service,
+/// which either some node advertises or which says why none does.
+pub fn is_bgp_service(config: &Config, service: &LbService) -> bool {
+    service.ips.iter().any(|ip| {
+        pool_of(config, *ip, &[service]).is_some_and(|pool| {
+            config
+                .bgp_advertisements
+                .values()
+                .any(|ad| ad.pools.contains(&pool))
+        })
+    })
 }
 
 #[cfg(test)]

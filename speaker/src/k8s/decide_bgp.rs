@@ -1,5 +1,6 @@
 //! The decision loop's BGP half: the plan for this node handed to the sessions, and what the
-//! sessions report turned into ServiceBGPStatus, BGPSessionState, Events and logs.
+//! sessions report turned into BGPSessionState (and ServiceBGPStatus with
+//! `--service-bgp-status`), Events and logs.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -168,11 +169,7 @@ impl Speaker {
         let Some(lb) = services.iter().find(|s| s.info.key == service) else {
             return;
         };
-        let live: Option<std::collections::BTreeSet<String>> =
-            self.membership.as_ref().map(|m| m.live.borrow().clone());
-        let candidates = nodes.iter().filter(|(name, _)| {
-            **name == self.settings.node || live.as_ref().is_none_or(|l| l.contains(name.as_str()))
-        });
+        let candidates = self.live_nodes(nodes);
         let advertisers = advertise::advertisers(
             self.serving.config(),
             candidates,

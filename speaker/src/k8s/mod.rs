@@ -1,16 +1,20 @@
 //! The speaker's kube edge and decision loop: watch the cluster, keep the membership of speakers
 //! running, elect per IP, hand the plan to the layer-2 announcer and the BGP sessions, and
-//! report what is announced (ServiceL2Status, ServiceBGPStatus, Events).
+//! report what is announced (ServiceL2Status, each BGP Service's `ferrolb.io/BGPAdvertised`
+//! condition, ServiceBGPStatus with `--service-bgp-status`, Events).
 //!
 //! The apiserver is needed to start (to learn this node's address, its peers and the
 //! configuration) but not to fail over: the caches keep the last known view, the membership runs
 //! on the node network, and a change in who is live re-runs the election at once.
 
 pub mod bgp;
+pub mod condition;
 mod decide_bgp;
+mod decide_report;
 mod join;
 mod serving;
 pub mod status;
+mod sweep;
 mod trim;
 pub mod view;
 mod watch;
@@ -71,6 +75,8 @@ pub struct Settings {
     pub bgp_listen_port: u16,
     /// BMP collectors (`host:port`) to export the BGP sessions to.
     pub bmp_collectors: Vec<String>,
+    /// Write MetalLB's ServiceBGPStatus, one per (Service, node): O(Services × nodes) objects.
+    pub service_bgp_status: bool,
 }
 
 /// Where and how the membership runs.
@@ -103,12 +109,15 @@ pub async fn run(
         .as_ref()
         .map_or("ferrolb-memberlist", |m| m.secret.as_str())
         .to_owned();
-    let passwords = may_list_secrets(&client, &settings.namespace).await;
+    let passwords = watch::may_list_secrets(&client, &settings.namespace).await;
     let stores = Stores::start(
         &client,
         &settings.namespace,
         &secret_name,
         passwords,
+        settings
+            .service_bgp_status
+            .then_some(settings.node.as_str()),
         &changed_tx,
     );
     tokio::pin!(shutdown);
@@ -152,34 +161,63 @@ pub async fn run(
 
     let (announced_tx, announced_rx) = chan::channel(status::Announced::new());
     let (statuses_tx, statuses_rx) = chan::channel(());
+    let live = membership.as_ref().map(|m| m.live.clone());
+    let (namespace, node) = (settings.namespace.clone(), settings.node.to_string());
     tokio::spawn(status::run::<ServiceL2Status>(
         client.clone(),
-        settings.namespace.clone(),
-        settings.node.to_string(),
+        namespace.clone(),
+        node.clone(),
         stores.l2_statuses.clone(),
         stores.nodes.clone(),
+        live.clone(),
         announced_rx,
         statuses_rx.clone(),
     ));
     let (bgp_announced_tx, bgp_announced_rx) = chan::channel(status::Announced::new());
-    tokio::spawn(status::run::<ServiceBGPStatus>(
+    if let Some(store) = &stores.bgp_statuses {
+        tokio::spawn(status::run::<ServiceBGPStatus>(
+            client.clone(),
+            namespace.clone(),
+            node.clone(),
+            store.clone(),
+            stores.nodes.clone(),
+            live.clone(),
+            bgp_announced_rx,
+            statuses_rx.clone(),
+        ));
+    } else {
+        tokio::spawn(sweep::remove_own(
+            client.clone(),
+            namespace.clone(),
+            node.clone(),
+        ));
+    }
+    tokio::spawn(sweep::run(
         client.clone(),
-        settings.namespace.clone(),
-        settings.node.to_string(),
-        stores.bgp_statuses.clone(),
+        namespace.clone(),
+        node.clone(),
         stores.nodes.clone(),
-        bgp_announced_rx,
+        live.clone(),
         statuses_rx.clone(),
     ));
     let (sessions_tx, sessions_rx) = chan::channel(status::Reported::<BGPSessionState>::new());
     tokio::spawn(status::run::<BGPSessionState>(
         client.clone(),
-        settings.namespace.clone(),
-        settings.node.to_string(),
+        namespace,
+        node,
         stores.bgp_sessions.clone(),
         stores.nodes.clone(),
+        live,
         sessions_rx,
         statuses_rx,
+    ));
+    let (conditions_tx, conditions_rx) = chan::channel(condition::Wanted::new());
+    let (services_changed_tx, services_changed_rx) = chan::channel(());
+    tokio::spawn(condition::run(
+        client.clone(),
+        stores.services.clone(),
+        conditions_rx,
+        services_changed_rx,
     ));
     let (peer_events_tx, peer_events) = mpsc::unbounded_channel();
     let sessions = bgp::Sessions::new(
@@ -224,6 +262,7 @@ pub async fn run(
         sessions_tx,
         held: BTreeMap::new(),
         settled_at: None,
+        conditions: decide_report::Conditions::new(conditions_tx, services_changed_tx),
     };
     speaker.refresh_config();
     health.set_ready(true);
@@ -233,43 +272,6 @@ pub async fn run(
     health.set_ready(false);
     speaker.stop().await;
     result
-}
-
-/// Whether this speaker may list the Secrets of `namespace` (for BGPPeers' passwordSecrets).
-/// The install bundle grants it in a Role of its own, which clusters without BGP passwords
-/// may leave out: then the speaker reads only its membership key, by name. If the question
-/// itself fails, the answer is yes, and a missing permission shows in the watch's errors.
-async fn may_list_secrets(client: &Client, namespace: &str) -> bool {
-    use k8s_openapi::api::authorization::v1::{
-        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-    };
-    let review = SelfSubjectAccessReview {
-        spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                namespace: Some(namespace.to_owned()),
-                resource: Some("secrets".to_owned()),
-                verb: Some("list".to_owned()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let api: kube::Api<SelfSubjectAccessReview> = kube::Api::all(client.clone());
-    match api.create(&Default::default(), &review).await {
-        Ok(answer) if answer.status.as_ref().is_some_and(|s| !s.allowed) => {
-            tracing::info!(
-                %namespace,
-                "this speaker may not read the namespace's Secrets: BGPPeers with a passwordSecret cannot be served (grant the Role ferrolb-speaker-bgp-passwords to use them)"
-            );
-            false
-        }
-        Ok(_) => true,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot ask whether this speaker may read Secrets; assuming it may");
-            true
-        }
-    }
 }
 
 /// The decision loop's state.
@@ -306,7 +308,7 @@ struct Speaker {
     sessions: bgp::Sessions,
     /// Their state changes.
     peer_events: mpsc::UnboundedReceiver<bgp::PeerEvent>,
-    /// What this node advertises over BGP, for ServiceBGPStatus.
+    /// What this node advertises over BGP, for ServiceBGPStatus (and the Event).
     bgp_announced_tx: chan::Sender<status::Announced>,
     /// The last BGP plan.
     bgp_plan: BgpPlan,
@@ -321,6 +323,8 @@ struct Speaker {
     settled_at: Option<Instant>,
     /// When the exclude label appeared on this node.
     exclude_label: decide_bgp::ExcludeLabel,
+    /// The `ferrolb.io/BGPAdvertised` conditions this speaker writes.
+    conditions: decide_report::Conditions,
 }
 
 impl Speaker {
@@ -357,6 +361,9 @@ impl Speaker {
                     // A Node that went may leave status objects behind for the writers to remove.
                     if kinds.contains(&Changed::Statuses) || kinds.contains(&Changed::Nodes) {
                         statuses.send_replace(());
+                    }
+                    if kinds.contains(&Changed::Workloads) {
+                        self.conditions.services_changed();
                     }
                     if kinds.contains(&Changed::Nodes) {
                         self.refresh_seeds();
@@ -456,6 +463,7 @@ impl Speaker {
             settle::hold_bgp(&services, &self.settings.node, &self.ages, now);
         let exclusion_step = self.decide_bgp(&nodes, &bgp_services, now);
         self.decide_layer2(&nodes, &services, now);
+        self.want_conditions(&nodes, &bgp_services);
         self.settled_at = self
             .held
             .values()

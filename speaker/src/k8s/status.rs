@@ -26,6 +26,8 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use crate::report;
+
 /// Label naming the announcing node.
 pub const NODE_LABEL: &str = "ferrolb.io/node";
 /// Label naming the Service.
@@ -200,14 +202,18 @@ const WRITE_CONCURRENCY: usize = 16;
 const ROUND: usize = 128;
 
 /// Keeps the status objects of kind `K` in line with `announced`, until `announced` closes.
-/// Objects of nodes that no longer exist (`nodes`) are removed by whichever speaker sees them
-/// first: their own speaker is gone with them.
+/// Objects of nodes that no longer exist (`nodes`) are removed by one speaker, the one
+/// [`report::writer`] picks for the object's name among the live speakers (`live`, or every
+/// Node without a membership): their own speaker is gone with them, and N−1 speakers deleting
+/// the same objects would be a burst of (N−1)·S calls.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run<K: StatusKind>(
     client: Client,
     namespace: String,
     node: String,
     store: Store<K>,
     nodes: Store<Node>,
+    live: Option<watch::Receiver<BTreeSet<String>>>,
     mut announced: watch::Receiver<Reported<K>>,
     mut statuses_changed: watch::Receiver<()>,
 ) {
@@ -222,7 +228,14 @@ pub(crate) async fn run<K: StatusKind>(
         let want = announced.borrow_and_update().clone();
         order.observe(&want);
         let known: BTreeSet<String> = nodes.state().iter().map(|n| n.name_any()).collect();
-        let work = plan::<K>(&node, &known, &store.state(), &want, &written, &order);
+        let speakers = live
+            .as_ref()
+            .map_or_else(|| known.clone(), |l| l.borrow().clone());
+        let gone = Gone {
+            known: &known,
+            speakers: &speakers,
+        };
+        let work = plan::<K>(&node, &gone, &store.state(), &want, &written, &order);
         let mut ok = true;
         let mut interrupted = false;
         for batch in work.deletes.chunks(ROUND) {
@@ -257,13 +270,13 @@ pub(crate) async fn run<K: StatusKind>(
 
 /// When each reported key was first seen: the newest are written first.
 #[derive(Debug, Default)]
-struct Order {
+pub(super) struct Order {
     clock: u64,
     first_seen: HashMap<String, u64>,
 }
 
 impl Order {
-    fn observe<T>(&mut self, want: &BTreeMap<String, T>) {
+    pub(super) fn observe<T>(&mut self, want: &BTreeMap<String, T>) {
         self.first_seen.retain(|key, _| want.contains_key(key));
         for key in want.keys() {
             if !self.first_seen.contains_key(key) {
@@ -273,7 +286,7 @@ impl Order {
         }
     }
 
-    fn of(&self, key: &str) -> u64 {
+    pub(super) fn of(&self, key: &str) -> u64 {
         self.first_seen.get(key).copied().unwrap_or(0)
     }
 }
@@ -303,11 +316,32 @@ struct Work<S> {
     writes: Vec<Write<S>>,
 }
 
+/// What a pass knows of other nodes: the Nodes that exist, and the live speakers.
+struct Gone<'a> {
+    known: &'a BTreeSet<String>,
+    speakers: &'a BTreeSet<String>,
+}
+
+impl Gone<'_> {
+    /// An object of `owner`, named `name`, is left by a node that is gone, and `node` is the
+    /// speaker that removes it.
+    fn removes(&self, node: &str, owner: &str, name: &str) -> bool {
+        let left = !self.known.is_empty() && !self.known.contains(owner);
+        left && report::writer(
+            name,
+            self.speakers
+                .iter()
+                .map(String::as_str)
+                .filter(|s| *s != owner),
+        ) == Some(node)
+    }
+}
+
 /// The deletes and writes that make `existing` (plus what this pass already `written`) match
 /// `want`: O(objects + keys).
 fn plan<K: StatusKind>(
     node: &str,
-    known_nodes: &BTreeSet<String>,
+    gone: &Gone<'_>,
     existing: &[Arc<K>],
     want: &Reported<K>,
     written: &HashMap<String, K::Status>,
@@ -321,12 +355,12 @@ fn plan<K: StatusKind>(
         let owner = labels.get(NODE_LABEL).map(String::as_str);
         let mine = owner == Some(node);
         // Ours and no longer announced; (layer 2) another node's for a Service we now
-        // announce; or a node's that is gone from the cluster.
+        // announce; or, if this speaker is the one picked to, a node's that is gone.
         let stale = if mine {
             !want.contains_key(&key)
         } else {
             (K::EXCLUSIVE && want.contains_key(&key))
-                || owner.is_some_and(|n| !known_nodes.is_empty() && !known_nodes.contains(n))
+                || owner.is_some_and(|n| gone.removes(node, n, &object.name_any()))
         };
         if stale {
             deletes.push(Delete {
@@ -524,7 +558,13 @@ mod tests {
         want.insert("web/new".into(), items(&["eth0"]));
         order.observe(&want);
 
-        let work = plan::<ServiceL2Status>(node, &known, &existing, &want, &HashMap::new(), &order);
+        // node-1 is the only live speaker: it removes what node-9 left.
+        let live: BTreeSet<String> = [node.to_owned()].into();
+        let gone = Gone {
+            known: &known,
+            speakers: &live,
+        };
+        let work = plan::<ServiceL2Status>(node, &gone, &existing, &want, &HashMap::new(), &order);
         let mut deleted: Vec<&str> = work.deletes.iter().map(|d| d.key.as_str()).collect();
         deleted.sort_unstable();
         assert_eq!(deleted, ["web/gone", "web/moved", "web/other"]);
@@ -544,6 +584,41 @@ mod tests {
     }
 
     #[test]
+    fn a_gone_nodes_objects_are_removed_by_exactly_one_live_speaker_each() {
+        let speakers: BTreeSet<String> = (1..=4).map(|i| format!("node-{i}")).collect();
+        let existing: Vec<Arc<ServiceL2Status>> = (0..40)
+            .map(|i| stored(&format!("web/svc-{i}"), "node-9", &["eth0"]))
+            .collect();
+        let gone = Gone {
+            known: &speakers,
+            speakers: &speakers,
+        };
+        let order = Order::default();
+        let mut removers: BTreeMap<String, usize> = BTreeMap::new();
+        let mut removed: BTreeMap<String, usize> = BTreeMap::new();
+        for node in &speakers {
+            let work = plan::<ServiceL2Status>(
+                node,
+                &gone,
+                &existing,
+                &BTreeMap::new(),
+                &HashMap::new(),
+                &order,
+            );
+            removers.insert(node.clone(), work.deletes.len());
+            for d in work.deletes {
+                *removed.entry(d.name).or_default() += 1;
+            }
+        }
+        assert_eq!(removed.len(), 40, "every object is removed");
+        assert!(removed.values().all(|n| *n == 1), "by one speaker each");
+        assert!(
+            removers.values().all(|n| *n > 0),
+            "the work spreads: {removers:?}"
+        );
+    }
+
+    #[test]
     fn what_this_pass_wrote_is_not_written_again_before_the_store_shows_it() {
         let node = "node-1";
         let known = BTreeSet::new();
@@ -557,7 +632,11 @@ mod tests {
             object_name("web/a", node),
             ServiceL2Status::status_of("web/a", node, &items(&["eth0"])),
         );
-        let work = plan::<ServiceL2Status>(node, &known, &[], &want, &written, &order);
+        let gone = Gone {
+            known: &known,
+            speakers: &known,
+        };
+        let work = plan::<ServiceL2Status>(node, &gone, &[], &want, &written, &order);
         assert_eq!(keys(&work.writes), ["web/b"]);
         assert!(work.deletes.is_empty());
     }

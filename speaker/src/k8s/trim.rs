@@ -51,8 +51,8 @@ fn trim_meta(meta: &mut ObjectMeta, keep_annotation: impl Fn(&str) -> bool) {
 }
 
 impl Trim for Service {
-    /// Keeps type, class and traffic policy, the ingress IPs, and ferrolb's (and MetalLB's)
-    /// annotations.
+    /// Keeps type, class and traffic policy, the ingress IPs, the speakers' `BGPAdvertised`
+    /// condition, and ferrolb's (and MetalLB's) annotations.
     fn trim(&mut self) {
         trim_meta(&mut self.metadata, |k| {
             PREFIXES.iter().any(|p| k.starts_with(p))
@@ -66,7 +66,13 @@ impl Trim for Service {
             });
         }
         if let Some(status) = self.status.as_mut() {
-            status.conditions = None;
+            // The speakers' own condition stays: its writer compares against it.
+            if let Some(conditions) = status.conditions.as_mut() {
+                conditions.retain(|c| c.type_ == crate::report::BGP_ADVERTISED);
+            }
+            if status.conditions.as_ref().is_some_and(Vec::is_empty) {
+                status.conditions = None;
+            }
             for ingress in status
                 .load_balancer
                 .iter_mut()

@@ -29,7 +29,7 @@ pub(crate) enum Changed {
     Config,
     /// A Secret of ferrolb's namespace (the membership key, BGP passwords).
     Secret,
-    /// The ServiceL2Status or ServiceBGPStatus objects.
+    /// The status objects (ServiceL2Status, BGPSessionState, this node's ServiceBGPStatus).
     Statuses,
 }
 
@@ -50,20 +50,26 @@ pub(crate) struct Stores {
     /// Every Secret of the namespace, for BGPPeers' passwordSecrets — when the speaker may
     /// read them (`None` otherwise: a peer with a password then reports its Secret missing).
     pub secrets: Option<Store<Secret>>,
+    /// Every node's: a node announcing a layer-2 Service removes the previous announcer's
+    /// object, and a gone node's are removed by one speaker. One per layer-2 Service, so
+    /// O(Services), like the Services themselves.
     pub l2_statuses: Store<ServiceL2Status>,
-    pub bgp_statuses: Store<ServiceBGPStatus>,
+    /// This node's own, with `--service-bgp-status` only (`None` otherwise).
+    pub bgp_statuses: Option<Store<ServiceBGPStatus>>,
     pub bgp_sessions: Store<BGPSessionState>,
 }
 
 impl Stores {
     /// Starts the watches. Config kinds, Secrets (the membership key `membership_secret` by
     /// name, and the BGP passwords if `passwords`) and the status objects come from
-    /// `namespace` only.
+    /// `namespace` only; ServiceBGPStatus only when `bgp_statuses_of` names this node, and
+    /// only that node's.
     pub(crate) fn start(
         client: &Client,
         namespace: &str,
         membership_secret: &str,
         passwords: bool,
+        bgp_statuses_of: Option<&str>,
         tx: &mpsc::UnboundedSender<Changed>,
     ) -> Self {
         let all = watcher::Config::default();
@@ -137,12 +143,15 @@ impl Stores {
                 tx,
                 Changed::Statuses,
             ),
-            bgp_statuses: reflect(
-                Api::namespaced(client.clone(), namespace),
-                all.clone(),
-                tx,
-                Changed::Statuses,
-            ),
+            bgp_statuses: bgp_statuses_of.map(|node| {
+                reflect(
+                    Api::namespaced(client.clone(), namespace),
+                    watcher::Config::default()
+                        .labels(&format!("{}={node}", super::status::NODE_LABEL)),
+                    tx,
+                    Changed::Statuses,
+                )
+            }),
             bgp_sessions: reflect(
                 Api::namespaced(client.clone(), namespace),
                 all,
@@ -173,7 +182,12 @@ impl Stores {
                 Ok::<(), kube::runtime::reflector::store::WriterDropped>(())
             },
             self.l2_statuses.wait_until_ready(),
-            self.bgp_statuses.wait_until_ready(),
+            async {
+                if let Some(statuses) = &self.bgp_statuses {
+                    let _ = statuses.wait_until_ready().await;
+                }
+                Ok::<(), kube::runtime::reflector::store::WriterDropped>(())
+            },
             self.bgp_sessions.wait_until_ready(),
         );
     }
@@ -204,4 +218,41 @@ where
         Event::Init | Event::InitApply(_) => true,
         _ => tx.send(changed).is_ok(),
     })
+}
+
+/// Whether this speaker may list the Secrets of `namespace` (for BGPPeers' passwordSecrets).
+/// The install bundle grants it in a Role of its own, which clusters without BGP passwords
+/// may leave out: then the speaker reads only its membership key, by name. If the question
+/// itself fails, the answer is yes, and a missing permission shows in the watch's errors.
+pub(crate) async fn may_list_secrets(client: &Client, namespace: &str) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_owned()),
+                resource: Some("secrets".to_owned()),
+                verb: Some("list".to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: kube::Api<SelfSubjectAccessReview> = kube::Api::all(client.clone());
+    match api.create(&Default::default(), &review).await {
+        Ok(answer) if answer.status.as_ref().is_some_and(|s| !s.allowed) => {
+            tracing::info!(
+                %namespace,
+                "this speaker may not read the namespace's Secrets: BGPPeers with a passwordSecret cannot be served (grant the Role ferrolb-speaker-bgp-passwords to use them)"
+            );
+            false
+        }
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot ask whether this speaker may read Secrets; assuming it may");
+            true
+        }
+    }
 }

@@ -6,13 +6,15 @@
 //! endpoints, a deleted Service withdrawn, a killed speaker's paths gone after the hold time
 //! (or kept, with graceful restart, until it is back), and a restarted router getting every
 //! session and route back. Graceful restart (RFC 4724),
-//! graceful shutdown (RFC 8326) and BMP export have files of their own.
+//! graceful shutdown (RFC 8326), BMP export and the status the speakers report (the Service's
+//! `ferrolb.io/BGPAdvertised` condition, ServiceBGPStatus) have files of their own.
 
 mod bmp;
 mod dead_router;
 mod graceful_restart;
 mod graceful_shutdown;
 mod next_hop;
+mod status;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -59,6 +61,8 @@ struct Options {
     hold: Option<&'static str>,
     /// The speakers run with `--bmp-collector` to pmbmpd on a host of its own.
     bmp: bool,
+    /// The speakers run with `--service-bgp-status` (MetalLB's per-(Service, node) objects).
+    service_bgp_status: bool,
 }
 
 impl Bed {
@@ -68,7 +72,7 @@ impl Bed {
 
     async fn start_with(kind: RouterKind, options: Options) -> Self {
         let collector = format!("{COLLECTOR_IP}:{}", ferrolb_tests::bmp_collector::PORT);
-        let (args, extra): (Vec<String>, &[&str]) = if options.bmp {
+        let (mut args, extra): (Vec<String>, &[&str]) = if options.bmp {
             (
                 vec!["--bmp-collector".to_owned(), collector],
                 &["collector"],
@@ -76,6 +80,9 @@ impl Bed {
         } else {
             (Vec::new(), &[])
         };
+        if options.service_bgp_status {
+            args.push("--service-bgp-status".to_owned());
+        }
         let cluster = L2Cluster::start_on(
             ferrolb_tests::ControlPlane::builder(),
             2,
@@ -293,23 +300,29 @@ async fn advertises_from_every_eligible_node(kind: RouterKind) {
     )
     .await;
 
-    // Each node records the peers it advertises the Service to.
-    let statuses: Api<ferrolb_api::ServiceBGPStatus> =
-        Api::namespaced(bed.cluster.client(), NAMESPACE);
+    // The Service says who advertises it, to which peers (one condition, not one object per
+    // node).
     wait_for(
-        "both nodes write ServiceBGPStatus for app",
+        "app's condition names both nodes",
         Duration::from_secs(20),
         || async {
-            let nodes: BTreeSet<String> = statuses
-                .list(&Default::default())
-                .await?
-                .items
+            let svc = Api::<k8s_openapi::api::core::v1::Service>::namespaced(
+                bed.cluster.client(),
+                ferrolb_tests::l2cluster::APP_NAMESPACE,
+            )
+            .get("app")
+            .await?;
+            let said = svc
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
                 .into_iter()
-                .filter_map(|s| s.status)
-                .filter(|st| st.service_name.as_deref() == Some("app") && st.peers == ["tor"])
-                .filter_map(|st| st.node)
-                .collect();
-            Ok((nodes.len() == 2).then_some(()))
+                .any(|c| {
+                    c.type_ == "ferrolb.io/BGPAdvertised"
+                        && c.status == "True"
+                        && c.message == "advertised by nodes \"node-1\", \"node-2\" to peer \"tor\""
+                });
+            Ok(said.then_some(()))
         },
     )
     .await
@@ -409,7 +422,9 @@ async fn advertises_from_every_eligible_node(kind: RouterKind) {
     );
 
     // The dead node is removed from the cluster: the surviving speaker removes the status
-    // objects its speaker can no longer remove.
+    // objects its speaker can no longer remove (ServiceBGPStatus: there are none by default).
+    let statuses: Api<ferrolb_api::ServiceBGPStatus> =
+        Api::namespaced(bed.cluster.client(), NAMESPACE);
     Api::<k8s_openapi::api::core::v1::Node>::all(bed.cluster.client())
         .delete(n1, &Default::default())
         .await

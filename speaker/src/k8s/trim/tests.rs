@@ -27,7 +27,9 @@ const SERVICE: &str = r#"{
   "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.200", "ipMode": "VIP",
       "ports": [{"port": 80, "protocol": "TCP"}]}, {"ip": "2001:db8::200"}]},
     "conditions": [{"type": "ferrolb.io/IPAssigned", "status": "True", "reason": "Assigned",
-      "message": "from pool lan", "lastTransitionTime": "2026-12-07T10:00:01Z"}]}
+      "message": "from pool lan", "lastTransitionTime": "2026-12-07T10:00:01Z"},
+      {"type": "ferrolb.io/BGPAdvertised", "status": "True", "reason": "Advertised",
+      "message": "advertised by node \"n1\" to peer \"tor\"", "lastTransitionTime": "2026-12-07T10:00:02Z"}]}
 }"#;
 
 const SLICE: &str = r#"{
@@ -101,8 +103,13 @@ fn a_trimmed_service_looks_the_same_to_the_speaker() {
         ferrolb_api::service::announce_without_endpoints(&t),
         ferrolb_api::service::announce_without_endpoints(&full)
     );
-    // What an Event names.
+    // What an Event names, and the condition the speakers write (so they write it once).
     assert_eq!(t.object_ref(&()), full.object_ref(&()));
+    assert!(crate::k8s::condition::shown(&full).is_some());
+    assert_eq!(
+        crate::k8s::condition::shown(&t),
+        crate::k8s::condition::shown(&full)
+    );
     // What went: the last-applied copy, other owners' annotations, ports, cluster IPs.
     let annotations = t.metadata.annotations.as_ref().expect("ours kept");
     assert_eq!(

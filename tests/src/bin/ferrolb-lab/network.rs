@@ -218,7 +218,8 @@ pub async fn status() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// (Service, node) for every ServiceL2Status, then every ServiceBGPStatus.
+/// (Service, node) for every ServiceL2Status, every ServiceBGPStatus (with
+/// `--service-bgp-status`) and every node a Service's `ferrolb.io/BGPAdvertised` condition names.
 async fn announcers(client: &kube::Client) -> anyhow::Result<Vec<(String, String)>> {
     let ns = ferrolb_api::DEFAULT_NAMESPACE;
     let key = |namespace: Option<String>, name: Option<String>| {
@@ -246,8 +247,30 @@ async fn announcers(client: &kube::Client) -> anyhow::Result<Vec<(String, String
             let st = s.status?;
             Some((key(st.service_namespace, st.service_name), st.node?))
         });
-    let mut all: Vec<(String, String)> = l2.chain(bgp).collect();
+    // By default the speakers report BGP on the Service itself (its ferrolb.io/BGPAdvertised
+    // condition), not as ServiceBGPStatus.
+    let conditions: Vec<(String, String)> = Api::<Service>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .flat_map(|s| {
+            let svc = key(s.metadata.namespace, s.metadata.name);
+            s.status
+                .and_then(|st| st.conditions)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| {
+                    c.type_ == ferrolb_speaker::report::BGP_ADVERTISED && c.status == "True"
+                })
+                .flat_map(|c| ferrolb_speaker::report::advertising_nodes(&c.message))
+                .map(move |node| (svc.clone(), node))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut all: Vec<(String, String)> = l2.chain(bgp).chain(conditions).collect();
     all.sort();
+    all.dedup();
     Ok(all)
 }
 
