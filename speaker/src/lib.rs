@@ -8,7 +8,7 @@
 //!   failover needs no apiserver.
 //! - [`settle`] keeps an `externalTrafficPolicy: Local` IP where it is served until a new
 //!   endpoint elsewhere has had time to be programmed (pure).
-//! - [`report`] picks the one speaker that writes about each Service (rendezvous hashing) and
+//! - [`report`] picks the one speaker that writes about each Service (a consistent-hash ring) and
 //!   words the Service's `ferrolb.io/BGPAdvertised` condition (pure).
 //! - [`k8s`] is the kube edge and the decision loop; [`metrics`] the `/metrics` and health
 //!   endpoints.

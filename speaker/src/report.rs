@@ -3,9 +3,11 @@
 //! Every speaker could report on everything, and at 100,000 Services on 5,000 nodes that is
 //! what made per-(Service, node) status objects cost O(S × N) (issue #14). Instead, one speaker
 //! writes about each key — a Service's condition, a gone node's leftover objects — chosen by
-//! rendezvous hashing among the live speakers: the highest SHA-256 of `key@node`. Each speaker
-//! then writes about 1/N of the keys, a change to one Service costs one write, and the loss of
-//! a speaker moves only its own share.
+//! among the live speakers: for each Service's condition by a consistent-hash [`Ring`] (a
+//! hash and a search per Service), for the rarer keys (a gone node's leftovers) by rendezvous
+//! hashing, the highest SHA-256 of `key@node` ([`writer`]). Each speaker then writes about 1/N
+//! of the keys, a change to one Service costs one write, and the loss of a speaker moves only
+//! its own share.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,8 +15,11 @@ use ferrolb_config::{Config, NodeName, PeerName};
 use sha2::{Digest, Sha256};
 
 use crate::bgp::advertise::{self, NotAdvertised};
+
+mod ring;
 use crate::election::{EXCLUDE_LABEL, NodeInfo};
 use crate::plan::LbService;
+pub use ring::Ring;
 
 /// The Service condition saying who advertises it over BGP.
 pub const BGP_ADVERTISED: &str = "ferrolb.io/BGPAdvertised";

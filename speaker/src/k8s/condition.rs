@@ -1,5 +1,5 @@
 //! The `ferrolb.io/BGPAdvertised` condition on each BGP Service: who advertises it, or why
-//! nobody does. One speaker writes each Service's condition — the one [`crate::report::writer`]
+//! nobody does. One speaker writes each Service's condition — the one [`crate::report::Ring`]
 //! picks among the live speakers — so the writes grow as O(Services), not O(Services × nodes),
 //! and one Service's change costs one write.
 //!

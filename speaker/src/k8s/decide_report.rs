@@ -17,10 +17,12 @@ use crate::report;
 pub(super) struct Conditions {
     wanted: chan::Sender<condition::Wanted>,
     services_changed: chan::Sender<()>,
-    /// The speakers the cache below was computed over.
+    /// The speakers the ring and the cache below were computed over.
     speakers: BTreeSet<String>,
-    /// Per Service, whether this speaker writes its condition (one SHA-256 per live speaker to
-    /// decide, so kept until the live speakers change).
+    /// Who writes which Service's condition among `speakers`.
+    ring: report::Ring,
+    /// Per Service, whether this speaker writes its condition (kept until the live speakers
+    /// change).
     mine: HashMap<String, bool>,
 }
 
@@ -33,6 +35,7 @@ impl Conditions {
             wanted,
             services_changed,
             speakers: BTreeSet::new(),
+            ring: report::Ring::default(),
             mine: HashMap::new(),
         }
     }
@@ -46,7 +49,7 @@ impl Conditions {
         if let Some(mine) = self.mine.get(key) {
             return *mine;
         }
-        let mine = report::writer(key, self.speakers.iter().map(String::as_str)) == Some(me);
+        let mine = self.ring.writer(key) == Some(me);
         self.mine.insert(key.to_owned(), mine);
         mine
     }
@@ -91,6 +94,7 @@ impl Speaker {
         let config = self.serving.config();
         let conditions = &mut self.conditions;
         if conditions.speakers != speakers {
+            conditions.ring = report::Ring::new(speakers.iter().map(String::as_str));
             conditions.speakers = speakers;
             conditions.mine.clear();
         }
