@@ -22,6 +22,7 @@
 //! - Demand mode (§6.6) for ourselves: we never set D. A peer in Demand mode is honoured.
 
 mod demux;
+pub mod echo;
 pub mod machine;
 pub mod packet;
 pub mod runner;
