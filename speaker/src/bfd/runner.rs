@@ -63,6 +63,9 @@ pub fn timers(profile: &BfdProfile) -> machine::Config {
         required_min_rx: profile.receive_interval,
         detect_mult: profile.detect_multiplier,
         passive: profile.passive_mode,
+        // Nothing sends Echo packets yet.
+        echo_transmit: None,
+        required_min_echo_rx: std::time::Duration::ZERO,
     }
 }
 
@@ -301,6 +304,7 @@ impl Driver {
                         debug!(error = %e, "BFD send failed");
                     }
                 },
+                Output::SendEcho(_) => {}
                 Output::StateChanged(t) => self.changed(t),
                 // The machine keeps its own deadlines; `run` sleeps until the next one.
                 Output::ArmTimer { .. } | Output::CancelTimer(_) => {}
