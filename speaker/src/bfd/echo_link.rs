@@ -69,6 +69,12 @@ impl EchoLink {
         &self.link.name
     }
 
+    /// Whether our address is IPv6 link-local: RFC 5881 §4 would have Echo packets not sent
+    /// from one, and a router does not forward to one.
+    pub fn link_local(&self) -> bool {
+        matches!(self.address, IpAddr::V6(v6) if v6.is_unicast_link_local())
+    }
+
     /// Whether the kernel forwards what arrives on the interface for others: what sends the
     /// peer's Echo packets back to it.
     pub fn forwards(&self) -> io::Result<bool> {

@@ -415,6 +415,13 @@ impl Driver {
         }
         let (peer, local, interface) = self.path.clone();
         let (transmit, receive) = match EchoLink::open(peer, local, interface.as_deref()).await {
+            Ok(link) if link.link_local() => {
+                warn!(
+                    "BFD echo is not run from an IPv6 link-local address (RFC 5881 §4); the \
+                     session runs without echo"
+                );
+                (None, Duration::ZERO)
+            }
             Ok(link) => {
                 let receive = self.loop_back(&link, config.required_min_echo_rx);
                 debug!(interface = link.interface(), "BFD echo link open");
