@@ -24,7 +24,10 @@ mod operations;
 mod parse;
 mod peering_lan;
 
-pub use bfd::{BfdSession, BfdTimers, parse_bird_bfd_sessions, parse_frr_bfd_peers};
+pub use bfd::{
+    BfdCounters, BfdSession, BfdTimers, parse_bird_bfd_sessions, parse_frr_bfd_counters,
+    parse_frr_bfd_peers,
+};
 pub use fib::FibSync;
 pub use operations::OriginatedRoute;
 pub use parse::{parse_bird_routes, parse_frr_prefix, parse_gobgp_rib};

@@ -59,6 +59,7 @@ fn default_router_timers() -> Option<BfdTimers> {
         receive_interval: ms(300),
         transmit_interval: ms(300),
         detect_multiplier: 3,
+        echo: None,
     })
 }
 
@@ -237,6 +238,7 @@ async fn bfd_comes_up_with_the_timers_agreed_each_way(kind: RouterKind) {
             receive_interval: ms(100),
             transmit_interval: ms(100),
             detect_multiplier: 5,
+            echo: None,
         }),
     );
     let session = SpeakerSession::start(
