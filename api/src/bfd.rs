@@ -60,13 +60,20 @@ pub struct BFDProfileSpec {
     #[schemars(range(min = 2, max = 255))]
     pub detect_multiplier: Option<u32>,
 
-    /// Minimum interval, in milliseconds, between echo packets (10-60000, default 50).
+    /// Minimum interval, in milliseconds, between echo packets (10-60000, default 50): how
+    /// often this node sends them, and how often it offers to loop the peer's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 10, max = 60000))]
     pub echo_interval: Option<u32>,
 
-    /// Send BFD echo packets. Not implemented by ferrolb: the profile is used without echo
-    /// (asynchronous mode only), and its status carries a warning saying so.
+    /// Send BFD echo packets (RFC 5880 echo function) to single-hop peers: once the session is
+    /// up, the node sends packets addressed to itself to the peer, whose forwarding sends them
+    /// back, every echoInterval (or as often as the peer allows); when none comes back for
+    /// echoInterval × detectMultiplier the session goes down (diagnostic "echo function
+    /// failed"), and while echo runs the peer is asked to send control packets once a second.
+    /// The node offers to loop the peer's IPv4 echo packets through its own IP forwarding (none
+    /// if forwarding is off on the interface). Multihop peers (ebgpMultiHop, or ttlSecurity over
+    /// one hop) run without echo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub echo_mode: Option<bool>,
 

@@ -209,14 +209,6 @@ pub(crate) fn parse_bfd_profiles(
         let minimum_ttl = spec
             .minimum_ttl
             .map(|t| ranged(Some(t), "minimumTtl", 1, 254, 1));
-        if spec.echo_mode == Some(true) {
-            // MetalLB's FRR honours it; the profile stays usable so a migrated cluster keeps
-            // its BFD, and the status says what it does instead.
-            problems.warning(
-                "spec.echoMode",
-                "echo mode is not implemented: BFD runs in asynchronous mode only (failures detected from transmitInterval, receiveInterval and detectMultiplier), and echoInterval is not used",
-            );
-        }
         if problems.usable() {
             out.insert(
                 name.to_owned(),
@@ -484,6 +476,20 @@ fn parse_peer(
             .any(|p| name_of(&p.metadata) == profile);
         let why = if exists { "is invalid" } else { "not found" };
         problems.transient("spec.bfdProfile", format!("BFDProfile {profile:?} {why}"));
+    }
+    let multihop = spec.ebgp_multi_hop || ttl_security.is_some_and(|hops| hops > 1);
+    if let Some(profile) = spec.bfd_profile.as_ref().and_then(|p| bfd_profiles.get(p))
+        && profile.echo_mode
+        && multihop
+    {
+        // Whether BFD crosses routers is the peer's to say, not the profile's.
+        problems.warning(
+            "spec.bfdProfile",
+            format!(
+                "BFDProfile {:?} asks for echoMode, which does not apply to multihop BFD (RFC 5883): with this peer (ebgpMultiHop, or ttlSecurity over one hop) BFD runs without echo",
+                profile.name
+            ),
+        );
     }
     let node_selectors = parse_list(&spec.node_selectors, "spec.nodeSelectors", problems);
     let graceful_shutdown = match &spec.graceful_shutdown {

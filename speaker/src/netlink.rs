@@ -28,6 +28,8 @@ use tracing::{debug, warn};
 
 use crate::layer2::arp::Mac;
 
+pub mod neighbour;
+
 /// An address configured on an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct IfAddr {

@@ -11,6 +11,13 @@
 //!   never reaches one (checked in network namespaces). Writing whole frames also puts the VIP as
 //!   the IPv6 source (strict hosts such as `ndisc6` require source == target) and the asker's MAC
 //!   as the destination without the node's own neighbour table.
+//! - [`PacketSocket::self_addressed_udp`]: `AF_PACKET`/`SOCK_RAW` bound with `ETH_P_IP` (or
+//!   `ETH_P_IPV6`) and a classic BPF program that passes only unfragmented UDP to one port whose
+//!   IP source and destination are both one given address: BFD Echo packets of ours that the
+//!   peer's forwarding plane sent back. They have to be read as frames: the kernel drops a packet
+//!   from outside that claims one of our own addresses as its source before any UDP socket sees
+//!   it (checked in network namespaces). They are written as frames too, to leave for the
+//!   peer's MAC although addressed to ourselves.
 //! - [`GroupMembership`]: an IPv6 datagram socket that never receives, used only to join
 //!   solicited-node multicast groups on one interface (`IPV6_JOIN_GROUP`: the NIC accepts
 //!   `33:33:ff:xx:xx:xx` and the kernel sends MLD reports, so snooping switches forward the
@@ -22,7 +29,7 @@
 
 use std::io;
 use std::mem;
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{LinkAddr, MsgFlags};
@@ -78,6 +85,7 @@ pub struct PacketSocket {
 }
 
 const ETH_P_ARP: u16 = libc::ETH_P_ARP as u16;
+const ETH_P_IP: u16 = libc::ETH_P_IP as u16;
 const ETH_P_IPV6: u16 = libc::ETH_P_IPV6 as u16;
 
 /// Classic BPF over an Ethernet frame: accept IPv6 whose next header is ICMPv6 (58) and whose
@@ -107,6 +115,18 @@ impl PacketSocket {
     /// Solicitation or Advertisement, and sending IPv6 frames.
     pub fn ndp(ifindex: u32) -> io::Result<Self> {
         Self::open(ifindex, ETH_P_IPV6, Some(&NDP_FILTER))
+    }
+
+    /// A socket receiving the frames of interface `ifindex` that carry an unfragmented UDP
+    /// datagram to `port` whose IP source and destination are both `address` (IPv6: with no
+    /// extension header), and sending frames of `address`'s family.
+    pub fn self_addressed_udp(ifindex: u32, address: IpAddr, port: u16) -> io::Result<Self> {
+        match address {
+            IpAddr::V4(ip) => Self::open(ifindex, ETH_P_IP, Some(&self_addressed_udp_v4(ip, port))),
+            IpAddr::V6(ip) => {
+                Self::open(ifindex, ETH_P_IPV6, Some(&self_addressed_udp_v6(ip, port)))
+            }
+        }
     }
 
     fn open(ifindex: u32, protocol: u16, filter: Option<&[SockFilter]>) -> io::Result<Self> {
@@ -152,6 +172,22 @@ impl PacketSocket {
         }
     }
 
+    /// The next frame already received, copied into `buf`, without waiting: `None` if there
+    /// is none.
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
+        let fd = self.fd.get_ref().as_raw_fd();
+        match nix::sys::socket::recvfrom::<LinkAddr>(fd, buf) {
+            Ok((len, from)) => {
+                let kind = from.map_or(PacketKind::Other(u8::MAX), |a| {
+                    PacketKind::from_raw(a.pkttype())
+                });
+                Ok(Some(Received { len, kind }))
+            }
+            Err(nix::errno::Errno::EAGAIN) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Sends one whole frame (Ethernet header included) out of the interface.
     pub async fn send(&self, frame: &[u8]) -> io::Result<()> {
         let sent = self
@@ -170,6 +206,113 @@ impl PacketSocket {
             ))
         }
     }
+}
+
+/// A classic BPF program over an Ethernet frame that accepts it whole if every check passes
+/// and drops it otherwise (loads past the end drop too).
+#[derive(Default)]
+struct Checks(Vec<(u16, u32, Check)>);
+
+#[derive(Clone, Copy)]
+enum Check {
+    /// A load.
+    None,
+    /// Drop unless the accumulator equals the constant.
+    Equal,
+    /// Drop if the accumulator has any bit of the constant.
+    NoneOf,
+}
+
+impl Checks {
+    const LDB: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
+    const LDH: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
+    const LDW: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    /// X = 4 × (the low nibble of the octet at k): an IPv4 header's length.
+    const LDX_IHL: u16 = (libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH) as u16;
+    /// A = the 16 bits at X + k.
+    const LDH_X: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_IND) as u16;
+    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const JSET: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+
+    fn load(mut self, code: u16, offset: u32) -> Self {
+        self.0.push((code, offset, Check::None));
+        self
+    }
+
+    fn equal(mut self, value: u32) -> Self {
+        self.0.push((Self::JEQ, value, Check::Equal));
+        self
+    }
+
+    fn none_of(mut self, mask: u32) -> Self {
+        self.0.push((Self::JSET, mask, Check::NoneOf));
+        self
+    }
+
+    /// The program: the checks, then "accept the whole frame", then "drop".
+    fn program(self) -> Vec<SockFilter> {
+        let drop = self.0.len() + 1;
+        let mut program: Vec<SockFilter> = self
+            .0
+            .into_iter()
+            .enumerate()
+            .map(|(i, (code, k, check))| {
+                // Programs here are a few dozen instructions: every jump fits in eight bits.
+                let to_drop = u8::try_from(drop - i - 1).unwrap_or(u8::MAX);
+                match check {
+                    Check::None => SockFilter::new(code, 0, 0, k),
+                    Check::Equal => SockFilter::new(code, 0, to_drop, k),
+                    Check::NoneOf => SockFilter::new(code, to_drop, 0, k),
+                }
+            })
+            .collect();
+        program.push(SockFilter::new(Self::RET, 0, 0, 0x0004_0000));
+        program.push(SockFilter::new(Self::RET, 0, 0, 0));
+        program
+    }
+}
+
+const ETH: u32 = 14;
+const UDP: u32 = 17;
+
+/// IPv4 (the socket's protocol): UDP, neither a fragment nor the first of several, from and to
+/// `ip`, to `port`.
+fn self_addressed_udp_v4(ip: Ipv4Addr, port: u16) -> Vec<SockFilter> {
+    let ip = u32::from(ip);
+    Checks::default()
+        .load(Checks::LDB, ETH + 9)
+        .equal(UDP)
+        .load(Checks::LDH, ETH + 6)
+        .none_of(0x3fff)
+        .load(Checks::LDW, ETH + 12)
+        .equal(ip)
+        .load(Checks::LDW, ETH + 16)
+        .equal(ip)
+        .load(Checks::LDX_IHL, ETH)
+        .load(Checks::LDH_X, ETH + 2)
+        .equal(u32::from(port))
+        .program()
+}
+
+/// IPv6 (the socket's protocol): next header UDP, from and to `ip`, to `port`.
+fn self_addressed_udp_v6(ip: Ipv6Addr, port: u16) -> Vec<SockFilter> {
+    let mut checks = Checks::default().load(Checks::LDB, ETH + 6).equal(UDP);
+    let words = ip
+        .octets()
+        .chunks_exact(4)
+        .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+        .collect::<Vec<_>>();
+    // Source, then destination.
+    for start in [ETH + 8, ETH + 24] {
+        for (i, word) in (0u32..).zip(&words) {
+            checks = checks.load(Checks::LDW, start + 4 * i).equal(*word);
+        }
+    }
+    checks
+        .load(Checks::LDH, ETH + 40 + 2)
+        .equal(u32::from(port))
+        .program()
 }
 
 /// A `sockaddr_ll` for binding to `ifindex` with `protocol` (host order).

@@ -255,6 +255,7 @@ fn start_router(
                 receive_interval: Duration::from_millis(300),
                 transmit_interval: Duration::from_millis(300),
                 detect_multiplier: 3,
+                echo: None,
             });
             neighbor
         })

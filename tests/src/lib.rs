@@ -20,7 +20,8 @@
 //! - [`helm`] runs the real `helm` for the chart's tests.
 //! - [`audit`] reads the apiserver's audit log to show which verbs a ServiceAccount used.
 //! - [`routers`] runs GoBGP, BIRD and FRR in namespaces and reads their routes (and BFD
-//!   sessions) back; [`bgp_session`] runs ferrolb's own BGP session inside a namespace.
+//!   sessions) back; [`bgp_session`] runs ferrolb's own BGP session inside a namespace, and
+//!   [`bfd_session`] its BFD session alone.
 //! - [`scrape`] reads every speaker's and controller's `/metrics` in the lab as Prometheus
 //!   would; [`dashboard`] checks the Grafana dashboard's queries against it, [`alerts`] has
 //!   `promtool` evaluate the alert rules on it; [`plot`] draws the benchmarks' SVG charts.
@@ -30,6 +31,7 @@
 pub mod alerts;
 pub mod apiserver;
 pub mod audit;
+pub mod bfd_session;
 pub mod bgp_session;
 pub mod bmp_collector;
 pub mod chaos;

@@ -14,19 +14,18 @@
 //! Needs root (network namespaces); skipped otherwise.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrolb_config::BfdProfile;
 use ferrolb_speaker::bfd::packet::{ControlPacket, Diagnostic, Interval, State};
-use ferrolb_speaker::bfd::{Bfd, BfdConfig, BfdStatus, Counters};
+use ferrolb_speaker::bfd::{Bfd, BfdConfig, BfdStatus};
 use ferrolb_speaker::bgp::fsm::{self, DownReason, PeerAsn};
 use ferrolb_speaker::bgp::{RouteAttrs, RouteSet, SessionConfig};
+use ferrolb_tests::bfd_session::NsBfd;
 use ferrolb_tests::bgp_session::SpeakerSession;
 use ferrolb_tests::l2cluster::wait_for;
-use ferrolb_tests::netns::{Host, Lan, Netns, NsThread, is_root};
+use ferrolb_tests::netns::{Host, Lan, is_root};
 use ferrolb_tests::routers::{BfdSession, BfdTimers, PeeringLan, Router, RouterKind};
-use tokio::sync::{oneshot, watch};
 
 const SPEAKER_AS: u32 = 4_200_000_001;
 const ROUTER_AS: u32 = 64512;
@@ -60,6 +59,7 @@ fn default_router_timers() -> Option<BfdTimers> {
         receive_interval: ms(300),
         transmit_interval: ms(300),
         detect_multiplier: 3,
+        echo: None,
     })
 }
 
@@ -238,6 +238,7 @@ async fn bfd_comes_up_with_the_timers_agreed_each_way(kind: RouterKind) {
             receive_interval: ms(100),
             transmit_interval: ms(100),
             detect_multiplier: 5,
+            echo: None,
         }),
     );
     let session = SpeakerSession::start(
@@ -456,62 +457,6 @@ async fn frr_bfd_going_silent_takes_our_session_down_with_cease_bfd_down() {
 #[tokio::test]
 async fn bird_bfd_going_silent_takes_our_session_down_with_cease_bfd_down() {
     router_bfd_going_silent_takes_our_session_down_with_cease_bfd_down(RouterKind::Bird).await;
-}
-
-/// A ferrolb BFD session alone, on a thread inside a namespace.
-struct NsBfd {
-    state: watch::Receiver<BfdStatus>,
-    counters: Arc<Counters>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<NsThread<()>>,
-}
-
-impl NsBfd {
-    fn start(ns: &Netns, config: BfdConfig) -> Self {
-        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let thread = ns
-            .spawn("bfd-session", move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime");
-                runtime.block_on(async move {
-                    let handle = Bfd::spawn(config).expect("BFD starts");
-                    let _ = handle_tx.send((handle.state.clone(), Arc::clone(&handle.counters)));
-                    let _ = stop_rx.await;
-                    handle.shutdown().await;
-                });
-            })
-            .expect("a thread in the namespace");
-        let (state, counters) = handle_rx.recv().expect("the session starts");
-        Self {
-            state,
-            counters,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn status(&self) -> BfdStatus {
-        self.state.borrow().clone()
-    }
-
-    /// AdminDown, told to the peer; returns once the session ended.
-    fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            thread.join().expect("the BFD thread ends cleanly");
-        }
-    }
-}
-
-impl Drop for NsBfd {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
 }
 
 #[tokio::test]

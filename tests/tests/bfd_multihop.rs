@@ -51,6 +51,7 @@ impl Bed {
                 receive_interval: ms(300),
                 transmit_interval: ms(300),
                 detect_multiplier: 3,
+                echo: None,
             });
         });
 

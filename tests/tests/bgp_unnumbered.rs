@@ -284,6 +284,7 @@ async fn bfd_comes_up_over_the_unnumbered_link(kind: RouterKind) {
         receive_interval: Duration::from_millis(300),
         transmit_interval: Duration::from_millis(300),
         detect_multiplier: 3,
+        echo: None,
     };
     let rtr = start_router_with(kind, &link, |n| {
         n.bfd = true;

@@ -234,15 +234,46 @@ fn peer_rules() {
             ],
         ),
         (
-            "BFD echo mode, which ferrolb's BFD does not run: used without echo, and said so",
-            object("BFDProfile", "echo", "{echoMode: true, echoInterval: 60}"),
-            vec![(
-                BFDProfile,
-                "echo",
-                "spec.echoMode",
-                "echo mode is not implemented: BFD runs in asynchronous mode only (failures detected from transmitInterval, receiveInterval and detectMultiplier), and echoInterval is not used",
-                W,
-            )],
+            "BFD echo mode is used as it is, with a single-hop peer",
+            format!(
+                "{}{}",
+                object("BFDProfile", "echo", "{echoMode: true, echoInterval: 60}"),
+                object(
+                    "BGPPeer",
+                    "direct",
+                    "{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, bfdProfile: echo}"
+                )
+            ),
+            vec![],
+        ),
+        (
+            "a multihop peer runs its profile's echo mode without echo, and says so",
+            format!(
+                "{}{}{}",
+                object("BFDProfile", "echo", "{echoMode: true}"),
+                object(
+                    "BGPPeer",
+                    "far",
+                    "{myASN: 64513, peerASN: 64512, peerAddress: 203.0.113.1, ebgpMultiHop: true, bfdProfile: echo}"
+                ),
+                object(
+                    "BGPPeer",
+                    "gtsm",
+                    "{myASN: 64513, peerASN: 64512, peerAddress: 203.0.113.2, ttlSecurity: 2, bfdProfile: echo}"
+                )
+            ),
+            ["far", "gtsm"]
+                .into_iter()
+                .map(|peer| {
+                    (
+                        BGPPeer,
+                        peer,
+                        "spec.bfdProfile",
+                        "BFDProfile \"echo\" asks for echoMode, which does not apply to multihop BFD (RFC 5883): with this peer (ebgpMultiHop, or ttlSecurity over one hop) BFD runs without echo",
+                        W,
+                    )
+                })
+                .collect(),
         ),
     ]);
 }

@@ -1,5 +1,5 @@
-//! The BFD session state machine of RFC 5880 §6.8, asynchronous mode, sans-IO:
-//! [`Machine::handle`] takes an [`Input`] and the current time and returns the [`Output`]s the
+//! The BFD session state machine of RFC 5880 §6.8, asynchronous mode with the Echo function,
+//! sans-IO: [`Machine::handle`] takes an [`Input`] and the current time and returns the [`Output`]s the
 //! runner must carry out (send a packet now, arm or cancel a timer, report a state change). It
 //! never reads a clock or a socket, and its jitter comes from a seed it is given, so every run
 //! of a test is the same run.
@@ -39,89 +39,34 @@
 //! - Passive mode (§6.1): nothing is sent until the remote has been heard. A Required Min RX of
 //!   0 from the remote stops our periodic packets; a remote in Demand mode stops them once
 //!   both ends are Up (Polls still go out).
+//! - Echo (§6.4, §6.8.9; `machine/echo.rs`): once Up, if configured to and if the remote's last
+//!   packet offered a Required Min Echo RX Interval, we send Echo packets every max(ours, its)
+//!   less jitter, and declare the session Down with diagnostic 2 (Echo Function Failed) when
+//!   none has come back for Detect Mult of those intervals. While echo runs our Required Min
+//!   RX is raised to at least a second (§6.8.3), announced with a Poll Sequence, so the
+//!   remote's Control packets slow down; it is lowered again, by Poll, when echo stops. A
+//!   reduction counts for the remote's Detection Time only once the remote answered the Poll.
 //! - [`Input::AdminDown`] (§6.8.16) moves to AdminDown with diagnostic AdministrativelyDown,
 //!   tells the remote at once, and keeps telling it (at the slow rate, AdminDown not being Up)
 //!   until the Detection Time the remote was keeping has passed; then it falls silent
 //!   ([`Machine::is_silent`]).
 //!
-//! The machine only changes its own timers at the Up/Down edges; it has no run-time
-//! reconfiguration (a new profile is a new session).
+//! The machine changes its own timers only at the Up/Down edges and as echo starts and stops;
+//! besides [`Machine::set_echo`] before it starts, it has no run-time reconfiguration (a new
+//! profile is a new session).
 
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
+use super::echo::EchoPacket;
 use super::packet::{ControlPacket, Diagnostic, Interval, State};
 
-/// The slowest a session transmits while not Up (RFC 5880 §6.8.3: not less than one second).
-pub const SLOW_TRANSMIT: Duration = Duration::from_secs(1);
+mod config;
+mod echo;
+mod jitter;
 
-/// The most an interval may be: it travels as a 32-bit count of microseconds.
-pub const MAX_INTERVAL: Duration = Duration::from_micros(u32::MAX as u64);
-
-/// A session's timers and role (a BFDProfile's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Config {
-    /// Desired Min TX Interval once Up.
-    pub desired_min_tx: Duration,
-    /// Required Min RX Interval.
-    pub required_min_rx: Duration,
-    /// Detect Mult.
-    pub detect_mult: u8,
-    /// Wait for the remote to speak first.
-    pub passive: bool,
-}
-
-impl Default for Config {
-    /// MetalLB's BFDProfile defaults: 300 ms both ways, three missed packets.
-    fn default() -> Self {
-        Self {
-            desired_min_tx: Duration::from_millis(300),
-            required_min_rx: Duration::from_millis(300),
-            detect_mult: 3,
-            passive: false,
-        }
-    }
-}
-
-/// A configuration the machine cannot run with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// Detect Mult 0 (the packet field must not be 0).
-    #[error("detect multiplier must be at least 1")]
-    ZeroDetectMult,
-    /// Desired Min TX 0 (reserved on the wire) or below a microsecond.
-    #[error("desired minimum transmit interval must be at least 1 µs")]
-    ZeroTransmitInterval,
-    /// An interval over what 32 bits of microseconds can carry.
-    #[error("{field} interval {interval:?} exceeds {MAX_INTERVAL:?}")]
-    IntervalTooLong {
-        /// `transmit` or `receive`.
-        field: &'static str,
-        /// The interval.
-        interval: Duration,
-    },
-}
-
-impl Config {
-    /// Checks that a machine can run with these timers.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.detect_mult == 0 {
-            return Err(ConfigError::ZeroDetectMult);
-        }
-        if self.desired_min_tx < Duration::from_micros(1) {
-            return Err(ConfigError::ZeroTransmitInterval);
-        }
-        for (field, interval) in [
-            ("transmit", self.desired_min_tx),
-            ("receive", self.required_min_rx),
-        ] {
-            if interval > MAX_INTERVAL {
-                return Err(ConfigError::IntervalTooLong { field, interval });
-            }
-        }
-        Ok(())
-    }
-}
+pub use config::{Config, ConfigError, MAX_INTERVAL, SLOW_TRANSMIT};
+use jitter::Jitter;
 
 /// The session's timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,6 +75,19 @@ pub enum Timer {
     Transmit,
     /// The remote has been silent for a Detection Time.
     Detection,
+    /// Time to send the next Echo packet.
+    EchoTransmit,
+    /// None of our Echo packets came back for the echo function's detection time.
+    EchoDetection,
+}
+
+impl Timer {
+    const ALL: [Timer; 4] = [
+        Timer::Transmit,
+        Timer::Detection,
+        Timer::EchoTransmit,
+        Timer::EchoDetection,
+    ];
 }
 
 /// What happened.
@@ -146,6 +104,8 @@ pub enum Input {
     TimerExpired(Timer),
     /// Take the session down on purpose (§6.8.16).
     AdminDown,
+    /// One of our Echo packets came back (its discriminator found this session).
+    EchoReturned(EchoPacket),
 }
 
 /// A change of the session's state.
@@ -175,6 +135,8 @@ impl Transition {
 pub enum Output {
     /// Send this packet now.
     Send(ControlPacket),
+    /// Send this Echo packet now.
+    SendEcho(EchoPacket),
     /// Feed `Input::TimerExpired(timer)` at `deadline`, replacing any earlier deadline.
     ArmTimer {
         /// Which timer.
@@ -209,32 +171,14 @@ pub struct Snapshot {
     pub detection_time: Option<Duration>,
     /// The remote's Detect Mult, once heard.
     pub remote_detect_mult: Option<u8>,
-}
-
-/// SplitMix64: small, seedable, and good enough to spread transmissions.
-#[derive(Debug, Clone)]
-struct Jitter(u64);
-
-impl Jitter {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// `interval` less a random 0–25 % (10–25 % when `detect_mult` is 1), §6.8.7.
-    fn apply(&mut self, interval: Duration, detect_mult: u8) -> Duration {
-        let (lowest, highest) = if detect_mult == 1 {
-            (750, 900)
-        } else {
-            (750, 1000)
-        };
-        let per_mille = lowest + self.next() % (highest - lowest + 1);
-        let nanos = interval.as_nanos() * u128::from(per_mille) / 1000;
-        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
-    }
+    /// The Required Min RX Interval we advertise now.
+    pub required_min_rx: Duration,
+    /// The remote's Required Min Echo RX Interval (0: it loops no Echo packets).
+    pub remote_min_echo_rx: Duration,
+    /// While the echo function runs: the interval between our Echo packets, before jitter.
+    pub echo_interval: Option<Duration>,
+    /// While it runs: how long our Echo packets may all go missing.
+    pub echo_detection_time: Option<Duration>,
 }
 
 /// One BFD session.
@@ -251,10 +195,24 @@ pub struct Machine {
     remote_detect_mult: Option<u8>,
     remote_desired_min_tx: Duration,
     remote_min_rx: Duration,
+    remote_min_echo_rx: Duration,
     /// bfd.DesiredMinTxInterval as we advertise it now.
     desired_min_tx: Duration,
+    /// bfd.RequiredMinRxInterval as we advertise it now.
+    required_min_rx: Duration,
+    /// The Required Min RX the remote's Detection Time is reckoned from: a reduction counts
+    /// only once the remote has answered the Poll announcing it (§6.8.3).
+    detect_min_rx: Duration,
     /// A Poll Sequence is under way.
     polling: bool,
+    /// Its Poll has gone out.
+    poll_sent: bool,
+    /// Our intervals changed after the Poll went out: poll once more when it is answered.
+    repoll: bool,
+    /// While the echo function runs: the interval between Echo packets, before jitter.
+    echo_interval: Option<Duration>,
+    /// The sequence number of the last Echo packet sent.
+    echo_sequence: u32,
     /// While AdminDown: transmit until then.
     admin_down_until: Option<Instant>,
     started: bool,
@@ -262,6 +220,8 @@ pub struct Machine {
     last_transmit: Option<Instant>,
     transmit_at: Option<Instant>,
     detect_at: Option<Instant>,
+    echo_transmit_at: Option<Instant>,
+    echo_detect_at: Option<Instant>,
     jitter: Jitter,
 }
 
@@ -274,6 +234,9 @@ impl Machine {
         seed: u64,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
+        let mut jitter = Jitter(seed);
+        // Echo packets of an earlier session with this discriminator are not mistaken for ours.
+        let echo_sequence = jitter.next() as u32;
         Ok(Self {
             config,
             state: State::Down,
@@ -287,15 +250,47 @@ impl Machine {
             remote_desired_min_tx: Duration::ZERO,
             // §6.8.1: initialised to 1 µs.
             remote_min_rx: Duration::from_micros(1),
+            remote_min_echo_rx: Duration::ZERO,
             desired_min_tx: config.desired_min_tx.max(SLOW_TRANSMIT),
+            required_min_rx: config.required_min_rx,
+            detect_min_rx: config.required_min_rx,
             polling: false,
+            poll_sent: false,
+            repoll: false,
+            echo_interval: None,
+            echo_sequence,
             admin_down_until: None,
             started: false,
             last_transmit: None,
             transmit_at: None,
             detect_at: None,
-            jitter: Jitter(seed),
+            echo_transmit_at: None,
+            echo_detect_at: None,
+            jitter,
         })
+    }
+
+    /// Sets the echo function's two halves, which the runner may only know once it has looked
+    /// at the path (is there an interface to send frames on, does the node forward). Meant for
+    /// before [`Input::Start`]; later, it counts from the next input.
+    pub fn set_echo(
+        &mut self,
+        echo_transmit: Option<Duration>,
+        required_min_echo_rx: Duration,
+    ) -> Result<(), ConfigError> {
+        let config = Config {
+            echo_transmit,
+            required_min_echo_rx,
+            ..self.config
+        };
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// The timers and role the machine runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// bfd.SessionState.
@@ -315,6 +310,10 @@ impl Machine {
             transmit_interval: self.transmit_interval(),
             detection_time: self.detection_time(),
             remote_detect_mult: self.remote_detect_mult,
+            required_min_rx: self.required_min_rx,
+            remote_min_echo_rx: self.remote_min_echo_rx,
+            echo_interval: self.echo_interval,
+            echo_detection_time: self.echo_detection_time(),
         }
     }
 
@@ -328,12 +327,23 @@ impl Machine {
         match timer {
             Timer::Transmit => self.transmit_at,
             Timer::Detection => self.detect_at,
+            Timer::EchoTransmit => self.echo_transmit_at,
+            Timer::EchoDetection => self.echo_detect_at,
+        }
+    }
+
+    fn slot(&mut self, timer: Timer) -> &mut Option<Instant> {
+        match timer {
+            Timer::Transmit => &mut self.transmit_at,
+            Timer::Detection => &mut self.detect_at,
+            Timer::EchoTransmit => &mut self.echo_transmit_at,
+            Timer::EchoDetection => &mut self.echo_detect_at,
         }
     }
 
     /// The earliest armed timer and its deadline.
     pub fn next_deadline(&self) -> Option<(Timer, Instant)> {
-        [Timer::Transmit, Timer::Detection]
+        Timer::ALL
             .into_iter()
             .filter_map(|t| self.deadline(t).map(|d| (t, d)))
             .min_by_key(|(_, d)| *d)
@@ -354,8 +364,7 @@ impl Machine {
     pub fn detection_time(&self) -> Option<Duration> {
         let mult = self.remote_detect_mult?;
         Some(
-            self.config
-                .required_min_rx
+            self.detect_min_rx
                 .max(self.remote_desired_min_tx)
                 .saturating_mul(u32::from(mult)),
         )
@@ -367,20 +376,23 @@ impl Machine {
         match input {
             Input::Start => self.start(now, &mut out),
             Input::Received(packet) => self.receive(&packet, now, &mut out),
-            Input::TimerExpired(Timer::Transmit) => {
-                if self.transmit_at.is_some_and(|at| at <= now) {
-                    self.transmit_at = None;
-                    self.transmit(now, &mut out);
-                }
-            }
-            Input::TimerExpired(Timer::Detection) => {
-                if self.detect_at.is_some_and(|at| at <= now) {
-                    self.detect_at = None;
-                    self.detection_expired(now, &mut out);
+            Input::TimerExpired(timer) => {
+                let slot = self.slot(timer);
+                if slot.is_some_and(|at| at <= now) {
+                    *slot = None;
+                    match timer {
+                        Timer::Transmit => self.transmit(now, &mut out),
+                        Timer::Detection => self.detection_expired(now, &mut out),
+                        Timer::EchoTransmit => self.send_echo(now, &mut out),
+                        Timer::EchoDetection => self.echo_failed(now, &mut out),
+                    }
                 }
             }
             Input::AdminDown => self.admin_down(now, &mut out),
+            Input::EchoReturned(packet) => self.echo_returned(packet, now, &mut out),
         }
+        // Whatever changed, the echo function follows the state and the remote's offer.
+        self.update_echo(now, &mut out);
         out
     }
 
@@ -407,9 +419,10 @@ impl Machine {
         self.remote_demand = p.demand;
         self.remote_min_rx = p.required_min_rx.as_duration();
         self.remote_desired_min_tx = p.desired_min_tx.as_duration();
+        self.remote_min_echo_rx = p.required_min_echo_rx.as_duration();
         self.remote_detect_mult = Some(p.detect_mult);
         if p.final_ && self.polling {
-            self.polling = false;
+            self.poll_answered();
         }
         if self.state == State::AdminDown {
             // Discarded (§6.8.6), once the remote's variables are noted.
@@ -452,6 +465,7 @@ impl Machine {
         self.remote_detect_mult = None;
         self.remote_desired_min_tx = Duration::ZERO;
         self.remote_min_rx = Duration::from_micros(1);
+        self.remote_min_echo_rx = Duration::ZERO;
         self.schedule(now, out);
     }
 
@@ -480,6 +494,7 @@ impl Machine {
     fn transmit(&mut self, now: Instant, out: &mut Vec<Output>) {
         if self.may_transmit(now) {
             out.push(Output::Send(self.packet(self.polling, false)));
+            self.poll_sent |= self.polling;
             self.last_transmit = Some(now);
             self.arm_transmit(now, out);
         } else {
@@ -541,19 +556,12 @@ impl Machine {
     }
 
     fn arm(&mut self, timer: Timer, deadline: Instant, out: &mut Vec<Output>) {
-        match timer {
-            Timer::Transmit => self.transmit_at = Some(deadline),
-            Timer::Detection => self.detect_at = Some(deadline),
-        }
+        *self.slot(timer) = Some(deadline);
         out.push(Output::ArmTimer { timer, deadline });
     }
 
     fn cancel(&mut self, timer: Timer, out: &mut Vec<Output>) {
-        let slot = match timer {
-            Timer::Transmit => &mut self.transmit_at,
-            Timer::Detection => &mut self.detect_at,
-        };
-        if slot.take().is_some() {
+        if self.slot(timer).take().is_some() {
             out.push(Output::CancelTimer(timer));
         }
     }
@@ -567,10 +575,13 @@ impl Machine {
             (_, State::Up) => {
                 self.desired_min_tx = self.config.desired_min_tx;
                 self.polling = self.desired_min_tx != self.config.desired_min_tx.max(SLOW_TRANSMIT);
+                (self.poll_sent, self.repoll) = (false, false);
             }
             (State::Up, _) => {
                 self.desired_min_tx = self.config.desired_min_tx.max(SLOW_TRANSMIT);
-                self.polling = false;
+                self.required_min_rx = self.config.required_min_rx;
+                self.detect_min_rx = self.required_min_rx;
+                (self.polling, self.poll_sent, self.repoll) = (false, false, false);
             }
             (_, State::AdminDown) => self.polling = false,
             _ => {}
@@ -581,6 +592,36 @@ impl Machine {
             diag,
             remote: self.remote_state,
         }));
+    }
+
+    /// The remote answered our Poll with F (§6.5): the intervals it carried are in force.
+    fn poll_answered(&mut self) {
+        if self.repoll {
+            // They changed again since that Poll went out: the next packets poll anew.
+            (self.repoll, self.poll_sent) = (false, false);
+        } else {
+            (self.polling, self.poll_sent) = (false, false);
+            self.detect_min_rx = self.required_min_rx;
+        }
+    }
+
+    /// Advertises `required_min_rx` from now on; while Up, through a Poll Sequence (§6.8.3).
+    /// An increase counts for the remote's Detection Time at once, a reduction once answered.
+    fn set_required_min_rx(&mut self, required_min_rx: Duration) {
+        if required_min_rx == self.required_min_rx {
+            return;
+        }
+        self.required_min_rx = required_min_rx;
+        if self.state != State::Up {
+            self.detect_min_rx = required_min_rx;
+            return;
+        }
+        self.detect_min_rx = self.detect_min_rx.max(required_min_rx);
+        if self.polling && self.poll_sent {
+            self.repoll = true;
+        } else {
+            self.polling = true;
+        }
     }
 
     fn packet(&self, poll: bool, final_: bool) -> ControlPacket {
@@ -595,8 +636,8 @@ impl Machine {
             my_discriminator: self.local_discr,
             your_discriminator: self.remote_discr,
             desired_min_tx: Interval::from_duration(self.desired_min_tx),
-            required_min_rx: Interval::from_duration(self.config.required_min_rx),
-            required_min_echo_rx: Interval::ZERO,
+            required_min_rx: Interval::from_duration(self.required_min_rx),
+            required_min_echo_rx: Interval::from_duration(self.config.required_min_echo_rx),
         }
     }
 }

@@ -103,6 +103,7 @@ async fn measure(cluster: L2Cluster, setup: Setup, trials: usize) -> anyhow::Res
                 receive_interval: Duration::from_millis(300),
                 transmit_interval: Duration::from_millis(300),
                 detect_multiplier: 3,
+                echo: None,
             });
             neighbor
         })

@@ -1,7 +1,8 @@
 //! BFD on the routers: FRR's `bfdd` (sessions registered by `bgpd` for `neighbor … bfd`, with
-//! a `bfd profile` when timers are set) and BIRD's `protocol bfd` (timers per interface), read
-//! back from `vtysh -c 'show bfd peers json'` and `birdc show bfd sessions` into one
-//! [`BfdSession`] shape.
+//! a `bfd profile` when timers are set, echo mode included) and BIRD's `protocol bfd` (timers
+//! per interface, no echo), read back from `vtysh -c 'show bfd peers json'` and
+//! `birdc show bfd sessions` into one [`BfdSession`] shape; FRR's packet counters from
+//! `show bfd peers counters json`.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -19,6 +20,9 @@ pub struct BfdTimers {
     pub transmit_interval: Duration,
     /// Detect Mult.
     pub detect_multiplier: u8,
+    /// FRR only: `echo-mode`, with this as its echo transmit and receive intervals. `None`:
+    /// no echo-mode, and FRR's default echo receive interval (50 ms).
+    pub echo: Option<Duration>,
 }
 
 /// A BFD session as the router shows it.
@@ -34,6 +38,28 @@ pub struct BfdSession {
     pub detection_time: Option<Duration>,
     /// A multihop session (RFC 5883), when the router says (FRR does, BIRD does not).
     pub multihop: Option<bool>,
+    /// Why the router's session last changed state (FRR's words: `ok`, `echo function
+    /// failed`, …), when the router says.
+    pub diagnostic: Option<String>,
+    /// The diagnostic the peer last sent, when the router says.
+    pub remote_diagnostic: Option<String>,
+    /// The Required Min RX Interval the peer (we) advertised, when the router says.
+    pub remote_receive_interval: Option<Duration>,
+    /// The Required Min Echo RX Interval the peer (we) advertised, when the router says.
+    pub remote_echo_receive_interval: Option<Duration>,
+}
+
+/// FRR's packet counters for one session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BfdCounters {
+    /// Control packets received.
+    pub control_in: u64,
+    /// Control packets sent.
+    pub control_out: u64,
+    /// Its own Echo packets back (looped by the peer's forwarding).
+    pub echo_in: u64,
+    /// Echo packets sent.
+    pub echo_out: u64,
 }
 
 impl BfdSession {
@@ -82,12 +108,20 @@ pub(super) fn frr_profiles(config: &RouterConfig) -> String {
         if let Some(t) = n.bfd_timers {
             out.push_str(&format!(
                 " profile {}\n  receive-interval {}\n  transmit-interval {}\n  \
-                 detect-multiplier {}\n exit\n",
+                 detect-multiplier {}\n",
                 frr_profile_name(n),
                 ms(t.receive_interval),
                 ms(t.transmit_interval),
                 t.detect_multiplier
             ));
+            if let Some(echo) = t.echo {
+                out.push_str(&format!(
+                    "  echo-mode\n  echo transmit-interval {}\n  echo receive-interval {}\n",
+                    ms(echo),
+                    ms(echo)
+                ));
+            }
+            out.push_str(" exit\n");
         }
     }
     if out.is_empty() {
@@ -111,6 +145,55 @@ impl Router {
     pub fn bfd_session(&self, peer: IpAddr) -> anyhow::Result<Option<BfdSession>> {
         Ok(self.bfd_sessions()?.into_iter().find(|s| s.peer == peer))
     }
+
+    /// What the router's CLI says about its BFD sessions, for logs and failure messages:
+    /// FRR's `show bfd peers` and `show bfd peers counters` (JSON), BIRD's `show bfd sessions`.
+    pub fn bfd_report(&self) -> anyhow::Result<String> {
+        match self.kind {
+            RouterKind::Gobgp => anyhow::bail!("GoBGP has no BFD"),
+            RouterKind::Bird => self.birdc(&["show", "bfd", "sessions"]),
+            RouterKind::Frr => Ok(format!(
+                "{}\n{}",
+                self.vtysh("show bfd peers json")?,
+                self.vtysh("show bfd peers counters json")?
+            )),
+        }
+    }
+
+    /// The packet counters of the router's BFD session with `peer` (FRR only).
+    pub fn bfd_counters(&self, peer: IpAddr) -> anyhow::Result<Option<BfdCounters>> {
+        match self.kind {
+            RouterKind::Frr => Ok(parse_frr_bfd_counters(
+                &self.vtysh("show bfd peers counters json")?,
+            )?
+            .into_iter()
+            .find_map(|(p, c)| (p == peer).then_some(c))),
+            other => anyhow::bail!("{other}: no BFD packet counters"),
+        }
+    }
+}
+
+/// Parses FRR's `show bfd peers counters json`: per session its peer and packet counts.
+pub fn parse_frr_bfd_counters(json: &str) -> anyhow::Result<Vec<(IpAddr, BfdCounters)>> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).with_context(|| format!("parsing {json}"))?;
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|peer| {
+            let address = peer["peer"].as_str()?.parse().ok()?;
+            let count = |name: &str| peer[name].as_u64().unwrap_or_default();
+            Some((
+                address,
+                BfdCounters {
+                    control_in: count("control-packet-input"),
+                    control_out: count("control-packet-output"),
+                    echo_in: count("echo-packet-input"),
+                    echo_out: count("echo-packet-output"),
+                },
+            ))
+        })
+        .collect())
 }
 
 /// Parses FRR's `show bfd peers json`: an array of sessions with the local timers
@@ -140,6 +223,10 @@ pub fn parse_frr_bfd_peers(json: &str) -> anyhow::Result<Vec<BfdSession>> {
             transmit_interval,
             detection_time,
             multihop: peer["multihop"].as_bool(),
+            diagnostic: peer["diagnostic"].as_str().map(str::to_owned),
+            remote_diagnostic: peer["remote-diagnostic"].as_str().map(str::to_owned),
+            remote_receive_interval: field("remote-receive-interval"),
+            remote_echo_receive_interval: field("remote-echo-receive-interval"),
         });
     }
     Ok(sessions)
@@ -169,6 +256,10 @@ pub fn parse_bird_bfd_sessions(text: &str) -> anyhow::Result<Vec<BfdSession>> {
             transmit_interval: seconds(words.get(n.wrapping_sub(2))),
             detection_time: seconds(words.get(n.wrapping_sub(1))),
             multihop: None,
+            diagnostic: None,
+            remote_diagnostic: None,
+            remote_receive_interval: None,
+            remote_echo_receive_interval: None,
         });
     }
     Ok(sessions)
@@ -199,9 +290,53 @@ mod tests {
                 transmit_interval: Some(Duration::from_millis(400)),
                 detection_time: Some(Duration::from_millis(600)),
                 multihop: Some(false),
+                diagnostic: Some("ok".to_owned()),
+                remote_diagnostic: Some("ok".to_owned()),
+                remote_receive_interval: Some(Duration::from_millis(400)),
+                remote_echo_receive_interval: Some(Duration::ZERO),
             }]
         );
         assert!(sessions[0].is_up());
+    }
+
+    #[test]
+    fn frr_peers_and_counters_json_show_both_ends_echoing() {
+        // Captured from FRR 8.4 bfdd with echo-mode at 100 ms, against ours echoing at 100 ms
+        // (×5) and asking for Control packets once a second (tests/tests/bfd_echo.rs).
+        let peers = r#"[{"multihop":false,"peer":"192.0.2.1","local":"192.0.2.2",
+            "vrf":"default","interface":"eth0","id":2445858166,"remote-id":2211792828,
+            "passive-mode":false,"status":"up","uptime":7,"diagnostic":"ok",
+            "remote-diagnostic":"ok","receive-interval":300,"transmit-interval":300,
+            "echo-receive-interval":100,"echo-transmit-interval":100,"detect-multiplier":3,
+            "remote-receive-interval":1000,"remote-transmit-interval":300,
+            "remote-echo-receive-interval":100,"remote-detect-multiplier":5,
+            "rtt-min":52,"rtt-avg":83,"rtt-max":101}]"#;
+        let session = &parse_frr_bfd_peers(peers).expect("parses")[0];
+        assert_eq!(session.transmit_interval, Some(Duration::from_secs(1)));
+        assert_eq!(
+            session.remote_echo_receive_interval,
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(
+            session.remote_receive_interval,
+            Some(Duration::from_secs(1))
+        );
+        let counters = r#"[{"multihop":false,"peer":"192.0.2.1","local":"192.0.2.2",
+            "vrf":"default","interface":"eth0","control-packet-input":29,
+            "control-packet-output":11,"echo-packet-input":76,"echo-packet-output":76,
+            "session-up":1,"session-down":0,"zebra-notifications":2}]"#;
+        assert_eq!(
+            parse_frr_bfd_counters(counters).expect("parses"),
+            vec![(
+                "192.0.2.1".parse().expect("an address"),
+                BfdCounters {
+                    control_in: 29,
+                    control_out: 11,
+                    echo_in: 76,
+                    echo_out: 76,
+                }
+            )]
+        );
     }
 
     #[test]
@@ -236,6 +371,7 @@ mod tests {
             receive_interval: Duration::from_millis(100),
             transmit_interval: Duration::from_millis(200),
             detect_multiplier: 5,
+            echo: Some(Duration::from_millis(50)),
         });
         let config = RouterConfig {
             asn: 64512,
@@ -256,6 +392,12 @@ mod tests {
         assert!(frr.contains("  receive-interval 100\n"), "{frr}");
         assert!(frr.contains("  transmit-interval 200\n"), "{frr}");
         assert!(frr.contains("  detect-multiplier 5\n"), "{frr}");
+        assert!(
+            frr.contains(
+                "  echo-mode\n  echo transmit-interval 50\n  echo receive-interval 50\n exit\n"
+            ),
+            "{frr}"
+        );
         n.bfd_timers = None;
         assert_eq!(frr_neighbor(&n), " neighbor 192.0.2.1 bfd\n");
     }

@@ -11,7 +11,8 @@
 //!
 //! A peer that may be farther than one hop (`ebgpMultiHop`, or GTSM allowing more than one)
 //! gets multihop BFD (RFC 5883: port 4784, packets accepted from `minimumTtl` up, 254 by
-//! default as in FRR); any other single-hop (RFC 5881).
+//! default as in FRR); any other single-hop (RFC 5881). A profile's `echoMode` applies to
+//! single-hop sessions only (RFC 5883 §3 rules echo out across routers).
 //!
 //! [`Input::BfdDown`]: crate::bgp::fsm::Input::BfdDown
 
@@ -33,6 +34,8 @@ pub(super) struct Guard {
     status: Option<watch::Receiver<BfdStatus>>,
     /// The path failures already reported to the FSM.
     reported: u64,
+    /// Said once that a multihop session runs without the echo its profile asks for.
+    told_multihop_echo: bool,
 }
 
 impl Guard {
@@ -55,10 +58,12 @@ impl Guard {
                 tokio::spawn(old.shutdown());
             }
         }
-        if profile.echo_mode {
+        if profile.echo_mode && multihop && !self.told_multihop_echo {
+            self.told_multihop_echo = true;
             warn!(
                 profile = %profile.name,
-                "BFD echo mode is not implemented; the session runs without echo"
+                "BFD echo mode does not apply to multihop BFD (RFC 5883); this session runs \
+                 BFD without echo"
             );
         }
         if profile.minimum_ttl.is_some() && !multihop {

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+mod echo;
 mod pair;
 mod props;
 mod scenarios;

@@ -1,5 +1,6 @@
 //! Two machines joined by a simulated link with a fixed delay, driven in time order: the
-//! handshake, the Poll Sequence and failure detection as two real ends play them out.
+//! handshake, the Poll Sequence and failure detection as two real ends play them out. Each
+//! end's forwarding plane loops the other's Echo packets back to it, a round trip later.
 
 use std::collections::BTreeMap;
 
@@ -29,16 +30,28 @@ pub(super) struct Sent {
     pub(super) packet: ControlPacket,
 }
 
+/// What travels.
+#[derive(Debug, Clone, Copy)]
+enum Frame {
+    Control(ControlPacket),
+    /// One of the receiver's own Echo packets, coming back.
+    Echo(EchoPacket),
+}
+
 pub(super) struct Pair {
     machines: [Machine; 2],
     start: Instant,
     now: Instant,
     delay: Duration,
-    /// Packets on the wire: (arrival, sequence) → (to, packet).
-    wire: BTreeMap<(Instant, u64), (End, ControlPacket)>,
+    /// Packets on the wire: (arrival, sequence) → (to, frame).
+    wire: BTreeMap<(Instant, u64), (End, Frame)>,
     sequence: u64,
     /// Packets from this end are lost.
     pub(super) cut: [bool; 2],
+    /// Echo packets from this end are not looped back (its Control packets still pass).
+    pub(super) echo_cut: [bool; 2],
+    /// Echo packets each end sent.
+    pub(super) echoes: [u64; 2],
     pub(super) log: Vec<Sent>,
     pub(super) transitions: Vec<(Duration, End, Transition)>,
 }
@@ -64,6 +77,8 @@ impl Pair {
             wire: BTreeMap::new(),
             sequence: 0,
             cut: [false; 2],
+            echo_cut: [false; 2],
+            echoes: [0; 2],
             log: Vec::new(),
             transitions: Vec::new(),
         };
@@ -95,7 +110,17 @@ impl Pair {
                         self.sequence += 1;
                         self.wire.insert(
                             (self.now + self.delay, self.sequence),
-                            (end.other(), packet),
+                            (end.other(), Frame::Control(packet)),
+                        );
+                    }
+                }
+                Output::SendEcho(packet) => {
+                    self.echoes[index(end)] += 1;
+                    if !self.cut[index(end)] && !self.echo_cut[index(end)] {
+                        self.sequence += 1;
+                        self.wire.insert(
+                            (self.now + 2 * self.delay, self.sequence),
+                            (end, Frame::Echo(packet)),
                         );
                     }
                 }
@@ -123,16 +148,20 @@ impl Pair {
                 (None, None) => return,
             };
             if next_is_arrival {
-                let Some(((at, seq), (to, packet))) = self.wire.pop_first() else {
+                let Some(((at, seq), (to, frame))) = self.wire.pop_first() else {
                     return;
                 };
                 if at > until {
-                    self.wire.insert((at, seq), (to, packet));
+                    self.wire.insert((at, seq), (to, frame));
                     self.now = until;
                     return;
                 }
                 self.now = at;
-                self.feed(to, Input::Received(packet));
+                let input = match frame {
+                    Frame::Control(packet) => Input::Received(packet),
+                    Frame::Echo(packet) => Input::EchoReturned(packet),
+                };
+                self.feed(to, input);
             } else if let Some((at, end, timer)) = timer {
                 if at > until {
                     self.now = until;
@@ -309,13 +338,13 @@ fn asymmetric_timers_are_agreed_each_way() {
         desired_min_tx: ms(200),
         required_min_rx: ms(400),
         detect_mult: 3,
-        passive: false,
+        ..Config::default()
     };
     let b = Config {
         desired_min_tx: ms(100),
         required_min_rx: ms(100),
         detect_mult: 5,
-        passive: false,
+        ..Config::default()
     };
     let mut pair = Pair::new(a, b);
     pair.run_until(ms(6000));
