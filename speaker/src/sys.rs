@@ -544,7 +544,7 @@ impl Icmpv6Socket {
 
     /// Sends one ICMPv6 message (checksum left zero) to `to` on the interface.
     pub async fn send_to(&self, message: &[u8], to: Ipv6Addr) -> io::Result<()> {
-        let scope = if to.is_multicast() || to.segments()[0] & 0xffc0 == 0xfe80 {
+        let scope = if to.is_multicast() || to.is_unicast_link_local() {
             self.ifindex
         } else {
             0

@@ -47,7 +47,7 @@ impl From<IpAddr> for PeerKey {
 impl From<SocketAddr> for PeerKey {
     fn from(addr: SocketAddr) -> Self {
         match addr {
-            SocketAddr::V6(v6) if crate::bgp::unnumbered::is_link_local(*v6.ip()) => Self {
+            SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() => Self {
                 ip: IpAddr::V6(*v6.ip()),
                 scope: v6.scope_id(),
             },

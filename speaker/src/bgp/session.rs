@@ -60,7 +60,7 @@ mod waits;
 use adj_rib_out::{Established, sendable};
 pub use config::SessionConfig;
 pub use counters::Counters;
-use socket::{connect, interface_addresses, is_link_local};
+use socket::{connect, interface_addresses};
 use waits::{maybe, read_some, sleep_until};
 
 /// The well-known BGP port.
@@ -397,7 +397,7 @@ impl Driver {
                 }
                 let (ipv4_next_hop, ipv6_next_hop) = self.next_hops(local.map(|l| l.ip()));
                 let link_local = match local.map(|l| l.ip()) {
-                    Some(IpAddr::V6(a)) if is_link_local(a) => Some(a),
+                    Some(IpAddr::V6(a)) if a.is_unicast_link_local() => Some(a),
                     _ => None,
                 };
                 self.established = Some(Established {
@@ -621,7 +621,7 @@ impl Driver {
     fn next_hops(&self, local: Option<IpAddr>) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
         let (mut v4, mut v6) = match local {
             Some(IpAddr::V4(a)) => (Some(a), None),
-            Some(IpAddr::V6(a)) if !is_link_local(a) => (None, Some(a)),
+            Some(IpAddr::V6(a)) if !a.is_unicast_link_local() => (None, Some(a)),
             _ => (None, None),
         };
         if self.config.ipv4_next_hop.is_some() {

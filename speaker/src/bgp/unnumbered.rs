@@ -283,7 +283,7 @@ async fn serve(
             }
             got = socket.recv(&mut buf) => {
                 let got = got?;
-                if link.own.contains(&got.from) || !is_link_local(got.from) {
+                if link.own.contains(&got.from) || !got.from.is_unicast_link_local() {
                     continue;
                 }
                 let now = Instant::now();
@@ -322,9 +322,4 @@ async fn serve(
             changed.notify_one();
         }
     }
-}
-
-/// fe80::/10.
-pub fn is_link_local(a: Ipv6Addr) -> bool {
-    a.segments()[0] & 0xffc0 == 0xfe80
 }

@@ -10,10 +10,6 @@ use super::SessionConfig;
 use crate::bgp::fsm::TcpKeepalive;
 use crate::sys;
 
-pub(super) fn is_link_local(a: Ipv6Addr) -> bool {
-    a.segments()[0] & 0xffc0 == 0xfe80
-}
-
 /// The first IPv4 and the lowest global IPv6 address of the interface that holds `local`; the
 /// IPv6 one stable if the interface has one (not temporary, deprecated, tentative or
 /// duplicated: a next hop routers keep using must stay).
@@ -42,7 +38,7 @@ pub(super) fn interface_addresses(local: IpAddr) -> (Option<Ipv4Addr>, Option<Ip
     });
     let v6: Vec<Ipv6Addr> = on_interface
         .filter_map(|ip| match ip {
-            IpAddr::V6(a) if !is_link_local(a) && !a.is_loopback() => Some(a),
+            IpAddr::V6(a) if !a.is_unicast_link_local() && !a.is_loopback() => Some(a),
             _ => None,
         })
         .collect();
