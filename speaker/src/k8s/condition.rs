@@ -12,7 +12,6 @@
 //! it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Service;
@@ -23,7 +22,7 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::status::Order;
+use super::status::{Order, PassPause};
 use crate::report::{BGP_ADVERTISED, Condition};
 
 /// The field manager every speaker writes the condition under.
@@ -132,7 +131,7 @@ pub(crate) async fn run(
     mut wanted: watch::Receiver<Wanted>,
     mut services_changed: watch::Receiver<()>,
 ) {
-    let mut retry = Duration::from_millis(500);
+    let mut pause = PassPause::default();
     let mut written: HashMap<String, Option<Condition>> = HashMap::new();
     let mut order = Order::default();
     loop {
@@ -158,13 +157,7 @@ pub(crate) async fn run(
             continue;
         }
         written.clear();
-        let wait = if ok {
-            retry = Duration::from_millis(500);
-            Duration::from_secs(300)
-        } else {
-            retry = (retry * 2).min(Duration::from_secs(30));
-            retry
-        };
+        let wait = pause.after(ok);
         tokio::select! {
             changed = wanted.changed() => if changed.is_err() { return },
             changed = services_changed.changed() => if changed.is_err() { return },

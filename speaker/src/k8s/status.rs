@@ -219,7 +219,7 @@ pub(crate) async fn run<K: StatusKind>(
 ) {
     let api: Api<K> = Api::namespaced(client, &namespace);
     let manager = format!("ferrolb-speaker/{node}");
-    let mut retry = Duration::from_millis(500);
+    let mut pause = PassPause::default();
     // What this pass wrote, by object name, until the store shows it; cleared when a pass
     // ends, so the store is the truth again from the next one.
     let mut written: HashMap<String, K::Status> = HashMap::new();
@@ -253,17 +253,43 @@ pub(crate) async fn run<K: StatusKind>(
             continue;
         }
         written.clear();
-        let wait = if ok {
-            retry = Duration::from_millis(500);
-            Duration::from_secs(300)
-        } else {
-            retry = (retry * 2).min(Duration::from_secs(30));
-            retry
-        };
+        let wait = pause.after(ok);
         tokio::select! {
             changed = announced.changed() => if changed.is_err() { return },
             changed = statuses_changed.changed() => if changed.is_err() { return },
             () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// How long a writer rests after a pass: until the next resync ([`RESYNC`]) when every write
+/// landed, else 0.5 s doubling to 30 s while the apiserver refuses.
+#[derive(Debug)]
+pub(super) struct PassPause {
+    retry: Duration,
+}
+
+/// A writer that wrote everything looks again this often, in case an object was changed by
+/// someone else without a change it was woken for.
+const RESYNC: Duration = Duration::from_secs(300);
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
+impl Default for PassPause {
+    fn default() -> Self {
+        Self { retry: FIRST_RETRY }
+    }
+}
+
+impl PassPause {
+    /// The rest after a pass whose writes all landed (`ok`) or not.
+    pub(super) fn after(&mut self, ok: bool) -> Duration {
+        if ok {
+            self.retry = FIRST_RETRY;
+            RESYNC
+        } else {
+            self.retry = (self.retry * 2).min(MAX_RETRY);
+            self.retry
         }
     }
 }
@@ -497,6 +523,31 @@ async fn write<K: StatusKind>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_writer_rests_until_the_resync_after_a_clean_pass_and_backs_off_while_refused() {
+        let mut pause = PassPause::default();
+        let waits: Vec<Duration> = [false, false, false, false, false, false, false, true, false]
+            .into_iter()
+            .map(|ok| pause.after(ok))
+            .collect();
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        assert_eq!(
+            waits,
+            [
+                ms(1000),
+                s(2),
+                s(4),
+                s(8),
+                s(16),
+                s(30),
+                s(30),
+                RESYNC,
+                ms(1000)
+            ]
+        );
+    }
 
     #[test]
     fn object_names_are_stable_valid_and_distinct_per_node() {
