@@ -223,7 +223,7 @@ async fn the_controller_does_its_job_with_only_its_service_account() -> anyhow::
         &audit,
         CONTROLLER_USER,
         "manifests/base/rbac-controller.yaml",
-        // kube's Recorder patches an Event only when the same Event repeats (a series).
+        // The Event publisher patches an Event only when the same Event repeats (a series).
         &[("events.k8s.io", "events", "patch")],
     )?;
     Ok(())

@@ -1,7 +1,7 @@
 //! ferrolb's controller against a real kube-apiserver: every test starts its own control plane
 //! with ferrolb's CRDs, runs the controller in-process ([`RunningController`]) and checks what a
 //! user sees — Service status, the pool annotation, the `ferrolb.io/IPAssigned` condition,
-//! Events (`events.k8s.io/v1`, what kube's `Recorder` writes), pool counters and conditions, the
+//! Events (`events.k8s.io/v1`, what `ferrolb_runtime::events` writes), pool counters and conditions, the
 //! `controller` ConfigurationState and the leader Lease.
 //!
 //! Addresses come from the documentation ranges of DESIGN.md only (the layer-2 pool range
@@ -11,6 +11,7 @@
 
 mod allocation;
 mod compat;
+mod events;
 mod leadership;
 mod lifecycle;
 mod pending;

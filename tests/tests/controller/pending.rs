@@ -3,7 +3,7 @@
 use crate::support::*;
 
 /// How many times Events with `reason` were recorded about Service `name` (an Event repeated
-/// by kube's recorder counts every occurrence of its series).
+/// by the publisher counts every occurrence of its series).
 async fn occurrences(c: &Cluster, name: &str, reason: &str) -> anyhow::Result<i32> {
     Ok(c.events(name)
         .await?
