@@ -3,7 +3,7 @@
 
 use std::fmt::Debug;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
@@ -28,7 +28,7 @@ pub fn spawn_trimmed<K, F>(
     api: Api<K>,
     config: watcher::Config,
     trim: fn(&mut K),
-    mut on_event: F,
+    on_event: F,
 ) -> Store<K>
 where
     K: Resource + kube::ResourceExt + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -44,6 +44,51 @@ where
             trim(o);
         })
         .reflect(writer);
+    run(kind, stream, on_event);
+    reader
+}
+
+/// A cache of `project`ions of `api`'s objects: a reader that needs a few facts of each
+/// object of a large kind keeps only those (`P` names the object as the apiserver does).
+/// `on_event` sees every watch event, projected, after the cache has applied it.
+pub fn spawn_projected<K, P, F>(
+    api: Api<K>,
+    config: watcher::Config,
+    project: impl Fn(&K) -> P + Send + 'static,
+    on_event: F,
+) -> Store<P>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    <K as Resource>::DynamicType: Default,
+    P: reflector::Lookup<DynamicType = ()> + Clone + Send + Sync + 'static,
+    F: FnMut(&Event<P>) -> bool + Send + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let kind = K::kind(&Default::default()).into_owned();
+    let projected =
+        watcher::watcher(api, config)
+            .default_backoff()
+            .map_ok(move |event| match event {
+                Event::Apply(o) => Event::Apply(project(&o)),
+                Event::Delete(o) => Event::Delete(project(&o)),
+                Event::Init => Event::Init,
+                Event::InitApply(o) => Event::InitApply(project(&o)),
+                Event::InitDone => Event::InitDone,
+            });
+    let stream = reflector::reflector(writer, projected);
+    run(kind, stream, on_event);
+    reader
+}
+
+/// Drives a reflector's stream in the background, handing each event to `on_event`.
+fn run<P, F>(
+    kind: String,
+    stream: impl futures::Stream<Item = Result<Event<P>, watcher::Error>> + Send + 'static,
+    mut on_event: F,
+) where
+    P: Send + 'static,
+    F: FnMut(&Event<P>) -> bool + Send + 'static,
+{
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
@@ -57,5 +102,4 @@ where
             }
         }
     });
-    reader
 }

@@ -22,6 +22,7 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use super::slim::SlimService;
 use super::status::{Order, PassPause};
 use crate::report::{BGP_ADVERTISED, Condition};
 
@@ -127,7 +128,7 @@ fn plan(
 /// `services_changed` says when it changed (someone else may have touched a condition).
 pub(crate) async fn run(
     client: Client,
-    services: Store<Service>,
+    services: Store<SlimService>,
     mut wanted: watch::Receiver<Wanted>,
     mut services_changed: watch::Receiver<()>,
 ) {
@@ -140,7 +141,7 @@ pub(crate) async fn run(
         let shown_now = |key: &str| {
             let (namespace, name) = key.split_once('/')?;
             let service = services.get(&ObjectRef::new(name).within(namespace))?;
-            Some(shown(&service))
+            Some(service.bgp_advertised.as_deref().cloned())
         };
         let now = Timestamp::now().to_string();
         let work = plan(&want, shown_now, &written, &order, &now);

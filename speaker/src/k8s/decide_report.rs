@@ -117,12 +117,11 @@ impl Speaker {
             }
         }
         for svc in self.stores.services.state() {
-            let (Some(namespace), Some(name)) = (&svc.metadata.namespace, &svc.metadata.name)
-            else {
+            if svc.bgp_advertised.is_none() {
                 continue;
-            };
-            let key = format!("{namespace}/{name}");
-            if seen.contains(key.as_str()) || condition::shown(&svc).is_none() {
+            }
+            let key = svc.key();
+            if seen.contains(key.as_str()) {
                 continue;
             }
             if conditions.is_mine(&key, &me) {

@@ -13,6 +13,7 @@ mod decide_bgp;
 mod decide_report;
 mod join;
 mod serving;
+mod slim;
 pub mod status;
 mod sweep;
 mod trim;
@@ -112,6 +113,7 @@ pub async fn run(
     let passwords = watch::may_list_secrets(&client, &settings.namespace).await;
     let stores = Stores::start(
         &client,
+        settings.lb_class.clone(),
         &settings.namespace,
         &secret_name,
         passwords,
@@ -449,13 +451,13 @@ impl Speaker {
             })
             .collect();
         let endpoints =
-            view::endpoints_by_service(self.stores.endpoint_slices.state().iter().map(|s| &**s));
+            view::endpoints_of(self.stores.endpoint_slices.state().iter().map(|s| &**s));
         let services: Vec<plan::LbService> = self
             .stores
             .services
             .state()
             .iter()
-            .filter_map(|s| view::lb_service(s, self.settings.lb_class.as_deref(), &endpoints))
+            .filter_map(|s| view::lb_service_of(s, &endpoints))
             .collect();
         let now = Instant::now();
         self.ages.observe(&services, now);
@@ -666,12 +668,13 @@ impl Speaker {
         }
     }
 
+    /// The Service `key` (`namespace/name`), as much of it as an Event about it needs.
     fn service(&self, key: &str) -> Option<Service> {
         let (namespace, name) = key.split_once('/')?;
         self.stores
             .services
             .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
-            .map(|s| (*s).clone())
+            .map(|s| s.reference())
     }
 
     /// Graceful stop: leave the membership (peers take over at once) while the announcer keeps

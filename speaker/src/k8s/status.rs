@@ -28,6 +28,9 @@ use tokio::sync::watch;
 
 use crate::report;
 
+mod stored;
+pub(crate) use stored::Stored;
+
 /// Label naming the announcing node.
 pub const NODE_LABEL: &str = "ferrolb.io/node";
 /// Label naming the Service.
@@ -211,7 +214,7 @@ pub(crate) async fn run<K: StatusKind>(
     client: Client,
     namespace: String,
     node: String,
-    store: Store<K>,
+    store: Store<Stored<K>>,
     nodes: Store<Node>,
     live: Option<watch::Receiver<BTreeSet<String>>>,
     mut announced: watch::Receiver<Reported<K>>,
@@ -368,17 +371,16 @@ impl Gone<'_> {
 fn plan<K: StatusKind>(
     node: &str,
     gone: &Gone<'_>,
-    existing: &[Arc<K>],
+    existing: &[Arc<Stored<K>>],
     want: &Reported<K>,
     written: &HashMap<String, K::Status>,
     order: &Order,
 ) -> Work<K::Status> {
     let mut deletes = Vec::new();
-    let mut by_name: HashMap<String, &K> = HashMap::with_capacity(existing.len());
+    let mut by_name: HashMap<String, &Stored<K>> = HashMap::with_capacity(existing.len());
     for object in existing {
-        let labels = object.labels();
-        let key = K::key_of(labels);
-        let owner = labels.get(NODE_LABEL).map(String::as_str);
+        let key = object.key.clone();
+        let owner = object.owner.as_deref();
         let mine = owner == Some(node);
         // Ours and no longer announced; (layer 2) another node's for a Service we now
         // announce; or, if this speaker is the one picked to, a node's that is gone.
@@ -386,15 +388,15 @@ fn plan<K: StatusKind>(
             !want.contains_key(&key)
         } else {
             (K::EXCLUSIVE && want.contains_key(&key))
-                || owner.is_some_and(|n| gone.removes(node, n, &object.name_any()))
+                || owner.is_some_and(|n| gone.removes(node, n, &object.name))
         };
         if stale {
             deletes.push(Delete {
-                name: object.name_any(),
+                name: object.name.clone(),
                 key,
             });
         } else if mine {
-            by_name.insert(object.name_any(), &**object);
+            by_name.insert(object.name.clone(), &**object);
         }
     }
     let mut writes = Vec::new();
@@ -404,7 +406,7 @@ fn plan<K: StatusKind>(
         let stored = by_name.get(&name);
         let current = written
             .get(&name)
-            .or_else(|| stored.and_then(|o| o.current()));
+            .or_else(|| stored.and_then(|o| o.status.as_ref()));
         if current == Some(&status) {
             continue;
         }
@@ -562,7 +564,7 @@ mod tests {
     }
 
     /// A ServiceL2Status of `service` (`namespace/name`) on `node`, as the store holds it.
-    fn stored(service: &str, node: &str, interfaces: &[&str]) -> Arc<ServiceL2Status> {
+    fn stored(service: &str, node: &str, interfaces: &[&str]) -> Arc<Stored<ServiceL2Status>> {
         let mut labels: BTreeMap<String, String> = <ServiceL2Status as StatusKind>::labels(service)
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
@@ -575,7 +577,7 @@ mod tests {
             node,
             &items(interfaces),
         ));
-        Arc::new(object)
+        Arc::new(Stored::of(&object))
     }
 
     fn items(interfaces: &[&str]) -> BTreeSet<String> {
@@ -637,7 +639,7 @@ mod tests {
     #[test]
     fn a_gone_nodes_objects_are_removed_by_exactly_one_live_speaker_each() {
         let speakers: BTreeSet<String> = (1..=4).map(|i| format!("node-{i}")).collect();
-        let existing: Vec<Arc<ServiceL2Status>> = (0..40)
+        let existing: Vec<Arc<Stored<ServiceL2Status>>> = (0..40)
             .map(|i| stored(&format!("web/svc-{i}"), "node-9", &["eth0"]))
             .collect();
         let gone = Gone {

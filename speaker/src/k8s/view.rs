@@ -4,14 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use ferrolb_api::service::{
-    allocated_pool, announce_without_endpoints, ingress_ips, is_ours, shares_ip,
-    traffic_policy_local,
-};
 use ferrolb_config::NodeName;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
+use super::slim::{SlimService, SlimSlice};
 use crate::election::{Departure, NodeInfo, ServiceInfo};
 use crate::plan::LbService;
 
@@ -86,37 +83,30 @@ pub struct Endpoints {
 pub fn endpoints_by_service<'a>(
     slices: impl IntoIterator<Item = &'a EndpointSlice>,
 ) -> BTreeMap<String, Endpoints> {
+    let slim: Vec<SlimSlice> = slices.into_iter().map(SlimSlice::of).collect();
+    endpoints_of(&slim)
+}
+
+/// [`endpoints_by_service`], from the speaker's cache.
+pub(crate) fn endpoints_of<'a>(
+    slices: impl IntoIterator<Item = &'a SlimSlice>,
+) -> BTreeMap<String, Endpoints> {
     // Per Service: the ready endpoints, and the serving ones that are not ready.
     let mut found: BTreeMap<String, (Endpoints, Endpoints)> = BTreeMap::new();
     for slice in slices {
-        let Some(service) = slice
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(SERVICE_NAME_LABEL))
-        else {
+        let Some(service) = &slice.service else {
             continue;
         };
-        let key = format!(
-            "{}/{}",
-            slice.metadata.namespace.as_deref().unwrap_or_default(),
-            service
-        );
+        let key = format!("{}/{}", slice.namespace, service);
         let (ready_eps, serving_eps) = found.entry(key).or_default();
         for endpoint in &slice.endpoints {
-            if endpoint.addresses.is_empty() {
-                continue;
-            }
-            let conditions = endpoint.conditions.as_ref();
-            let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
-            let serving = conditions.and_then(|c| c.serving).unwrap_or(ready);
-            let entry = match (ready, serving) {
+            let entry = match (endpoint.ready, endpoint.serving) {
                 (true, _) => &mut *ready_eps,
                 (false, true) => &mut *serving_eps,
                 (false, false) => continue,
             };
             entry.any = true;
-            if let Some(node) = &endpoint.node_name {
+            if let Some(node) = &endpoint.node {
                 entry.nodes.insert(NodeName::from(node.clone()));
             }
         }
@@ -127,37 +117,37 @@ pub fn endpoints_by_service<'a>(
         .collect()
 }
 
-/// The Service as the plan sees it, if it is one of ours with IPs.
+/// The Service as the plan sees it, if it is one of ours (of class `lb_class`) with IPs.
 pub fn lb_service(
     svc: &Service,
     lb_class: Option<&str>,
     endpoints: &BTreeMap<String, Endpoints>,
 ) -> Option<LbService> {
-    if !is_ours(svc, lb_class) {
+    lb_service_of(&SlimService::of(svc, lb_class), endpoints)
+}
+
+/// [`lb_service`], from the speaker's cache.
+pub(crate) fn lb_service_of(
+    svc: &SlimService,
+    endpoints: &BTreeMap<String, Endpoints>,
+) -> Option<LbService> {
+    if !svc.ours || svc.ips.is_empty() {
         return None;
     }
-    let ips = ingress_ips(svc);
-    if ips.is_empty() {
-        return None;
-    }
-    let key = format!(
-        "{}/{}",
-        svc.metadata.namespace.as_deref().unwrap_or_default(),
-        svc.metadata.name.as_deref().unwrap_or_default()
-    );
+    let key = svc.key();
     let eps = endpoints.get(&key).cloned().unwrap_or_default();
     Some(LbService {
         info: ServiceInfo {
-            labels: svc.metadata.labels.clone().unwrap_or_default(),
-            local: traffic_policy_local(svc),
-            shares_ip: shares_ip(svc),
+            labels: svc.labels.clone(),
+            local: svc.local,
+            shares_ip: svc.shares_ip,
             endpoint_nodes: eps.nodes,
             has_usable_endpoint: eps.any,
-            announce_without_endpoints: announce_without_endpoints(svc).unwrap_or(false),
+            announce_without_endpoints: svc.announce_without_endpoints,
             key,
         },
-        ips,
-        pool: allocated_pool(svc).map(str::to_owned),
+        ips: svc.ips.clone(),
+        pool: svc.pool.clone(),
     })
 }
 

@@ -7,14 +7,15 @@ use ferrolb_api::{
     BFDProfile, BGPAdvertisement, BGPPeer, BGPSessionState, Community, IPAddressPool,
     L2Advertisement, ServiceBGPStatus, ServiceL2Status,
 };
-use k8s_openapi::api::core::v1::{Node, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
+use super::slim::{SlimService, SlimSlice};
+use super::status::Stored;
 use super::trim::Trim;
 
 /// What changed, as far as the decision loop cares.
@@ -36,8 +37,10 @@ pub(crate) enum Changed {
 /// Read-only caches.
 #[derive(Clone)]
 pub(crate) struct Stores {
-    pub services: Store<Service>,
-    pub endpoint_slices: Store<EndpointSlice>,
+    /// What the speaker reads of every Service ([`SlimService`]).
+    pub services: Store<SlimService>,
+    /// What the speaker reads of every EndpointSlice ([`SlimSlice`]).
+    pub endpoint_slices: Store<SlimSlice>,
     pub nodes: Store<Node>,
     pub pools: Store<IPAddressPool>,
     pub l2_advertisements: Store<L2Advertisement>,
@@ -53,19 +56,21 @@ pub(crate) struct Stores {
     /// Every node's: a node announcing a layer-2 Service removes the previous announcer's
     /// object, and a gone node's are removed by one speaker. One per layer-2 Service, so
     /// O(Services), like the Services themselves.
-    pub l2_statuses: Store<ServiceL2Status>,
+    pub l2_statuses: Store<Stored<ServiceL2Status>>,
     /// This node's own, with `--service-bgp-status` only (`None` otherwise).
-    pub bgp_statuses: Option<Store<ServiceBGPStatus>>,
-    pub bgp_sessions: Store<BGPSessionState>,
+    pub bgp_statuses: Option<Store<Stored<ServiceBGPStatus>>>,
+    pub bgp_sessions: Store<Stored<BGPSessionState>>,
 }
 
 impl Stores {
     /// Starts the watches. Config kinds, Secrets (the membership key `membership_secret` by
     /// name, and the BGP passwords if `passwords`) and the status objects come from
     /// `namespace` only; ServiceBGPStatus only when `bgp_statuses_of` names this node, and
-    /// only that node's.
+    /// only that node's. Services are read as a speaker of class `lb_class` sees them.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         client: &Client,
+        lb_class: Option<String>,
         namespace: &str,
         membership_secret: &str,
         passwords: bool,
@@ -74,15 +79,17 @@ impl Stores {
     ) -> Self {
         let all = watcher::Config::default();
         Self {
-            services: reflect(
+            services: reflect_slim(
                 Api::all(client.clone()),
                 all.clone(),
+                move |svc| SlimService::of(svc, lb_class.as_deref()),
                 tx,
                 Changed::Workloads,
             ),
-            endpoint_slices: reflect(
+            endpoint_slices: reflect_slim(
                 Api::all(client.clone()),
                 all.clone(),
+                SlimSlice::of,
                 tx,
                 Changed::Workloads,
             ),
@@ -137,24 +144,27 @@ impl Stores {
                     Changed::Secret,
                 )
             }),
-            l2_statuses: reflect(
+            l2_statuses: reflect_slim(
                 Api::namespaced(client.clone(), namespace),
                 all.clone(),
+                Stored::of,
                 tx,
                 Changed::Statuses,
             ),
             bgp_statuses: bgp_statuses_of.map(|node| {
-                reflect(
+                reflect_slim(
                     Api::namespaced(client.clone(), namespace),
                     watcher::Config::default()
                         .labels(&format!("{}={node}", super::status::NODE_LABEL)),
+                    Stored::of,
                     tx,
                     Changed::Statuses,
                 )
             }),
-            bgp_sessions: reflect(
+            bgp_sessions: reflect_slim(
                 Api::namespaced(client.clone(), namespace),
                 all,
+                Stored::of,
                 tx,
                 Changed::Statuses,
             ),
@@ -215,6 +225,27 @@ where
 {
     let tx = tx.clone();
     ferrolb_runtime::reflect::spawn_trimmed(api, config, K::trim, move |ev| match ev {
+        Event::Init | Event::InitApply(_) => true,
+        _ => tx.send(changed).is_ok(),
+    })
+}
+
+/// Runs a reflector for `api` in the background, sending `changed` on every change; the cache
+/// keeps the `project`ion of each object.
+fn reflect_slim<K, P>(
+    api: Api<K>,
+    config: watcher::Config,
+    project: impl Fn(&K) -> P + Send + 'static,
+    tx: &mpsc::UnboundedSender<Changed>,
+    changed: Changed,
+) -> Store<P>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    <K as Resource>::DynamicType: Default,
+    P: kube::runtime::reflector::Lookup<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    let tx = tx.clone();
+    ferrolb_runtime::reflect::spawn_projected(api, config, project, move |ev| match ev {
         Event::Init | Event::InitApply(_) => true,
         _ => tx.send(changed).is_ok(),
     })
