@@ -41,6 +41,9 @@ pub struct Metrics {
     pub takeover_seconds: Histogram,
     /// The BGP sessions, read at scrape time.
     pub bgp_stats: SharedStats,
+    /// One decision pass: every change the speaker sees (a Service, an EndpointSlice, a Node,
+    /// the membership) decides every Service again, so this grows with them.
+    pub decide_seconds: Histogram,
 }
 
 impl Metrics {
@@ -57,6 +60,7 @@ impl Metrics {
             ownership_changes: Family::default(),
             takeover_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             bgp_stats: SharedStats::default(),
+            decide_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
         };
         registry.register_collector(Box::new(BgpCollector {
             stats: metrics.bgp_stats.clone(),
@@ -75,6 +79,11 @@ impl Metrics {
             "layer2_takeover_seconds",
             "From a membership change to this node answering for an IP it took over",
             metrics.takeover_seconds.clone(),
+        );
+        registry.register(
+            "decide_seconds",
+            "One decision pass over every Service (the election, this node's routes, the reports)",
+            metrics.decide_seconds.clone(),
         );
         metrics
     }

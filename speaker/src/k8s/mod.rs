@@ -13,7 +13,7 @@ mod decide_bgp;
 mod decide_report;
 mod join;
 mod serving;
-mod slim;
+pub mod slim;
 pub mod status;
 mod sweep;
 mod trim;
@@ -434,6 +434,7 @@ impl Speaker {
     /// Re-runs the election for every IP and hands this node's share to the announcer, and
     /// gives each BGP session its routes.
     fn decide(&mut self) {
+        let started = Instant::now();
         let nodes: BTreeMap<NodeName, NodeInfo> = self
             .stores
             .nodes
@@ -473,6 +474,7 @@ impl Speaker {
             .chain(bgp_settled)
             .chain(exclusion_step)
             .min();
+        (self.metrics.decide_seconds).observe(started.elapsed().as_secs_f64());
     }
 
     /// The layer-2 election, and this node's share of it to the announcer.

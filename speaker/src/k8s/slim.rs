@@ -22,7 +22,7 @@ use super::view::SERVICE_NAME_LABEL;
 
 /// A Service, as the speaker reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct SlimService {
+pub struct SlimService {
     pub(crate) namespace: String,
     pub(crate) name: String,
     /// For Events about it.
@@ -48,7 +48,7 @@ pub(crate) struct SlimService {
 
 impl SlimService {
     /// What the speaker of class `lb_class` reads of `svc`.
-    pub(crate) fn of(svc: &Service, lb_class: Option<&str>) -> Self {
+    pub fn of(svc: &Service, lb_class: Option<&str>) -> Self {
         let meta = &svc.metadata;
         Self {
             namespace: meta.namespace.clone().unwrap_or_default(),
@@ -88,7 +88,7 @@ impl SlimService {
 
 /// An EndpointSlice, as the speaker reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct SlimSlice {
+pub struct SlimSlice {
     pub(crate) namespace: String,
     pub(crate) name: String,
     /// Its Service's name (the `kubernetes.io/service-name` label).
@@ -99,7 +99,7 @@ pub(crate) struct SlimSlice {
 
 /// One endpoint with an address.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct SlimEndpoint {
+pub struct SlimEndpoint {
     pub(crate) node: Option<String>,
     /// Ready (a missing `ready` means ready, the API's rule).
     pub(crate) ready: bool,
@@ -109,7 +109,7 @@ pub(crate) struct SlimEndpoint {
 
 impl SlimSlice {
     /// What the speaker reads of `slice`.
-    pub(crate) fn of(slice: &EndpointSlice) -> Self {
+    pub fn of(slice: &EndpointSlice) -> Self {
         let meta = &slice.metadata;
         Self {
             namespace: meta.namespace.clone().unwrap_or_default(),

@@ -88,7 +88,7 @@ pub fn endpoints_by_service<'a>(
 }
 
 /// [`endpoints_by_service`], from the speaker's cache.
-pub(crate) fn endpoints_of<'a>(
+pub fn endpoints_of<'a>(
     slices: impl IntoIterator<Item = &'a SlimSlice>,
 ) -> BTreeMap<String, Endpoints> {
     // Per Service: the ready endpoints, and the serving ones that are not ready.
@@ -127,7 +127,7 @@ pub fn lb_service(
 }
 
 /// [`lb_service`], from the speaker's cache.
-pub(crate) fn lb_service_of(
+pub fn lb_service_of(
     svc: &SlimService,
     endpoints: &BTreeMap<String, Endpoints>,
 ) -> Option<LbService> {

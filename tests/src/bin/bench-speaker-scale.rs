@@ -101,6 +101,22 @@ fn announced_ips(cluster: &L2Cluster) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+/// The speaker's `ferrolb_speaker_decide_seconds` sum and count (`None` from a speaker
+/// without it).
+fn decide_stats(cluster: &L2Cluster) -> Option<(f64, f64)> {
+    let ns = cluster.host("node-1").ns.clone();
+    let text = ns.run(metrics_text).ok()?.ok()?;
+    let value = |name: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    Some((
+        value("ferrolb_speaker_decide_seconds_sum")?,
+        value("ferrolb_speaker_decide_seconds_count")?,
+    ))
+}
+
 /// `GET /metrics` from the speaker, with time for a busy speaker's long answer.
 fn metrics_text() -> std::io::Result<String> {
     use std::io::{Read, Write};
@@ -181,6 +197,7 @@ async fn main_inner() -> anyhow::Result<()> {
         all_reported.as_secs_f64()
     );
 
+    let decides_before = decide_stats(&cluster);
     let started = Instant::now();
     create_all(&cluster, (0..args.more).map(own_service).collect()).await?;
     let more_created = started.elapsed();
@@ -197,9 +214,17 @@ async fn main_inner() -> anyhow::Result<()> {
     .await?;
     let more_reported = started.elapsed();
     let rss_end = rss_mib(pid).unwrap_or(f64::NAN);
+    // The decision passes the later Services caused, and their mean length.
+    let (passes, pass_ms) = match (decides_before, decide_stats(&cluster)) {
+        (Some((sum0, n0)), Some((sum1, n1))) if n1 > n0 => {
+            (n1 - n0, (sum1 - sum0) / (n1 - n0) * 1000.0)
+        }
+        _ => (f64::NAN, f64::NAN),
+    };
     println!(
         "speaker-scale: services={} created_s={:.1} reported_s={:.1} rss_mib={rss:.0} \
-         more={} more_created_s={:.2} more_announced_s={:.2} more_reported_s={:.2} rss_end_mib={rss_end:.0}",
+         more={} more_created_s={:.2} more_announced_s={:.2} more_reported_s={:.2} rss_end_mib={rss_end:.0} \
+         more_passes={passes} pass_ms_mean={pass_ms:.1}",
         args.services,
         created.as_secs_f64(),
         all_reported.as_secs_f64(),
