@@ -4,9 +4,9 @@
 //! An Event repeated within [`series::WINDOW`] (same object, reason, type, action and note) is
 //! counted on the first one as a series instead of being created again, as client-go does. The
 //! publisher remembers only a hash and the first Event's name per series, and at most
-//! [`series::CAPACITY`] of them: kube's own recorder kept a whole Event per key for six minutes,
-//! about 2 KiB per Service a component had spoken of — 20 MiB in a speaker at 10,000 Services —
-//! and counted an Event with a new note as a repeat of the old one, which kept the old note.
+//! [`series::CAPACITY`] of them. kube's own recorder kept a whole Event per key for six minutes
+//! (5.9 MB of a speaker's 29.5 MB peak heap at 3,000 Services, under heaptrack) and counted an
+//! Event with a new note as a repeat of the old one, which kept the old note.
 
 mod series;
 

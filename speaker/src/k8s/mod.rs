@@ -474,7 +474,9 @@ impl Speaker {
             .chain(bgp_settled)
             .chain(exclusion_step)
             .min();
-        (self.metrics.decide_seconds).observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .decide_seconds
+            .observe(started.elapsed().as_secs_f64());
     }
 
     /// The layer-2 election, and this node's share of it to the announcer.

@@ -4,7 +4,6 @@
 //! EndpointSlice 432 plus 352 per endpoint, and a one-entry label map a 540-byte B-tree node;
 //! these hold a few strings and flags. [`super::view`] turns them into what the plan reads.
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 
 use ferrolb_api::service::{
@@ -15,7 +14,6 @@ use ferrolb_config::Labels;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::runtime::reflector::Lookup;
 
 use super::condition::{Shown, shown};
 use super::view::SERVICE_NAME_LABEL;
@@ -137,56 +135,52 @@ impl SlimSlice {
     }
 }
 
-/// The cache keys of a kind the speaker keeps slim: kind and name, as the apiserver has them.
-/// The resource version and UID stay out of the key (it compares without them anyway).
-macro_rules! lookup {
-    ($slim:ty, $kind:literal, $group:literal, $version:literal, $plural:literal) => {
-        impl Lookup for $slim {
+/// Makes a slim projection (with `name` and `namespace` fields) a cache entry named as the
+/// apiserver names the object of kind `$kind` it was taken from. The resource version and UID
+/// stay out of its key (the cache compares keys without them anyway).
+macro_rules! slim_lookup {
+    ([$($generics:tt)*] $slim:ty, $kind:ty) => {
+        impl<$($generics)*> kube::runtime::reflector::Lookup for $slim {
             type DynamicType = ();
 
-            fn kind(_: &()) -> Cow<'_, str> {
-                $kind.into()
+            fn kind(dyntype: &()) -> std::borrow::Cow<'_, str> {
+                <$kind as kube::Resource>::kind(dyntype)
             }
 
-            fn group(_: &()) -> Cow<'_, str> {
-                $group.into()
+            fn group(dyntype: &()) -> std::borrow::Cow<'_, str> {
+                <$kind as kube::Resource>::group(dyntype)
             }
 
-            fn version(_: &()) -> Cow<'_, str> {
-                $version.into()
+            fn version(dyntype: &()) -> std::borrow::Cow<'_, str> {
+                <$kind as kube::Resource>::version(dyntype)
             }
 
-            fn plural(_: &()) -> Cow<'_, str> {
-                $plural.into()
+            fn plural(dyntype: &()) -> std::borrow::Cow<'_, str> {
+                <$kind as kube::Resource>::plural(dyntype)
             }
 
-            fn name(&self) -> Option<Cow<'_, str>> {
-                Some(Cow::Borrowed(&self.name))
+            fn name(&self) -> Option<std::borrow::Cow<'_, str>> {
+                Some(std::borrow::Cow::Borrowed(&self.name))
             }
 
-            fn namespace(&self) -> Option<Cow<'_, str>> {
-                Some(Cow::Borrowed(&self.namespace))
+            fn namespace(&self) -> Option<std::borrow::Cow<'_, str>> {
+                Some(std::borrow::Cow::Borrowed(&self.namespace))
             }
 
-            fn resource_version(&self) -> Option<Cow<'_, str>> {
+            fn resource_version(&self) -> Option<std::borrow::Cow<'_, str>> {
                 None
             }
 
-            fn uid(&self) -> Option<Cow<'_, str>> {
+            fn uid(&self) -> Option<std::borrow::Cow<'_, str>> {
                 None
             }
         }
     };
 }
+pub(crate) use slim_lookup;
 
-lookup!(SlimService, "Service", "", "v1", "services");
-lookup!(
-    SlimSlice,
-    "EndpointSlice",
-    "discovery.k8s.io",
-    "v1",
-    "endpointslices"
-);
+slim_lookup!([] SlimService, Service);
+slim_lookup!([] SlimSlice, EndpointSlice);
 
 #[cfg(test)]
 mod tests;

@@ -2,10 +2,7 @@
 //! its labels name, and the status — not the typed object. Layer 2 keeps one per Service, so
 //! at scale this is a share of the speaker's memory like the Services themselves.
 
-use std::borrow::Cow;
-
 use kube::ResourceExt;
-use kube::runtime::reflector::Lookup;
 
 use super::{NODE_LABEL, StatusKind};
 
@@ -46,38 +43,4 @@ impl<K: StatusKind> Clone for Stored<K> {
     }
 }
 
-impl<K: StatusKind> Lookup for Stored<K> {
-    type DynamicType = ();
-
-    fn kind(dyntype: &()) -> Cow<'_, str> {
-        K::kind(dyntype)
-    }
-
-    fn group(dyntype: &()) -> Cow<'_, str> {
-        K::group(dyntype)
-    }
-
-    fn version(dyntype: &()) -> Cow<'_, str> {
-        K::version(dyntype)
-    }
-
-    fn plural(dyntype: &()) -> Cow<'_, str> {
-        K::plural(dyntype)
-    }
-
-    fn name(&self) -> Option<Cow<'_, str>> {
-        Some(Cow::Borrowed(&self.name))
-    }
-
-    fn namespace(&self) -> Option<Cow<'_, str>> {
-        Some(Cow::Borrowed(&self.namespace))
-    }
-
-    fn resource_version(&self) -> Option<Cow<'_, str>> {
-        None
-    }
-
-    fn uid(&self) -> Option<Cow<'_, str>> {
-        None
-    }
-}
+crate::k8s::slim::slim_lookup!([K: StatusKind] Stored<K>, K);
