@@ -14,6 +14,9 @@ use ferrolb_config::{Config, NodeName, PoolName};
 
 use crate::election::{Election, ServiceInfo, World, elect};
 
+mod decisions;
+pub use decisions::{Decisions, Redecided};
+
 /// A LoadBalancer Service with IPs, as the layer-2 plan needs it.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct LbService {
@@ -68,21 +71,24 @@ pub fn layer2(world: World<'_>, services: &[LbService]) -> BTreeMap<IpAddr, IpPl
     }
     by_ip
         .into_iter()
-        .map(|(ip, users)| {
-            let decision = match pool_of(world.config, ip, &users) {
-                Some(pool) => {
-                    let infos: Vec<ServiceInfo> = users.iter().map(|s| s.info.clone()).collect();
-                    Decision::Elected {
-                        election: elect(world, ip, &pool, &infos),
-                        pool,
-                    }
-                }
-                None => Decision::NoPool,
-            };
-            let services = users.iter().map(|s| s.info.key.clone()).collect();
-            (ip, IpPlan { services, decision })
-        })
+        .map(|(ip, users)| (ip, decide_ip(world, ip, &users)))
         .collect()
+}
+
+/// Decides one IP held by `users` (one Service, or several that share it).
+pub fn decide_ip(world: World<'_>, ip: IpAddr, users: &[&LbService]) -> IpPlan {
+    let decision = match pool_of(world.config, ip, users) {
+        Some(pool) => {
+            let infos: Vec<ServiceInfo> = users.iter().map(|s| s.info.clone()).collect();
+            Decision::Elected {
+                election: elect(world, ip, &pool, &infos),
+                pool,
+            }
+        }
+        None => Decision::NoPool,
+    };
+    let services = users.iter().map(|s| s.info.key.clone()).collect();
+    IpPlan { services, decision }
 }
 
 /// The IPs `node` must answer for, each with the interfaces to use (empty: every suitable one).

@@ -14,7 +14,7 @@
 //! Endpoints present when the speaker starts count as settled: their age is unknown, and the
 //! speaker restarting says nothing about kube-proxy. Pure; time is passed in.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -30,10 +30,10 @@ pub const DEFAULT_SETTLE: Duration = Duration::from_millis(1500);
 #[derive(Debug)]
 pub struct EndpointAges {
     settle: Duration,
-    /// Per (Service, node): when first seen, `None` when seen at start-up (settled).
-    seen: BTreeMap<(String, NodeName), Option<Instant>>,
+    /// Per Service, per node: when first seen, `None` when seen at start-up (settled).
+    seen: HashMap<String, BTreeMap<NodeName, Option<Instant>>>,
     /// The Services with `externalTrafficPolicy: Local`.
-    local: BTreeSet<String>,
+    local: HashSet<String>,
     primed: bool,
 }
 
@@ -53,34 +53,58 @@ impl EndpointAges {
     pub fn new(settle: Duration) -> Self {
         Self {
             settle,
-            seen: BTreeMap::new(),
-            local: BTreeSet::new(),
+            seen: HashMap::new(),
+            local: HashSet::new(),
             primed: false,
         }
     }
 
-    /// Records the usable endpoints of `services` as seen at `now`. One that went and came
-    /// back is fresh again: it is a new pod.
+    /// Records the usable endpoints of `services`, all there are, as seen at `now`. One that
+    /// went and came back is fresh again: it is a new pod.
     pub fn observe(&mut self, services: &[LbService], now: Instant) {
-        let first = !self.primed;
-        let mut seen = BTreeMap::new();
+        let present: HashSet<&str> = services.iter().map(|s| s.info.key.as_str()).collect();
+        self.seen.retain(|key, _| present.contains(key.as_str()));
+        self.local.retain(|key| present.contains(key.as_str()));
         for service in services {
-            for node in &service.info.endpoint_nodes {
-                let key = (service.info.key.clone(), node.clone());
-                let since = match self.seen.get(&key) {
+            self.observe_service(&service.info.key, Some(service), now);
+        }
+        self.prime();
+    }
+
+    /// Records the usable endpoints of the Service `key` as seen at `now` (`None`: it is gone
+    /// or holds no IP). Until [`Self::prime`], what is seen counts as there at start-up.
+    pub fn observe_service(&mut self, key: &str, service: Option<&LbService>, now: Instant) {
+        let before = self.seen.remove(key).unwrap_or_default();
+        let Some(service) = service else {
+            self.local.remove(key);
+            return;
+        };
+        let first = !self.primed;
+        let seen: BTreeMap<NodeName, Option<Instant>> = service
+            .info
+            .endpoint_nodes
+            .iter()
+            .map(|node| {
+                let since = match before.get(node) {
                     Some(since) => *since,
                     None if first => None,
                     None => Some(now),
                 };
-                seen.insert(key, since);
-            }
-        }
-        self.seen = seen;
-        self.local = services
-            .iter()
-            .filter(|s| s.info.local)
-            .map(|s| s.info.key.clone())
+                (node.clone(), since)
+            })
             .collect();
+        if !seen.is_empty() {
+            self.seen.insert(key.to_owned(), seen);
+        }
+        if service.info.local {
+            self.local.insert(key.to_owned());
+        } else {
+            self.local.remove(key);
+        }
+    }
+
+    /// Everything present at start-up has been seen: what appears from now on is fresh.
+    pub fn prime(&mut self) {
         self.primed = true;
     }
 
@@ -90,14 +114,14 @@ impl EndpointAges {
         if !self.local.contains(service) {
             return None;
         }
-        let since = (*self.seen.get(&(service.to_owned(), node.clone()))?)?;
+        let since = (*self.seen.get(service)?.get(node)?)?;
         let until = since + self.settle;
         (until > now).then_some(until)
     }
 
     /// Whether `node` has a settled endpoint of `service`.
     fn settled(&self, service: &str, node: &NodeName, now: Instant) -> bool {
-        self.seen.contains_key(&(service.to_owned(), node.clone()))
+        self.seen.get(service).is_some_and(|s| s.contains_key(node))
             && self.settling_until(service, node, now).is_none()
     }
 
@@ -119,39 +143,41 @@ pub fn hold_layer2(
     ages: &EndpointAges,
     now: Instant,
 ) -> BTreeMap<IpAddr, Hold> {
-    let mut held = BTreeMap::new();
-    for (ip, plan) in plans.iter_mut() {
-        let Some(before) = previous.get(ip).and_then(|p| p.decision.winner()) else {
-            continue;
-        };
-        let services = &plan.services;
-        let Decision::Elected { election, .. } = &mut plan.decision else {
-            continue;
-        };
-        let Some(winner) = election.winner().cloned() else {
-            continue;
-        };
-        if winner == *before {
-            continue;
-        }
-        let Some(until) = ages.settling_on(services, &winner, now) else {
-            continue;
-        };
-        let Some(at) = election.candidates.iter().position(|c| c.node == *before) else {
-            continue; // gone: nobody else serves the IP
-        };
-        let kept = election.candidates.remove(at);
-        election.candidates.insert(0, kept);
-        held.insert(
-            *ip,
-            Hold {
-                with: before.clone(),
-                instead_of: winner,
-                until,
-            },
-        );
+    plans
+        .iter_mut()
+        .filter_map(|(ip, plan)| {
+            let before = previous.get(ip).and_then(|p| p.decision.winner())?;
+            Some((*ip, hold(plan, before, ages, now)?))
+        })
+        .collect()
+}
+
+/// [`hold_layer2`] for one IP: keeps it on `before`, the node that announced it, if the
+/// election moved it to a node whose endpoint still settles and `before` is still a candidate.
+pub fn hold(
+    plan: &mut IpPlan,
+    before: &NodeName,
+    ages: &EndpointAges,
+    now: Instant,
+) -> Option<Hold> {
+    let services = &plan.services;
+    let Decision::Elected { election, .. } = &mut plan.decision else {
+        return None;
+    };
+    let winner = election.winner()?.clone();
+    if winner == *before {
+        return None;
     }
-    held
+    let until = ages.settling_on(services, &winner, now)?;
+    // Gone: nobody else serves the IP.
+    let at = election.candidates.iter().position(|c| c.node == *before)?;
+    let kept = election.candidates.remove(at);
+    election.candidates.insert(0, kept);
+    Some(Hold {
+        with: before.clone(),
+        instead_of: winner,
+        until,
+    })
 }
 
 /// The Services as this node's BGP advertisements should see them: `node`'s endpoint of a
