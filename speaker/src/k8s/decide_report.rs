@@ -116,16 +116,12 @@ impl Speaker {
                 want.insert(key.to_owned(), wanted);
             }
         }
-        for svc in self.stores.services.state() {
-            if svc.bgp_advertised.is_none() {
-                continue;
-            }
-            let key = svc.key();
+        for key in &self.showing_bgp {
             if seen.contains(key.as_str()) {
                 continue;
             }
-            if conditions.is_mine(&key, &me) {
-                want.insert(key, None);
+            if conditions.is_mine(key, &me) {
+                want.insert(key.clone(), None);
             }
         }
         conditions

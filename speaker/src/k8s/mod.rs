@@ -9,6 +9,7 @@
 
 pub mod bgp;
 pub mod condition;
+mod decide;
 mod decide_bgp;
 mod decide_report;
 mod join;
@@ -16,11 +17,12 @@ mod serving;
 pub mod slim;
 pub mod status;
 mod sweep;
+mod touched;
 mod trim;
 pub mod view;
 mod watch;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,15 +38,13 @@ use tokio::sync::{mpsc, watch as chan};
 use tokio::time::Instant;
 
 use crate::bgp::advertise::BgpPlan;
-use crate::election::{NodeInfo, World};
-use crate::layer2::announcer::{
-    Announcer, AnnouncerHandle, AnnouncerSettings, Conflict, InterfaceChoice, Plan,
-};
+use crate::layer2::announcer::{Announcer, AnnouncerHandle, AnnouncerSettings, Conflict, Plan};
 use crate::membership::{MembershipHandle, MembershipSettings};
 use crate::metrics::{Health, Metrics};
 use crate::netlink::Interfaces;
-use crate::plan::{self, IpPlan};
+use crate::plan;
 use crate::settle::{self, EndpointAges};
+use touched::Touched;
 use watch::{Changed, Stores};
 
 /// The key in the membership Secret.
@@ -111,8 +111,10 @@ pub async fn run(
         .map_or("ferrolb-memberlist", |m| m.secret.as_str())
         .to_owned();
     let passwords = watch::may_list_secrets(&client, &settings.namespace).await;
+    let touched = Touched::default();
     let stores = Stores::start(
         &client,
+        &touched,
         settings.lb_class.clone(),
         &settings.namespace,
         &secret_name,
@@ -247,7 +249,11 @@ pub async fn run(
         announced_tx,
         events,
         metrics,
-        plans: BTreeMap::new(),
+        decisions: plan::Decisions::new(),
+        touched,
+        last_world: None,
+        answering: BTreeSet::new(),
+        showing_bgp: HashSet::new(),
         started: Instant::now(),
         converged: false,
         interfaces,
@@ -286,8 +292,16 @@ struct Speaker {
     announced_tx: chan::Sender<status::Announced>,
     events: EventSink,
     metrics: Arc<Metrics>,
-    /// The last decisions, per IP.
-    plans: BTreeMap<IpAddr, IpPlan>,
+    /// Every Service's view and every IP's plan, as last decided.
+    decisions: plan::Decisions,
+    /// The Services changed since the last pass, told by the reflectors.
+    touched: Touched,
+    /// What the last layer-2 election ran against.
+    last_world: decide::LastWorld,
+    /// The IPs the announcer answered for when last looked.
+    answering: BTreeSet<IpAddr>,
+    /// The Services that show the `ferrolb.io/BGPAdvertised` condition.
+    showing_bgp: HashSet<String>,
     /// The configuration, parsed again when configuration objects or Secrets change; an
     /// object that turns invalid is served in its last valid version, as the controller does.
     serving: Serving,
@@ -394,9 +408,7 @@ impl Speaker {
                     self.check_link();
                     self.decide();
                 }
-                Ok(()) = announcing.changed() => {
-                    self.report_announced(&announcing.borrow_and_update().clone());
-                }
+                Ok(()) = announcing.changed() => self.answering_changed(),
                 Some(conflict) = self.announcer.conflicts.recv() => self.report_conflict(&conflict),
                 Some(event) = self.peer_events.recv() => self.report_session(&event),
                 () = self.sessions.links_changed() => self.decide(),
@@ -431,211 +443,6 @@ impl Speaker {
         self.cut_off = down;
     }
 
-    /// Re-runs the election for every IP and hands this node's share to the announcer, and
-    /// gives each BGP session its routes.
-    fn decide(&mut self) {
-        let started = Instant::now();
-        let nodes: BTreeMap<NodeName, NodeInfo> = self
-            .stores
-            .nodes
-            .state()
-            .iter()
-            .map(|n| {
-                let mut info = view::node_info(n);
-                if self.settings.announce_from_departing_nodes {
-                    info.departing = None;
-                }
-                (
-                    NodeName::from(n.metadata.name.clone().unwrap_or_default()),
-                    info,
-                )
-            })
-            .collect();
-        let endpoints =
-            view::endpoints_of(self.stores.endpoint_slices.state().iter().map(|s| &**s));
-        let services: Vec<plan::LbService> = self
-            .stores
-            .services
-            .state()
-            .iter()
-            .filter_map(|s| view::lb_service_of(s, &endpoints))
-            .collect();
-        let now = Instant::now();
-        self.ages.observe(&services, now);
-        let (bgp_services, bgp_settled) =
-            settle::hold_bgp(&services, &self.settings.node, &self.ages, now);
-        let exclusion_step = self.decide_bgp(&nodes, &bgp_services, now);
-        self.decide_layer2(&nodes, &services, now);
-        self.want_conditions(&nodes, &bgp_services);
-        self.settled_at = self
-            .held
-            .values()
-            .map(|h| h.until)
-            .chain(bgp_settled)
-            .chain(exclusion_step)
-            .min();
-        self.metrics
-            .decide_seconds
-            .observe(started.elapsed().as_secs_f64());
-    }
-
-    /// The layer-2 election, and this node's share of it to the announcer.
-    fn decide_layer2(
-        &mut self,
-        nodes: &BTreeMap<NodeName, NodeInfo>,
-        services: &[plan::LbService],
-        now: Instant,
-    ) {
-        if self.cut_off {
-            self.plan_tx.send_if_modified(|current| {
-                let changed = !current.ips.is_empty();
-                *current = Plan::default();
-                changed
-            });
-            return;
-        }
-        let live: Option<BTreeSet<NodeName>> = self.membership.as_ref().map(|m| {
-            m.live
-                .borrow()
-                .iter()
-                .map(|n| NodeName::from(n.clone()))
-                .collect()
-        });
-        if !self.converged {
-            let all_seen = live
-                .as_ref()
-                .is_none_or(|l| nodes.keys().all(|n| l.contains(n)));
-            let grace = self
-                .settings
-                .membership
-                .as_ref()
-                .map_or(Duration::ZERO, |m| m.startup_grace);
-            if !all_seen && self.started.elapsed() < grace {
-                tracing::debug!("waiting for the membership to converge before announcing");
-                return;
-            }
-            self.converged = true;
-        }
-        let world = World {
-            config: self.serving.config(),
-            nodes,
-            live: live.as_ref(),
-            ignore_exclude_label: self.settings.ignore_exclude_label,
-        };
-        let previous = std::mem::replace(&mut self.plans, plan::layer2(world, services));
-        let held = settle::hold_layer2(&mut self.plans, &previous, &self.ages, now);
-        for (ip, hold) in held.iter().filter(|(ip, _)| !self.held.contains_key(*ip)) {
-            tracing::info!(
-                %ip,
-                serving_node = %hold.with,
-                preferred_node = %hold.instead_of,
-                wait_ms = hold.until.saturating_duration_since(now).as_millis() as u64,
-                "keeping the IP where it is served until the preferred node's new endpoint settles"
-            );
-        }
-        self.held = held;
-        let mine = plan::announced_by(&self.settings.node, &self.plans);
-        let plan = Plan {
-            ips: mine
-                .into_iter()
-                .map(|(ip, interfaces)| {
-                    let choice = if interfaces.is_empty() {
-                        InterfaceChoice::All
-                    } else {
-                        InterfaceChoice::Named(interfaces)
-                    };
-                    (ip, choice)
-                })
-                .collect(),
-        };
-        self.plan_tx.send_if_modified(|current| {
-            if *current == plan {
-                return false;
-            }
-            let gained_ips: Vec<IpAddr> = plan
-                .ips
-                .keys()
-                .filter(|ip| !current.ips.contains_key(ip))
-                .copied()
-                .collect();
-            if let Some(at) = self.live_changed {
-                self.taking_over
-                    .extend(gained_ips.iter().map(|ip| (*ip, at)));
-            }
-            let gained = gained_ips.len();
-            let lost = current
-                .ips
-                .keys()
-                .filter(|ip| !plan.ips.contains_key(ip))
-                .count();
-            self.metrics.ownership_changes(gained, lost);
-            tracing::info!(
-                announced = plan.ips.len(),
-                gained,
-                lost,
-                "layer-2 announcements of this node changed"
-            );
-            *current = plan;
-            true
-        });
-        // The Services on an IP may change while the IP stays: report them too.
-        let answering = self.announcer.announcing.borrow().clone();
-        self.report_announced(&answering);
-    }
-
-    /// Writes ServiceL2Status and Events for what the announcer really answers for.
-    fn report_announced(&mut self, answering: &BTreeMap<IpAddr, BTreeSet<String>>) {
-        let planned: BTreeSet<IpAddr> = self.plan_tx.borrow().ips.keys().copied().collect();
-        let metrics = &self.metrics;
-        self.taking_over.retain(|ip, at| {
-            if answering.contains_key(ip) {
-                metrics.takeover_seconds.observe(at.elapsed().as_secs_f64());
-                false
-            } else {
-                planned.contains(ip)
-            }
-        });
-        let mut announced = status::Announced::new();
-        for (ip, plan) in &self.plans {
-            if !answering.contains_key(ip) {
-                continue;
-            }
-            let interfaces = match &plan.decision {
-                plan::Decision::Elected { election, .. } => election
-                    .interfaces
-                    .get(&self.settings.node)
-                    .cloned()
-                    .unwrap_or_default(),
-                plan::Decision::NoPool => BTreeSet::new(),
-            };
-            for service in &plan.services {
-                announced
-                    .entry(service.clone())
-                    .or_default()
-                    .extend(interfaces.iter().cloned());
-            }
-        }
-        self.metrics.set_announced(answering.len());
-        let node = self.settings.node.to_string();
-        self.announced_tx.send_if_modified(|current| {
-            if *current == announced {
-                return false;
-            }
-            for service in announced.keys().filter(|s| !current.contains_key(*s)) {
-                if let Some(svc) = self.service(service) {
-                    self.events.emit(
-                        &svc,
-                        EventType::Normal,
-                        "nodeAssigned",
-                        format!("announcing from node \"{node}\" with protocol \"layer2\""),
-                    );
-                }
-            }
-            *current = announced;
-            true
-        });
-    }
-
     /// Raises a split brain on the Services of the IP.
     fn report_conflict(&self, conflict: &Conflict) {
         let outcome = if conflict.we_lose {
@@ -649,7 +456,8 @@ impl Speaker {
             "another host answers for an IP this node announces: remove the address from that host, or from the IPAddressPool"
         );
         let services = self
-            .plans
+            .decisions
+            .plans()
             .get(&conflict.ip)
             .map(|p| p.services.clone())
             .unwrap_or_default();

@@ -12,6 +12,8 @@ impl Speaker {
     pub(super) fn refresh_config(&mut self) {
         let before = self.serving.held_back().clone();
         let outcome = self.serving.update(&self.snapshot());
+        // Pools and advertisements may move any IP.
+        self.decisions.world_changed();
         for (kind, name) in self.serving.held_back().difference(&before) {
             let why = outcome
                 .errors_for(*kind, name)

@@ -133,6 +133,12 @@ impl SlimSlice {
                 .collect(),
         }
     }
+
+    /// Its Service's `namespace/name`, if it names one.
+    pub(crate) fn service_key(&self) -> Option<String> {
+        let service = self.service.as_ref()?;
+        Some(format!("{}/{service}", self.namespace))
+    }
 }
 
 /// Makes a slim projection (with `name` and `namespace` fields) a cache entry named as the

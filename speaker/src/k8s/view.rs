@@ -94,10 +94,9 @@ pub fn endpoints_of<'a>(
     // Per Service: the ready endpoints, and the serving ones that are not ready.
     let mut found: BTreeMap<String, (Endpoints, Endpoints)> = BTreeMap::new();
     for slice in slices {
-        let Some(service) = &slice.service else {
+        let Some(key) = slice.service_key() else {
             continue;
         };
-        let key = format!("{}/{}", slice.namespace, service);
         let (ready_eps, serving_eps) = found.entry(key).or_default();
         for endpoint in &slice.endpoints {
             let entry = match (endpoint.ready, endpoint.serving) {

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use super::slim::{SlimService, SlimSlice};
 use super::status::Stored;
+use super::touched::Touched;
 use super::trim::Trim;
 
 /// What changed, as far as the decision loop cares.
@@ -66,10 +67,12 @@ impl Stores {
     /// Starts the watches. Config kinds, Secrets (the membership key `membership_secret` by
     /// name, and the BGP passwords if `passwords`) and the status objects come from
     /// `namespace` only; ServiceBGPStatus only when `bgp_statuses_of` names this node, and
-    /// only that node's. Services are read as a speaker of class `lb_class` sees them.
+    /// only that node's. Services are read as a speaker of class `lb_class` sees them, and
+    /// each Service changed, or whose EndpointSlices changed, is told to `touched`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         client: &Client,
+        touched: &Touched,
         lb_class: Option<String>,
         namespace: &str,
         membership_secret: &str,
@@ -78,11 +81,13 @@ impl Stores {
         tx: &mpsc::UnboundedSender<Changed>,
     ) -> Self {
         let all = watcher::Config::default();
+        let (for_services, for_slices) = (touched.clone(), touched.clone());
         Self {
             services: reflect_slim(
                 Api::all(client.clone()),
                 all.clone(),
                 move |svc| SlimService::of(svc, lb_class.as_deref()),
+                move |event| for_services.service(event),
                 tx,
                 Changed::Workloads,
             ),
@@ -90,6 +95,7 @@ impl Stores {
                 Api::all(client.clone()),
                 all.clone(),
                 SlimSlice::of,
+                move |event| for_slices.slice(event),
                 tx,
                 Changed::Workloads,
             ),
@@ -148,6 +154,7 @@ impl Stores {
                 Api::namespaced(client.clone(), namespace),
                 all.clone(),
                 Stored::of,
+                |_| {},
                 tx,
                 Changed::Statuses,
             ),
@@ -157,6 +164,7 @@ impl Stores {
                     watcher::Config::default()
                         .labels(&format!("{}={node}", super::status::NODE_LABEL)),
                     Stored::of,
+                    |_| {},
                     tx,
                     Changed::Statuses,
                 )
@@ -165,6 +173,7 @@ impl Stores {
                 Api::namespaced(client.clone(), namespace),
                 all,
                 Stored::of,
+                |_| {},
                 tx,
                 Changed::Statuses,
             ),
@@ -230,12 +239,13 @@ where
     })
 }
 
-/// Runs a reflector for `api` in the background, sending `changed` on every change; the cache
-/// keeps the `project`ion of each object.
+/// Runs a reflector for `api` in the background, handing every event to `seen` and sending
+/// `changed` on every change; the cache keeps the `project`ion of each object.
 fn reflect_slim<K, P>(
     api: Api<K>,
     config: watcher::Config,
     project: impl Fn(&K) -> P + Send + 'static,
+    seen: impl Fn(&Event<P>) + Send + 'static,
     tx: &mpsc::UnboundedSender<Changed>,
     changed: Changed,
 ) -> Store<P>
@@ -245,9 +255,12 @@ where
     P: kube::runtime::reflector::Lookup<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
     let tx = tx.clone();
-    ferrolb_runtime::reflect::spawn_projected(api, config, project, move |ev| match ev {
-        Event::Init | Event::InitApply(_) => true,
-        _ => tx.send(changed).is_ok(),
+    ferrolb_runtime::reflect::spawn_projected(api, config, project, move |ev| {
+        seen(ev);
+        match ev {
+            Event::Init | Event::InitApply(_) => true,
+            _ => tx.send(changed).is_ok(),
+        }
     })
 }
 
