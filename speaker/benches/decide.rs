@@ -1,14 +1,23 @@
-//! What one decision pass costs, as the speaker makes it on every change it sees (a Service,
-//! an EndpointSlice, a Node, the membership): from its caches of Services and EndpointSlices
-//! to the Services the plan reads, the layer-2 election of every IP, and this node's BGP
-//! routes. Every pass decides every Service today, so the cost per change grows with the
-//! Services; issue #14 asks for it flat. 1,000, 10,000 and 100,000 Services on 10 nodes, one
+//! What the speaker's decisions cost, at 1,000, 10,000 and 100,000 Services on 10 nodes, one
 //! IP each (198.18.0.0/15, the benchmarking range), one ready endpoint each, half of them
 //! `externalTrafficPolicy: Local`. Figures go to docs/scale.md.
+//!
+//! - `decide/one pass`: everything from scratch, as every pass did before the decisions were
+//!   kept between passes: the views of every Service from the caches, the layer-2 election
+//!   of every IP, and this node's BGP routes. A relist or a configuration change still costs
+//!   this much (the BGP routes: every pass while a BGPAdvertisement exists).
+//! - `event/one Service changed`: what the speaker does when an EndpointSlice changes (its
+//!   endpoint moves to another node): the view of that Service from its own slice, its
+//!   endpoints' ages, the election of its IP, and this node's share of it. Issue #14 asks
+//!   for this flat.
+//! - `event/a speaker left`: a node's speaker leaves the membership and the survivors
+//!   decide again the IPs it announced, a tenth of them here (O(IPs it held)).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
+
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ferrolb_config::{Config, NodeName, Snapshot};
@@ -17,8 +26,10 @@ use ferrolb_speaker::election::{NodeInfo, World};
 use ferrolb_speaker::k8s::slim::{SlimService, SlimSlice};
 use ferrolb_speaker::k8s::view;
 use ferrolb_speaker::plan;
+use ferrolb_speaker::settle::EndpointAges;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use tokio::time::Instant;
 
 const NODES: usize = 10;
 
@@ -57,6 +68,11 @@ fn node(i: usize) -> String {
 
 /// Service `i` with its IP, and its slice with one ready endpoint on a node.
 fn service(i: usize) -> (SlimService, SlimSlice) {
+    service_on(i, i % NODES)
+}
+
+/// Service `i` with its IP, and its slice with one ready endpoint on node `on`.
+fn service_on(i: usize, on: usize) -> (SlimService, SlimSlice) {
     let ip = IpAddr::V4(Ipv4Addr::from(
         u32::from(Ipv4Addr::new(198, 18, 0, 0)) + i as u32,
     ));
@@ -76,7 +92,7 @@ fn service(i: usize) -> (SlimService, SlimSlice) {
         "metadata": {"name": format!("svc-{i}-x"), "namespace": "apps",
             "labels": {"kubernetes.io/service-name": format!("svc-{i}")}},
         "addressType": "IPv4",
-        "endpoints": [{"addresses": ["198.19.255.1"], "nodeName": node(i % NODES),
+        "endpoints": [{"addresses": ["198.19.255.1"], "nodeName": node(on),
             "conditions": {"ready": true}}],
     }))
     .expect("a slice");
@@ -124,5 +140,95 @@ fn bench_decide(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_decide);
+/// The view of one Service as the speaker builds it: from the Service and its own slices.
+fn view_of(svc: &SlimService, slice: &SlimSlice) -> Option<plan::LbService> {
+    view::lb_service_of(svc, &view::endpoints_of([slice]))
+}
+
+/// This node's share of the IPs decided, as the speaker hands it to the announcer.
+fn mine(decisions: &plan::Decisions, decided: &[plan::Redecided], me: &NodeName) -> usize {
+    decided
+        .iter()
+        .filter(|(ip, _)| {
+            decisions
+                .plans()
+                .get(ip)
+                .is_some_and(|p| p.decision.winner() == Some(me))
+        })
+        .count()
+}
+
+fn bench_event(c: &mut Criterion) {
+    let config = config();
+    let nodes: BTreeMap<NodeName, NodeInfo> = (0..NODES)
+        .map(|i| (NodeName::from(node(i)), NodeInfo::default()))
+        .collect();
+    let all: BTreeSet<NodeName> = nodes.keys().cloned().collect();
+    let me = NodeName::from(node(0));
+    let mut group = c.benchmark_group("event");
+    // Each "a speaker left" iteration first decides everything again, untimed: keep the
+    // number of iterations small.
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_secs(2));
+    for n in [1_000, 10_000, 100_000] {
+        let world = |live| World {
+            config: &config,
+            nodes: &nodes,
+            live,
+            ignore_exclude_label: false,
+        };
+        let start = Instant::now();
+        let mut decisions = plan::Decisions::new();
+        let mut ages = EndpointAges::new(Duration::from_millis(1500));
+        for i in 0..n {
+            let (svc, slice) = service(i);
+            let key = format!("apps/svc-{i}");
+            let view = view_of(&svc, &slice);
+            ages.observe_service(&key, view.as_ref(), start);
+            decisions.set_service(&key, view);
+        }
+        ages.prime();
+        decisions.decide(world(Some(&all)), |_, _, _| {});
+        // The Service whose endpoint moves, both ways, prepared outside the timing.
+        let changed = n / 2 + 1;
+        let key = format!("apps/svc-{changed}");
+        let moves = [service_on(changed, 3), service_on(changed, changed % NODES)];
+        let mut turn = 0;
+        group.bench_with_input(BenchmarkId::new("one Service changed", n), &n, |b, _| {
+            b.iter(|| {
+                let (svc, slice) = &moves[turn % 2];
+                turn += 1;
+                let view = view_of(svc, slice);
+                ages.observe_service(&key, view.as_ref(), Instant::now());
+                decisions.set_service(&key, view);
+                let decided = decisions.decide(world(Some(&all)), |_, _, _| {});
+                black_box(mine(&decisions, &decided, &me))
+            });
+        });
+        let gone = NodeName::from(node(7));
+        let mut survivors = all.clone();
+        survivors.remove(&gone);
+        group.bench_with_input(BenchmarkId::new("a speaker left", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    // Back to every speaker live, outside the timing.
+                    decisions.world_changed();
+                    decisions.decide(world(Some(&all)), |_, _, _| {});
+                    let started = std::time::Instant::now();
+                    decisions.nodes_gone([&gone]);
+                    let decided = decisions.decide(world(Some(&survivors)), |_, _, _| {});
+                    black_box(mine(&decisions, &decided, &me));
+                    spent += started.elapsed();
+                }
+                spent
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_decide, bench_event);
 criterion_main!(benches);
