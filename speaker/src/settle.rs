@@ -30,8 +30,9 @@ pub const DEFAULT_SETTLE: Duration = Duration::from_millis(1500);
 #[derive(Debug)]
 pub struct EndpointAges {
     settle: Duration,
-    /// Per Service, per node: when first seen, `None` when seen at start-up (settled).
-    seen: HashMap<String, BTreeMap<NodeName, Option<Instant>>>,
+    /// Per Service, per node (sorted): when first seen, `None` when seen at start-up
+    /// (settled). A vector, where a map would take a whole B-tree node per Service.
+    seen: HashMap<String, Vec<(NodeName, Option<Instant>)>>,
     /// The Services with `externalTrafficPolicy: Local`.
     local: HashSet<String>,
     primed: bool,
@@ -80,13 +81,18 @@ impl EndpointAges {
             return;
         };
         let first = !self.primed;
-        let seen: BTreeMap<NodeName, Option<Instant>> = service
+        // `endpoint_nodes` is sorted, so `seen` is too.
+        let seen: Vec<(NodeName, Option<Instant>)> = service
             .info
             .endpoint_nodes
             .iter()
             .map(|node| {
-                let since = match before.get(node) {
-                    Some(since) => *since,
+                let earlier = before
+                    .binary_search_by(|(n, _)| n.cmp(node))
+                    .ok()
+                    .map(|at| before[at].1);
+                let since = match earlier {
+                    Some(since) => since,
                     None if first => None,
                     None => Some(now),
                 };
@@ -114,14 +120,18 @@ impl EndpointAges {
         if !self.local.contains(service) {
             return None;
         }
-        let since = (*self.seen.get(service)?.get(node)?)?;
+        let seen = self.seen.get(service)?;
+        let at = seen.binary_search_by(|(n, _)| n.cmp(node)).ok()?;
+        let since = seen[at].1?;
         let until = since + self.settle;
         (until > now).then_some(until)
     }
 
     /// Whether `node` has a settled endpoint of `service`.
     fn settled(&self, service: &str, node: &NodeName, now: Instant) -> bool {
-        self.seen.get(service).is_some_and(|s| s.contains_key(node))
+        self.seen
+            .get(service)
+            .is_some_and(|s| s.binary_search_by(|(n, _)| n.cmp(node)).is_ok())
             && self.settling_until(service, node, now).is_none()
     }
 

@@ -3,7 +3,7 @@
 //! has: the loop then builds the views of those Services alone, from their own slices. A
 //! relist (a watch that expired, the apiserver back) changes everything.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use kube::runtime::watcher::Event;
@@ -29,8 +29,9 @@ struct Inner {
 /// The EndpointSlices of each Service.
 #[derive(Debug, Default)]
 struct SliceIndex {
-    /// Per Service (`namespace/name`), the names of its slices.
-    by_service: HashMap<String, BTreeSet<String>>,
+    /// Per Service (`namespace/name`), the names of its slices, sorted. Usually one or two:
+    /// a vector, where a set would take a whole B-tree node per Service.
+    by_service: HashMap<String, Vec<String>>,
     /// Per slice (`namespace/name`), its Service (`namespace/name`).
     service_of: HashMap<String, String>,
 }
@@ -43,10 +44,10 @@ impl SliceIndex {
         let Some(key) = slice.service_key() else {
             return before;
         };
-        self.by_service
-            .entry(key.clone())
-            .or_default()
-            .insert(slice.name.clone());
+        let names = self.by_service.entry(key.clone()).or_default();
+        if let Err(at) = names.binary_search(&slice.name) {
+            names.insert(at, slice.name.clone());
+        }
         self.service_of
             .insert(format!("{}/{}", slice.namespace, slice.name), key.clone());
         before.filter(|b| *b != key)
@@ -58,7 +59,7 @@ impl SliceIndex {
             .service_of
             .remove(&format!("{}/{}", slice.namespace, slice.name))?;
         if let Some(names) = self.by_service.get_mut(&key) {
-            names.remove(&slice.name);
+            names.retain(|n| *n != slice.name);
             if names.is_empty() {
                 self.by_service.remove(&key);
             }
@@ -149,7 +150,7 @@ impl Touched {
             .slices
             .by_service
             .get(key)
-            .map(|names| names.iter().cloned().collect())
+            .cloned()
             .unwrap_or_default()
     }
 }

@@ -21,8 +21,9 @@ use crate::election::World;
 pub struct Decisions {
     /// Each Service holding IPs, by `namespace/name`.
     services: HashMap<String, LbService>,
-    /// Each IP with the Services holding it.
-    users: BTreeMap<IpAddr, BTreeSet<String>>,
+    /// Each IP with the Services holding it, sorted. Usually one: a vector, where a set
+    /// would take a whole B-tree node per IP.
+    users: BTreeMap<IpAddr, Vec<String>>,
     /// The last plan of each IP.
     plans: BTreeMap<IpAddr, IpPlan>,
     /// The IPs each node announces.
@@ -51,7 +52,7 @@ impl Decisions {
         if let Some(old) = self.services.remove(key) {
             for ip in &old.ips {
                 if let Some(users) = self.users.get_mut(ip) {
-                    users.remove(key);
+                    users.retain(|k| k != key);
                     if users.is_empty() {
                         self.users.remove(ip);
                     }
@@ -61,7 +62,10 @@ impl Decisions {
         }
         if let Some(view) = view {
             for ip in &view.ips {
-                self.users.entry(*ip).or_default().insert(key.to_owned());
+                let users = self.users.entry(*ip).or_default();
+                if let Err(at) = users.binary_search_by(|k| k.as_str().cmp(key)) {
+                    users.insert(at, key.to_owned());
+                }
                 self.dirty.insert(*ip);
             }
             self.services.insert(key.to_owned(), view);
