@@ -63,7 +63,7 @@ impl fmt::Display for Departure {
 }
 
 /// What the election needs to know about one Service on the IP.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct ServiceInfo {
     /// `namespace/name`, for explanations.
     pub key: String,

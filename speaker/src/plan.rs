@@ -18,7 +18,7 @@ mod decisions;
 pub use decisions::{Decisions, Redecided};
 
 /// A LoadBalancer Service with IPs, as the layer-2 plan needs it.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct LbService {
     /// What the election reads (key, labels, traffic policy, endpoints).
     pub info: ServiceInfo,

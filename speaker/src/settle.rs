@@ -30,11 +30,9 @@ pub const DEFAULT_SETTLE: Duration = Duration::from_millis(1500);
 #[derive(Debug)]
 pub struct EndpointAges {
     settle: Duration,
-    /// Per Service, per node (sorted): when first seen, `None` when seen at start-up
+    /// Per Local Service, per node (sorted): when first seen, `None` when seen at start-up
     /// (settled). A vector, where a map would take a whole B-tree node per Service.
     seen: HashMap<String, Vec<(NodeName, Option<Instant>)>>,
-    /// The Services with `externalTrafficPolicy: Local`.
-    local: HashSet<String>,
     primed: bool,
 }
 
@@ -55,7 +53,6 @@ impl EndpointAges {
         Self {
             settle,
             seen: HashMap::new(),
-            local: HashSet::new(),
             primed: false,
         }
     }
@@ -65,7 +62,6 @@ impl EndpointAges {
     pub fn observe(&mut self, services: &[LbService], now: Instant) {
         let present: HashSet<&str> = services.iter().map(|s| s.info.key.as_str()).collect();
         self.seen.retain(|key, _| present.contains(key.as_str()));
-        self.local.retain(|key| present.contains(key.as_str()));
         for service in services {
             self.observe_service(&service.info.key, Some(service), now);
         }
@@ -76,8 +72,9 @@ impl EndpointAges {
     /// or holds no IP). Until [`Self::prime`], what is seen counts as there at start-up.
     pub fn observe_service(&mut self, key: &str, service: Option<&LbService>, now: Instant) {
         let before = self.seen.remove(key).unwrap_or_default();
-        let Some(service) = service else {
-            self.local.remove(key);
+        // Only a Local Service's endpoints settle: the others need no ages. One that turns
+        // Local starts with fresh ones (kube-proxy programs its local endpoints anew).
+        let Some(service) = service.filter(|s| s.info.local) else {
             return;
         };
         let first = !self.primed;
@@ -102,11 +99,6 @@ impl EndpointAges {
         if !seen.is_empty() {
             self.seen.insert(key.to_owned(), seen);
         }
-        if service.info.local {
-            self.local.insert(key.to_owned());
-        } else {
-            self.local.remove(key);
-        }
     }
 
     /// Everything present at start-up has been seen: what appears from now on is fresh.
@@ -114,12 +106,9 @@ impl EndpointAges {
         self.primed = true;
     }
 
-    /// When `node`'s endpoint of the Local Service `service` will have settled, if it is
-    /// still settling at `now`.
+    /// When `node`'s endpoint of the Service `service` will have settled, if it is Local and
+    /// the endpoint still settles at `now`.
     pub fn settling_until(&self, service: &str, node: &NodeName, now: Instant) -> Option<Instant> {
-        if !self.local.contains(service) {
-            return None;
-        }
         let seen = self.seen.get(service)?;
         let at = seen.binary_search_by(|(n, _)| n.cmp(node)).ok()?;
         let since = seen[at].1?;

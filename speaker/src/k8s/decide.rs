@@ -2,7 +2,7 @@
 //! exists ([`plan::Decisions`]):
 //!
 //! - the views of the Services the reflectors touched are built again, each from its own
-//!   EndpointSlices ([`super::touched::Touched`]);
+//!   EndpointSlices ([`Touched`]);
 //! - the layer-2 election runs for their IPs, for the IPs of a speaker that left, for the IPs
 //!   held while an endpoint settles, and for every IP only when the Nodes, the configuration
 //!   or the speakers that joined changed;
@@ -19,6 +19,9 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use tokio::time::Instant;
 
+use super::slim::SlimService;
+use super::touched::Touched;
+use super::watch::Stores;
 use super::{Speaker, view};
 use crate::election::{NodeInfo, World};
 use crate::layer2::announcer::{InterfaceChoice, Plan};
@@ -52,11 +55,17 @@ impl Speaker {
             .collect();
         let now = Instant::now();
         self.update_views(now);
+        // The BGP half reads every Service, built from the caches on each pass.
         let services: Vec<plan::LbService> = if self.serving.config().bgp_advertisements.is_empty()
         {
             Vec::new()
         } else {
-            self.decisions.services().cloned().collect()
+            self.stores
+                .services
+                .state()
+                .iter()
+                .filter_map(|svc| view_of(&self.stores, &self.touched, svc))
+                .collect()
         };
         let (bgp_services, bgp_settled) =
             settle::hold_bgp(&services, &self.settings.node, &self.ages, now);
@@ -102,7 +111,7 @@ impl Speaker {
         self.ages.prime();
     }
 
-    /// Builds the view of the Service `key` from the caches: the Service and its own slices.
+    /// Builds the view of the Service `key` from the caches again and tells the decisions.
     fn update_view(&mut self, key: &str, now: Instant) {
         let Some((namespace, name)) = key.split_once('/') else {
             return;
@@ -111,27 +120,16 @@ impl Speaker {
             .stores
             .services
             .get(&ObjectRef::new(name).within(namespace));
-        let view = svc.as_ref().and_then(|svc| {
-            let slices: Vec<_> = self
-                .touched
-                .slices_of(key)
-                .iter()
-                .filter_map(|slice| {
-                    self.stores
-                        .endpoint_slices
-                        .get(&ObjectRef::new(slice).within(namespace))
-                })
-                .filter(|slice| slice.service_key().as_deref() == Some(key))
-                .collect();
-            view::lb_service_of(svc, &view::endpoints_of(slices.iter().map(|s| &**s)))
-        });
+        let view = svc
+            .as_ref()
+            .and_then(|svc| view_of(&self.stores, &self.touched, svc));
         if svc.is_some_and(|s| s.bgp_advertised.is_some()) {
             self.showing_bgp.insert(key.to_owned());
         } else {
             self.showing_bgp.remove(key);
         }
         self.ages.observe_service(key, view.as_ref(), now);
-        self.decisions.set_service(key, view);
+        self.decisions.set_service(key, view.as_ref());
     }
 
     /// The layer-2 election of what changed, and this node's share of it to the announcer.
@@ -177,9 +175,16 @@ impl Speaker {
             live: live.as_ref(),
             ignore_exclude_label: self.settings.ignore_exclude_label,
         };
-        let ages = &self.ages;
+        let (stores, touched, ages) = (&self.stores, &self.touched, &self.ages);
+        let view = |key: &str| {
+            let (namespace, name) = key.split_once('/')?;
+            let svc = stores
+                .services
+                .get(&ObjectRef::new(name).within(namespace))?;
+            view_of(stores, touched, &svc)
+        };
         let mut held = BTreeMap::new();
-        let decided = self.decisions.decide(world, |ip, plan, before| {
+        let decided = self.decisions.decide(world, view, |ip, plan, before| {
             let before = before.and_then(|p| p.decision.winner());
             if let Some(hold) = before.and_then(|b| settle::hold(plan, b, ages, now)) {
                 held.insert(ip, hold);
@@ -366,10 +371,10 @@ impl Speaker {
     /// The interfaces this node answers on for the Service `key`, if it answers for any of
     /// its IPs.
     fn answered_on(&self, key: &str) -> Option<BTreeSet<String>> {
-        let service = self.decisions.service(key)?;
+        let ips = self.decisions.ips_of(key)?;
         let plans = self.decisions.plans();
         let mut interfaces: Option<BTreeSet<String>> = None;
-        for ip in &service.ips {
+        for ip in ips {
             let Some(plan) = plans.get(ip).filter(|_| self.answering.contains(ip)) else {
                 continue;
             };
@@ -387,6 +392,26 @@ impl Speaker {
         }
         interfaces
     }
+}
+
+/// The view of `svc` from the caches: the Service and its own slices, if it is one of ours
+/// with IPs.
+fn view_of(stores: &Stores, touched: &Touched, svc: &SlimService) -> Option<plan::LbService> {
+    if !svc.ours || svc.ips.is_empty() {
+        return None;
+    }
+    let key = svc.key();
+    let slices: Vec<_> = touched
+        .slices_of(&key)
+        .iter()
+        .filter_map(|slice| {
+            stores
+                .endpoint_slices
+                .get(&ObjectRef::new(slice).within(&svc.namespace))
+        })
+        .filter(|slice| slice.service_key().as_deref() == Some(key.as_str()))
+        .collect();
+    view::lb_service_of(svc, &view::endpoints_of(slices.iter().map(|s| &**s)))
 }
 
 /// The IPs in one of two ascending sequences and not in the other.

@@ -4,11 +4,15 @@
 //! joining) re-decides them all. The result is the same as [`super::layer2`] over every
 //! Service; the property test below holds it to that.
 //!
+//! Of each Service it keeps only its IPs and a digest of its view: the views of an IP's
+//! Services are built again, from the caches they come from, when the IP is decided.
+//!
 //! A node that dies is left in the candidate order of the IPs it did not announce until they
 //! are decided again: the order behind an unchanged winner does not move the IP, and the
 //! speaker reads no further than the winner of an IP it did not decide again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::IpAddr;
 
 use ferrolb_config::NodeName;
@@ -16,11 +20,11 @@ use ferrolb_config::NodeName;
 use super::{IpPlan, LbService, decide_ip};
 use crate::election::World;
 
-/// Every Service's view, every IP's plan, and what is to be decided again.
+/// Every Service's IPs, every IP's plan, and what is to be decided again.
 #[derive(Debug, Default)]
 pub struct Decisions {
     /// Each Service holding IPs, by `namespace/name`.
-    services: HashMap<String, LbService>,
+    services: HashMap<String, Kept>,
     /// Each IP with the Services holding it, sorted. Usually one: a vector, where a set
     /// would take a whole B-tree node per IP.
     users: BTreeMap<IpAddr, Vec<String>>,
@@ -37,6 +41,26 @@ pub struct Decisions {
 /// An IP decided in a pass, with its plan before (`None`: it was new).
 pub type Redecided = (IpAddr, Option<IpPlan>);
 
+/// What is kept of a Service's view.
+#[derive(Debug, PartialEq, Eq)]
+struct Kept {
+    /// Its IPs.
+    ips: Vec<IpAddr>,
+    /// A digest of the whole view, to tell whether it changed.
+    digest: u64,
+}
+
+impl Kept {
+    fn of(view: &LbService) -> Self {
+        let mut hasher = DefaultHasher::new();
+        view.hash(&mut hasher);
+        Self {
+            ips: view.ips.clone(),
+            digest: hasher.finish(),
+        }
+    }
+}
+
 impl Decisions {
     /// Nothing known yet.
     pub fn new() -> Self {
@@ -45,8 +69,9 @@ impl Decisions {
 
     /// Sets the view of the Service `key` (`None`: gone, or holding no IP). Returns whether it
     /// changed; if it did, its IPs, old and new, are decided at the next pass.
-    pub fn set_service(&mut self, key: &str, view: Option<LbService>) -> bool {
-        if self.services.get(key) == view.as_ref() {
+    pub fn set_service(&mut self, key: &str, view: Option<&LbService>) -> bool {
+        let kept = view.map(Kept::of);
+        if self.services.get(key) == kept.as_ref() {
             return false;
         }
         if let Some(old) = self.services.remove(key) {
@@ -60,15 +85,15 @@ impl Decisions {
                 self.dirty.insert(*ip);
             }
         }
-        if let Some(view) = view {
-            for ip in &view.ips {
+        if let Some(kept) = kept {
+            for ip in &kept.ips {
                 let users = self.users.entry(*ip).or_default();
                 if let Err(at) = users.binary_search_by(|k| k.as_str().cmp(key)) {
                     users.insert(at, key.to_owned());
                 }
                 self.dirty.insert(*ip);
             }
-            self.services.insert(key.to_owned(), view);
+            self.services.insert(key.to_owned(), kept);
         }
         true
     }
@@ -101,13 +126,14 @@ impl Decisions {
         self.dirty.insert(ip);
     }
 
-    /// Decides the IPs marked since the last pass (or all of them), handing each new plan to
-    /// `adjust` with the one before (to keep an IP where it is while an endpoint settles).
-    /// Returns every IP decided, with its plan before; an IP no Service holds any more has no
-    /// plan after.
+    /// Decides the IPs marked since the last pass (or all of them), from the views `view_of`
+    /// gives for their Services (`namespace/name`), handing each new plan to `adjust` with the
+    /// one before (to keep an IP where it is while an endpoint settles). Returns every IP
+    /// decided, with its plan before; an IP no Service holds any more has no plan after.
     pub fn decide(
         &mut self,
         world: World<'_>,
+        mut view_of: impl FnMut(&str) -> Option<LbService>,
         mut adjust: impl FnMut(IpAddr, &mut IpPlan, Option<&IpPlan>),
     ) -> Vec<Redecided> {
         let ips: Vec<IpAddr> = if std::mem::take(&mut self.everything) {
@@ -129,8 +155,18 @@ impl Decisions {
                     self.won.remove(winner);
                 }
             }
-            if let Some(users) = self.users.get(&ip) {
-                let users: Vec<&LbService> = users.iter().map(|k| &self.services[k]).collect();
+            // A view that no longer holds the IP (the caches moved on since it was set) is
+            // left out here; its change is decided at the next pass.
+            let views: Vec<LbService> = self
+                .users
+                .get(&ip)
+                .into_iter()
+                .flatten()
+                .filter_map(|key| view_of(key))
+                .filter(|view| view.ips.contains(&ip))
+                .collect();
+            if !views.is_empty() {
+                let users: Vec<&LbService> = views.iter().collect();
                 let mut plan = decide_ip(world, ip, &users);
                 adjust(ip, &mut plan, before.as_ref());
                 if let Some(winner) = plan.decision.winner() {
@@ -148,14 +184,9 @@ impl Decisions {
         &self.plans
     }
 
-    /// The view of the Service `key`.
-    pub fn service(&self, key: &str) -> Option<&LbService> {
-        self.services.get(key)
-    }
-
-    /// Every Service's view, in no particular order.
-    pub fn services(&self) -> impl Iterator<Item = &LbService> {
-        self.services.values()
+    /// The IPs of the Service `key`, as last set.
+    pub fn ips_of(&self, key: &str) -> Option<&[IpAddr]> {
+        self.services.get(key).map(|kept| kept.ips.as_slice())
     }
 }
 

@@ -82,11 +82,42 @@ fn world<'a>(
     }
 }
 
-/// [`layer2`] over every Service `decisions` holds, in the order of their keys.
-fn from_scratch(decisions: &Decisions, world: World<'_>) -> BTreeMap<IpAddr, IpPlan> {
-    let mut services: Vec<LbService> = decisions.services().cloned().collect();
-    services.sort_by(|a, b| a.info.key.cmp(&b.info.key));
-    layer2(world, &services)
+/// The decisions, with the views they are built from (the speaker's caches).
+#[derive(Default)]
+struct Kept {
+    views: BTreeMap<String, LbService>,
+    decisions: Decisions,
+}
+
+impl Kept {
+    fn set(&mut self, key: &str, view: Option<LbService>) -> bool {
+        let changed = self.decisions.set_service(key, view.as_ref());
+        match view {
+            Some(view) => self.views.insert(key.to_owned(), view),
+            None => self.views.remove(key),
+        };
+        changed
+    }
+
+    fn decide(
+        &mut self,
+        world: World<'_>,
+        adjust: impl FnMut(IpAddr, &mut IpPlan, Option<&IpPlan>),
+    ) -> Vec<Redecided> {
+        let views = &self.views;
+        self.decisions
+            .decide(world, |key| views.get(key).cloned(), adjust)
+    }
+
+    fn plans(&self) -> &BTreeMap<IpAddr, IpPlan> {
+        self.decisions.plans()
+    }
+
+    /// [`layer2`] over every Service, in the order of their keys.
+    fn decided_from_scratch(&self, world: World<'_>) -> BTreeMap<IpAddr, IpPlan> {
+        let services: Vec<LbService> = self.views.values().cloned().collect();
+        layer2(world, &services)
+    }
 }
 
 fn decided_ips(decided: &[Redecided]) -> BTreeSet<IpAddr> {
@@ -98,18 +129,18 @@ fn a_changed_service_decides_only_its_own_ips_again() {
     let config = config();
     let nodes = nodes();
     let world = world(&config, &nodes, None);
-    let mut decisions = Decisions::new();
-    decisions.set_service("web/a", Some(service("web/a", &[0], &["a"], false)));
-    decisions.set_service("web/b", Some(service("web/b", &[1], &["b"], false)));
-    decisions.set_service("web/c", Some(service("web/c", &[2], &["c"], false)));
+    let mut decisions = Kept::default();
+    decisions.set("web/a", Some(service("web/a", &[0], &["a"], false)));
+    decisions.set("web/b", Some(service("web/b", &[1], &["b"], false)));
+    decisions.set("web/c", Some(service("web/c", &[2], &["c"], false)));
     assert_eq!(decided_ips(&decisions.decide(world, |_, _, _| {})).len(), 3);
 
     // Unchanged: nothing to decide.
-    assert!(!decisions.set_service("web/b", Some(service("web/b", &[1], &["b"], false))));
+    assert!(!decisions.set("web/b", Some(service("web/b", &[1], &["b"], false))));
     assert!(decisions.decide(world, |_, _, _| {}).is_empty());
 
     // Web/b moves to another IP: its old and new IP are decided, nothing else.
-    assert!(decisions.set_service("web/b", Some(service("web/b", &[3], &["b"], false))));
+    assert!(decisions.set("web/b", Some(service("web/b", &[3], &["b"], false))));
     let decided = decisions.decide(world, |_, _, _| {});
     assert_eq!(decided_ips(&decided), BTreeSet::from([ip(1), ip(3)]));
     let (_, before) = decided.iter().find(|(i, _)| *i == ip(1)).expect("old ip");
@@ -118,7 +149,7 @@ fn a_changed_service_decides_only_its_own_ips_again() {
         !decisions.plans().contains_key(&ip(1)),
         "nobody holds it now"
     );
-    assert_eq!(decisions.plans(), &from_scratch(&decisions, world));
+    assert_eq!(decisions.plans(), &decisions.decided_from_scratch(world));
 }
 
 #[test]
@@ -126,10 +157,10 @@ fn a_dead_node_re_decides_only_the_ips_it_announced() {
     let config = config();
     let nodes = nodes();
     let all: BTreeSet<NodeName> = NODES.iter().map(|n| name(n)).collect();
-    let mut decisions = Decisions::new();
+    let mut decisions = Kept::default();
     for i in 0..3 {
         let key = format!("web/s{i}");
-        decisions.set_service(&key, Some(service(&key, &[i], &["a"], false)));
+        decisions.set(&key, Some(service(&key, &[i], &["a"], false)));
     }
     decisions.decide(world(&config, &nodes, Some(&all)), |_, _, _| {});
     let winner = decisions.plans()[&ip(0)]
@@ -146,11 +177,11 @@ fn a_dead_node_re_decides_only_the_ips_it_announced() {
 
     let mut live = all.clone();
     live.remove(&winner);
-    decisions.nodes_gone([&winner]);
+    decisions.decisions.nodes_gone([&winner]);
     let now = world(&config, &nodes, Some(&live));
     let decided = decisions.decide(now, |_, _, _| {});
     assert_eq!(decided_ips(&decided), held);
-    let scratch = from_scratch(&decisions, now);
+    let scratch = decisions.decided_from_scratch(now);
     for (ip, plan) in decisions.plans() {
         assert_eq!(
             plan.decision.winner(),
@@ -166,10 +197,10 @@ fn adjust_sees_the_plan_before_and_its_change_is_what_is_kept() {
     let config = config();
     let nodes = nodes();
     let world = world(&config, &nodes, None);
-    let mut decisions = Decisions::new();
-    decisions.set_service("web/a", Some(service("web/a", &[0], &["a"], false)));
+    let mut decisions = Kept::default();
+    decisions.set("web/a", Some(service("web/a", &[0], &["a"], false)));
     decisions.decide(world, |_, _, before| assert!(before.is_none()));
-    decisions.mark(ip(0));
+    decisions.decisions.mark(ip(0));
     let mut seen = 0;
     decisions.decide(world, |_, plan, before| {
         seen += 1;
@@ -218,11 +249,11 @@ proptest! {
     /// After any sequence of changes, each marked as the speaker marks it, every IP has the
     /// winner a pass over every Service from scratch gives, and the Services that hold it.
     #[test]
-    fn decided_incrementally_is_decided_from_scratch(steps in proptest::collection::vec(step(), 1..40)) {
+    fn decided_incrementally_is_decided_decided_from_scratch(steps in proptest::collection::vec(step(), 1..40)) {
         let config = config();
         let nodes = nodes();
         let mut live: BTreeSet<NodeName> = NODES.iter().map(|n| name(n)).collect();
-        let mut decisions = Decisions::new();
+        let mut decisions = Kept::default();
         for step in steps {
             match step {
                 Step::Service(n, view) => {
@@ -233,7 +264,7 @@ proptest! {
                         ips.dedup();
                         service(&key, &ips, &endpoints, local)
                     });
-                    decisions.set_service(&key, view);
+                    decisions.set(&key, view);
                 }
                 Step::Live(up) => {
                     let next: BTreeSet<NodeName> = NODES
@@ -243,17 +274,17 @@ proptest! {
                         .map(|(n, _)| name(n))
                         .collect();
                     if next.is_subset(&live) {
-                        decisions.nodes_gone(live.difference(&next));
+                        decisions.decisions.nodes_gone(live.difference(&next));
                     } else {
-                        decisions.world_changed();
+                        decisions.decisions.world_changed();
                     }
                     live = next;
                 }
-                Step::World => decisions.world_changed(),
+                Step::World => decisions.decisions.world_changed(),
             }
             let world = world(&config, &nodes, Some(&live));
             decisions.decide(world, |_, _, _| {});
-            let scratch = from_scratch(&decisions, world);
+            let scratch = decisions.decided_from_scratch(world);
             let ips: Vec<&IpAddr> = decisions.plans().keys().collect();
             prop_assert_eq!(ips, scratch.keys().collect::<Vec<_>>());
             for (ip, plan) in decisions.plans() {
