@@ -185,10 +185,21 @@ impl StatusKind for BGPSessionState {
 }
 
 /// The object name of kind `K` for (`service`, `node`): stable, so writes need no lookup.
+/// Every writer's pass names every wanted object, so this allocates once.
 pub fn object_name_of(prefix: &str, service: &str, node: &str) -> String {
-    let digest = Sha256::digest(format!("{service}@{node}").as_bytes());
-    let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{hex}")
+    use std::fmt::Write as _;
+    let digest = Sha256::new()
+        .chain_update(service)
+        .chain_update("@")
+        .chain_update(node)
+        .finalize();
+    let mut name = String::with_capacity(prefix.len() + 20);
+    name.push_str(prefix);
+    for byte in &digest[..10] {
+        // Writing to a String cannot fail.
+        let _ = write!(name, "{byte:02x}");
+    }
+    name
 }
 
 /// The ServiceL2Status name for (`service`, `node`).

@@ -34,6 +34,8 @@ fn object_names_are_stable_valid_and_distinct_per_node() {
     assert_ne!(a, object_name("web/http", "node-2"));
     assert_ne!(a, object_name("web/https", "node-1"));
     assert!(a.len() <= 63 && a.starts_with("l2-"));
+    // The name existing objects carry: it must not change between versions.
+    assert_eq!(a, "l2-7706871d994327c77e1e");
     assert!(a[3..].chars().all(|c| c.is_ascii_hexdigit()));
     let b = object_name_of(ServiceBGPStatus::PREFIX, "web/http", "node-1");
     assert!(b.starts_with("bgp-") && b[4..] == a[3..]);
