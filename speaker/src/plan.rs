@@ -7,7 +7,7 @@
 //! (`ip-allocated-from-pool`) when that pool still holds the IP, otherwise the pool whose ranges
 //! contain it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ferrolb_config::{Config, NodeName, PoolName};
@@ -91,23 +91,6 @@ pub fn decide_ip(world: World<'_>, ip: IpAddr, users: &[&LbService]) -> IpPlan {
     IpPlan { services, decision }
 }
 
-/// The IPs `node` must answer for, each with the interfaces to use (empty: every suitable one).
-pub fn announced_by(
-    node: &NodeName,
-    plans: &BTreeMap<IpAddr, IpPlan>,
-) -> BTreeMap<IpAddr, BTreeSet<String>> {
-    plans
-        .iter()
-        .filter_map(|(ip, plan)| match &plan.decision {
-            Decision::Elected { election, .. } if election.winner() == Some(node) => Some((
-                *ip,
-                election.interfaces.get(node).cloned().unwrap_or_default(),
-            )),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The pool of `ip`: the recorded one if it still holds the IP, else the one containing it.
 pub fn pool_of(config: &Config, ip: IpAddr, users: &[&LbService]) -> Option<PoolName> {
     let recorded = users.iter().filter_map(|s| s.pool.as_deref()).find(|name| {
@@ -128,7 +111,26 @@ pub fn pool_of(config: &Config, ip: IpAddr, users: &[&LbService]) -> Option<Pool
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+
+    /// The IPs `node` must answer for, each with the interfaces to use (empty: every suitable one).
+    fn announced_by(
+        node: &NodeName,
+        plans: &BTreeMap<IpAddr, IpPlan>,
+    ) -> BTreeMap<IpAddr, BTreeSet<String>> {
+        plans
+            .iter()
+            .filter_map(|(ip, plan)| match &plan.decision {
+                Decision::Elected { election, .. } if election.winner() == Some(node) => Some((
+                    *ip,
+                    election.interfaces.get(node).cloned().unwrap_or_default(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
 
     const CONFIG: &str = r#"
 apiVersion: ferrolb.io/v1beta1

@@ -14,8 +14,7 @@
 //! Endpoints present when the speaker starts count as settled: their age is unknown, and the
 //! speaker restarting says nothing about kube-proxy. Pure; time is passed in.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::IpAddr;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ferrolb_config::NodeName;
@@ -55,17 +54,6 @@ impl EndpointAges {
             seen: HashMap::new(),
             primed: false,
         }
-    }
-
-    /// Records the usable endpoints of `services`, all there are, as seen at `now`. One that
-    /// went and came back is fresh again: it is a new pod.
-    pub fn observe(&mut self, services: &[LbService], now: Instant) {
-        let present: HashSet<&str> = services.iter().map(|s| s.info.key.as_str()).collect();
-        self.seen.retain(|key, _| present.contains(key.as_str()));
-        for service in services {
-            self.observe_service(&service.info.key, Some(service), now);
-        }
-        self.prime();
     }
 
     /// Records the usable endpoints of the Service `key` as seen at `now` (`None`: it is gone
@@ -133,26 +121,9 @@ impl EndpointAges {
     }
 }
 
-/// Keeps each IP that the election moved, from the node that announced it in `previous` to a
-/// node whose endpoint still settles, on its previous node, while that node is still a
-/// candidate: the previous node goes first in the IP's order. Returns the IPs held.
-pub fn hold_layer2(
-    plans: &mut BTreeMap<IpAddr, IpPlan>,
-    previous: &BTreeMap<IpAddr, IpPlan>,
-    ages: &EndpointAges,
-    now: Instant,
-) -> BTreeMap<IpAddr, Hold> {
-    plans
-        .iter_mut()
-        .filter_map(|(ip, plan)| {
-            let before = previous.get(ip).and_then(|p| p.decision.winner())?;
-            Some((*ip, hold(plan, before, ages, now)?))
-        })
-        .collect()
-}
-
-/// [`hold_layer2`] for one IP: keeps it on `before`, the node that announced it, if the
-/// election moved it to a node whose endpoint still settles and `before` is still a candidate.
+/// Keeps an IP that the election moved, from `before`, the node that announced it, to a node
+/// whose endpoint still settles, on `before`, while `before` is still a candidate: `before`
+/// goes first in the IP's order. Returns the hold, if the IP is held.
 pub fn hold(
     plan: &mut IpPlan,
     before: &NodeName,

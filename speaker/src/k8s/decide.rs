@@ -190,10 +190,13 @@ impl Speaker {
                 held.insert(ip, hold);
             }
         });
+        let mut was_held = BTreeSet::new();
         for (ip, _) in &decided {
-            self.held.remove(ip);
+            if self.held.remove(ip).is_some() {
+                was_held.insert(*ip);
+            }
         }
-        for (ip, hold) in &held {
+        for (ip, hold) in held.iter().filter(|(ip, _)| !was_held.contains(*ip)) {
             tracing::info!(
                 %ip,
                 serving_node = %hold.with,

@@ -292,7 +292,7 @@ struct Speaker {
     announced_tx: chan::Sender<status::Announced>,
     events: EventSink,
     metrics: Arc<Metrics>,
-    /// Every Service's view and every IP's plan, as last decided.
+    /// Every Service's IPs and every IP's plan, as last decided.
     decisions: plan::Decisions,
     /// The Services changed since the last pass, told by the reflectors.
     touched: Touched,

@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -10,6 +10,32 @@ use crate::election::{NodeInfo, ServiceInfo, World, rendezvous_hash};
 use crate::plan::{LbService, layer2};
 
 const SETTLE: Duration = Duration::from_millis(1500);
+
+/// [`EndpointAges::observe_service`] for every Service there is.
+fn observe(ages: &mut EndpointAges, services: &[LbService], now: Instant) {
+    let present: HashSet<&str> = services.iter().map(|s| s.info.key.as_str()).collect();
+    ages.seen.retain(|key, _| present.contains(key.as_str()));
+    for service in services {
+        ages.observe_service(&service.info.key, Some(service), now);
+    }
+    ages.prime();
+}
+
+/// [`hold`] for every IP of `plans` that `previous` had a winner for.
+fn hold_layer2(
+    plans: &mut BTreeMap<IpAddr, IpPlan>,
+    previous: &BTreeMap<IpAddr, IpPlan>,
+    ages: &EndpointAges,
+    now: Instant,
+) -> BTreeMap<IpAddr, Hold> {
+    plans
+        .iter_mut()
+        .filter_map(|(ip, plan)| {
+            let before = previous.get(ip).and_then(|p| p.decision.winner())?;
+            Some((*ip, hold(plan, before, ages, now)?))
+        })
+        .collect()
+}
 
 const CONFIG: &str = r#"
 apiVersion: ferrolb.io/v1beta1
@@ -94,13 +120,13 @@ fn a_local_ip_stays_with_its_node_until_the_preferred_nodes_new_endpoint_settles
     let start = Instant::now();
     let mut ages = EndpointAges::new(SETTLE);
     let before = [service(true, &[&serving])];
-    ages.observe(&before, start);
+    observe(&mut ages, &before, start);
     let previous = cluster.plans(&before, &all());
     assert_eq!(winner(&previous), Some(serving.clone()));
 
     let t0 = start + Duration::from_secs(5);
     let after = [service(true, &[&serving, &preferred])];
-    ages.observe(&after, t0);
+    observe(&mut ages, &after, t0);
     let mut plans = cluster.plans(&after, &all());
     assert_eq!(
         winner(&plans),
@@ -143,14 +169,14 @@ fn a_failover_or_a_new_ip_moves_at_once_even_to_a_fresh_endpoint() {
     let start = Instant::now();
     let mut ages = EndpointAges::new(SETTLE);
     let before = [service(true, &[&serving, &third])];
-    ages.observe(&before, start);
+    observe(&mut ages, &before, start);
     let previous = cluster.plans(&before, &all());
     assert_eq!(winner(&previous), Some(serving.clone()));
 
     // The serving node dies as an endpoint turns ready on the preferred one.
     let t0 = start + Duration::from_secs(5);
     let after = [service(true, &[&serving, &third, &preferred])];
-    ages.observe(&after, t0);
+    observe(&mut ages, &after, t0);
     let live: BTreeSet<NodeName> = [preferred.clone(), third.clone()].into();
     let mut plans = cluster.plans(&after, &live);
     assert!(hold_layer2(&mut plans, &previous, &ages, t0).is_empty());
@@ -176,7 +202,7 @@ fn endpoints_present_at_start_and_cluster_policy_services_are_not_held() {
     // A speaker starting sees both endpoints at once: their age is unknown, so settled.
     let mut ages = EndpointAges::new(SETTLE);
     let both = [service(true, &[&serving, &preferred])];
-    ages.observe(&both, t0);
+    observe(&mut ages, &both, t0);
     let previous = cluster.plans(&[service(true, &[&serving])], &all());
     let mut plans = cluster.plans(&both, &all());
     assert!(hold_layer2(&mut plans, &previous, &ages, t0).is_empty());
@@ -184,8 +210,8 @@ fn endpoints_present_at_start_and_cluster_policy_services_are_not_held() {
 
     // externalTrafficPolicy Cluster: every node forwards to every endpoint; nothing waits.
     let mut ages = EndpointAges::new(SETTLE);
-    ages.observe(&[service(false, &[&serving])], t0);
-    ages.observe(&[service(false, &[&serving, &preferred])], t0);
+    observe(&mut ages, &[service(false, &[&serving])], t0);
+    observe(&mut ages, &[service(false, &[&serving, &preferred])], t0);
     assert_eq!(ages.settling_until("web/echo", &preferred, t0), None);
 }
 
@@ -194,9 +220,9 @@ fn bgp_holds_a_fresh_local_endpoint_back_only_while_another_node_serves() {
     let [fresh, serving, _] = by_preference();
     let t0 = Instant::now();
     let mut ages = EndpointAges::new(SETTLE);
-    ages.observe(&[service(true, &[&serving])], t0);
+    observe(&mut ages, &[service(true, &[&serving])], t0);
     let both = [service(true, &[&serving, &fresh])];
-    ages.observe(&both, t0);
+    observe(&mut ages, &both, t0);
 
     let (seen, next) = hold_bgp(&both, &fresh, &ages, t0);
     assert!(!seen[0].info.endpoint_nodes.contains(&fresh));
@@ -212,9 +238,9 @@ fn bgp_holds_a_fresh_local_endpoint_back_only_while_another_node_serves() {
 
     // The only endpoints are fresh: holding back would only delay the first route.
     let mut ages = EndpointAges::new(SETTLE);
-    ages.observe(&[service(true, &[])], t0);
+    observe(&mut ages, &[service(true, &[])], t0);
     let only = [service(true, &[&fresh, &serving])];
-    ages.observe(&only, t0);
+    observe(&mut ages, &only, t0);
     let (seen, next) = hold_bgp(&only, &fresh, &ages, t0);
     assert_eq!(seen[0], only[0]);
     assert_eq!(next, None);
