@@ -34,7 +34,49 @@ pub mod sys;
 /// What the unit tests share.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use ferrolb_config::{Config, Snapshot};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use ferrolb_config::{Config, NodeName, Snapshot};
+
+    use crate::election::{NodeInfo, World};
+
+    /// Pool `lan` (IPv4 and IPv6) with an L2Advertisement, and pool `other` without one.
+    pub(crate) const LAN: &str = r#"
+apiVersion: ferrolb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan, namespace: ferrolb-system}
+spec: {addresses: ["192.0.2.200-192.0.2.239", "2001:db8:0:1::200-2001:db8:0:1::2ff"]}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: other, namespace: ferrolb-system}
+spec: {addresses: ["192.0.2.240/29"]}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: lan, namespace: ferrolb-system}
+spec: {ipAddressPools: [lan]}
+"#;
+
+    /// [`LAN`], parsed.
+    pub(crate) fn lan_config() -> Config {
+        valid_config(LAN)
+    }
+
+    /// The election's world over `nodes`, with `live` speakers (`None`: no membership), the
+    /// exclude label obeyed.
+    pub(crate) fn world<'a>(
+        config: &'a Config,
+        nodes: &'a BTreeMap<NodeName, NodeInfo>,
+        live: Option<&'a BTreeSet<NodeName>>,
+    ) -> World<'a> {
+        World {
+            config,
+            nodes,
+            live,
+            ignore_exclude_label: false,
+        }
+    }
 
     /// The configuration of `yaml` (objects in `ferrolb-system`), which must have no errors.
     pub(crate) fn valid_config(yaml: &str) -> Config {

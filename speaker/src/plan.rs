@@ -114,6 +114,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::test_support::{lan_config, world};
 
     /// The IPs `node` must answer for, each with the interfaces to use (empty: every suitable one).
     fn announced_by(
@@ -130,27 +131,6 @@ mod tests {
                 _ => None,
             })
             .collect()
-    }
-
-    const CONFIG: &str = r#"
-apiVersion: ferrolb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: lan, namespace: ferrolb-system}
-spec: {addresses: ["192.0.2.200-192.0.2.239", "2001:db8:0:1::200-2001:db8:0:1::2ff"]}
----
-apiVersion: ferrolb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: other, namespace: ferrolb-system}
-spec: {addresses: ["192.0.2.240/29"]}
----
-apiVersion: ferrolb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: lan, namespace: ferrolb-system}
-spec: {ipAddressPools: [lan]}
-"#;
-
-    fn config() -> Config {
-        crate::test_support::valid_config(CONFIG)
     }
 
     fn nodes(names: &[&str]) -> BTreeMap<NodeName, crate::election::NodeInfo> {
@@ -174,14 +154,9 @@ spec: {ipAddressPools: [lan]}
 
     #[test]
     fn services_sharing_an_ip_are_decided_once_and_land_on_one_node() {
-        let config = config();
+        let config = lan_config();
         let nodes = nodes(&["a", "b", "c"]);
-        let world = World {
-            config: &config,
-            nodes: &nodes,
-            live: None,
-            ignore_exclude_label: false,
-        };
+        let world = world(&config, &nodes, None);
         let services = [
             service("web/http", &["192.0.2.201"]),
             service("web/https", &["192.0.2.201"]),
@@ -200,14 +175,9 @@ spec: {ipAddressPools: [lan]}
 
     #[test]
     fn an_ip_in_no_pool_is_announced_by_nobody() {
-        let config = config();
+        let config = lan_config();
         let nodes = nodes(&["a"]);
-        let world = World {
-            config: &config,
-            nodes: &nodes,
-            live: None,
-            ignore_exclude_label: false,
-        };
+        let world = world(&config, &nodes, None);
         let plans = layer2(world, &[service("web/x", &["198.51.100.7"])]);
         let plan = plans.values().next().expect("one ip");
         assert_eq!(plan.decision, Decision::NoPool);
@@ -216,14 +186,9 @@ spec: {ipAddressPools: [lan]}
 
     #[test]
     fn a_pool_without_l2_advertisement_is_not_announced() {
-        let config = config();
+        let config = lan_config();
         let nodes = nodes(&["a"]);
-        let world = World {
-            config: &config,
-            nodes: &nodes,
-            live: None,
-            ignore_exclude_label: false,
-        };
+        let world = world(&config, &nodes, None);
         let plans = layer2(world, &[service("web/x", &["192.0.2.241"])]);
         let plan = plans.values().next().expect("one ip");
         match &plan.decision {
@@ -237,7 +202,7 @@ spec: {ipAddressPools: [lan]}
 
     #[test]
     fn the_recorded_pool_is_used_only_while_it_holds_the_ip() {
-        let config = config();
+        let config = lan_config();
         let users = service("web/x", &["192.0.2.201"]);
         let mut recorded = users.clone();
         recorded.pool = Some("other".into());
@@ -255,7 +220,7 @@ spec: {ipAddressPools: [lan]}
 
     #[test]
     fn dual_stack_ips_are_each_elected_and_losing_a_node_moves_only_its_ips() {
-        let config = config();
+        let config = lan_config();
         let all = nodes(&["a", "b", "c", "d"]);
         let services: Vec<LbService> = (0..20)
             .map(|i| {
@@ -268,25 +233,13 @@ spec: {ipAddressPools: [lan]}
                 )
             })
             .collect();
-        let world = World {
-            config: &config,
-            nodes: &all,
-            live: None,
-            ignore_exclude_label: false,
-        };
-        let before = layer2(world, &services);
+        let before = layer2(world(&config, &all, None), &services);
         assert_eq!(before.len(), 40);
         let live: BTreeSet<NodeName> = ["a", "b", "c"]
             .iter()
             .map(|n| NodeName::from(n.to_string()))
             .collect();
-        let after = layer2(
-            World {
-                live: Some(&live),
-                ..world
-            },
-            &services,
-        );
+        let after = layer2(world(&config, &all, Some(&live)), &services);
         for (ip, plan) in &before {
             let old = plan.decision.winner().expect("announced");
             let new = after[ip].decision.winner().expect("still announced");

@@ -8,6 +8,7 @@ use ferrolb_config::{Config, NodeName, PoolName};
 use proptest::prelude::*;
 
 use super::*;
+use crate::test_support::world;
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 
@@ -64,19 +65,6 @@ fn ip(s: &str) -> IpAddr {
 
 fn order(e: &Election) -> Vec<&str> {
     e.candidates.iter().map(|c| c.node.as_str()).collect()
-}
-
-fn world<'a>(
-    config: &'a Config,
-    nodes: &'a BTreeMap<NodeName, NodeInfo>,
-    live: Option<&'a BTreeSet<NodeName>>,
-) -> World<'a> {
-    World {
-        config,
-        nodes,
-        live,
-        ignore_exclude_label: false,
-    }
 }
 
 #[test]

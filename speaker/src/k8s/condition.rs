@@ -17,7 +17,7 @@ use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -139,8 +139,7 @@ pub(crate) async fn run(
         let want = wanted.borrow_and_update().clone();
         order.observe(&want);
         let shown_now = |key: &str| {
-            let (namespace, name) = key.split_once('/')?;
-            let service = services.get(&ObjectRef::new(name).within(namespace))?;
+            let service = SlimService::find(&services, key)?;
             Some(service.bgp_advertised.as_deref().cloned())
         };
         let now = Timestamp::now().to_string();

@@ -113,13 +113,7 @@ impl Speaker {
 
     /// Builds the view of the Service `key` from the caches again and tells the decisions.
     fn update_view(&mut self, key: &str, now: Instant) {
-        let Some((namespace, name)) = key.split_once('/') else {
-            return;
-        };
-        let svc = self
-            .stores
-            .services
-            .get(&ObjectRef::new(name).within(namespace));
+        let svc = SlimService::find(&self.stores.services, key);
         let view = svc
             .as_ref()
             .and_then(|svc| view_of(&self.stores, &self.touched, svc));
@@ -177,10 +171,7 @@ impl Speaker {
         };
         let (stores, touched, ages) = (&self.stores, &self.touched, &self.ages);
         let view = |key: &str| {
-            let (namespace, name) = key.split_once('/')?;
-            let svc = stores
-                .services
-                .get(&ObjectRef::new(name).within(namespace))?;
+            let svc = SlimService::find(&stores.services, key)?;
             view_of(stores, touched, &svc)
         };
         let mut held = BTreeMap::new();
@@ -212,7 +203,10 @@ impl Speaker {
             .iter()
             .flat_map(|(ip, before)| {
                 let after = self.decisions.plans().get(ip);
-                before.iter().chain(after).flat_map(|p| p.services.clone())
+                before
+                    .iter()
+                    .chain(after)
+                    .flat_map(|p| p.services.iter().cloned())
             })
             .collect();
         self.report_services(services);
@@ -400,6 +394,7 @@ impl Speaker {
 /// The view of `svc` from the caches: the Service and its own slices, if it is one of ours
 /// with IPs.
 fn view_of(stores: &Stores, touched: &Touched, svc: &SlimService) -> Option<plan::LbService> {
+    // `lb_service_of` says no to these too; asked first, the slices are not looked up.
     if !svc.ours || svc.ips.is_empty() {
         return None;
     }

@@ -482,11 +482,7 @@ impl Speaker {
 
     /// The Service `key` (`namespace/name`), as much of it as an Event about it needs.
     fn service(&self, key: &str) -> Option<Service> {
-        let (namespace, name) = key.split_once('/')?;
-        self.stores
-            .services
-            .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
-            .map(|s| s.reference())
+        slim::SlimService::find(&self.stores.services, key).map(|s| s.reference())
     }
 
     /// Graceful stop: leave the membership (peers take over at once) while the announcer keeps

@@ -5,6 +5,7 @@
 //! these hold a few strings and flags. [`super::view`] turns them into what the plan reads.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferrolb_api::service::{
     allocated_pool, announce_without_endpoints, ingress_ips, is_ours, shares_ip,
@@ -14,6 +15,7 @@ use ferrolb_config::Labels;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::condition::{Shown, shown};
 use super::view::SERVICE_NAME_LABEL;
@@ -67,6 +69,12 @@ impl SlimService {
     /// `namespace/name`.
     pub(crate) fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// The Service `key` (`namespace/name`, as [`Self::key`] gives) in `store`.
+    pub(crate) fn find(store: &Store<Self>, key: &str) -> Option<Arc<Self>> {
+        let (namespace, name) = key.split_once('/')?;
+        store.get(&ObjectRef::new(name).within(namespace))
     }
 
     /// A Service with just what an Event's reference to it needs.

@@ -6,8 +6,9 @@ use ferrolb_config::{Config, NodeName};
 use tokio::time::Instant;
 
 use super::*;
-use crate::election::{NodeInfo, ServiceInfo, World, rendezvous_hash};
+use crate::election::{NodeInfo, ServiceInfo, rendezvous_hash};
 use crate::plan::{LbService, layer2};
+use crate::test_support::world;
 
 const SETTLE: Duration = Duration::from_millis(1500);
 
@@ -36,18 +37,6 @@ fn hold_layer2(
         })
         .collect()
 }
-
-const CONFIG: &str = r#"
-apiVersion: ferrolb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: lan, namespace: ferrolb-system}
-spec: {addresses: ["192.0.2.200-192.0.2.239"]}
----
-apiVersion: ferrolb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: lan, namespace: ferrolb-system}
-spec: {ipAddressPools: [lan]}
-"#;
 
 fn ip() -> IpAddr {
     "192.0.2.201".parse().expect("ip")
@@ -86,7 +75,7 @@ struct Cluster {
 impl Cluster {
     fn new() -> Self {
         Self {
-            config: crate::test_support::valid_config(CONFIG),
+            config: crate::test_support::lan_config(),
             nodes: by_preference()
                 .into_iter()
                 .map(|n| (n, NodeInfo::default()))
@@ -95,13 +84,7 @@ impl Cluster {
     }
 
     fn plans(&self, services: &[LbService], live: &BTreeSet<NodeName>) -> BTreeMap<IpAddr, IpPlan> {
-        let world = World {
-            config: &self.config,
-            nodes: &self.nodes,
-            live: Some(live),
-            ignore_exclude_label: false,
-        };
-        layer2(world, services)
+        layer2(world(&self.config, &self.nodes, Some(live)), services)
     }
 }
 

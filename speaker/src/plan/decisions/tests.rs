@@ -1,33 +1,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use ferrolb_config::{Config, NodeName};
+use ferrolb_config::NodeName;
 use proptest::prelude::*;
 
 use super::*;
 use crate::election::{NodeInfo, ServiceInfo, World};
 use crate::plan::layer2;
-
-const CONFIG: &str = r#"
-apiVersion: ferrolb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: lan, namespace: ferrolb-system}
-spec: {addresses: ["192.0.2.200-192.0.2.239"]}
----
-apiVersion: ferrolb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: dark, namespace: ferrolb-system}
-spec: {addresses: ["192.0.2.240/29"]}
----
-apiVersion: ferrolb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: lan, namespace: ferrolb-system}
-spec: {ipAddressPools: [lan]}
-"#;
+use crate::test_support::{lan_config, world};
 
 const NODES: [&str; 4] = ["a", "b", "c", "d"];
 
-/// IPs of `lan`, one of `dark` (no advertisement) and one in no pool.
+/// IPs of `lan`, one of `other` (no advertisement) and one in no pool.
 const IPS: [&str; 5] = [
     "192.0.2.201",
     "192.0.2.202",
@@ -35,10 +19,6 @@ const IPS: [&str; 5] = [
     "192.0.2.241",
     "198.51.100.7",
 ];
-
-fn config() -> Config {
-    crate::test_support::valid_config(CONFIG)
-}
 
 fn name(n: &str) -> NodeName {
     NodeName::from(n.to_owned())
@@ -66,19 +46,6 @@ fn service(key: &str, ips: &[usize], endpoints: &[&str], local: bool) -> LbServi
         },
         ips: ips.iter().map(|i| ip(*i)).collect(),
         pool: None,
-    }
-}
-
-fn world<'a>(
-    config: &'a Config,
-    nodes: &'a BTreeMap<NodeName, NodeInfo>,
-    live: Option<&'a BTreeSet<NodeName>>,
-) -> World<'a> {
-    World {
-        config,
-        nodes,
-        live,
-        ignore_exclude_label: false,
     }
 }
 
@@ -126,7 +93,7 @@ fn decided_ips(decided: &[Redecided]) -> BTreeSet<IpAddr> {
 
 #[test]
 fn a_changed_service_decides_only_its_own_ips_again() {
-    let config = config();
+    let config = lan_config();
     let nodes = nodes();
     let world = world(&config, &nodes, None);
     let mut decisions = Kept::default();
@@ -154,7 +121,7 @@ fn a_changed_service_decides_only_its_own_ips_again() {
 
 #[test]
 fn a_dead_node_re_decides_only_the_ips_it_announced() {
-    let config = config();
+    let config = lan_config();
     let nodes = nodes();
     let all: BTreeSet<NodeName> = NODES.iter().map(|n| name(n)).collect();
     let mut decisions = Kept::default();
@@ -194,7 +161,7 @@ fn a_dead_node_re_decides_only_the_ips_it_announced() {
 
 #[test]
 fn adjust_sees_the_plan_before_and_its_change_is_what_is_kept() {
-    let config = config();
+    let config = lan_config();
     let nodes = nodes();
     let world = world(&config, &nodes, None);
     let mut decisions = Kept::default();
@@ -250,7 +217,7 @@ proptest! {
     /// winner a pass over every Service from scratch gives, and the Services that hold it.
     #[test]
     fn decided_incrementally_is_decided_decided_from_scratch(steps in proptest::collection::vec(step(), 1..40)) {
-        let config = config();
+        let config = lan_config();
         let nodes = nodes();
         let mut live: BTreeSet<NodeName> = NODES.iter().map(|n| name(n)).collect();
         let mut decisions = Kept::default();
