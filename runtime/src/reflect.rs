@@ -65,19 +65,50 @@ where
 {
     let (reader, writer) = reflector::store();
     let kind = K::kind(&Default::default()).into_owned();
-    let projected =
-        watcher::watcher(api, config)
-            .default_backoff()
-            .map_ok(move |event| match event {
-                Event::Apply(o) => Event::Apply(project(&o)),
-                Event::Delete(o) => Event::Delete(project(&o)),
-                Event::Init => Event::Init,
-                Event::InitApply(o) => Event::InitApply(project(&o)),
-                Event::InitDone => Event::InitDone,
-            });
+    let projected = projected(api, config, project);
     let stream = reflector::reflector(writer, projected);
     run(kind, stream, on_event);
     reader
+}
+
+/// A watch of `api` without a cache: `on_event` sees every event, projected, and keeps what
+/// it needs in a shape of its own (the watch retries with backoff like the caches').
+pub fn watch_projected<K, P, F>(
+    api: Api<K>,
+    config: watcher::Config,
+    project: impl Fn(&K) -> P + Send + 'static,
+    on_event: F,
+) where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    <K as Resource>::DynamicType: Default,
+    P: Send + 'static,
+    F: FnMut(&Event<P>) -> bool + Send + 'static,
+{
+    let kind = K::kind(&Default::default()).into_owned();
+    let projected = projected(api, config, project);
+    run(kind, projected, on_event);
+}
+
+/// `api`'s watch events, each object replaced by its `project`ion as it arrives.
+fn projected<K, P>(
+    api: Api<K>,
+    config: watcher::Config,
+    project: impl Fn(&K) -> P + Send + 'static,
+) -> impl futures::Stream<Item = Result<Event<P>, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    <K as Resource>::DynamicType: Default,
+    P: Send + 'static,
+{
+    watcher::watcher(api, config)
+        .default_backoff()
+        .map_ok(move |event| match event {
+            Event::Apply(o) => Event::Apply(project(&o)),
+            Event::Delete(o) => Event::Delete(project(&o)),
+            Event::Init => Event::Init,
+            Event::InitApply(o) => Event::InitApply(project(&o)),
+            Event::InitDone => Event::InitDone,
+        })
 }
 
 /// Drives a reflector's stream in the background, handing each event to `on_event`.

@@ -16,12 +16,10 @@ use std::net::IpAddr;
 
 use ferrolb_config::NodeName;
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
 use tokio::time::Instant;
 
 use super::slim::SlimService;
 use super::touched::Touched;
-use super::watch::Stores;
 use super::{Speaker, view};
 use crate::election::{NodeInfo, World};
 use crate::layer2::announcer::{InterfaceChoice, Plan};
@@ -64,7 +62,7 @@ impl Speaker {
                 .services
                 .state()
                 .iter()
-                .filter_map(|svc| view_of(&self.stores, &self.touched, svc))
+                .filter_map(|svc| view_of(&self.touched, svc))
                 .collect()
         };
         let (bgp_services, bgp_settled) =
@@ -114,9 +112,7 @@ impl Speaker {
     /// Builds the view of the Service `key` from the caches again and tells the decisions.
     fn update_view(&mut self, key: &str, now: Instant) {
         let svc = SlimService::find(&self.stores.services, key);
-        let view = svc
-            .as_ref()
-            .and_then(|svc| view_of(&self.stores, &self.touched, svc));
+        let view = svc.as_ref().and_then(|svc| view_of(&self.touched, svc));
         if svc.is_some_and(|s| s.bgp_advertised.is_some()) {
             self.showing_bgp.insert(key.to_owned());
         } else {
@@ -172,7 +168,7 @@ impl Speaker {
         let (stores, touched, ages) = (&self.stores, &self.touched, &self.ages);
         let view = |key: &str| {
             let svc = SlimService::find(&stores.services, key)?;
-            view_of(stores, touched, &svc)
+            view_of(touched, &svc)
         };
         let mut held = BTreeMap::new();
         let decided = self.decisions.decide(world, view, |ip, plan, before| {
@@ -393,23 +389,13 @@ impl Speaker {
 
 /// The view of `svc` from the caches: the Service and its own slices, if it is one of ours
 /// with IPs.
-fn view_of(stores: &Stores, touched: &Touched, svc: &SlimService) -> Option<plan::LbService> {
+fn view_of(touched: &Touched, svc: &SlimService) -> Option<plan::LbService> {
     // `lb_service_of` says no to these too; asked first, the slices are not looked up.
     if !svc.ours || svc.ips.is_empty() {
         return None;
     }
-    let key = svc.key();
-    let slices: Vec<_> = touched
-        .slices_of(&key)
-        .iter()
-        .filter_map(|slice| {
-            stores
-                .endpoint_slices
-                .get(&ObjectRef::new(slice).within(&svc.namespace))
-        })
-        .filter(|slice| slice.service_key().as_deref() == Some(key.as_str()))
-        .collect();
-    view::lb_service_of(svc, &view::endpoints_of(slices.iter().map(|s| &**s)))
+    let endpoints = touched.with_slices(&svc.key(), |slices| view::endpoints_of(slices));
+    view::lb_service_of(svc, &endpoints)
 }
 
 /// The IPs in one of two ascending sequences and not in the other.

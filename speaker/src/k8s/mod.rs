@@ -126,7 +126,7 @@ pub async fn run(
     );
     tokio::pin!(shutdown);
     tokio::select! {
-        () = stores.wait_ready() => {}
+        () = stores.wait_ready(&touched) => {}
         () = &mut shutdown => return Ok(()),
     }
     tracing::info!(node = %settings.node, "caches synced");

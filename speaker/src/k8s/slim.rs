@@ -194,7 +194,6 @@ macro_rules! slim_lookup {
 pub(crate) use slim_lookup;
 
 slim_lookup!([] SlimService, Service);
-slim_lookup!([] SlimSlice, EndpointSlice);
 
 #[cfg(test)]
 mod tests;

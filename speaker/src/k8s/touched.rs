@@ -1,18 +1,27 @@
-//! Which Services changed since the decision loop last looked, told by the reflectors of
-//! Services and EndpointSlices as each event arrives, and which EndpointSlices each Service
-//! has: the loop then builds the views of those Services alone, from their own slices. A
-//! relist (a watch that expired, the apiserver back) changes everything.
+//! Which Services changed since the decision loop last looked, told by the reflector of
+//! Services and the watch of EndpointSlices as each event arrives; and the speaker's one cache
+//! of EndpointSlices, filed by Service: the loop builds the views of the changed Services
+//! alone, each from its own slices. A relist (a watch that expired, the apiserver back)
+//! changes everything.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use kube::runtime::watcher::Event;
+use tokio::sync::watch;
 
 use super::slim::{SlimService, SlimSlice};
 
-/// Shared between the two reflectors and the decision loop.
+/// Shared between the two watches and the decision loop.
 #[derive(Clone, Debug)]
-pub(crate) struct Touched(Arc<Mutex<Inner>>);
+pub(crate) struct Touched(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    inner: Mutex<Inner>,
+    /// The slices were listed once.
+    slices_ready: watch::Sender<bool>,
+}
 
 #[derive(Debug)]
 struct Inner {
@@ -20,37 +29,45 @@ struct Inner {
     services: HashSet<String>,
     /// Every Service changed (a relist, or nothing seen yet).
     everything: bool,
-    /// Which slices each Service has, and the other way round.
-    slices: SliceIndex,
+    /// Every EndpointSlice that names a Service.
+    slices: Slices,
     /// The same, being rebuilt by a relist of the slices.
-    relisting: Option<SliceIndex>,
+    relisting: Option<Slices>,
 }
 
 /// The EndpointSlices of each Service.
 #[derive(Debug, Default)]
-struct SliceIndex {
-    /// Per Service (`namespace/name`), the names of its slices, sorted. Usually one or two:
-    /// a vector, where a set would take a whole B-tree node per Service.
-    by_service: HashMap<String, Vec<String>>,
-    /// Per slice (`namespace/name`), its Service (`namespace/name`).
+struct Slices {
+    /// Per Service (`namespace/name`), its slices sorted by name. Usually one or two: a
+    /// vector, where a map would take a whole B-tree node per Service.
+    by_service: HashMap<String, Vec<SlimSlice>>,
+    /// Per slice (`namespace/name`), its Service (`namespace/name`): where to find it again
+    /// when its label changes.
     service_of: HashMap<String, String>,
 }
 
-impl SliceIndex {
-    /// Files `slice` under its Service; returns the Service it was filed under before, if
-    /// another (it was relabelled, or lost its label).
+impl Slices {
+    /// Files `slice` under its Service, in place of what it was; returns the Service it was
+    /// filed under before, if another (it was relabelled, or lost its label).
     fn file(&mut self, slice: &SlimSlice) -> Option<String> {
-        let before = self.remove(slice);
         let Some(key) = slice.service_key() else {
-            return before;
+            return self.remove(slice);
         };
-        let names = self.by_service.entry(key.clone()).or_default();
-        if let Err(at) = names.binary_search(&slice.name) {
-            names.insert(at, slice.name.clone());
+        let id = format!("{}/{}", slice.namespace, slice.name);
+        let before = match self.service_of.get(&id) {
+            Some(before) if *before == key => None,
+            Some(_) => self.remove(slice),
+            None => None,
+        };
+        let slices = self.by_service.entry(key.clone()).or_default();
+        match slices.binary_search_by(|s| s.name.cmp(&slice.name)) {
+            Ok(at) => slices[at] = slice.clone(),
+            Err(at) => {
+                slices.insert(at, slice.clone());
+                self.service_of.insert(id, key);
+            }
         }
-        self.service_of
-            .insert(format!("{}/{}", slice.namespace, slice.name), key.clone());
-        before.filter(|b| *b != key)
+        before
     }
 
     /// Forgets `slice`; returns the Service it was filed under.
@@ -58,9 +75,9 @@ impl SliceIndex {
         let key = self
             .service_of
             .remove(&format!("{}/{}", slice.namespace, slice.name))?;
-        if let Some(names) = self.by_service.get_mut(&key) {
-            names.retain(|n| *n != slice.name);
-            if names.is_empty() {
+        if let Some(slices) = self.by_service.get_mut(&key) {
+            slices.retain(|s| s.name != slice.name);
+            if slices.is_empty() {
                 self.by_service.remove(&key);
             }
         }
@@ -79,19 +96,22 @@ pub(crate) struct Changes {
 
 impl Default for Touched {
     fn default() -> Self {
-        Self(Arc::new(Mutex::new(Inner {
-            services: HashSet::new(),
-            everything: true,
-            slices: SliceIndex::default(),
-            relisting: None,
-        })))
+        Self(Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                services: HashSet::new(),
+                everything: true,
+                slices: Slices::default(),
+                relisting: None,
+            }),
+            slices_ready: watch::Sender::new(false),
+        }))
     }
 }
 
 impl Touched {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic elsewhere while holding it leaves nothing half-written that matters here.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A Service event.
@@ -106,7 +126,7 @@ impl Touched {
         }
     }
 
-    /// An EndpointSlice event: its Service changed, and the slice index follows.
+    /// An EndpointSlice event: the cache follows, and its Service changed.
     pub(crate) fn slice(&self, event: &Event<SlimSlice>) {
         let mut inner = self.lock();
         match event {
@@ -120,17 +140,17 @@ impl Touched {
                 inner.services.extend(before);
                 inner.services.extend(slice.service_key());
             }
-            Event::Init => inner.relisting = Some(SliceIndex::default()),
+            Event::Init => inner.relisting = Some(Slices::default()),
             Event::InitApply(slice) => {
-                if let Some(index) = &mut inner.relisting {
-                    index.file(slice);
-                }
+                inner.relisting.get_or_insert_default().file(slice);
             }
             Event::InitDone => {
-                if let Some(index) = inner.relisting.take() {
-                    inner.slices = index;
+                if let Some(slices) = inner.relisting.take() {
+                    inner.slices = slices;
                 }
                 inner.everything = true;
+                drop(inner);
+                self.0.slices_ready.send_replace(true);
             }
         }
     }
@@ -144,20 +164,30 @@ impl Touched {
         }
     }
 
-    /// The names of the EndpointSlices of the Service `key` (`namespace/name`) as last told.
-    pub(crate) fn slices_of(&self, key: &str) -> Vec<String> {
-        self.lock()
-            .slices
-            .by_service
-            .get(key)
-            .cloned()
-            .unwrap_or_default()
+    /// `read` of the EndpointSlices of the Service `key` (`namespace/name`), as last told.
+    pub(crate) fn with_slices<R>(&self, key: &str, read: impl FnOnce(&[SlimSlice]) -> R) -> R {
+        let inner = self.lock();
+        read(inner.slices.by_service.get(key).map_or(&[], Vec::as_slice))
+    }
+
+    /// Resolves once the EndpointSlices were listed.
+    pub(crate) async fn slices_listed(&self) {
+        let mut ready = self.0.slices_ready.subscribe();
+        // The sender lives as long as `self`.
+        let _ = ready.wait_for(|listed| *listed).await;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::k8s::slim::SlimEndpoint;
+
+    fn slices_of(touched: &Touched, key: &str) -> Vec<String> {
+        touched.with_slices(key, |slices| {
+            slices.iter().map(|s| s.name.clone()).collect()
+        })
+    }
 
     fn slice(name: &str, service: Option<&str>) -> SlimSlice {
         SlimSlice {
@@ -178,12 +208,30 @@ mod tests {
         let changes = touched.take();
         assert!(!changes.everything);
         assert_eq!(changes.services, HashSet::from(["web/http".to_owned()]));
-        assert_eq!(touched.slices_of("web/http"), ["http-1", "http-2"]);
+        assert_eq!(slices_of(&touched, "web/http"), ["http-1", "http-2"]);
 
         touched.slice(&Event::Delete(slice("http-1", Some("http"))));
         assert_eq!(touched.take().services.len(), 1);
-        assert_eq!(touched.slices_of("web/http"), ["http-2"]);
+        assert_eq!(slices_of(&touched, "web/http"), ["http-2"]);
         assert!(touched.take().services.is_empty(), "taken once");
+    }
+
+    #[test]
+    fn a_changed_slice_replaces_what_was_kept_of_it() {
+        let touched = Touched::default();
+        let mut http = slice("http-1", Some("http"));
+        touched.slice(&Event::Apply(http.clone()));
+        http.endpoints.push(SlimEndpoint {
+            node: Some("node-1".into()),
+            ready: true,
+            serving: true,
+        });
+        touched.slice(&Event::Apply(http.clone()));
+        assert_eq!(
+            touched.with_slices("web/http", <[SlimSlice]>::to_vec),
+            [http]
+        );
+        assert_eq!(touched.take().services.len(), 1);
     }
 
     #[test]
@@ -197,14 +245,14 @@ mod tests {
             changes.services,
             HashSet::from(["web/old".to_owned(), "web/new".to_owned()])
         );
-        assert!(touched.slices_of("web/old").is_empty());
-        assert_eq!(touched.slices_of("web/new"), ["s-1"]);
+        assert!(slices_of(&touched, "web/old").is_empty());
+        assert_eq!(slices_of(&touched, "web/new"), ["s-1"]);
         touched.slice(&Event::Apply(slice("s-1", None)));
         assert_eq!(
             touched.take().services,
             HashSet::from(["web/new".to_owned()])
         );
-        assert!(touched.slices_of("web/new").is_empty());
+        assert!(slices_of(&touched, "web/new").is_empty());
     }
 
     #[test]
@@ -214,15 +262,15 @@ mod tests {
         touched.slice(&Event::Apply(slice("old-1", Some("old"))));
         touched.slice(&Event::Init);
         touched.slice(&Event::InitApply(slice("new-1", Some("new"))));
-        assert_eq!(touched.slices_of("old/x"), Vec::<String>::new());
+        assert_eq!(slices_of(&touched, "old/x"), Vec::<String>::new());
         assert_eq!(
-            touched.slices_of("web/old"),
+            slices_of(&touched, "web/old"),
             ["old-1"],
             "kept until the relist is done"
         );
         touched.slice(&Event::InitDone);
         assert!(touched.take().everything);
-        assert!(touched.slices_of("web/old").is_empty());
-        assert_eq!(touched.slices_of("web/new"), ["new-1"]);
+        assert!(slices_of(&touched, "web/old").is_empty());
+        assert_eq!(slices_of(&touched, "web/new"), ["new-1"]);
     }
 }

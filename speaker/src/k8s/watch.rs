@@ -40,8 +40,6 @@ pub(crate) enum Changed {
 pub(crate) struct Stores {
     /// What the speaker reads of every Service ([`SlimService`]).
     pub services: Store<SlimService>,
-    /// What the speaker reads of every EndpointSlice ([`SlimSlice`]).
-    pub endpoint_slices: Store<SlimSlice>,
     pub nodes: Store<Node>,
     pub pools: Store<IPAddressPool>,
     pub l2_advertisements: Store<L2Advertisement>,
@@ -82,20 +80,26 @@ impl Stores {
     ) -> Self {
         let all = watcher::Config::default();
         let (for_services, for_slices) = (touched.clone(), touched.clone());
+        // The slices are kept by `touched`, filed by Service, not in a cache of their own.
+        let slices_tx = tx.clone();
+        ferrolb_runtime::reflect::watch_projected(
+            Api::all(client.clone()),
+            all.clone(),
+            SlimSlice::of,
+            move |event| {
+                for_slices.slice(event);
+                match event {
+                    Event::Init | Event::InitApply(_) => true,
+                    _ => slices_tx.send(Changed::Workloads).is_ok(),
+                }
+            },
+        );
         Self {
             services: reflect_slim(
                 Api::all(client.clone()),
                 all.clone(),
                 move |svc| SlimService::of(svc, lb_class.as_deref()),
                 move |event| for_services.service(event),
-                tx,
-                Changed::Workloads,
-            ),
-            endpoint_slices: reflect_slim(
-                Api::all(client.clone()),
-                all.clone(),
-                SlimSlice::of,
-                move |event| for_slices.slice(event),
                 tx,
                 Changed::Workloads,
             ),
@@ -180,12 +184,12 @@ impl Stores {
         }
     }
 
-    /// Waits until every cache has its first full list.
-    pub(crate) async fn wait_ready(&self) {
+    /// Waits until every cache, and `touched`'s slices, have their first full list.
+    pub(crate) async fn wait_ready(&self, touched: &Touched) {
         // A store only errors if its writer is dropped, which happens on shutdown.
         let _ = tokio::join!(
             self.services.wait_until_ready(),
-            self.endpoint_slices.wait_until_ready(),
+            touched.slices_listed(),
             self.nodes.wait_until_ready(),
             self.pools.wait_until_ready(),
             self.l2_advertisements.wait_until_ready(),
