@@ -12,6 +12,7 @@
 //! it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Service;
@@ -23,7 +24,6 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::slim::SlimService;
-use super::status::{Order, PassPause};
 use crate::report::{BGP_ADVERTISED, Condition};
 
 /// The field manager every speaker writes the condition under.
@@ -226,6 +226,61 @@ async fn write(client: &Client, w: &Write) -> Result<(), kube::Error> {
     Ok(())
 }
 
+/// How long a writer rests after a pass: until the next resync ([`RESYNC`]) when every write
+/// landed, else 0.5 s doubling to 30 s while the apiserver refuses.
+#[derive(Debug)]
+struct PassPause {
+    retry: Duration,
+}
+
+/// A writer that wrote everything looks again this often, in case an object was changed by
+/// someone else without a change it was woken for.
+const RESYNC: Duration = Duration::from_secs(300);
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
+impl Default for PassPause {
+    fn default() -> Self {
+        Self { retry: FIRST_RETRY }
+    }
+}
+
+impl PassPause {
+    /// The rest after a pass whose writes all landed (`ok`) or not.
+    fn after(&mut self, ok: bool) -> Duration {
+        if ok {
+            self.retry = FIRST_RETRY;
+            RESYNC
+        } else {
+            self.retry = (self.retry * 2).min(MAX_RETRY);
+            self.retry
+        }
+    }
+}
+
+/// When each reported key was first seen: the newest are written first.
+#[derive(Debug, Default)]
+struct Order {
+    clock: u64,
+    first_seen: HashMap<String, u64>,
+}
+
+impl Order {
+    fn observe<T>(&mut self, want: &BTreeMap<String, T>) {
+        self.first_seen.retain(|key, _| want.contains_key(key));
+        for key in want.keys() {
+            if !self.first_seen.contains_key(key) {
+                self.clock += 1;
+                self.first_seen.insert(key.clone(), self.clock);
+            }
+        }
+    }
+
+    fn of(&self, key: &str) -> u64 {
+        self.first_seen.get(key).copied().unwrap_or(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,5 +368,50 @@ mod tests {
         let writes = plan(&want, |_| Some(None), &written, &order, "now");
         let keys: Vec<&str> = writes.iter().map(|w| w.key.as_str()).collect();
         assert_eq!(keys, ["web/newer", "web/old"]);
+    }
+
+    #[test]
+    fn keys_keep_their_age_and_forget_it_when_no_longer_reported() {
+        let mut order = Order::default();
+        let mut want: BTreeMap<String, ()> = BTreeMap::new();
+        want.insert("a".into(), ());
+        order.observe(&want);
+        want.insert("b".into(), ());
+        order.observe(&want);
+        assert!(order.of("b") > order.of("a"));
+        want.remove("a");
+        order.observe(&want);
+        assert_eq!(order.of("a"), 0);
+        want.insert("a".into(), ());
+        order.observe(&want);
+        assert!(
+            order.of("a") > order.of("b"),
+            "a key reported again is new again"
+        );
+    }
+
+    #[test]
+    fn a_writer_rests_until_the_resync_after_a_clean_pass_and_backs_off_while_refused() {
+        let mut pause = PassPause::default();
+        let waits: Vec<Duration> = [false, false, false, false, false, false, false, true, false]
+            .into_iter()
+            .map(|ok| pause.after(ok))
+            .collect();
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        assert_eq!(
+            waits,
+            [
+                ms(1000),
+                s(2),
+                s(4),
+                s(8),
+                s(16),
+                s(30),
+                s(30),
+                RESYNC,
+                ms(1000)
+            ]
+        );
     }
 }

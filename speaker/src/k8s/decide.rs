@@ -19,6 +19,7 @@ use kube::runtime::events::EventType;
 use tokio::time::Instant;
 
 use super::slim::SlimService;
+use super::status::L2Report;
 use super::touched::Touched;
 use super::{Speaker, view};
 use crate::election::{NodeInfo, World};
@@ -325,20 +326,19 @@ impl Speaker {
         if services.is_empty() {
             return;
         }
-        let wanted: Vec<(String, Option<BTreeSet<String>>)> = services
+        let wanted: Vec<(String, Option<L2Report>)> = services
             .into_iter()
             .map(|key| {
-                let interfaces = self.answered_on(&key);
-                (key, interfaces)
+                let report = self.answered_on(&key);
+                (key, report)
             })
             .collect();
         let node = self.settings.node.to_string();
-        self.announced_tx.send_if_modified(|current| {
-            let mut changed = false;
-            for (key, interfaces) in wanted {
-                match interfaces {
-                    Some(interfaces) => {
-                        if current.get(&key) == Some(&interfaces) {
+        self.announced_tx.edit(|current| {
+            for (key, report) in wanted {
+                match report {
+                    Some(report) => {
+                        if current.get(&key) == Some(&report) {
                             continue;
                         }
                         if !current.contains_key(&key)
@@ -351,39 +351,45 @@ impl Speaker {
                                 format!("announcing from node \"{node}\" with protocol \"layer2\""),
                             );
                         }
-                        current.insert(key, interfaces);
-                        changed = true;
+                        current.insert(key, report);
                     }
-                    None => changed |= current.remove(&key).is_some(),
+                    None => {
+                        current.remove(&key);
+                    }
                 }
             }
-            changed
         });
     }
 
-    /// The interfaces this node answers on for the Service `key`, if it answers for any of
-    /// its IPs.
-    fn answered_on(&self, key: &str) -> Option<BTreeSet<String>> {
+    /// What this node reports of the Service `key`, if it answers for any of its IPs: the
+    /// interfaces it answers on, and the nodes elected for its IPs.
+    fn answered_on(&self, key: &str) -> Option<L2Report> {
         let ips = self.decisions.ips_of(key)?;
         let plans = self.decisions.plans();
-        let mut interfaces: Option<BTreeSet<String>> = None;
+        let mut answering = false;
+        let mut report = L2Report::default();
         for ip in ips {
-            let Some(plan) = plans.get(ip).filter(|_| self.answering.contains(ip)) else {
+            let Some(Decision::Elected { election, .. }) = plans.get(ip).map(|p| &p.decision)
+            else {
                 continue;
             };
-            let on = interfaces.get_or_insert_default();
-            if let Decision::Elected { election, .. } = &plan.decision {
-                on.extend(
-                    election
-                        .interfaces
-                        .get(&self.settings.node)
-                        .into_iter()
-                        .flatten()
-                        .cloned(),
-                );
+            report
+                .announcers
+                .extend(election.winner().map(ToString::to_string));
+            if !self.answering.contains(ip) {
+                continue;
             }
+            answering = true;
+            report.interfaces.extend(
+                election
+                    .interfaces
+                    .get(&self.settings.node)
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
         }
-        interfaces
+        answering.then_some(report)
     }
 }
 

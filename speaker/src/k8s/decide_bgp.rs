@@ -108,9 +108,8 @@ impl Speaker {
             }
         }
         // One BGPSessionState per peer of this node; a peer that cannot run says why.
-        self.sessions_tx.send_if_modified(|states| {
-            let before = states.clone();
-            states.retain(|peer, _| plan.routes.contains_key(&PeerName::from(peer.clone())));
+        self.sessions_tx.edit(|states| {
+            states.retain(|peer| plan.routes.contains_key(&PeerName::from(peer.to_owned())));
             for (peer, why) in self.sessions.refused() {
                 states.insert(
                     peer.to_string(),
@@ -121,7 +120,6 @@ impl Speaker {
                     },
                 );
             }
-            *states != before
         });
         if plan != self.bgp_plan {
             let routes: usize = plan.routes.values().map(BTreeMap::len).sum();
@@ -143,15 +141,11 @@ impl Speaker {
             .iter()
             .map(|(svc, peers)| (svc.clone(), peers.iter().map(|p| p.to_string()).collect()))
             .collect();
-        self.bgp_announced_tx.send_if_modified(|current| {
-            if *current == announced {
-                return false;
-            }
-            for service in announced.keys().filter(|s| !current.contains_key(*s)) {
+        self.bgp_announced_tx.edit(|current| {
+            for service in announced.keys().filter(|s| !current.contains_key(s)) {
                 self.tell_bgp_advertisers(service, nodes, services);
             }
-            *current = announced;
-            true
+            current.replace(announced);
         });
         self.bgp_plan = plan;
         next_step
@@ -209,12 +203,8 @@ impl Speaker {
             prefixes_advertised: Some(now.advertised as u64),
             ..BGPSessionStateStatus::default()
         };
-        self.sessions_tx.send_if_modified(|states| {
-            let entry = states.entry(event.peer.to_string()).or_default();
-            let changed = *entry != summary;
-            *entry = summary;
-            changed
-        });
+        self.sessions_tx
+            .edit(|states| states.insert(event.peer.to_string(), summary));
         let was_up = before
             .as_ref()
             .is_some_and(crate::bgp::SessionState::is_established);

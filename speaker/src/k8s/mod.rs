@@ -112,9 +112,18 @@ pub async fn run(
         .to_owned();
     let passwords = watch::may_list_secrets(&client, &settings.namespace).await;
     let touched = Touched::default();
+    let node = settings.node.as_str();
+    let (announced_tx, announced_rx, l2_tap) = status::outbox::<ServiceL2Status>(node);
+    let (bgp_announced_tx, bgp_announced_rx, bgp_tap) = status::outbox::<ServiceBGPStatus>(node);
+    let (sessions_tx, sessions_rx, sessions_tap) = status::outbox::<BGPSessionState>(node);
     let stores = Stores::start(
         &client,
         &touched,
+        watch::Taps {
+            l2: l2_tap,
+            bgp: bgp_tap,
+            sessions: sessions_tap,
+        },
         settings.lb_class.clone(),
         &settings.namespace,
         &secret_name,
@@ -163,8 +172,8 @@ pub async fn run(
         interfaces.clone(),
     );
 
-    let (announced_tx, announced_rx) = chan::channel(status::Announced::new());
-    let (statuses_tx, statuses_rx) = chan::channel(());
+    // The status writers and the sweep look for objects that gone Nodes left.
+    let (nodes_changed_tx, nodes_changed_rx) = chan::channel(());
     let live = membership.as_ref().map(|m| m.live.clone());
     let (namespace, node) = (settings.namespace.clone(), settings.node.to_string());
     tokio::spawn(status::run::<ServiceL2Status>(
@@ -175,9 +184,8 @@ pub async fn run(
         stores.nodes.clone(),
         live.clone(),
         announced_rx,
-        statuses_rx.clone(),
+        nodes_changed_rx.clone(),
     ));
-    let (bgp_announced_tx, bgp_announced_rx) = chan::channel(status::Announced::new());
     if let Some(store) = &stores.bgp_statuses {
         tokio::spawn(status::run::<ServiceBGPStatus>(
             client.clone(),
@@ -187,9 +195,10 @@ pub async fn run(
             stores.nodes.clone(),
             live.clone(),
             bgp_announced_rx,
-            statuses_rx.clone(),
+            nodes_changed_rx.clone(),
         ));
     } else {
+        drop(bgp_announced_rx);
         tokio::spawn(sweep::remove_own(
             client.clone(),
             namespace.clone(),
@@ -202,9 +211,8 @@ pub async fn run(
         node.clone(),
         stores.nodes.clone(),
         live.clone(),
-        statuses_rx.clone(),
+        nodes_changed_rx.clone(),
     ));
-    let (sessions_tx, sessions_rx) = chan::channel(status::Reported::<BGPSessionState>::new());
     tokio::spawn(status::run::<BGPSessionState>(
         client.clone(),
         namespace,
@@ -213,7 +221,7 @@ pub async fn run(
         stores.nodes.clone(),
         live,
         sessions_rx,
-        statuses_rx,
+        nodes_changed_rx,
     ));
     let (conditions_tx, conditions_rx) = chan::channel(condition::Wanted::new());
     let (services_changed_tx, services_changed_rx) = chan::channel(());
@@ -275,7 +283,7 @@ pub async fn run(
     speaker.refresh_config();
     health.set_ready(true);
     let result = speaker
-        .run(&mut changed_rx, &statuses_tx, &mut shutdown)
+        .run(&mut changed_rx, &nodes_changed_tx, &mut shutdown)
         .await;
     health.set_ready(false);
     speaker.stop().await;
@@ -289,7 +297,8 @@ struct Speaker {
     membership: Option<MembershipHandle>,
     announcer: AnnouncerHandle,
     plan_tx: chan::Sender<Plan>,
-    announced_tx: chan::Sender<status::Announced>,
+    /// What this node reports in ServiceL2Status.
+    announced_tx: status::Outbox<status::L2Report>,
     events: EventSink,
     metrics: Arc<Metrics>,
     /// Every Service's IPs and every IP's plan, as last decided.
@@ -325,11 +334,11 @@ struct Speaker {
     /// Their state changes.
     peer_events: mpsc::UnboundedReceiver<bgp::PeerEvent>,
     /// What this node advertises over BGP, for ServiceBGPStatus (and the Event).
-    bgp_announced_tx: chan::Sender<status::Announced>,
+    bgp_announced_tx: status::Outbox<BTreeSet<String>>,
     /// The last BGP plan.
     bgp_plan: BgpPlan,
     /// The state of each BGP session of this node, for BGPSessionState.
-    sessions_tx: chan::Sender<status::Reported<BGPSessionState>>,
+    sessions_tx: status::Outbox<ferrolb_api::BGPSessionStateStatus>,
     /// How long ago each node's endpoints appeared, for [`settle`].
     ages: EndpointAges,
     /// IPs kept on their node while a new endpoint settles.
@@ -347,7 +356,7 @@ impl Speaker {
     async fn run(
         &mut self,
         changed: &mut mpsc::UnboundedReceiver<Changed>,
-        statuses: &chan::Sender<()>,
+        nodes_changed: &chan::Sender<()>,
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> anyhow::Result<()> {
         let mut live = self.membership.as_ref().map(|m| m.live.clone());
@@ -375,8 +384,8 @@ impl Speaker {
                         self.refresh_config();
                     }
                     // A Node that went may leave status objects behind for the writers to remove.
-                    if kinds.contains(&Changed::Statuses) || kinds.contains(&Changed::Nodes) {
-                        statuses.send_replace(());
+                    if kinds.contains(&Changed::Nodes) {
+                        nodes_changed.send_replace(());
                     }
                     if kinds.contains(&Changed::Workloads) {
                         self.conditions.services_changed();

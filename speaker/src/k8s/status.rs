@@ -8,7 +8,7 @@
 //! what the node reports now, and the newest keys go first, so a Service announced while a
 //! backlog is written is reported next rather than after the backlog.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,15 +20,18 @@ use ferrolb_api::{
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::report;
 
+mod outbox;
 mod stored;
+pub(crate) use outbox::{Inbox, Outbox, Tap, outbox};
 pub(crate) use stored::Stored;
 
 /// Label naming the announcing node.
@@ -40,9 +43,17 @@ pub const SERVICE_NAMESPACE_LABEL: &str = "ferrolb.io/service-namespace";
 /// Label naming the BGPPeer of a BGPSessionState.
 pub const PEER_LABEL: &str = "ferrolb.io/peer";
 
-/// What this node announces: Service (`namespace/name`) → interfaces (layer 2; empty: all) or
-/// peers (BGP).
+/// What this node advertises over BGP: Service (`namespace/name`) → peers.
 pub type Announced = BTreeMap<String, BTreeSet<String>>;
+
+/// What this node reports of a layer-2 Service it announces.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct L2Report {
+    /// The interfaces it answers on (empty: all).
+    pub interfaces: BTreeSet<String>,
+    /// Every node that announces one of the Service's IPs, this one too: their objects stay.
+    pub announcers: BTreeSet<String>,
+}
 
 /// A kind of status object: one per (key, node), the key being a Service (`namespace/name`)
 /// or a BGPPeer's name.
@@ -61,10 +72,11 @@ pub(crate) trait StatusKind:
     type Item: Clone + PartialEq + Send + Sync + 'static;
     /// Object names start with this (`l2-`, `bgp-`, `session-`).
     const PREFIX: &'static str;
-    /// One node at a time announces a Service (layer 2): another node's object for a Service
-    /// this node announces is stale (that node lost it, perhaps by dying, and cannot clean up).
-    /// With BGP every eligible node announces, so each keeps only its own.
-    const EXCLUSIVE: bool;
+    /// Whether another node's object (of `owner`) stays beside this node's for a key this
+    /// node reports `item` for. With layer 2, only while `owner` announces one of the
+    /// Service's IPs too: otherwise it lost them, perhaps by dying, and cannot clean up. With
+    /// BGP every eligible node announces, and each looks after its own.
+    fn keeps_other(item: &Self::Item, owner: Option<&str>) -> bool;
     /// The status for `key` on `node`.
     fn status_of(key: &str, node: &str, item: &Self::Item) -> Self::Status;
     /// The object's labels (besides the node's).
@@ -110,16 +122,19 @@ fn service_of(labels: &BTreeMap<String, String>) -> String {
 
 impl StatusKind for ServiceL2Status {
     type Status = ServiceL2StatusStatus;
-    type Item = BTreeSet<String>;
+    type Item = L2Report;
     const PREFIX: &'static str = "l2-";
-    const EXCLUSIVE: bool = true;
-    fn status_of(service: &str, node: &str, interfaces: &BTreeSet<String>) -> Self::Status {
+    fn keeps_other(item: &L2Report, owner: Option<&str>) -> bool {
+        owner.is_some_and(|owner| item.announcers.contains(owner))
+    }
+    fn status_of(service: &str, node: &str, report: &L2Report) -> Self::Status {
         let (node, service_namespace, service_name) = identity(service, node);
         ServiceL2StatusStatus {
             node,
             service_name,
             service_namespace,
-            interfaces: interfaces
+            interfaces: report
+                .interfaces
                 .iter()
                 .map(|name| InterfaceName { name: name.clone() })
                 .collect(),
@@ -140,7 +155,9 @@ impl StatusKind for ServiceBGPStatus {
     type Status = ServiceBGPStatusStatus;
     type Item = BTreeSet<String>;
     const PREFIX: &'static str = "bgp-";
-    const EXCLUSIVE: bool = false;
+    fn keeps_other(_: &BTreeSet<String>, _: Option<&str>) -> bool {
+        true
+    }
     fn status_of(service: &str, node: &str, peers: &BTreeSet<String>) -> Self::Status {
         let (node, service_namespace, service_name) = identity(service, node);
         ServiceBGPStatusStatus {
@@ -165,7 +182,9 @@ impl StatusKind for BGPSessionState {
     type Status = BGPSessionStateStatus;
     type Item = BGPSessionStateStatus;
     const PREFIX: &'static str = "session-";
-    const EXCLUSIVE: bool = false;
+    fn keeps_other(_: &BGPSessionStateStatus, _: Option<&str>) -> bool {
+        true
+    }
     fn status_of(peer: &str, node: &str, state: &BGPSessionStateStatus) -> Self::Status {
         BGPSessionStateStatus {
             node: Some(node.to_owned()),
@@ -207,19 +226,20 @@ pub fn object_name(service: &str, node: &str) -> String {
     object_name_of(ServiceL2Status::PREFIX, service, node)
 }
 
-/// What a node reports, per key.
-pub(crate) type Reported<K> = BTreeMap<String, <K as StatusKind>::Item>;
-
 /// Writes in flight at once.
 const WRITE_CONCURRENCY: usize = 16;
-/// Writes per round; between rounds the writer looks at what the node reports now.
+/// Keys per round; between rounds the writer takes the keys marked since.
 const ROUND: usize = 128;
 
-/// Keeps the status objects of kind `K` in line with `announced`, until `announced` closes.
-/// Objects of nodes that no longer exist (`nodes`) are removed by one speaker, the one
-/// [`report::writer`] picks for the object's name among the live speakers (`live`, or every
-/// Node without a membership): their own speaker is gone with them, and N−1 speakers deleting
-/// the same objects would be a burst of (N−1)·S calls.
+/// Keeps the status objects of kind `K` in line with what this node reports (`inbox`), until
+/// the decision loop's side is gone. Objects of nodes that no longer exist (`nodes`) are
+/// removed by one speaker, the one [`report::writer`] picks for the object's name among the
+/// live speakers (`live`, or every Node without a membership): their own speaker is gone with
+/// them, and N−1 speakers deleting the same objects would be a burst of (N−1)·S calls.
+///
+/// A round plans the keys marked since the last one (the newest first) and any left over; the
+/// writer looks at every key only when it starts, after a relist of the objects, when a Node
+/// goes or comes (`nodes_changed`), and every [`RESYNC`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run<K: StatusKind>(
     client: Client,
@@ -228,106 +248,165 @@ pub(crate) async fn run<K: StatusKind>(
     store: Store<Stored<K>>,
     nodes: Store<Node>,
     live: Option<watch::Receiver<BTreeSet<String>>>,
-    mut announced: watch::Receiver<Reported<K>>,
-    mut statuses_changed: watch::Receiver<()>,
+    inbox: Inbox<K::Item>,
+    mut nodes_changed: watch::Receiver<()>,
 ) {
     let api: Api<K> = Api::namespaced(client, &namespace);
     let manager = format!("ferrolb-speaker/{node}");
-    let mut pause = PassPause::default();
-    // What this pass wrote, by object name, until the store shows it; cleared when a pass
-    // ends, so the store is the truth again from the next one.
-    let mut written: HashMap<String, K::Status> = HashMap::new();
-    let mut order = Order::default();
+    let mut backoff = Backoff::default();
+    let mut writer = Writer::<K>::new(node.clone());
+    let mut world = World::default();
+    let mut everything = true;
+    let mut resync_at = Instant::now();
+    // Keys whose writes failed, looked at again when `retry_at` comes.
+    let mut retry: BTreeSet<String> = BTreeSet::new();
+    let mut retry_at: Option<Instant> = None;
+    let mut nodes_moved = true;
     loop {
-        let want = announced.borrow_and_update().clone();
-        order.observe(&want);
-        let known: BTreeSet<String> = nodes.state().iter().map(|n| n.name_any()).collect();
-        let speakers = live
-            .as_ref()
-            .map_or_else(|| known.clone(), |l| l.borrow().clone());
-        let gone = Gone {
-            known: &known,
-            speakers: &speakers,
-        };
-        let work = plan::<K>(&node, &gone, &store.state(), &want, &written, &order);
-        let mut ok = true;
-        let mut interrupted = false;
-        for batch in work.deletes.chunks(ROUND) {
-            ok &= delete_all::<K>(&api, batch).await;
+        let Some(marks) = inbox.take() else { return };
+        writer.settled(&marks.settled);
+        let now = Instant::now();
+        if std::mem::take(&mut nodes_moved) {
+            everything |= world.refresh(&nodes, live.as_ref());
         }
-        for (i, batch) in work.writes.chunks(ROUND).enumerate() {
-            // At least one round per pass, so a stream of changes cannot starve the writes.
-            if i > 0 && announced.has_changed().unwrap_or(false) {
-                interrupted = true;
-                break;
+        if std::mem::take(&mut everything) || marks.everything || now >= resync_at {
+            world.refresh(&nodes, live.as_ref());
+            let mut keys: BTreeSet<String> = inbox.keys().into_iter().collect();
+            keys.extend(store.state().iter().map(|o| o.key.clone()));
+            writer.queue.push_back(keys);
+            resync_at = now + RESYNC;
+        }
+        writer.queue.push_front(marks.keys);
+        if retry_at.is_some_and(|at| now >= at) {
+            writer.queue.push_back(std::mem::take(&mut retry));
+            retry_at = None;
+        }
+        let keys = writer.queue.pop(ROUND);
+        if keys.is_empty() {
+            let until = retry_at.map_or(resync_at, |at| at.min(resync_at));
+            tokio::select! {
+                () = inbox.marked() => {}
+                changed = nodes_changed.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    nodes_moved = true;
+                }
+                () = tokio::time::sleep_until(until) => {}
             }
-            ok &= write_all::<K>(&api, &manager, &node, batch, &mut written).await;
-        }
-        if interrupted {
             continue;
         }
-        written.clear();
-        let wait = pause.after(ok);
-        tokio::select! {
-            changed = announced.changed() => if changed.is_err() { return },
-            changed = statuses_changed.changed() => if changed.is_err() { return },
-            () = tokio::time::sleep(wait) => {}
+        let work = writer.plan(&keys, &world.gone(), &inbox, |name| {
+            store.get(&ObjectRef::new(name).within(&namespace))
+        });
+        let mut failed = delete_all::<K>(&api, &work.deletes).await;
+        failed
+            .extend(write_all::<K>(&api, &manager, &node, &work.writes, &mut writer.written).await);
+        if !failed.is_empty() {
+            retry.extend(failed);
+            retry_at.get_or_insert_with(|| now + backoff.failed());
+        } else if retry.is_empty() {
+            backoff.landed();
         }
     }
 }
 
-/// How long a writer rests after a pass: until the next resync ([`RESYNC`]) when every write
-/// landed, else 0.5 s doubling to 30 s while the apiserver refuses.
+/// How long a writer waits to try failed writes again: 1 s doubling to 30 s while the
+/// apiserver refuses, back to 1 s once all land.
 #[derive(Debug)]
-pub(super) struct PassPause {
+pub(super) struct Backoff {
     retry: Duration,
 }
 
-/// A writer that wrote everything looks again this often, in case an object was changed by
-/// someone else without a change it was woken for.
+/// A writer looks at every key this often, in case an object was changed by someone else
+/// without a change it was woken for.
 const RESYNC: Duration = Duration::from_secs(300);
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 
-impl Default for PassPause {
+impl Default for Backoff {
     fn default() -> Self {
         Self { retry: FIRST_RETRY }
     }
 }
 
-impl PassPause {
-    /// The rest after a pass whose writes all landed (`ok`) or not.
-    pub(super) fn after(&mut self, ok: bool) -> Duration {
-        if ok {
-            self.retry = FIRST_RETRY;
-            RESYNC
-        } else {
-            self.retry = (self.retry * 2).min(MAX_RETRY);
-            self.retry
-        }
+impl Backoff {
+    /// The wait after writes failed.
+    pub(super) fn failed(&mut self) -> Duration {
+        self.retry = (self.retry * 2).min(MAX_RETRY);
+        self.retry
+    }
+
+    /// Every write landed.
+    pub(super) fn landed(&mut self) {
+        self.retry = FIRST_RETRY;
     }
 }
 
-/// When each reported key was first seen: the newest are written first.
+/// The keys a writer has still to look at: those marked last first, each once.
 #[derive(Debug, Default)]
-pub(super) struct Order {
-    clock: u64,
-    first_seen: HashMap<String, u64>,
+pub(super) struct Queue {
+    keys: VecDeque<String>,
+    queued: HashSet<String>,
 }
 
-impl Order {
-    pub(super) fn observe<T>(&mut self, want: &BTreeMap<String, T>) {
-        self.first_seen.retain(|key, _| want.contains_key(key));
-        for key in want.keys() {
-            if !self.first_seen.contains_key(key) {
-                self.clock += 1;
-                self.first_seen.insert(key.clone(), self.clock);
+impl Queue {
+    /// Ahead of every key already queued (those already queued keep their place).
+    pub(super) fn push_front(&mut self, keys: impl IntoIterator<Item = String>) {
+        for key in keys {
+            if self.queued.insert(key.clone()) {
+                self.keys.push_front(key);
             }
         }
     }
 
-    pub(super) fn of(&self, key: &str) -> u64 {
-        self.first_seen.get(key).copied().unwrap_or(0)
+    /// After every key already queued.
+    pub(super) fn push_back(&mut self, keys: impl IntoIterator<Item = String>) {
+        for key in keys {
+            if self.queued.insert(key.clone()) {
+                self.keys.push_back(key);
+            }
+        }
+    }
+
+    /// Up to `n` keys from the front.
+    pub(super) fn pop(&mut self, n: usize) -> Vec<String> {
+        let n = n.min(self.keys.len());
+        let keys: Vec<String> = self.keys.drain(..n).collect();
+        for key in &keys {
+            self.queued.remove(key);
+        }
+        keys
+    }
+}
+
+/// The Nodes that exist and the live speakers, as a writer last looked.
+#[derive(Debug, Default)]
+struct World {
+    known: BTreeSet<String>,
+    speakers: BTreeSet<String>,
+}
+
+impl World {
+    /// Looks again; true if the Nodes changed (a gone node's objects may be left to remove).
+    /// O(nodes): on a Node's change, and before a look at every key.
+    fn refresh(
+        &mut self,
+        nodes: &Store<Node>,
+        live: Option<&watch::Receiver<BTreeSet<String>>>,
+    ) -> bool {
+        let known: BTreeSet<String> = nodes.state().iter().map(|n| n.name_any()).collect();
+        self.speakers = live.map_or_else(|| known.clone(), |l| l.borrow().clone());
+        let changed = known != self.known;
+        self.known = known;
+        changed
+    }
+
+    fn gone(&self) -> Gone<'_> {
+        Gone {
+            known: &self.known,
+            speakers: &self.speakers,
+        }
     }
 }
 
@@ -348,15 +427,14 @@ struct Write<S> {
     exists: bool,
 }
 
-/// What one pass does.
+/// What one round does.
 #[derive(Debug)]
 struct Work<S> {
     deletes: Vec<Delete>,
-    /// Newest keys first.
     writes: Vec<Write<S>>,
 }
 
-/// What a pass knows of other nodes: the Nodes that exist, and the live speakers.
+/// What a round knows of other nodes: the Nodes that exist, and the live speakers.
 struct Gone<'a> {
     known: &'a BTreeSet<String>,
     speakers: &'a BTreeSet<String>,
@@ -377,64 +455,108 @@ impl Gone<'_> {
     }
 }
 
-/// The deletes and writes that make `existing` (plus what this pass already `written`) match
-/// `want`: O(objects + keys).
-fn plan<K: StatusKind>(
-    node: &str,
-    gone: &Gone<'_>,
-    existing: &[Arc<Stored<K>>],
-    want: &Reported<K>,
-    written: &HashMap<String, K::Status>,
-    order: &Order,
-) -> Work<K::Status> {
-    let mut deletes = Vec::new();
-    let mut by_name: HashMap<String, &Stored<K>> = HashMap::with_capacity(existing.len());
-    for object in existing {
-        let key = object.key.clone();
-        let owner = object.owner.as_deref();
-        let mine = owner == Some(node);
-        // Ours and no longer announced; (layer 2) another node's for a Service we now
-        // announce; or, if this speaker is the one picked to, a node's that is gone.
-        let stale = if mine {
-            !want.contains_key(&key)
-        } else {
-            (K::EXCLUSIVE && want.contains_key(&key))
-                || owner.is_some_and(|n| gone.removes(node, n, &object.name))
-        };
-        if stale {
-            deletes.push(Delete {
-                name: object.name.clone(),
-                key,
-            });
-        } else if mine {
-            by_name.insert(object.name.clone(), &**object);
-        }
-    }
-    let mut writes = Vec::new();
-    for (key, item) in want {
-        let name = object_name_of(K::PREFIX, key, node);
-        let status = K::status_of(key, node, item);
-        let stored = by_name.get(&name);
-        let current = written
-            .get(&name)
-            .or_else(|| stored.and_then(|o| o.status.as_ref()));
-        if current == Some(&status) {
-            continue;
-        }
-        writes.push(Write {
-            exists: stored.is_some() || written.contains_key(&name),
-            name,
-            key: key.clone(),
-            status,
-        });
-    }
-    writes.sort_by_key(|w| std::cmp::Reverse(order.of(&w.key)));
-    Work { deletes, writes }
+/// A writer's memory between rounds.
+struct Writer<K: StatusKind> {
+    node: String,
+    queue: Queue,
+    /// What landed, by object name, until the store shows it (the object's own echo comes
+    /// first, then its status's).
+    written: HashMap<String, K::Status>,
 }
 
-/// Removes `batch`, [`WRITE_CONCURRENCY`] at a time; true if all went (or were gone).
-async fn delete_all<K: StatusKind>(api: &Api<K>, batch: &[Delete]) -> bool {
-    let results: Vec<bool> = stream::iter(batch.to_vec())
+impl<K: StatusKind> Writer<K> {
+    fn new(node: String) -> Self {
+        Self {
+            node,
+            queue: Queue::default(),
+            written: HashMap::new(),
+        }
+    }
+
+    /// The store showed these objects' status, or their removal, since: what was written of
+    /// them is no longer news.
+    fn settled(&mut self, names: &HashSet<String>) {
+        for name in names {
+            self.written.remove(name);
+        }
+    }
+
+    /// The deletes and writes that make the objects of `keys` match what the node reports
+    /// (`inbox`), the store's objects read by name (`get`): O(keys).
+    fn plan(
+        &mut self,
+        keys: &[String],
+        gone: &Gone<'_>,
+        inbox: &Inbox<K::Item>,
+        get: impl Fn(&str) -> Option<Arc<Stored<K>>>,
+    ) -> Work<K::Status> {
+        let mut work = Work {
+            deletes: Vec::new(),
+            writes: Vec::new(),
+        };
+        for key in keys {
+            let want = inbox.wanted(key);
+            let name = object_name_of(K::PREFIX, key, &self.node);
+            for other in inbox.elsewhere(key) {
+                match get(&other).filter(|o| o.key == *key) {
+                    Some(object) if self.stale(&object, want.as_ref(), gone) => {
+                        work.deletes.push(Delete {
+                            name: other,
+                            key: key.clone(),
+                        });
+                    }
+                    Some(_) => {}
+                    None => inbox.forget(key, &other),
+                }
+            }
+            let mine = get(&name);
+            let Some(item) = want else {
+                self.written.remove(&name);
+                if mine.is_some() {
+                    work.deletes.push(Delete {
+                        name,
+                        key: key.clone(),
+                    });
+                }
+                continue;
+            };
+            let stored = mine.as_ref().and_then(|o| o.status.as_ref());
+            if self.written.get(&name).is_some_and(|w| Some(w) == stored) {
+                self.written.remove(&name);
+            }
+            let status = K::status_of(key, &self.node, &item);
+            let current = self.written.get(&name).or(stored);
+            if current == Some(&status) {
+                continue;
+            }
+            work.writes.push(Write {
+                exists: mine.is_some() || self.written.contains_key(&name),
+                name,
+                key: key.clone(),
+                status,
+            });
+        }
+        work
+    }
+
+    /// Another object of a key than this node's own (`object`) is to go: this node's too (a
+    /// second one); another node's that `want` (what this node reports) does not keep; or, if
+    /// this speaker is the one picked to, a gone node's.
+    fn stale(&self, object: &Stored<K>, want: Option<&K::Item>, gone: &Gone<'_>) -> bool {
+        match object.owner.as_deref() {
+            Some(owner) if owner == self.node => true,
+            owner => {
+                want.is_some_and(|item| !K::keeps_other(item, owner))
+                    || owner.is_some_and(|n| gone.removes(&self.node, n, &object.name))
+            }
+        }
+    }
+}
+
+/// Removes `batch`, [`WRITE_CONCURRENCY`] at a time; the keys of those that did not go (a
+/// 404 went).
+async fn delete_all<K: StatusKind>(api: &Api<K>, batch: &[Delete]) -> Vec<String> {
+    let results: Vec<Option<String>> = stream::iter(batch.to_vec())
         .map(|d| {
             let api = api.clone();
             async move {
@@ -442,12 +564,12 @@ async fn delete_all<K: StatusKind>(api: &Api<K>, batch: &[Delete]) -> bool {
                 match api.delete(&d.name, &DeleteParams::default()).await {
                     Ok(_) => {
                         tracing::debug!(name = %d.name, key = %d.key, "removed {kind}");
-                        true
+                        None
                     }
-                    Err(kube::Error::Api(e)) if e.code == 404 => true,
+                    Err(kube::Error::Api(e)) if e.code == 404 => None,
                     Err(e) => {
                         tracing::warn!(name = %d.name, about = %d.key, error = %e, "cannot remove {kind}");
-                        false
+                        Some(d.key)
                     }
                 }
             }
@@ -455,18 +577,18 @@ async fn delete_all<K: StatusKind>(api: &Api<K>, batch: &[Delete]) -> bool {
         .buffer_unordered(WRITE_CONCURRENCY)
         .collect()
         .await;
-    results.into_iter().all(|ok| ok)
+    results.into_iter().flatten().collect()
 }
 
-/// Writes `batch`, [`WRITE_CONCURRENCY`] at a time, recording what landed in `written`; true
-/// if all did.
+/// Writes `batch`, [`WRITE_CONCURRENCY`] at a time, recording what landed in `written`; the
+/// keys of those that did not land.
 async fn write_all<K: StatusKind>(
     api: &Api<K>,
     manager: &str,
     node: &str,
     batch: &[Write<K::Status>],
     written: &mut HashMap<String, K::Status>,
-) -> bool {
+) -> Vec<String> {
     let results: Vec<(Write<K::Status>, bool)> = stream::iter(batch.to_vec())
         .map(|w| {
             let (api, manager, node) = (api.clone(), manager.to_owned(), node.to_owned());
@@ -481,14 +603,15 @@ async fn write_all<K: StatusKind>(
         .buffer_unordered(WRITE_CONCURRENCY)
         .collect()
         .await;
-    let mut ok = true;
+    let mut failed = Vec::new();
     for (w, landed) in results {
-        ok &= landed;
         if landed {
             written.insert(w.name, w.status);
+        } else {
+            failed.push(w.key);
         }
     }
-    ok
+    failed
 }
 
 /// Writes one status: the object first if it does not exist yet (or turns out to be gone),

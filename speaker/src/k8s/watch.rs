@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use super::slim::{SlimService, SlimSlice};
-use super::status::Stored;
+use super::status::{StatusKind, Stored, Tap};
 use super::touched::Touched;
 use super::trim::Trim;
 
@@ -31,8 +31,13 @@ pub(crate) enum Changed {
     Config,
     /// A Secret of ferrolb's namespace (the membership key, BGP passwords).
     Secret,
-    /// The status objects (ServiceL2Status, BGPSessionState, this node's ServiceBGPStatus).
-    Statuses,
+}
+
+/// Where the reflectors of the status objects tell their writers what changed.
+pub(crate) struct Taps {
+    pub l2: Tap,
+    pub bgp: Tap,
+    pub sessions: Tap,
 }
 
 /// Read-only caches.
@@ -66,11 +71,13 @@ impl Stores {
     /// name, and the BGP passwords if `passwords`) and the status objects come from
     /// `namespace` only; ServiceBGPStatus only when `bgp_statuses_of` names this node, and
     /// only that node's. Services are read as a speaker of class `lb_class` sees them, and
-    /// each Service changed, or whose EndpointSlices changed, is told to `touched`.
+    /// each Service changed, or whose EndpointSlices changed, is told to `touched`; each
+    /// status object changed to its writer's tap (`taps`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         client: &Client,
         touched: &Touched,
+        taps: Taps,
         lb_class: Option<String>,
         namespace: &str,
         membership_secret: &str,
@@ -154,32 +161,23 @@ impl Stores {
                     Changed::Secret,
                 )
             }),
-            l2_statuses: reflect_slim(
+            l2_statuses: reflect_statuses(
                 Api::namespaced(client.clone(), namespace),
                 all.clone(),
-                Stored::of,
-                |_| {},
-                tx,
-                Changed::Statuses,
+                taps.l2,
             ),
             bgp_statuses: bgp_statuses_of.map(|node| {
-                reflect_slim(
+                reflect_statuses(
                     Api::namespaced(client.clone(), namespace),
                     watcher::Config::default()
                         .labels(&format!("{}={node}", super::status::NODE_LABEL)),
-                    Stored::of,
-                    |_| {},
-                    tx,
-                    Changed::Statuses,
+                    taps.bgp,
                 )
             }),
-            bgp_sessions: reflect_slim(
+            bgp_sessions: reflect_statuses(
                 Api::namespaced(client.clone(), namespace),
                 all,
-                Stored::of,
-                |_| {},
-                tx,
-                Changed::Statuses,
+                taps.sessions,
             ),
         }
     }
@@ -265,6 +263,19 @@ where
             Event::Init | Event::InitApply(_) => true,
             _ => tx.send(changed).is_ok(),
         }
+    })
+}
+
+/// Runs a reflector of status objects of kind `K` in the background, telling `tap` of every
+/// change; the cache keeps what the writer reads of each ([`Stored`]).
+fn reflect_statuses<K: StatusKind>(
+    api: Api<K>,
+    config: watcher::Config,
+    tap: Tap,
+) -> Store<Stored<K>> {
+    ferrolb_runtime::reflect::spawn_projected(api, config, Stored::of, move |ev| {
+        tap.seen(ev);
+        true
     })
 }
 

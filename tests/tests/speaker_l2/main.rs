@@ -18,8 +18,8 @@ use ferrolb_tests::l2cluster::{
 };
 use ferrolb_tests::netns::is_root;
 use k8s_openapi::api::events::v1::Event;
-use kube::Api;
 use kube::api::ListParams;
+use kube::{Api, ResourceExt};
 
 const SETTLE: Duration = Duration::from_secs(20);
 const MOVE: Duration = Duration::from_secs(5);
@@ -117,6 +117,24 @@ async fn the_client_resolves_each_ip_to_the_elected_node_over_arp_and_ndp() {
     .await
     .expect("status written");
     assert_eq!(got, want);
+    // Each IP's node keeps its object: neither takes the other's for stale (they fought once,
+    // each deleting the other's, over and over).
+    let versions = || async {
+        let mut seen: Vec<(String, String)> =
+            Api::<ServiceL2Status>::namespaced(cluster.client(), NAMESPACE)
+                .list(&ListParams::default().labels("ferrolb.io/service-name=dual"))
+                .await
+                .expect("statuses listed")
+                .items
+                .into_iter()
+                .map(|s| (s.name_any(), s.resource_version().unwrap_or_default()))
+                .collect();
+        seen.sort();
+        seen
+    };
+    let before = versions().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(versions().await, before, "the statuses were rewritten");
 
     // The owner says so: an Event on the Service, and its metrics.
     let events = Api::<Event>::namespaced(cluster.client(), APP_NAMESPACE);

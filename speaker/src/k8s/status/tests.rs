@@ -1,29 +1,28 @@
-//! The status writer's plan, names, order and pauses.
+//! The status writer's plan, queue, names and backoff.
+
+use kube::runtime::watcher::Event;
 
 use super::*;
 
 #[test]
-fn a_writer_rests_until_the_resync_after_a_clean_pass_and_backs_off_while_refused() {
-    let mut pause = PassPause::default();
+fn failed_writes_wait_longer_each_time_until_they_land() {
+    let mut backoff = Backoff::default();
     let waits: Vec<Duration> = [false, false, false, false, false, false, false, true, false]
         .into_iter()
-        .map(|ok| pause.after(ok))
+        .filter_map(|landed| {
+            if landed {
+                backoff.landed();
+                None
+            } else {
+                Some(backoff.failed())
+            }
+        })
         .collect();
     let s = Duration::from_secs;
     let ms = Duration::from_millis;
     assert_eq!(
         waits,
-        [
-            ms(1000),
-            s(2),
-            s(4),
-            s(8),
-            s(16),
-            s(30),
-            s(30),
-            RESYNC,
-            ms(1000)
-        ]
+        [ms(1000), s(2), s(4), s(8), s(16), s(30), s(30), ms(1000)]
     );
 }
 
@@ -42,7 +41,11 @@ fn object_names_are_stable_valid_and_distinct_per_node() {
 }
 
 /// A ServiceL2Status of `service` (`namespace/name`) on `node`, as the store holds it.
-fn stored(service: &str, node: &str, interfaces: &[&str]) -> Arc<Stored<ServiceL2Status>> {
+pub(super) fn stored(
+    service: &str,
+    node: &str,
+    interfaces: &[&str],
+) -> Arc<Stored<ServiceL2Status>> {
     let mut labels: BTreeMap<String, String> = <ServiceL2Status as StatusKind>::labels(service)
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -58,52 +61,90 @@ fn stored(service: &str, node: &str, interfaces: &[&str]) -> Arc<Stored<ServiceL
     Arc::new(Stored::of(&object))
 }
 
-fn items(interfaces: &[&str]) -> BTreeSet<String> {
-    interfaces.iter().map(|s| (*s).to_owned()).collect()
+fn items(interfaces: &[&str]) -> L2Report {
+    L2Report {
+        interfaces: interfaces.iter().map(|s| (*s).to_owned()).collect(),
+        announcers: BTreeSet::new(),
+    }
 }
 
 fn keys<S>(writes: &[Write<S>]) -> Vec<&str> {
-    writes.iter().map(|w| w.key.as_str()).collect()
+    let mut keys: Vec<&str> = writes.iter().map(|w| w.key.as_str()).collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// The store of status objects, as the writer and its tap see it.
+struct Objects {
+    by_name: HashMap<String, Arc<Stored<ServiceL2Status>>>,
+    tap: Tap,
+}
+
+impl Objects {
+    fn new(tap: Tap) -> Self {
+        Self {
+            by_name: HashMap::new(),
+            tap,
+        }
+    }
+
+    fn apply(&mut self, object: Arc<Stored<ServiceL2Status>>) {
+        self.tap.seen(&Event::Apply((*object).clone()));
+        self.by_name.insert(object.name.clone(), object);
+    }
+
+    fn get(&self) -> impl Fn(&str) -> Option<Arc<Stored<ServiceL2Status>>> + '_ {
+        |name| self.by_name.get(name).cloned()
+    }
+}
+
+fn all_marked(inbox: &Inbox<L2Report>) -> Vec<String> {
+    let mut keys: Vec<String> = inbox.take().expect("open").keys.into_iter().collect();
+    keys.sort_unstable();
+    keys
 }
 
 #[test]
-fn a_pass_writes_only_what_differs_newest_first_and_removes_what_is_stale() {
+fn a_round_writes_only_what_differs_and_removes_what_is_stale() {
     let node = "node-1";
-    let known: BTreeSet<String> = ["node-1", "node-2"].map(String::from).into();
-    let existing = vec![
-        stored("web/same", node, &["eth0"]),
-        stored("web/changed", node, &["eth0"]),
-        stored("web/gone", node, &["eth0"]),
-        // Another node's object for a Service this node now announces (layer 2: stale).
-        stored("web/moved", "node-2", &["eth0"]),
-        // A node that left the cluster.
-        stored("web/other", "node-9", &["eth0"]),
-    ];
-    let mut want: Reported<ServiceL2Status> = BTreeMap::new();
-    let mut order = Order::default();
-    for key in ["web/same", "web/changed", "web/moved"] {
-        want.insert(key.to_owned(), items(&["eth0"]));
-    }
-    want.insert("web/changed".into(), items(&["eth1"]));
-    order.observe(&want);
-    want.insert("web/new".into(), items(&["eth0"]));
-    order.observe(&want);
+    let (outbox, inbox, tap) = outbox::<ServiceL2Status>(node);
+    let mut objects = Objects::new(tap);
+    objects.apply(stored("web/same", node, &["eth0"]));
+    objects.apply(stored("web/changed", node, &["eth0"]));
+    objects.apply(stored("web/gone", node, &["eth0"]));
+    // Another node's object for a Service this node now announces (layer 2: stale).
+    objects.apply(stored("web/moved", "node-2", &["eth0"]));
+    // Another node's for a Service both announce (one IP each): it stays.
+    objects.apply(stored("web/both", "node-2", &["eth0"]));
+    // A node that left the cluster.
+    objects.apply(stored("web/other", "node-9", &["eth0"]));
+    outbox.edit(|e| {
+        e.insert("web/same".into(), items(&["eth0"]));
+        e.insert("web/changed".into(), items(&["eth1"]));
+        e.insert("web/moved".into(), items(&["eth0"]));
+        e.insert("web/new".into(), items(&["eth0"]));
+        let mut both = items(&["eth0"]);
+        both.announcers = ["node-1", "node-2"].map(String::from).into();
+        e.insert("web/both".into(), both);
+    });
+    let marked = all_marked(&inbox);
 
     // node-1 is the only live speaker: it removes what node-9 left.
+    let known: BTreeSet<String> = ["node-1", "node-2"].map(String::from).into();
     let live: BTreeSet<String> = [node.to_owned()].into();
     let gone = Gone {
         known: &known,
         speakers: &live,
     };
-    let work = plan::<ServiceL2Status>(node, &gone, &existing, &want, &HashMap::new(), &order);
+    let mut writer = Writer::<ServiceL2Status>::new(node.into());
+    let work = writer.plan(&marked, &gone, &inbox, objects.get());
     let mut deleted: Vec<&str> = work.deletes.iter().map(|d| d.key.as_str()).collect();
     deleted.sort_unstable();
     assert_eq!(deleted, ["web/gone", "web/moved", "web/other"]);
-    // The newest key first; "same" is not written at all.
-    assert_eq!(keys(&work.writes)[0], "web/new");
-    let mut rest = keys(&work.writes)[1..].to_vec();
-    rest.sort_unstable();
-    assert_eq!(rest, ["web/changed", "web/moved"]);
+    assert_eq!(
+        keys(&work.writes),
+        ["web/both", "web/changed", "web/moved", "web/new"]
+    );
     let exists: BTreeMap<&str, bool> = work
         .writes
         .iter()
@@ -112,30 +153,30 @@ fn a_pass_writes_only_what_differs_newest_first_and_removes_what_is_stale() {
     assert!(exists["web/changed"]);
     assert!(!exists["web/new"]);
     assert!(!exists["web/moved"], "node-2's object is not this node's");
+
+    // A key nobody marked is not looked at.
+    let work = writer.plan(&["web/same".into()], &gone, &inbox, objects.get());
+    assert!(work.writes.is_empty() && work.deletes.is_empty());
 }
 
 #[test]
 fn a_gone_nodes_objects_are_removed_by_exactly_one_live_speaker_each() {
     let speakers: BTreeSet<String> = (1..=4).map(|i| format!("node-{i}")).collect();
-    let existing: Vec<Arc<Stored<ServiceL2Status>>> = (0..40)
-        .map(|i| stored(&format!("web/svc-{i}"), "node-9", &["eth0"]))
-        .collect();
     let gone = Gone {
         known: &speakers,
         speakers: &speakers,
     };
-    let order = Order::default();
     let mut removers: BTreeMap<String, usize> = BTreeMap::new();
     let mut removed: BTreeMap<String, usize> = BTreeMap::new();
     for node in &speakers {
-        let work = plan::<ServiceL2Status>(
-            node,
-            &gone,
-            &existing,
-            &BTreeMap::new(),
-            &HashMap::new(),
-            &order,
-        );
+        let (_outbox, inbox, tap) = outbox::<ServiceL2Status>(node);
+        let mut objects = Objects::new(tap);
+        for i in 0..40 {
+            objects.apply(stored(&format!("web/svc-{i}"), "node-9", &["eth0"]));
+        }
+        let marked = all_marked(&inbox);
+        let mut writer = Writer::<ServiceL2Status>::new(node.clone());
+        let work = writer.plan(&marked, &gone, &inbox, objects.get());
         removers.insert(node.clone(), work.deletes.len());
         for d in work.deletes {
             *removed.entry(d.name).or_default() += 1;
@@ -150,44 +191,111 @@ fn a_gone_nodes_objects_are_removed_by_exactly_one_live_speaker_each() {
 }
 
 #[test]
-fn what_this_pass_wrote_is_not_written_again_before_the_store_shows_it() {
+fn what_landed_is_not_written_again_before_the_store_shows_it() {
     let node = "node-1";
-    let known = BTreeSet::new();
-    let mut want: Reported<ServiceL2Status> = BTreeMap::new();
-    want.insert("web/a".into(), items(&["eth0"]));
-    want.insert("web/b".into(), items(&["eth0"]));
-    let mut order = Order::default();
-    order.observe(&want);
-    let mut written = HashMap::new();
-    written.insert(
-        object_name("web/a", node),
-        ServiceL2Status::status_of("web/a", node, &items(&["eth0"])),
-    );
+    let (outbox, inbox, tap) = outbox::<ServiceL2Status>(node);
+    let mut objects = Objects::new(tap);
+    outbox.edit(|e| e.insert("web/a".into(), items(&["eth0"])));
+    let no_one = BTreeSet::new();
     let gone = Gone {
-        known: &known,
-        speakers: &known,
+        known: &no_one,
+        speakers: &no_one,
     };
-    let work = plan::<ServiceL2Status>(node, &gone, &[], &want, &written, &order);
-    assert_eq!(keys(&work.writes), ["web/b"]);
-    assert!(work.deletes.is_empty());
+    let mut writer = Writer::<ServiceL2Status>::new(node.into());
+    let key = ["web/a".to_owned()];
+    let work = writer.plan(&key, &gone, &inbox, objects.get());
+    assert_eq!(keys(&work.writes), ["web/a"]);
+    let landed = work.writes[0].clone();
+    writer
+        .written
+        .insert(landed.name.clone(), landed.status.clone());
+
+    // The object's own echo comes first, without its status: no second write.
+    let mut bare = (*stored("web/a", node, &[])).clone();
+    bare.status = None;
+    objects.apply(Arc::new(bare));
+    let work = writer.plan(&key, &gone, &inbox, objects.get());
+    assert!(work.writes.is_empty(), "{work:?}");
+    // Then the status's: the store is the truth again.
+    objects.apply(stored("web/a", node, &["eth0"]));
+    let work = writer.plan(&key, &gone, &inbox, objects.get());
+    assert!(work.writes.is_empty());
+    assert!(writer.written.is_empty());
+    // Someone else changes it: written back.
+    objects.apply(stored("web/a", node, &["eth9"]));
+    let work = writer.plan(&key, &gone, &inbox, objects.get());
+    assert_eq!(keys(&work.writes), ["web/a"]);
+    assert!(work.writes[0].exists);
 }
 
 #[test]
-fn keys_keep_their_age_and_forget_it_when_no_longer_reported() {
-    let mut order = Order::default();
-    let mut want: BTreeMap<String, ()> = BTreeMap::new();
-    want.insert("a".into(), ());
-    order.observe(&want);
-    want.insert("b".into(), ());
-    order.observe(&want);
-    assert!(order.of("b") > order.of("a"));
-    want.remove("a");
-    order.observe(&want);
-    assert_eq!(order.of("a"), 0);
-    want.insert("a".into(), ());
-    order.observe(&want);
-    assert!(
-        order.of("a") > order.of("b"),
-        "a key reported again is new again"
+fn an_object_removed_after_it_showed_what_was_written_is_written_again() {
+    let node = "node-1";
+    let (outbox, inbox, tap) = outbox::<ServiceL2Status>(node);
+    let mut objects = Objects::new(tap);
+    outbox.edit(|e| e.insert("web/a".into(), items(&["eth0"])));
+    inbox.take();
+    let no_one = BTreeSet::new();
+    let gone = Gone {
+        known: &no_one,
+        speakers: &no_one,
+    };
+    let mut writer = Writer::<ServiceL2Status>::new(node.into());
+    let key = ["web/a".to_owned()];
+    let work = writer.plan(&key, &gone, &inbox, objects.get());
+    let landed = work.writes[0].clone();
+    writer
+        .written
+        .insert(landed.name.clone(), landed.status.clone());
+    // The store shows it, then someone removes it, both before the writer looks again.
+    objects.apply(stored("web/a", node, &["eth0"]));
+    let removed = objects.by_name.remove(&landed.name).expect("stored");
+    objects.tap.seen(&Event::Delete((*removed).clone()));
+    let marks = inbox.take().expect("open");
+    assert_eq!(marks.settled, HashSet::from([landed.name.clone()]));
+    writer.settled(&marks.settled);
+    let marked: Vec<String> = marks.keys.into_iter().collect();
+    let work = writer.plan(&marked, &gone, &inbox, objects.get());
+    assert_eq!(keys(&work.writes), ["web/a"]);
+    assert!(!work.writes[0].exists);
+}
+
+#[test]
+fn a_second_object_of_this_nodes_for_a_key_is_removed() {
+    let node = "node-1";
+    let (outbox, inbox, tap) = outbox::<ServiceL2Status>(node);
+    let mut objects = Objects::new(tap);
+    objects.apply(stored("web/a", node, &["eth0"]));
+    let mut odd = (*stored("web/a", node, &["eth0"])).clone();
+    odd.name = "l2-written-by-hand".into();
+    objects.apply(Arc::new(odd));
+    outbox.edit(|e| e.insert("web/a".into(), items(&["eth0"])));
+    let no_one = BTreeSet::new();
+    let gone = Gone {
+        known: &no_one,
+        speakers: &no_one,
+    };
+    let mut writer = Writer::<ServiceL2Status>::new(node.into());
+    let work = writer.plan(&all_marked(&inbox), &gone, &inbox, objects.get());
+    assert!(work.writes.is_empty());
+    assert_eq!(
+        work.deletes,
+        [Delete {
+            name: "l2-written-by-hand".into(),
+            key: "web/a".into()
+        }]
     );
+}
+
+#[test]
+fn the_queue_hands_out_the_last_marked_first_and_each_key_once() {
+    let mut queue = Queue::default();
+    queue.push_back(["a", "b", "c"].map(String::from));
+    queue.push_front(["new", "b"].map(String::from));
+    queue.push_back(["a", "d"].map(String::from));
+    assert_eq!(queue.pop(2), ["new", "a"]);
+    assert_eq!(queue.pop(10), ["b", "c", "d"]);
+    assert!(queue.pop(10).is_empty());
+    queue.push_front(["a".to_owned()]);
+    assert_eq!(queue.pop(1), ["a"], "popped keys can come again");
 }
