@@ -25,6 +25,8 @@ use kube::api::ListParams;
 const CREATE_CONCURRENCY: usize = 32;
 /// How often progress is read.
 const POLL: Duration = Duration::from_millis(100);
+/// How long after the later Services are reported their CPU time is still counted.
+const SETTLE_AFTER: Duration = Duration::from_secs(2);
 /// How long anything may take before the run gives up.
 const PATIENCE: Duration = Duration::from_secs(1800);
 
@@ -92,6 +94,41 @@ async fn reported(
         .count())
 }
 
+/// Watches the ServiceL2Status objects and returns when `count` of the later Services'
+/// (`more-…`) show a status; `listed` is told once the watch has listed what exists, so that
+/// what comes after is seen as it lands.
+async fn watch_reported(
+    api: Api<ServiceL2Status>,
+    count: usize,
+    listed: tokio::sync::oneshot::Sender<()>,
+) -> anyhow::Result<Instant> {
+    use kube::ResourceExt;
+    use kube::runtime::watcher::{self, Event};
+    let mut events = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
+    let mut listed = Some(listed);
+    let mut seen = std::collections::HashSet::new();
+    while let Some(event) = events.try_next().await? {
+        match event {
+            Event::InitDone => {
+                if let Some(listed) = listed.take() {
+                    let _ = listed.send(());
+                }
+            }
+            Event::Apply(status) if status.status.is_some() => {
+                let service = status.labels().get("ferrolb.io/service-name");
+                if let Some(service) = service.filter(|n| n.starts_with("more-")) {
+                    seen.insert(service.clone());
+                    if seen.len() >= count {
+                        return Ok(Instant::now());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    anyhow::bail!("the watch of ServiceL2Status ended")
+}
+
 /// The speaker's `ferrolb_speaker_layer2_announced_ips` (`None` while it does not answer).
 fn announced_ips(cluster: &L2Cluster) -> Option<f64> {
     let ns = cluster.host("node-1").ns.clone();
@@ -129,6 +166,22 @@ fn metrics_text() -> std::io::Result<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     Ok(response)
+}
+
+/// The CPU time the speaker has used (user and system, every thread), in seconds.
+fn cpu_s(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces), from the state on: utime and
+    // stime are the 12th and 13th, in clock ticks.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    let ticks = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()?;
+    let ticks: f64 = String::from_utf8_lossy(&ticks.stdout).trim().parse().ok()?;
+    (ticks > 0.0).then(|| (utime + stime) / ticks)
 }
 
 /// The speaker's resident memory, in MiB.
@@ -198,6 +251,12 @@ async fn main_inner() -> anyhow::Result<()> {
     );
 
     let decides_before = decide_stats(&cluster);
+    // The later Services' statuses are seen by a watch, when each lands, not by lists of
+    // every status (which load the apiserver the speaker writes to, and wait between polls).
+    let (listed_tx, listed) = tokio::sync::oneshot::channel();
+    let watching = tokio::spawn(watch_reported(api.clone(), args.more, listed_tx));
+    listed.await.context("the watch of ServiceL2Status")?;
+    let cpu_before = cpu_s(pid);
     let started = Instant::now();
     create_all(&cluster, (0..args.more).map(own_service).collect()).await?;
     let more_created = started.elapsed();
@@ -207,12 +266,17 @@ async fn main_inner() -> anyhow::Result<()> {
     })
     .await?;
     let announced = started.elapsed();
-    let later = |n: &str| n.starts_with("more-");
-    until("the later Services reported", || async {
-        Ok(reported(&api, &later).await? >= args.more)
-    })
-    .await?;
-    let more_reported = started.elapsed();
+    let reported_at = tokio::time::timeout(PATIENCE, watching)
+        .await
+        .context("the later Services reported: not in time")???;
+    let more_reported = reported_at.saturating_duration_since(started);
+    // The speaker's CPU for the later Services: until reported, and a settling time after
+    // (its writers' own echoes, the passes they wake).
+    tokio::time::sleep(SETTLE_AFTER).await;
+    let more_cpu = match (cpu_before, cpu_s(pid)) {
+        (Some(before), Some(after)) => after - before,
+        _ => f64::NAN,
+    };
     let rss_end = rss_mib(pid).unwrap_or(f64::NAN);
     // The decision passes the later Services caused, and their mean length.
     let (passes, pass_ms) = match (decides_before, decide_stats(&cluster)) {
@@ -224,7 +288,7 @@ async fn main_inner() -> anyhow::Result<()> {
     println!(
         "speaker-scale: services={} created_s={:.1} reported_s={:.1} rss_mib={rss:.0} \
          more={} more_created_s={:.2} more_announced_s={:.2} more_reported_s={:.2} rss_end_mib={rss_end:.0} \
-         more_passes={passes} pass_ms_mean={pass_ms:.1}",
+         more_passes={passes} pass_ms_mean={pass_ms:.1} more_cpu_s={more_cpu:.2}",
         args.services,
         created.as_secs_f64(),
         all_reported.as_secs_f64(),
