@@ -12,7 +12,6 @@
 //! it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Service;
@@ -24,6 +23,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::slim::SlimService;
+use super::status::{Backoff, RESYNC};
 use crate::report::{BGP_ADVERTISED, Condition};
 
 /// The field manager every speaker writes the condition under.
@@ -132,7 +132,7 @@ pub(crate) async fn run(
     mut wanted: watch::Receiver<Wanted>,
     mut services_changed: watch::Receiver<()>,
 ) {
-    let mut pause = PassPause::default();
+    let mut backoff = Backoff::default();
     let mut written: HashMap<String, Option<Condition>> = HashMap::new();
     let mut order = Order::default();
     loop {
@@ -157,7 +157,12 @@ pub(crate) async fn run(
             continue;
         }
         written.clear();
-        let wait = pause.after(ok);
+        let wait = if ok {
+            backoff.landed();
+            RESYNC
+        } else {
+            backoff.failed()
+        };
         tokio::select! {
             changed = wanted.changed() => if changed.is_err() { return },
             changed = services_changed.changed() => if changed.is_err() { return },
@@ -224,38 +229,6 @@ async fn write(client: &Client, w: &Write) -> Result<(), kube::Error> {
         None => tracing::debug!(service = %w.key, "removed {BGP_ADVERTISED}"),
     }
     Ok(())
-}
-
-/// How long a writer rests after a pass: until the next resync ([`RESYNC`]) when every write
-/// landed, else 0.5 s doubling to 30 s while the apiserver refuses.
-#[derive(Debug)]
-struct PassPause {
-    retry: Duration,
-}
-
-/// A writer that wrote everything looks again this often, in case an object was changed by
-/// someone else without a change it was woken for.
-const RESYNC: Duration = Duration::from_secs(300);
-const FIRST_RETRY: Duration = Duration::from_millis(500);
-const MAX_RETRY: Duration = Duration::from_secs(30);
-
-impl Default for PassPause {
-    fn default() -> Self {
-        Self { retry: FIRST_RETRY }
-    }
-}
-
-impl PassPause {
-    /// The rest after a pass whose writes all landed (`ok`) or not.
-    fn after(&mut self, ok: bool) -> Duration {
-        if ok {
-            self.retry = FIRST_RETRY;
-            RESYNC
-        } else {
-            self.retry = (self.retry * 2).min(MAX_RETRY);
-            self.retry
-        }
-    }
 }
 
 /// When each reported key was first seen: the newest are written first.
@@ -387,31 +360,6 @@ mod tests {
         assert!(
             order.of("a") > order.of("b"),
             "a key reported again is new again"
-        );
-    }
-
-    #[test]
-    fn a_writer_rests_until_the_resync_after_a_clean_pass_and_backs_off_while_refused() {
-        let mut pause = PassPause::default();
-        let waits: Vec<Duration> = [false, false, false, false, false, false, false, true, false]
-            .into_iter()
-            .map(|ok| pause.after(ok))
-            .collect();
-        let s = Duration::from_secs;
-        let ms = Duration::from_millis;
-        assert_eq!(
-            waits,
-            [
-                ms(1000),
-                s(2),
-                s(4),
-                s(8),
-                s(16),
-                s(30),
-                s(30),
-                RESYNC,
-                ms(1000)
-            ]
         );
     }
 }

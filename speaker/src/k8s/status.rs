@@ -320,7 +320,7 @@ pub(super) struct Backoff {
 
 /// A writer looks at every key this often, in case an object was changed by someone else
 /// without a change it was woken for.
-const RESYNC: Duration = Duration::from_secs(300);
+pub(super) const RESYNC: Duration = Duration::from_secs(300);
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 

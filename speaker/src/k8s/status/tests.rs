@@ -190,40 +190,69 @@ fn a_gone_nodes_objects_are_removed_by_exactly_one_live_speaker_each() {
     );
 }
 
-#[test]
-fn what_landed_is_not_written_again_before_the_store_shows_it() {
-    let node = "node-1";
+/// Nothing is gone: no Node list, no speakers.
+static NO_ONE: BTreeSet<String> = BTreeSet::new();
+const NOBODY_GONE: Gone<'static> = Gone {
+    known: &NO_ONE,
+    speakers: &NO_ONE,
+};
+
+/// A writer of `node` whose write of `web/a` (on `eth0`) has just landed, the store not
+/// showing it yet.
+struct Landed {
+    outbox: Outbox<L2Report>,
+    inbox: Inbox<L2Report>,
+    objects: Objects,
+    writer: Writer<ServiceL2Status>,
+    landed: Write<ServiceL2StatusStatus>,
+}
+
+fn landed_a(node: &str) -> Landed {
     let (outbox, inbox, tap) = outbox::<ServiceL2Status>(node);
-    let mut objects = Objects::new(tap);
+    let objects = Objects::new(tap);
     outbox.edit(|e| e.insert("web/a".into(), items(&["eth0"])));
-    let no_one = BTreeSet::new();
-    let gone = Gone {
-        known: &no_one,
-        speakers: &no_one,
-    };
+    inbox.take();
     let mut writer = Writer::<ServiceL2Status>::new(node.into());
-    let key = ["web/a".to_owned()];
-    let work = writer.plan(&key, &gone, &inbox, objects.get());
+    let work = writer.plan(&["web/a".into()], &NOBODY_GONE, &inbox, objects.get());
     assert_eq!(keys(&work.writes), ["web/a"]);
     let landed = work.writes[0].clone();
     writer
         .written
         .insert(landed.name.clone(), landed.status.clone());
+    Landed {
+        outbox,
+        inbox,
+        objects,
+        writer,
+        landed,
+    }
+}
 
+#[test]
+fn what_landed_is_not_written_again_before_the_store_shows_it() {
+    let node = "node-1";
+    let Landed {
+        outbox: _outbox,
+        inbox,
+        mut objects,
+        mut writer,
+        ..
+    } = landed_a(node);
+    let key = ["web/a".to_owned()];
     // The object's own echo comes first, without its status: no second write.
     let mut bare = (*stored("web/a", node, &[])).clone();
     bare.status = None;
     objects.apply(Arc::new(bare));
-    let work = writer.plan(&key, &gone, &inbox, objects.get());
+    let work = writer.plan(&key, &NOBODY_GONE, &inbox, objects.get());
     assert!(work.writes.is_empty(), "{work:?}");
     // Then the status's: the store is the truth again.
     objects.apply(stored("web/a", node, &["eth0"]));
-    let work = writer.plan(&key, &gone, &inbox, objects.get());
+    let work = writer.plan(&key, &NOBODY_GONE, &inbox, objects.get());
     assert!(work.writes.is_empty());
     assert!(writer.written.is_empty());
     // Someone else changes it: written back.
     objects.apply(stored("web/a", node, &["eth9"]));
-    let work = writer.plan(&key, &gone, &inbox, objects.get());
+    let work = writer.plan(&key, &NOBODY_GONE, &inbox, objects.get());
     assert_eq!(keys(&work.writes), ["web/a"]);
     assert!(work.writes[0].exists);
 }
@@ -231,22 +260,14 @@ fn what_landed_is_not_written_again_before_the_store_shows_it() {
 #[test]
 fn an_object_removed_after_it_showed_what_was_written_is_written_again() {
     let node = "node-1";
-    let (outbox, inbox, tap) = outbox::<ServiceL2Status>(node);
-    let mut objects = Objects::new(tap);
-    outbox.edit(|e| e.insert("web/a".into(), items(&["eth0"])));
-    inbox.take();
-    let no_one = BTreeSet::new();
-    let gone = Gone {
-        known: &no_one,
-        speakers: &no_one,
-    };
-    let mut writer = Writer::<ServiceL2Status>::new(node.into());
-    let key = ["web/a".to_owned()];
-    let work = writer.plan(&key, &gone, &inbox, objects.get());
-    let landed = work.writes[0].clone();
-    writer
-        .written
-        .insert(landed.name.clone(), landed.status.clone());
+    let Landed {
+        // Kept: a dropped outbox closes the inbox.
+        outbox: _outbox,
+        inbox,
+        mut objects,
+        mut writer,
+        landed,
+    } = landed_a(node);
     // The store shows it, then someone removes it, both before the writer looks again.
     objects.apply(stored("web/a", node, &["eth0"]));
     let removed = objects.by_name.remove(&landed.name).expect("stored");
@@ -255,7 +276,7 @@ fn an_object_removed_after_it_showed_what_was_written_is_written_again() {
     assert_eq!(marks.settled, HashSet::from([landed.name.clone()]));
     writer.settled(&marks.settled);
     let marked: Vec<String> = marks.keys.into_iter().collect();
-    let work = writer.plan(&marked, &gone, &inbox, objects.get());
+    let work = writer.plan(&marked, &NOBODY_GONE, &inbox, objects.get());
     assert_eq!(keys(&work.writes), ["web/a"]);
     assert!(!work.writes[0].exists);
 }
@@ -270,13 +291,8 @@ fn a_second_object_of_this_nodes_for_a_key_is_removed() {
     odd.name = "l2-written-by-hand".into();
     objects.apply(Arc::new(odd));
     outbox.edit(|e| e.insert("web/a".into(), items(&["eth0"])));
-    let no_one = BTreeSet::new();
-    let gone = Gone {
-        known: &no_one,
-        speakers: &no_one,
-    };
     let mut writer = Writer::<ServiceL2Status>::new(node.into());
-    let work = writer.plan(&all_marked(&inbox), &gone, &inbox, objects.get());
+    let work = writer.plan(&all_marked(&inbox), &NOBODY_GONE, &inbox, objects.get());
     assert!(work.writes.is_empty());
     assert_eq!(
         work.deletes,
