@@ -71,12 +71,14 @@ impl Speaker {
         let exclusion_step = self.decide_bgp(&nodes, &bgp_services, now);
         self.decide_layer2(&nodes, now);
         self.want_conditions(&nodes, &bgp_services);
+        let reports_whole_by = self.open_reports(now);
         self.settled_at = self
             .held
             .values()
             .map(|h| h.until)
             .chain(bgp_settled)
             .chain(exclusion_step)
+            .chain(reports_whole_by)
             .min();
         self.metrics
             .decide_seconds
@@ -318,6 +320,31 @@ impl Speaker {
             .flat_map(|p| p.services.iter().cloned())
             .collect();
         self.report_services(services);
+        self.open_reports(Instant::now());
+    }
+
+    /// Lets the status writers remove this node's objects that it does not report, once its
+    /// report is whole: the speaker has converged, and the announcer answers every IP planned
+    /// here (or [`REPORTS_WHOLE_AFTER`] has passed since it converged, for IPs it cannot
+    /// answer). Returns when to look again, while not yet.
+    fn open_reports(&mut self, now: Instant) -> Option<Instant> {
+        if self.reports_open || !self.converged {
+            return None;
+        }
+        let by = *self.converged_at.get_or_insert(now) + REPORTS_WHOLE_AFTER;
+        let answered = self
+            .plan_tx
+            .borrow()
+            .ips
+            .keys()
+            .all(|ip| self.answering.contains(ip));
+        if !answered && now < by {
+            return Some(by);
+        }
+        self.announced_tx.open();
+        self.bgp_announced_tx.open();
+        self.reports_open = true;
+        None
     }
 
     /// Brings the ServiceL2Status wanted for `services` in line with what the announcer really
@@ -392,6 +419,10 @@ impl Speaker {
         answering.then_some(report)
     }
 }
+
+/// How long after converging a speaker's report counts as whole even if the announcer does
+/// not answer every IP planned here.
+const REPORTS_WHOLE_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The view of `svc` from the caches: the Service and its own slices, if it is one of ours
 /// with IPs.

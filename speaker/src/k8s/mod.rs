@@ -116,6 +116,8 @@ pub async fn run(
     let (announced_tx, announced_rx, l2_tap) = status::outbox::<ServiceL2Status>(node);
     let (bgp_announced_tx, bgp_announced_rx, bgp_tap) = status::outbox::<ServiceBGPStatus>(node);
     let (sessions_tx, sessions_rx, sessions_tap) = status::outbox::<BGPSessionState>(node);
+    // Sessions are reported as they change; nothing waits for a whole report of them.
+    sessions_tx.open();
     let stores = Stores::start(
         &client,
         &touched,
@@ -264,6 +266,8 @@ pub async fn run(
         showing_bgp: HashSet::new(),
         started: Instant::now(),
         converged: false,
+        converged_at: None,
+        reports_open: false,
         interfaces,
         membership_ip,
         cut_off: false,
@@ -317,6 +321,10 @@ struct Speaker {
     started: Instant,
     /// The membership has seen every expected peer once (or the grace passed).
     converged: bool,
+    /// When it first converged.
+    converged_at: Option<Instant>,
+    /// The status writers were told this node's report is whole.
+    reports_open: bool,
     /// The node's interfaces.
     interfaces: chan::Receiver<Interfaces>,
     /// The address the membership runs on.

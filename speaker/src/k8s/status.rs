@@ -277,6 +277,9 @@ pub(crate) async fn run<K: StatusKind>(
             resync_at = now + RESYNC;
         }
         writer.queue.push_front(marks.keys);
+        if inbox.is_open() {
+            writer.queue.push_back(std::mem::take(&mut writer.deferred));
+        }
         if retry_at.is_some_and(|at| now >= at) {
             writer.queue.push_back(std::mem::take(&mut retry));
             retry_at = None;
@@ -462,6 +465,8 @@ struct Writer<K: StatusKind> {
     /// What landed, by object name, until the store shows it (the object's own echo comes
     /// first, then its status's).
     written: HashMap<String, K::Status>,
+    /// Keys of this node's objects it does not report, left until its report is whole.
+    deferred: BTreeSet<String>,
 }
 
 impl<K: StatusKind> Writer<K> {
@@ -470,6 +475,7 @@ impl<K: StatusKind> Writer<K> {
             node,
             queue: Queue::default(),
             written: HashMap::new(),
+            deferred: BTreeSet::new(),
         }
     }
 
@@ -512,7 +518,9 @@ impl<K: StatusKind> Writer<K> {
             let mine = get(&name);
             let Some(item) = want else {
                 self.written.remove(&name);
-                if mine.is_some() {
+                if mine.is_some() && !inbox.is_open() {
+                    self.deferred.insert(key.clone());
+                } else if mine.is_some() {
                     work.deletes.push(Delete {
                         name,
                         key: key.clone(),

@@ -7,6 +7,7 @@
 //! Services whose endpoints come, go or never were are in `endpoints.rs`.
 
 mod endpoints;
+mod restart;
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -41,6 +41,9 @@ struct Seen {
     closed: AtomicBool,
     /// The writer's side is gone (this node does not write the kind): nothing is marked.
     unread: AtomicBool,
+    /// The decision loop's report is whole ([`Outbox::open`]): this node's objects it does
+    /// not report may go.
+    open: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -106,6 +109,7 @@ pub(crate) fn outbox<K: StatusKind>(node: &str) -> (Outbox<K::Item>, Inbox<K::It
         notify: Notify::new(),
         closed: AtomicBool::new(false),
         unread: AtomicBool::new(false),
+        open: AtomicBool::new(false),
     });
     (
         Outbox {
@@ -222,6 +226,17 @@ impl<T: PartialEq> Outbox<T> {
     }
 }
 
+impl<T> Outbox<T> {
+    /// What this node reports is whole: from now on, this node's objects of keys it does not
+    /// report are removed. Until then a starting speaker, which has decided nothing yet,
+    /// would remove every object of its node only to write them again.
+    pub(crate) fn open(&self) {
+        if !self.seen.open.swap(true, Ordering::SeqCst) {
+            self.seen.notify.notify_one();
+        }
+    }
+}
+
 impl<T> Drop for Outbox<T> {
     fn drop(&mut self) {
         self.seen.closed.store(true, Ordering::SeqCst);
@@ -240,6 +255,11 @@ impl<T: Clone> Inbox<T> {
     /// What this node reports for `key`.
     pub(crate) fn wanted(&self, key: &str) -> Option<T> {
         lock(&self.want).get(key).cloned()
+    }
+
+    /// Whether this node's report is whole ([`Outbox::open`]).
+    pub(crate) fn is_open(&self) -> bool {
+        self.seen.open.load(Ordering::SeqCst)
     }
 
     /// Every key this node reports.

@@ -127,6 +127,7 @@ fn a_round_writes_only_what_differs_and_removes_what_is_stale() {
         both.announcers = ["node-1", "node-2"].map(String::from).into();
         e.insert("web/both".into(), both);
     });
+    outbox.open();
     let marked = all_marked(&inbox);
 
     // node-1 is the only live speaker: it removes what node-9 left.
@@ -157,6 +158,36 @@ fn a_round_writes_only_what_differs_and_removes_what_is_stale() {
     // A key nobody marked is not looked at.
     let work = writer.plan(&["web/same".into()], &gone, &inbox, objects.get());
     assert!(work.writes.is_empty() && work.deletes.is_empty());
+}
+
+#[test]
+fn a_starting_writer_removes_none_of_its_nodes_objects_until_the_report_is_whole() {
+    let node = "node-1";
+    let (outbox, inbox, tap) = outbox::<ServiceL2Status>(node);
+    let mut objects = Objects::new(tap);
+    // What this node wrote before it restarted; it has decided nothing yet.
+    objects.apply(stored("web/a", node, &["eth0"]));
+    objects.apply(stored("web/b", node, &["eth0"]));
+    let mut writer = Writer::<ServiceL2Status>::new(node.into());
+    let work = writer.plan(&all_marked(&inbox), &NOBODY_GONE, &inbox, objects.get());
+    assert!(
+        work.deletes.is_empty() && work.writes.is_empty(),
+        "{work:?}"
+    );
+    // The first decisions report web/a; web/b is not reported any more.
+    outbox.edit(|e| e.insert("web/a".into(), items(&["eth0"])));
+    outbox.open();
+    let mut keys: Vec<String> = all_marked(&inbox);
+    keys.extend(std::mem::take(&mut writer.deferred));
+    let work = writer.plan(&keys, &NOBODY_GONE, &inbox, objects.get());
+    assert!(work.writes.is_empty(), "web/a is as reported: {work:?}");
+    assert_eq!(
+        work.deletes,
+        [Delete {
+            name: object_name("web/b", node),
+            key: "web/b".into()
+        }]
+    );
 }
 
 #[test]
