@@ -1,11 +1,13 @@
 //! The status objects a speaker writes: `ServiceL2Status` and `ServiceBGPStatus`, one per
 //! (Service, announcing node), and `BGPSessionState`, one per (node, BGPPeer). Level-triggered:
-//! the writer is given everything this node reports, keyed, and makes the objects match,
-//! retrying while the apiserver is away. The announcers never wait on it.
+//! the writer is given what this node reports, keyed, and makes the objects match, retrying
+//! while the apiserver is away. The announcers never wait on it.
 //!
-//! At scale (thousands of Services reported at once, as when a speaker starts) the writes go
-//! out [`WRITE_CONCURRENCY`] at a time, in rounds of [`ROUND`]; between rounds the writer takes
-//! what the node reports now, and the newest keys go first, so a Service announced while a
+//! A writer looks only at the keys that changed ([`Outbox`], [`Tap`]): those whose report changed and
+//! those whose objects changed. One Service's change costs one key's work at any number of
+//! Services. At scale (thousands of Services reported at once, as when a speaker starts) the
+//! writes go out [`WRITE_CONCURRENCY`] at a time, in rounds of [`ROUND`] keys; between rounds
+//! the writer takes the keys marked since, ahead of the rest, so a Service announced while a
 //! backlog is written is reported next rather than after the backlog.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -348,14 +350,14 @@ impl Backoff {
 
 /// The keys a writer has still to look at: those marked last first, each once.
 #[derive(Debug, Default)]
-pub(super) struct Queue {
+struct Queue {
     keys: VecDeque<String>,
     queued: HashSet<String>,
 }
 
 impl Queue {
     /// Ahead of every key already queued (those already queued keep their place).
-    pub(super) fn push_front(&mut self, keys: impl IntoIterator<Item = String>) {
+    fn push_front(&mut self, keys: impl IntoIterator<Item = String>) {
         for key in keys {
             if self.queued.insert(key.clone()) {
                 self.keys.push_front(key);
@@ -364,7 +366,7 @@ impl Queue {
     }
 
     /// After every key already queued.
-    pub(super) fn push_back(&mut self, keys: impl IntoIterator<Item = String>) {
+    fn push_back(&mut self, keys: impl IntoIterator<Item = String>) {
         for key in keys {
             if self.queued.insert(key.clone()) {
                 self.keys.push_back(key);
@@ -373,7 +375,7 @@ impl Queue {
     }
 
     /// Up to `n` keys from the front.
-    pub(super) fn pop(&mut self, n: usize) -> Vec<String> {
+    fn pop(&mut self, n: usize) -> Vec<String> {
         let n = n.min(self.keys.len());
         let keys: Vec<String> = self.keys.drain(..n).collect();
         for key in &keys {
