@@ -5,9 +5,11 @@
 //! round looks at the marked keys alone, so one Service's change costs one key's work
 //! whatever the number of Services.
 //!
-//! The tap also keeps the objects that are not where this node writes a key's object (other
-//! nodes' objects, and any of this node's under another name), by the key they name: the
-//! only ones a key's plan must find besides its own, and few outside a handover.
+//! The tap also keeps the names of the objects that are not where this node writes a key's
+//! object (other nodes' objects, and any of this node's under another name), by the key they
+//! name: the ones a key's plan must find besides its own. With layer 2 every speaker watches
+//! every node's objects, so on N nodes that is about (N−1)/N of the names: one name per
+//! Service, like the objects the speaker caches anyway.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
