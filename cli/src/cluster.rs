@@ -11,7 +11,7 @@ use ferrolb_api::{
 };
 use ferrolb_config::{NodeName, Outcome, SecretInfo, Snapshot};
 use ferrolb_speaker::bgp::advertise::{self, BgpPlan};
-use ferrolb_speaker::election::{NodeInfo, World};
+use ferrolb_speaker::election::NodeInfo;
 use ferrolb_speaker::k8s::view;
 use ferrolb_speaker::plan::LbService;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
@@ -231,19 +231,5 @@ impl Cluster {
             })
             .filter_map(|s| s.node.clone())
             .collect()
-    }
-}
-
-/// A world for the election over `nodes`, with `live` speakers (`None`: every node).
-pub fn world<'a>(
-    config: &'a ferrolb_config::Config,
-    nodes: &'a BTreeMap<NodeName, NodeInfo>,
-    live: Option<&'a BTreeSet<NodeName>>,
-) -> World<'a> {
-    World {
-        config,
-        nodes,
-        live,
-        ignore_exclude_label: false,
     }
 }

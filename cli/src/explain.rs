@@ -14,7 +14,8 @@ use ferrolb_controller::service;
 use ferrolb_speaker::plan::{self, Decision};
 use serde::Serialize;
 
-use crate::cluster::{Cluster, world};
+use crate::cluster::Cluster;
+use ferrolb_speaker::election::World;
 
 /// Everything `explain` says about one Service.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -274,7 +275,7 @@ fn layer2(
     ips: &[String],
 ) -> Vec<Layer2> {
     let nodes = cluster.node_infos();
-    let plans = plan::layer2(world(config, &nodes, None), &cluster.lb_services());
+    let plans = plan::layer2(World::new(config, &nodes, None), &cluster.lb_services());
     let reported: Vec<String> = cluster.announcing_nodes(service).into_iter().collect();
     ips.iter()
         .filter_map(|ip| {

@@ -11,7 +11,8 @@ use ferrolb_controller::replay::{Outcome, replay};
 use ferrolb_speaker::plan::{self, IpPlan};
 use serde::Serialize;
 
-use crate::cluster::{Cluster, world};
+use crate::cluster::Cluster;
+use ferrolb_speaker::election::World;
 
 /// One change a simulation finds.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -69,9 +70,12 @@ pub fn node_down(cluster: &Cluster, node: &str) -> Vec<Change> {
     let all: BTreeSet<NodeName> = nodes.keys().cloned().collect();
     let mut survivors = all.clone();
     survivors.remove(&NodeName::from(node.to_owned()));
-    let before = owners(&plan::layer2(world(&config, &nodes, Some(&all)), &services));
+    let before = owners(&plan::layer2(
+        World::new(&config, &nodes, Some(&all)),
+        &services,
+    ));
     let after = owners(&plan::layer2(
-        world(&config, &nodes, Some(&survivors)),
+        World::new(&config, &nodes, Some(&survivors)),
         &services,
     ));
     let mut changes = layer2_moves(&before, &after);
@@ -180,9 +184,12 @@ pub fn config_change(cluster: &Cluster, yaml: &str) -> Result<Vec<Change>, Strin
     // Announcers, with the Services' IPs as they would be after the change.
     let nodes = cluster.node_infos();
     let services = cluster.lb_services();
-    let old_owners = owners(&plan::layer2(world(&old_config, &nodes, None), &services));
+    let old_owners = owners(&plan::layer2(
+        World::new(&old_config, &nodes, None),
+        &services,
+    ));
     let new_owners = owners(&plan::layer2(
-        world(&new_outcome.config, &nodes, None),
+        World::new(&new_outcome.config, &nodes, None),
         &services,
     ));
     changes.extend(layer2_moves(&old_owners, &new_owners));

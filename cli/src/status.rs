@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use ferrolb_controller::replay::replay;
 use serde::Serialize;
 
-use crate::cluster::{Cluster, world};
+use crate::cluster::Cluster;
+use ferrolb_speaker::election::World;
 
 /// The whole status.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -86,8 +87,10 @@ pub fn status(cluster: &Cluster) -> Status {
         })
         .collect();
     let nodes = cluster.node_infos();
-    let plans =
-        ferrolb_speaker::plan::layer2(world(&outcome.config, &nodes, None), &cluster.lb_services());
+    let plans = ferrolb_speaker::plan::layer2(
+        World::new(&outcome.config, &nodes, None),
+        &cluster.lb_services(),
+    );
     let mut layer2: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (ip, p) in &plans {
         if let Some(node) = p.decision.winner() {

@@ -116,12 +116,7 @@ fn bench_decide(c: &mut Criterion) {
                     .iter()
                     .filter_map(|s| view::lb_service_of(s, &endpoints))
                     .collect();
-                let world = World {
-                    config: &config,
-                    nodes: &nodes,
-                    live: None,
-                    ignore_exclude_label: false,
-                };
+                let world = World::new(&config, &nodes, None);
                 let layer2 = plan::layer2(world, &lb);
                 let bgp = advertise::plan(
                     &config,
@@ -173,12 +168,7 @@ fn bench_event(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(200))
         .measurement_time(Duration::from_secs(2));
     for n in [1_000, 10_000, 100_000] {
-        let world = |live| World {
-            config: &config,
-            nodes: &nodes,
-            live,
-            ignore_exclude_label: false,
-        };
+        let world = |live| World::new(&config, &nodes, live);
         let start = Instant::now();
         // The caches: each Service and its slice, by `namespace/name`.
         let mut caches: HashMap<String, (SlimService, SlimSlice)> = (0..n)

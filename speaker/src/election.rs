@@ -199,6 +199,23 @@ pub struct World<'a> {
     pub ignore_exclude_label: bool,
 }
 
+impl<'a> World<'a> {
+    /// The cluster of `config` and `nodes`, with `live` speakers (`None`: membership off),
+    /// the exclude label obeyed.
+    pub fn new(
+        config: &'a Config,
+        nodes: &'a BTreeMap<NodeName, NodeInfo>,
+        live: Option<&'a BTreeSet<NodeName>>,
+    ) -> Self {
+        Self {
+            config,
+            nodes,
+            live,
+            ignore_exclude_label: false,
+        }
+    }
+}
+
 /// MetalLB's tie-break: SHA-256 of `node#ip`.
 pub fn rendezvous_hash(node: &NodeName, ip: IpAddr) -> [u8; 32] {
     Sha256::digest(format!("{node}#{ip}").as_bytes()).into()

@@ -34,11 +34,7 @@ pub mod sys;
 /// What the unit tests share.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use std::collections::{BTreeMap, BTreeSet};
-
-    use ferrolb_config::{Config, NodeName, Snapshot};
-
-    use crate::election::{NodeInfo, World};
+    use ferrolb_config::{Config, Snapshot};
 
     /// Pool `lan` (IPv4 and IPv6) with an L2Advertisement, and pool `other` without one.
     pub(crate) const LAN: &str = r#"
@@ -61,21 +57,6 @@ spec: {ipAddressPools: [lan]}
     /// [`LAN`], parsed.
     pub(crate) fn lan_config() -> Config {
         valid_config(LAN)
-    }
-
-    /// The election's world over `nodes`, with `live` speakers (`None`: no membership), the
-    /// exclude label obeyed.
-    pub(crate) fn world<'a>(
-        config: &'a Config,
-        nodes: &'a BTreeMap<NodeName, NodeInfo>,
-        live: Option<&'a BTreeSet<NodeName>>,
-    ) -> World<'a> {
-        World {
-            config,
-            nodes,
-            live,
-            ignore_exclude_label: false,
-        }
     }
 
     /// The configuration of `yaml` (objects in `ferrolb-system`), which must have no errors.

@@ -114,7 +114,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::test_support::{lan_config, world};
+    use crate::test_support::lan_config;
 
     /// The IPs `node` must answer for, each with the interfaces to use (empty: every suitable one).
     fn announced_by(
@@ -156,7 +156,7 @@ mod tests {
     fn services_sharing_an_ip_are_decided_once_and_land_on_one_node() {
         let config = lan_config();
         let nodes = nodes(&["a", "b", "c"]);
-        let world = world(&config, &nodes, None);
+        let world = World::new(&config, &nodes, None);
         let services = [
             service("web/http", &["192.0.2.201"]),
             service("web/https", &["192.0.2.201"]),
@@ -177,7 +177,7 @@ mod tests {
     fn an_ip_in_no_pool_is_announced_by_nobody() {
         let config = lan_config();
         let nodes = nodes(&["a"]);
-        let world = world(&config, &nodes, None);
+        let world = World::new(&config, &nodes, None);
         let plans = layer2(world, &[service("web/x", &["198.51.100.7"])]);
         let plan = plans.values().next().expect("one ip");
         assert_eq!(plan.decision, Decision::NoPool);
@@ -188,7 +188,7 @@ mod tests {
     fn a_pool_without_l2_advertisement_is_not_announced() {
         let config = lan_config();
         let nodes = nodes(&["a"]);
-        let world = world(&config, &nodes, None);
+        let world = World::new(&config, &nodes, None);
         let plans = layer2(world, &[service("web/x", &["192.0.2.241"])]);
         let plan = plans.values().next().expect("one ip");
         match &plan.decision {
@@ -233,13 +233,13 @@ mod tests {
                 )
             })
             .collect();
-        let before = layer2(world(&config, &all, None), &services);
+        let before = layer2(World::new(&config, &all, None), &services);
         assert_eq!(before.len(), 40);
         let live: BTreeSet<NodeName> = ["a", "b", "c"]
             .iter()
             .map(|n| NodeName::from(n.to_string()))
             .collect();
-        let after = layer2(world(&config, &all, Some(&live)), &services);
+        let after = layer2(World::new(&config, &all, Some(&live)), &services);
         for (ip, plan) in &before {
             let old = plan.decision.winner().expect("announced");
             let new = after[ip].decision.winner().expect("still announced");

@@ -348,12 +348,7 @@ impl L2Cluster {
             .filter_map(|s| view::lb_service(s, None, &endpoints))
             .collect();
         let live: BTreeSet<NodeName> = live.iter().map(|n| NodeName::from(n.clone())).collect();
-        let world = World {
-            config: &config,
-            nodes: &nodes,
-            live: Some(&live),
-            ignore_exclude_label: false,
-        };
+        let world = World::new(&config, &nodes, Some(&live));
         let plans = plan::layer2(world, &services);
         Ok(plans
             .get(&ip)

@@ -8,7 +8,6 @@ use ferrolb_config::{Config, NodeName, PoolName};
 use proptest::prelude::*;
 
 use super::*;
-use crate::test_support::world;
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 
@@ -80,7 +79,7 @@ fn candidates_follow_metallbs_sha256_order() {
     ];
     for (addr, want) in cases {
         let e = elect(
-            world(&config, &nodes, None),
+            World::new(&config, &nodes, None),
             ip(addr),
             &pool,
             &[svc("default/web")],
@@ -102,7 +101,7 @@ fn dead_unavailable_and_excluded_nodes_are_skipped_with_the_reason() {
     nodes.get_mut("node-a").expect("node").network_unavailable = true;
     let live: BTreeSet<NodeName> = ["node-a", "node-c"].map(NodeName::from).into();
     let e = elect(
-        world(&config, &nodes, Some(&live)),
+        World::new(&config, &nodes, Some(&live)),
         ip("192.0.2.200"),
         &"lan".into(),
         &[svc("default/web")],
@@ -120,7 +119,7 @@ fn dead_unavailable_and_excluded_nodes_are_skipped_with_the_reason() {
     );
     let ignoring = World {
         ignore_exclude_label: true,
-        ..world(&config, &nodes, Some(&live))
+        ..World::new(&config, &nodes, Some(&live))
     };
     let e = elect(
         ignoring,
@@ -141,7 +140,7 @@ fn a_departing_node_announces_only_when_no_other_node_can() {
     // node-b wins 192.0.2.200 by hash (b, a, c); cordoned, it goes last.
     nodes.get_mut("node-b").expect("node").departing = Some(Departure::Cordoned);
     let e = elect(
-        world(&config, &nodes, None),
+        World::new(&config, &nodes, None),
         ip("192.0.2.200"),
         &"lan".into(),
         &[svc("default/web")],
@@ -152,7 +151,7 @@ fn a_departing_node_announces_only_when_no_other_node_can() {
         nodes.get_mut(n).expect("node").departing = Some(Departure::ScaleDown);
     }
     let e = elect(
-        world(&config, &nodes, None),
+        World::new(&config, &nodes, None),
         ip("192.0.2.200"),
         &"lan".into(),
         &[svc("default/web")],
@@ -163,7 +162,7 @@ fn a_departing_node_announces_only_when_no_other_node_can() {
     local.local = true;
     local.endpoint_nodes = ["node-b"].map(NodeName::from).into();
     let e = elect(
-        world(&config, &nodes, None),
+        World::new(&config, &nodes, None),
         ip("192.0.2.200"),
         &"lan".into(),
         &[local],
@@ -179,7 +178,7 @@ fn local_traffic_policy_keeps_only_nodes_with_a_ready_endpoint() {
     local.local = true;
     local.endpoint_nodes = ["node-c"].map(NodeName::from).into();
     let e = elect(
-        world(&config, &nodes, None),
+        World::new(&config, &nodes, None),
         ip("192.0.2.200"),
         &"lan".into(),
         &[local.clone()],
@@ -192,7 +191,7 @@ fn local_traffic_policy_keeps_only_nodes_with_a_ready_endpoint() {
     local.has_usable_endpoint = false;
     local.endpoint_nodes.clear();
     let e = elect(
-        world(&config, &nodes, None),
+        World::new(&config, &nodes, None),
         ip("192.0.2.200"),
         &"lan".into(),
         &[local],
@@ -209,21 +208,41 @@ fn a_service_opted_in_is_announced_without_endpoints_and_local_endpoints_still_c
     let mut gateway = svc("gw/envoy");
     gateway.has_usable_endpoint = false;
     // Without the opt-in, MetalLB's rule: nobody announces it.
-    let e = elect(world(&plain, &nodes, None), vip, &lan, &[gateway.clone()]);
+    let e = elect(
+        World::new(&plain, &nodes, None),
+        vip,
+        &lan,
+        &[gateway.clone()],
+    );
     assert_eq!(e.unannounced, Some(Unannounced::NoUsableEndpoint));
     // The annotation: every node is a candidate, as with endpoints.
     gateway.announce_without_endpoints = true;
-    let e = elect(world(&plain, &nodes, None), vip, &lan, &[gateway.clone()]);
+    let e = elect(
+        World::new(&plain, &nodes, None),
+        vip,
+        &lan,
+        &[gateway.clone()],
+    );
     assert_eq!(e.unannounced, None);
     assert_eq!(e.candidates.len(), 3);
     // Local with no local endpoint anywhere: every node may announce.
     gateway.local = true;
-    let e = elect(world(&plain, &nodes, None), vip, &lan, &[gateway.clone()]);
+    let e = elect(
+        World::new(&plain, &nodes, None),
+        vip,
+        &lan,
+        &[gateway.clone()],
+    );
     assert_eq!(e.candidates.len(), 3, "{:?}", e.excluded);
     // Local once a node has a ready endpoint: that node only.
     gateway.has_usable_endpoint = true;
     gateway.endpoint_nodes = ["node-b"].map(NodeName::from).into();
-    let e = elect(world(&plain, &nodes, None), vip, &lan, &[gateway.clone()]);
+    let e = elect(
+        World::new(&plain, &nodes, None),
+        vip,
+        &lan,
+        &[gateway.clone()],
+    );
     assert_eq!(order(&e), ["node-b"]);
     // The advertisement's field opts in every Service it matches; one it does not match is not.
     let opted = config(&format!(
@@ -236,11 +255,11 @@ fn a_service_opted_in_is_announced_without_endpoints_and_local_endpoints_still_c
     let mut labelled = svc("gw/envoy");
     labelled.has_usable_endpoint = false;
     labelled.labels = [("app".to_owned(), "gw".to_owned())].into();
-    let e = elect(world(&opted, &nodes, None), vip, &lan, &[labelled]);
+    let e = elect(World::new(&opted, &nodes, None), vip, &lan, &[labelled]);
     assert_eq!(e.candidates.len(), 3);
     let mut other = svc("web/app");
     other.has_usable_endpoint = false;
-    let e = elect(world(&opted, &nodes, None), vip, &lan, &[other]);
+    let e = elect(World::new(&opted, &nodes, None), vip, &lan, &[other]);
     assert_eq!(e.unannounced, Some(Unannounced::NoUsableEndpoint));
 }
 
@@ -254,7 +273,7 @@ fn preferences_outweigh_the_hash_and_node_selectors_restrict() {
         ("node-b", &[("rack", "2")]),
     ]);
     let e = elect(
-        world(&config, &nodes, None),
+        World::new(&config, &nodes, None),
         ip("192.0.2.200"),
         &"lan".into(),
         &[svc("default/web")],
@@ -287,7 +306,7 @@ fn services_sharing_an_ip_land_on_one_node_that_suits_them_all() {
     b.key = "default/b".into();
     b.endpoint_nodes = ["node-c"].map(NodeName::from).into();
     let e = elect(
-        world(&config, &nodes, None),
+        World::new(&config, &nodes, None),
         ip("192.0.2.200"),
         &"lan".into(),
         &[a, b],
@@ -303,7 +322,7 @@ fn a_shared_ip_is_not_announced_by_an_advertisement_with_service_selectors() {
     web.labels = [("app".to_string(), "web".to_string())].into();
     web.shares_ip = true;
     let e = elect(
-        world(&config, &nodes, None),
+        World::new(&config, &nodes, None),
         ip("192.0.2.200"),
         &"lan".into(),
         &[web.clone()],
@@ -317,7 +336,7 @@ fn a_shared_ip_is_not_announced_by_an_advertisement_with_service_selectors() {
     web.shares_ip = false;
     web.labels.clear();
     let e = elect(
-        world(&config, &nodes, None),
+        World::new(&config, &nodes, None),
         ip("192.0.2.200"),
         &"lan".into(),
         &[web],
@@ -338,13 +357,13 @@ fn a_sharer_without_endpoints_does_not_take_the_ip_from_the_others() {
     empty.has_usable_endpoint = false;
     let vip = ip("192.0.2.200");
     let alone = elect(
-        world(&config, &nodes, None),
+        World::new(&config, &nodes, None),
         vip,
         &"lan".into(),
         &[serving.clone()],
     );
     let shared = elect(
-        world(&config, &nodes, None),
+        World::new(&config, &nodes, None),
         vip,
         &"lan".into(),
         &[serving, empty],
@@ -372,13 +391,13 @@ fn a_sharer_refused_by_an_advertisement_does_not_take_the_ip_from_the_others() {
     other.shares_ip = true;
     let vip = ip("192.0.2.200");
     let alone = elect(
-        world(&config, &nodes, None),
+        World::new(&config, &nodes, None),
         vip,
         &"lan".into(),
         &[other.clone()],
     );
     let shared = elect(
-        world(&config, &nodes, None),
+        World::new(&config, &nodes, None),
         vip,
         &"lan".into(),
         &[web.clone(), other],
@@ -386,7 +405,12 @@ fn a_sharer_refused_by_an_advertisement_does_not_take_the_ip_from_the_others() {
     assert_eq!(shared.unannounced, None);
     assert_eq!(order(&shared), order(&alone));
     // Alone, it is still refused with the reason.
-    let e = elect(world(&config, &nodes, None), vip, &"lan".into(), &[web]);
+    let e = elect(
+        World::new(&config, &nodes, None),
+        vip,
+        &"lan".into(),
+        &[web],
+    );
     assert_eq!(
         e.unannounced,
         Some(Unannounced::SharedIpWithServiceSelector(
@@ -409,8 +433,8 @@ proptest! {
         fewer.remove(&gone);
         for octet in last_octets {
             let addr = ip(&format!("192.0.2.{octet}"));
-            let before = elect(world(&config, &nodes, Some(&all)), addr, &"lan".into(), &[svc("s")]);
-            let after = elect(world(&config, &nodes, Some(&fewer)), addr, &"lan".into(), &[svc("s")]);
+            let before = elect(World::new(&config, &nodes, Some(&all)), addr, &"lan".into(), &[svc("s")]);
+            let after = elect(World::new(&config, &nodes, Some(&fewer)), addr, &"lan".into(), &[svc("s")]);
             if before.winner() != Some(&gone) {
                 prop_assert_eq!(before.winner(), after.winner());
             } else {

@@ -6,9 +6,8 @@ use ferrolb_config::{Config, NodeName};
 use tokio::time::Instant;
 
 use super::*;
-use crate::election::{NodeInfo, ServiceInfo, rendezvous_hash};
+use crate::election::{NodeInfo, ServiceInfo, World, rendezvous_hash};
 use crate::plan::{LbService, layer2};
-use crate::test_support::world;
 
 const SETTLE: Duration = Duration::from_millis(1500);
 
@@ -84,7 +83,7 @@ impl Cluster {
     }
 
     fn plans(&self, services: &[LbService], live: &BTreeSet<NodeName>) -> BTreeMap<IpAddr, IpPlan> {
-        layer2(world(&self.config, &self.nodes, Some(live)), services)
+        layer2(World::new(&self.config, &self.nodes, Some(live)), services)
     }
 }
 

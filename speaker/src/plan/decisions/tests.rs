@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::election::{NodeInfo, ServiceInfo, World};
 use crate::plan::layer2;
-use crate::test_support::{lan_config, world};
+use crate::test_support::lan_config;
 
 const NODES: [&str; 4] = ["a", "b", "c", "d"];
 
@@ -95,7 +95,7 @@ fn decided_ips(decided: &[Redecided]) -> BTreeSet<IpAddr> {
 fn a_changed_service_decides_only_its_own_ips_again() {
     let config = lan_config();
     let nodes = nodes();
-    let world = world(&config, &nodes, None);
+    let world = World::new(&config, &nodes, None);
     let mut decisions = Kept::default();
     decisions.set("web/a", Some(service("web/a", &[0], &["a"], false)));
     decisions.set("web/b", Some(service("web/b", &[1], &["b"], false)));
@@ -129,7 +129,7 @@ fn a_dead_node_re_decides_only_the_ips_it_announced() {
         let key = format!("web/s{i}");
         decisions.set(&key, Some(service(&key, &[i], &["a"], false)));
     }
-    decisions.decide(world(&config, &nodes, Some(&all)), |_, _, _| {});
+    decisions.decide(World::new(&config, &nodes, Some(&all)), |_, _, _| {});
     let winner = decisions.plans()[&ip(0)]
         .decision
         .winner()
@@ -145,7 +145,7 @@ fn a_dead_node_re_decides_only_the_ips_it_announced() {
     let mut live = all.clone();
     live.remove(&winner);
     decisions.decisions.nodes_gone([&winner]);
-    let now = world(&config, &nodes, Some(&live));
+    let now = World::new(&config, &nodes, Some(&live));
     let decided = decisions.decide(now, |_, _, _| {});
     assert_eq!(decided_ips(&decided), held);
     let scratch = decisions.decided_from_scratch(now);
@@ -163,7 +163,7 @@ fn a_dead_node_re_decides_only_the_ips_it_announced() {
 fn adjust_sees_the_plan_before_and_its_change_is_what_is_kept() {
     let config = lan_config();
     let nodes = nodes();
-    let world = world(&config, &nodes, None);
+    let world = World::new(&config, &nodes, None);
     let mut decisions = Kept::default();
     decisions.set("web/a", Some(service("web/a", &[0], &["a"], false)));
     decisions.decide(world, |_, _, before| assert!(before.is_none()));
@@ -249,7 +249,7 @@ proptest! {
                 }
                 Step::World => decisions.decisions.world_changed(),
             }
-            let world = world(&config, &nodes, Some(&live));
+            let world = World::new(&config, &nodes, Some(&live));
             decisions.decide(world, |_, _, _| {});
             let scratch = decisions.decided_from_scratch(world);
             let ips: Vec<&IpAddr> = decisions.plans().keys().collect();
