@@ -268,11 +268,14 @@ pub(crate) async fn run<K: StatusKind>(
         let Some(marks) = inbox.take() else { return };
         writer.settled(&marks.settled);
         let now = Instant::now();
-        if std::mem::take(&mut nodes_moved) {
+        let looked = std::mem::take(&mut nodes_moved);
+        if looked {
             everything |= world.refresh(&nodes, live.as_ref());
         }
         if std::mem::take(&mut everything) || marks.everything || now >= resync_at {
-            world.refresh(&nodes, live.as_ref());
+            if !looked {
+                world.refresh(&nodes, live.as_ref());
+            }
             let mut keys: BTreeSet<String> = inbox.keys().into_iter().collect();
             keys.extend(store.state().iter().map(|o| o.key.clone()));
             writer.queue.push_back(keys);

@@ -314,10 +314,11 @@ impl Tap {
         match event {
             Event::Apply(object) | Event::Delete(object) => {
                 let deleted = matches!(event, Event::Delete(_));
-                if !elsewhere(object) && (deleted || object.status.is_some()) {
+                let at_own_name = !elsewhere(object);
+                if at_own_name && (deleted || object.status.is_some()) {
                     state.marks.settled.insert(object.name.clone());
                 }
-                if elsewhere(object) {
+                if !at_own_name {
                     let names = state.elsewhere.entry(object.key.clone()).or_default();
                     if !deleted {
                         names.insert(object.name.clone());

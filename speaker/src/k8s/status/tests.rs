@@ -98,6 +98,19 @@ impl Objects {
     }
 }
 
+/// A writer of `node`, the three sides of its reports, and an empty store.
+fn writer_of(
+    node: &str,
+) -> (
+    Outbox<L2Report>,
+    Inbox<L2Report>,
+    Objects,
+    Writer<ServiceL2Status>,
+) {
+    let (outbox, inbox, tap) = outbox::<ServiceL2Status>(node);
+    (outbox, inbox, Objects::new(tap), Writer::new(node.into()))
+}
+
 fn all_marked(inbox: &Inbox<L2Report>) -> Vec<String> {
     let mut keys: Vec<String> = inbox.take().expect("open").keys.into_iter().collect();
     keys.sort_unstable();
@@ -107,8 +120,7 @@ fn all_marked(inbox: &Inbox<L2Report>) -> Vec<String> {
 #[test]
 fn a_round_writes_only_what_differs_and_removes_what_is_stale() {
     let node = "node-1";
-    let (outbox, inbox, tap) = outbox::<ServiceL2Status>(node);
-    let mut objects = Objects::new(tap);
+    let (outbox, inbox, mut objects, mut writer) = writer_of(node);
     objects.apply(stored("web/same", node, &["eth0"]));
     objects.apply(stored("web/changed", node, &["eth0"]));
     objects.apply(stored("web/gone", node, &["eth0"]));
@@ -137,7 +149,6 @@ fn a_round_writes_only_what_differs_and_removes_what_is_stale() {
         known: &known,
         speakers: &live,
     };
-    let mut writer = Writer::<ServiceL2Status>::new(node.into());
     let work = writer.plan(&marked, &gone, &inbox, objects.get());
     let mut deleted: Vec<&str> = work.deletes.iter().map(|d| d.key.as_str()).collect();
     deleted.sort_unstable();
@@ -155,7 +166,7 @@ fn a_round_writes_only_what_differs_and_removes_what_is_stale() {
     assert!(!exists["web/new"]);
     assert!(!exists["web/moved"], "node-2's object is not this node's");
 
-    // A key nobody marked is not looked at.
+    // Planned again, a key whose object matches gives no work.
     let work = writer.plan(&["web/same".into()], &gone, &inbox, objects.get());
     assert!(work.writes.is_empty() && work.deletes.is_empty());
 }
@@ -163,12 +174,10 @@ fn a_round_writes_only_what_differs_and_removes_what_is_stale() {
 #[test]
 fn a_starting_writer_removes_none_of_its_nodes_objects_until_the_report_is_whole() {
     let node = "node-1";
-    let (outbox, inbox, tap) = outbox::<ServiceL2Status>(node);
-    let mut objects = Objects::new(tap);
+    let (outbox, inbox, mut objects, mut writer) = writer_of(node);
     // What this node wrote before it restarted; it has decided nothing yet.
     objects.apply(stored("web/a", node, &["eth0"]));
     objects.apply(stored("web/b", node, &["eth0"]));
-    let mut writer = Writer::<ServiceL2Status>::new(node.into());
     let work = writer.plan(&all_marked(&inbox), &NOBODY_GONE, &inbox, objects.get());
     assert!(
         work.deletes.is_empty() && work.writes.is_empty(),
@@ -200,13 +209,11 @@ fn a_gone_nodes_objects_are_removed_by_exactly_one_live_speaker_each() {
     let mut removers: BTreeMap<String, usize> = BTreeMap::new();
     let mut removed: BTreeMap<String, usize> = BTreeMap::new();
     for node in &speakers {
-        let (_outbox, inbox, tap) = outbox::<ServiceL2Status>(node);
-        let mut objects = Objects::new(tap);
+        let (_outbox, inbox, mut objects, mut writer) = writer_of(node);
         for i in 0..40 {
             objects.apply(stored(&format!("web/svc-{i}"), "node-9", &["eth0"]));
         }
         let marked = all_marked(&inbox);
-        let mut writer = Writer::<ServiceL2Status>::new(node.clone());
         let work = writer.plan(&marked, &gone, &inbox, objects.get());
         removers.insert(node.clone(), work.deletes.len());
         for d in work.deletes {
@@ -239,11 +246,9 @@ struct Landed {
 }
 
 fn landed_a(node: &str) -> Landed {
-    let (outbox, inbox, tap) = outbox::<ServiceL2Status>(node);
-    let objects = Objects::new(tap);
+    let (outbox, inbox, objects, mut writer) = writer_of(node);
     outbox.edit(|e| e.insert("web/a".into(), items(&["eth0"])));
     inbox.take();
-    let mut writer = Writer::<ServiceL2Status>::new(node.into());
     let work = writer.plan(&["web/a".into()], &NOBODY_GONE, &inbox, objects.get());
     assert_eq!(keys(&work.writes), ["web/a"]);
     let landed = work.writes[0].clone();
@@ -315,14 +320,12 @@ fn an_object_removed_after_it_showed_what_was_written_is_written_again() {
 #[test]
 fn a_second_object_of_this_nodes_for_a_key_is_removed() {
     let node = "node-1";
-    let (outbox, inbox, tap) = outbox::<ServiceL2Status>(node);
-    let mut objects = Objects::new(tap);
+    let (outbox, inbox, mut objects, mut writer) = writer_of(node);
     objects.apply(stored("web/a", node, &["eth0"]));
     let mut odd = (*stored("web/a", node, &["eth0"])).clone();
     odd.name = "l2-written-by-hand".into();
     objects.apply(Arc::new(odd));
     outbox.edit(|e| e.insert("web/a".into(), items(&["eth0"])));
-    let mut writer = Writer::<ServiceL2Status>::new(node.into());
     let work = writer.plan(&all_marked(&inbox), &NOBODY_GONE, &inbox, objects.get());
     assert!(work.writes.is_empty());
     assert_eq!(
