@@ -51,21 +51,22 @@ async fn a_restarted_speaker_keeps_its_status_objects() {
         .wait_speakers_ready(SETTLE)
         .await
         .expect("speaker ready again");
-    // Once it answers for every IP again, every object is the one from before.
-    let answering = || async {
-        let mut answered = 0;
-        for svc in &services {
-            if cluster
-                .resolve(svc.ips[0], Duration::from_secs(2))
-                .await
-                .is_ok()
-            {
-                answered += 1;
-            }
+    // Once the new speaker answers for every IP (its own gauge, not the client's neighbour
+    // cache, which still holds the old answer), every object is the one from before.
+    let ns = cluster.host("node-1").ns.clone();
+    let want = services.len();
+    let announcing = || {
+        let ns = ns.clone();
+        async move {
+            let text = ns.run(|| http_get("127.0.0.1:7472", "/metrics"))??;
+            let ips: Option<usize> = text
+                .lines()
+                .find_map(|l| l.strip_prefix("ferrolb_speaker_layer2_announced_ips "))
+                .and_then(|v| v.trim().parse().ok());
+            Ok((ips == Some(want)).then_some(()))
         }
-        Ok((answered == services.len()).then_some(()))
     };
-    wait_for("every IP answered again", SETTLE, answering)
+    wait_for("every IP answered again", SETTLE, announcing)
         .await
         .expect("answered");
     let after = wait_for("every Service reported again", SETTLE, all_reported)
